@@ -1,0 +1,36 @@
+"""Customer phone numbers never reach storage in clear.
+
+With a key configured, a number becomes a keyed hash (HMAC-SHA-256): the same customer gets the
+same token across calls, so repeat calls can still be counted, but the number cannot be
+recovered without the key. Without a key, numbers are masked (last two digits kept), which is
+safe but makes repeat customers indistinguishable. Extensions, operator ids and CRM entity ids
+are not phone numbers and pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+_MIN_PHONE_DIGITS = 7
+_SEPARATORS = str.maketrans("", "", " +-().")
+
+
+class PhoneProtector:
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+
+    @property
+    def mode(self) -> str:
+        return "hash" if self._key else "mask"
+
+    def protect(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = value.translate(_SEPARATORS)
+        if len(digits) < _MIN_PHONE_DIGITS or not digits.isdigit():
+            return value
+        if self._key is None:
+            return "*" * (len(digits) - 2) + digits[-2:]
+        digest = hmac.new(self._key, digits.encode("ascii"), hashlib.sha256).hexdigest()
+        return f"h:{digest[:20]}"

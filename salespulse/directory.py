@@ -1,0 +1,268 @@
+"""The manager directory: who is behind a PBX extension, chat operator id or CRM user id.
+
+Attribution is data, not code. Each identity has a validity period, so an extension reassigned at
+noon belongs to its old owner for the morning's calls. The directory is loaded from YAML (the
+documented shape, see ``docs/directory.md``) or CSV (one row per identity) and re-read when the
+file changes, without a restart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from salespulse.models import Actor, SourceFamily
+
+MAX_DIRECTORY_BYTES = 32 * 1024 * 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FAR_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
+
+
+class DirectoryError(Exception):
+    """The directory file is unreadable or inconsistent; the message names the offending entry."""
+
+
+class Attribution(NamedTuple):
+    manager_id: str
+    department_id: str
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DepartmentEntry(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(default="", max_length=256)
+    timezone: str
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class IdentityEntry(_Strict):
+    family: SourceFamily
+    id: str = Field(min_length=1, max_length=128)
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    @field_validator("valid_from", "valid_to")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("validity times need a time zone offset")
+        return value
+
+
+class ManagerEntry(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    name: str = Field(default="", max_length=256)
+    department: str = Field(min_length=1, max_length=64)
+    identities: list[IdentityEntry] = Field(default_factory=list)
+
+
+class DirectoryFile(_Strict):
+    departments: list[DepartmentEntry]
+    managers: list[ManagerEntry]
+
+
+@dataclass(frozen=True)
+class _Span:
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+    owners: tuple[Attribution, ...]
+
+
+@dataclass
+class Directory:
+    """An immutable snapshot; ``resolve`` is the hot-path lookup."""
+
+    departments: dict[str, DepartmentEntry]
+    managers: dict[str, ManagerEntry]
+    _index: dict[Actor, _Span] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_model(cls, data: DirectoryFile) -> Directory:
+        departments = {d.id: d for d in data.departments}
+        if len(departments) != len(data.departments):
+            raise DirectoryError("duplicate department id")
+        managers: dict[str, ManagerEntry] = {}
+        periods: dict[Actor, list[tuple[datetime, datetime, Attribution]]] = {}
+        for manager in data.managers:
+            if manager.id in managers:
+                raise DirectoryError(f"duplicate manager id {manager.id!r}")
+            if manager.department not in departments:
+                raise DirectoryError(
+                    f"manager {manager.id!r} names unknown department {manager.department!r}"
+                )
+            managers[manager.id] = manager
+            owner = Attribution(manager.id, manager.department)
+            for ident in manager.identities:
+                start = ident.valid_from or _EPOCH
+                end = ident.valid_to or _FAR_FUTURE
+                if end <= start:
+                    raise DirectoryError(f"identity {ident.id!r} of {manager.id!r}: empty period")
+                periods.setdefault(Actor(ident.family, ident.id), []).append((start, end, owner))
+        index: dict[Actor, _Span] = {}
+        for actor, spans in periods.items():
+            spans.sort(key=lambda s: s[0])
+            for (_, prev_end, prev), (start, _, owner) in itertools.pairwise(spans):
+                if start < prev_end:
+                    raise DirectoryError(
+                        f"{actor.family.value} identity {actor.id!r} is held by "
+                        f"{prev.manager_id!r} and {owner.manager_id!r} at the same time"
+                    )
+            index[actor] = _Span(
+                tuple(s[0] for s in spans), tuple(s[1] for s in spans), tuple(s[2] for s in spans)
+            )
+        return cls(departments, managers, index)
+
+    def resolve(self, actor: Actor, at: datetime) -> Attribution | None:
+        """The manager holding ``actor`` at time ``at``, or None (unattributed)."""
+        span = self._index.get(actor)
+        if span is None:
+            return None
+        position = bisect_right(span.starts, at) - 1
+        if position < 0 or at >= span.ends[position]:
+            return None
+        return span.owners[position]
+
+    def timezone_of(self, department_id: str) -> ZoneInfo:
+        return ZoneInfo(self.departments[department_id].timezone)
+
+
+def parse_directory(text: str, *, suffix: str) -> Directory:
+    """Parse directory text; ``suffix`` (".yaml", ".yml" or ".csv") selects the format."""
+    try:
+        if suffix in (".yaml", ".yml"):
+            raw = yaml.safe_load(text)
+            if not isinstance(raw, dict):
+                raise DirectoryError("directory YAML must be a mapping with departments, managers")
+            data = DirectoryFile.model_validate(raw)
+        elif suffix == ".csv":
+            data = _from_csv(text)
+        else:
+            raise DirectoryError(f"unsupported directory format {suffix!r} (use .yaml or .csv)")
+    except yaml.YAMLError as exc:
+        raise DirectoryError(f"directory YAML does not parse: {exc}") from exc
+    except ValidationError as exc:
+        raise DirectoryError(f"directory is invalid: {exc}") from exc
+    return Directory.from_model(data)
+
+
+_CSV_COLUMNS = (
+    "manager_id",
+    "manager_name",
+    "department_id",
+    "department_name",
+    "timezone",
+    "family",
+    "identity",
+    "valid_from",
+    "valid_to",
+)
+
+
+def _from_csv(text: str) -> DirectoryFile:
+    reader = csv.DictReader(io.StringIO(text))
+    if reader.fieldnames is None or tuple(reader.fieldnames) != _CSV_COLUMNS:
+        raise DirectoryError(f"directory CSV header must be: {','.join(_CSV_COLUMNS)}")
+    departments: dict[str, dict[str, str]] = {}
+    managers: dict[str, dict[str, object]] = {}
+    for row in reader:
+        departments.setdefault(
+            row["department_id"],
+            {
+                "id": row["department_id"],
+                "name": row["department_name"],
+                "timezone": row["timezone"],
+            },
+        )
+        manager = managers.setdefault(
+            row["manager_id"],
+            {
+                "id": row["manager_id"],
+                "name": row["manager_name"],
+                "department": row["department_id"],
+                "identities": [],
+            },
+        )
+        if row["identity"]:
+            identities = manager["identities"]
+            assert isinstance(identities, list)
+            identities.append(
+                {
+                    "family": row["family"],
+                    "id": row["identity"],
+                    "valid_from": row["valid_from"] or None,
+                    "valid_to": row["valid_to"] or None,
+                }
+            )
+    return DirectoryFile.model_validate(
+        {"departments": list(departments.values()), "managers": list(managers.values())}
+    )
+
+
+def load_directory(path: Path) -> Directory:
+    try:
+        size = path.stat().st_size
+        if size > MAX_DIRECTORY_BYTES:
+            raise DirectoryError(f"{path}: {size} bytes is over the {MAX_DIRECTORY_BYTES} limit")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DirectoryError(f"cannot read directory {path}: {exc}") from exc
+    return parse_directory(text, suffix=path.suffix.lower())
+
+
+class DirectoryWatcher:
+    """Keeps the current directory, re-reading the file when its modification stamp changes.
+
+    A file that fails to load keeps the previous directory in force: a typo in production must
+    not turn every manager into "unattributed". The failure is reported through ``last_error``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._read_stamp()
+        self.current = load_directory(path)
+        self.last_error: str | None = None
+        self.reloads = 0
+
+    def _read_stamp(self) -> tuple[int, int]:
+        stat = self.path.stat()
+        return (stat.st_mtime_ns, stat.st_size)
+
+    def refresh(self) -> bool:
+        """Reload if the file changed; True when a new directory took effect."""
+        try:
+            stamp = self._read_stamp()
+        except OSError as exc:
+            self.last_error = f"cannot stat {self.path}: {exc}"
+            return False
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            self.current = load_directory(self.path)
+        except DirectoryError as exc:
+            self.last_error = str(exc)
+            return False
+        self.last_error = None
+        self.reloads += 1
+        return True

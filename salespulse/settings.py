@@ -1,0 +1,219 @@
+"""Configuration: environment variables with the ``SALESPULSE_`` prefix, over an optional YAML file.
+
+Nested sections use ``__``: ``SALESPULSE_KAFKA__BOOTSTRAP_SERVERS=broker:9092``. The file named by
+``SALESPULSE_CONFIG_FILE`` has the same shape in YAML; the environment wins over it. Secrets are
+``SecretStr`` so they never appear in logs, reprs or error messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+class KafkaSettings(BaseModel):
+    """Plain bootstrap servers plus optional SASL/TLS: works with any Kafka-protocol broker."""
+
+    bootstrap_servers: str = "127.0.0.1:19092"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    client_id: str = "salespulse"
+
+    def aiokafka_options(self) -> dict[str, object]:
+        """Keyword arguments shared by aiokafka producers, consumers and admin clients."""
+        options: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.security_protocol,
+            "client_id": self.client_id,
+        }
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else None
+            )
+        context = self.ssl_context()
+        if context is not None:
+            options["ssl_context"] = context
+        return options
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.security_protocol not in ("SSL", "SASL_SSL"):
+            return None
+        from aiokafka.helpers import create_ssl_context
+
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=str(self.ssl_cafile) if self.ssl_cafile else None
+        )
+        return context
+
+
+class ClickHouseSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=19000, ge=1, le=65535, description="native protocol port")
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    database: str = "salespulse"
+    secure: bool = False
+    connect_timeout_seconds: float = 5.0
+
+    @field_validator("database")
+    @classmethod
+    def _safe_identifier(cls, value: str) -> str:
+        # The database name is spliced into DDL, so it must be a plain identifier.
+        if not _IDENTIFIER.match(value):
+            raise ValueError(f"not a plain identifier: {value!r}")
+        return value
+
+
+class TopicSettings(BaseModel):
+    raw_pbx: str = "salespulse.raw.pbx"
+    raw_chat: str = "salespulse.raw.chat"
+    raw_crm: str = "salespulse.raw.crm"
+    dead_letter: str = "salespulse.deadletter"
+    partitions: int = Field(default=4, ge=1, le=1024)
+    replication_factor: int = Field(default=1, ge=1, le=7)
+
+    @field_validator("raw_pbx", "raw_chat", "raw_crm", "dead_letter")
+    @classmethod
+    def _valid_topic(cls, value: str) -> str:
+        if not _TOPIC.match(value):
+            raise ValueError(f"not a valid Kafka topic name: {value!r}")
+        return value
+
+    def raw_topics(self) -> tuple[str, str, str]:
+        return (self.raw_pbx, self.raw_chat, self.raw_crm)
+
+
+class WorkerSettings(BaseModel):
+    app_id: str = "salespulse-worker"
+    batch_max_messages: int = Field(default=2000, ge=1, le=1_000_000)
+    batch_within_seconds: float = Field(default=0.5, gt=0, le=60)
+    max_message_bytes: int = Field(default=1_048_576, ge=1024)
+    max_record_bytes: int = Field(default=65_536, ge=256)
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    sink_retry_max_seconds: float = Field(default=30.0, gt=0)
+    # How long the group coordinator waits for members during a rebalance, and how long a
+    # silent member keeps its partitions. Shorter than faust's 60 s defaults so that a new or
+    # dead worker's partitions move within seconds.
+    rebalance_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
+    session_timeout_seconds: float = Field(default=10.0, ge=3, le=300)
+
+
+class StackSettings(BaseModel):
+    """The local development/CI stack: Tansu and ClickHouse as plain processes on loopback."""
+
+    state_dir: Path = REPO_ROOT / ".state" / "stack"
+    kafka_port: int = Field(default=19092, ge=1, le=65535)
+    clickhouse_tcp_port: int = Field(default=19000, ge=1, le=65535)
+    clickhouse_http_port: int = Field(default=18123, ge=1, le=65535)
+
+
+class ParsingSettings(BaseModel):
+    pbx_timezone: str = Field(
+        default="UTC",
+        description="time zone of the PBX's CDR timestamps (Asterisk writes local time unless "
+        "usegmtime=yes)",
+    )
+    internal_extension_pattern: str = r"^\d{2,6}$"
+    phone_hash_key: SecretStr | None = Field(
+        default=None,
+        description="key for hashing customer phone numbers; without it numbers are masked",
+    )
+
+    @field_validator("pbx_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("internal_extension_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        re.compile(value)
+        return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SALESPULSE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    topics: TopicSettings = TopicSettings()
+    worker: WorkerSettings = WorkerSettings()
+    stack: StackSettings = StackSettings()
+    parsing: ParsingSettings = ParsingSettings()
+    directory_path: Path = REPO_ROOT / "deploy" / "directory.example.yaml"
+    conversation_min_seconds: int = Field(
+        default=30, ge=0, le=3600, description="talk time from which a call is a conversation"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SALESPULSE_CONFIG_FILE")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        sources.append(file_secret_settings)
+        return tuple(sources)
+
+
+def to_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce ``settings`` in a child process.
+
+    Used to start a worker as its own process with exactly the parent's configuration (the demo,
+    the end-to-end tests). Secrets are included in clear because the environment is where they
+    belong; never log the result.
+    """
+    env: dict[str, str] = {}
+
+    def put(name: str, value: object) -> None:
+        if value is None:
+            return
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[name] = str(value)
+
+    for field_name in type(settings).model_fields:
+        value = getattr(settings, field_name)
+        prefix = f"SALESPULSE_{field_name.upper()}"
+        if isinstance(value, BaseModel):
+            for inner in type(value).model_fields:
+                put(f"{prefix}__{inner.upper()}", getattr(value, inner))
+        else:
+            put(prefix, value)
+    return env

@@ -1,0 +1,68 @@
+"""Configuration from the environment and a file; phone numbers never stored in clear."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from processors.privacy import PhoneProtector
+from salespulse.directory import load_directory
+from salespulse.settings import ClickHouseSettings, Settings
+
+
+def test_environment_overrides_file_and_nested_sections(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "salespulse.yaml"
+    config.write_text("kafka: {bootstrap_servers: 'file:9092'}\nclickhouse: {port: 9440}\n")
+    monkeypatch.setenv("SALESPULSE_CONFIG_FILE", str(config))
+    monkeypatch.setenv("SALESPULSE_KAFKA__BOOTSTRAP_SERVERS", "env:9092")
+    settings = Settings()
+    assert settings.kafka.bootstrap_servers == "env:9092"
+    assert settings.clickhouse.port == 9440
+
+
+def test_secrets_do_not_show_in_reprs_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PASSWORD", "hunter2-secret")
+    settings = Settings()
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in str(settings.model_dump())
+    assert settings.clickhouse.password.get_secret_value() == "hunter2-secret"
+
+
+@pytest.mark.parametrize("name", ["sales; DROP TABLE x", "1abc", "a.b", ""])
+def test_database_name_must_be_a_plain_identifier(name: str) -> None:
+    with pytest.raises(ValidationError):
+        ClickHouseSettings(database=name)
+
+
+def test_unknown_pbx_time_zone_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESPULSE_PARSING__PBX_TIMEZONE", "Europe/Atlantis")
+    with pytest.raises(ValidationError, match="unknown time zone"):
+        Settings()
+
+
+def test_example_directory_shipped_with_the_project_loads() -> None:
+    directory = load_directory(Settings().directory_path)
+    assert set(directory.managers) == {"ivanova", "petrov"}
+
+
+def test_phone_numbers_are_hashed_with_a_key_stably_and_not_reversibly() -> None:
+    phones = PhoneProtector(b"k1")
+    token = phones.protect("+7 (916) 123-45-67")
+    assert token is not None
+    assert token.startswith("h:")
+    assert "9161234567" not in token
+    assert phones.protect("79161234567") == token  # the same customer, however it is written
+    assert PhoneProtector(b"k2").protect("79161234567") != token
+
+
+def test_without_a_key_phone_numbers_are_masked() -> None:
+    assert PhoneProtector(None).protect("79161234567") == "*********67"
+
+
+@pytest.mark.parametrize("value", ["101", "op-7", "c-88", "", None])
+def test_extensions_and_ids_pass_through(value: str | None) -> None:
+    assert PhoneProtector(b"k").protect(value) == value
