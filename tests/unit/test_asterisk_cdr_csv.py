@@ -1,0 +1,438 @@
+"""Golden tests for Asterisk cdr_csv lines: each sample is a line Asterisk could have written,
+with the expected events worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from processors.parsers import AsteriskCdrCsvParser, RecordError
+from processors.parsers.asterisk_cdr_csv import channel_endpoint
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    Direction,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+SOURCE = SourceRef("asterisk-cdr-csv", "salespulse.raw.pbx", 0, 42)
+PHONE = "79161234567"
+
+# The brief's example: a client calls the trunk, the call is answered on extension 101.
+INCOMING_ANSWERED = (
+    b'"","79161234567","101","from-trunk","""Client"" <79161234567>","SIP/provider-00000012",'
+    b'"SIP/101-00000013","Dial","SIP/101,30","2026-11-26 09:15:02","2026-11-26 09:15:09",'
+    b'"2026-11-26 09:17:40",158,151,"ANSWERED","DOCUMENTATION"'
+)
+
+
+def cdr(
+    *,
+    src: str = PHONE,
+    dst: str = "101",
+    clid: str = '""Client"" <79161234567>',
+    channel: str = "SIP/provider-00000012",
+    dstchannel: str = "SIP/101-00000013",
+    start: str = "2026-11-26 09:15:02",
+    answer: str = "2026-11-26 09:15:09",
+    end: str = "2026-11-26 09:17:40",
+    duration: str = "158",
+    billsec: str = "151",
+    disposition: str = "ANSWERED",
+) -> bytes:
+    """A line in cdr_csv's layout. ``clid`` is given already CSV-escaped, as it appears."""
+    line = (
+        f'"","{src}","{dst}","from-trunk","{clid}","{channel}","{dstchannel}","Dial",'
+        f'"SIP/101,30","{start}","{answer}","{end}",{duration},{billsec},"{disposition}",'
+        f'"DOCUMENTATION"'
+    )
+    return line.encode()
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def parse(line: bytes, timezone: str = "UTC") -> list[ActivityEvent]:
+    return AsteriskCdrCsvParser(timezone=timezone).parse(line, SOURCE)
+
+
+def reason(line: bytes, timezone: str = "UTC") -> str:
+    with pytest.raises(RecordError) as caught:
+        parse(line, timezone)
+    return caught.value.reason
+
+
+def test_class_attributes() -> None:
+    assert AsteriskCdrCsvParser.format_name == "asterisk-cdr-csv"
+    assert AsteriskCdrCsvParser.family is SourceFamily.PBX
+
+
+def test_helper_reproduces_the_brief_example() -> None:
+    assert cdr() == INCOMING_ANSWERED
+
+
+def test_answered_incoming_call_in_utc() -> None:
+    [event] = parse(INCOMING_ANSWERED)
+    assert event == ActivityEvent(
+        event_id=derive_event_id(
+            "asterisk-cdr-csv",
+            "SIP/provider-00000012",
+            "SIP/101-00000013",
+            "2026-11-26 09:15:02",
+            "callee",
+        ),
+        kind=ActivityKind.CALL,
+        action="leg",
+        occurred_at=utc("2026-11-26 09:15:02"),
+        ended_at=utc("2026-11-26 09:17:40"),
+        actor=Actor(SourceFamily.PBX, "101"),
+        source=SOURCE,
+        direction=Direction.INCOMING,
+        answered=True,
+        duration_seconds=158,
+        talk_seconds=151,
+        counterpart=PHONE,
+    )
+    assert event.channel is None
+    assert event.external_ref is None
+
+
+def test_moscow_local_time_is_converted_to_utc() -> None:
+    # Moscow is UTC+3 all year, so 09:15:02 MSK is 06:15:02 UTC.
+    [event] = parse(INCOMING_ANSWERED, timezone="Europe/Moscow")
+    assert event.occurred_at == utc("2026-11-26 06:15:02")
+    assert event.ended_at == utc("2026-11-26 06:17:40")
+
+
+def test_event_id_ignores_the_configured_zone() -> None:
+    [in_utc] = parse(INCOMING_ANSWERED)
+    [in_moscow] = parse(INCOMING_ANSWERED, timezone="Europe/Moscow")
+    assert in_utc.event_id == in_moscow.event_id
+
+
+def test_outgoing_no_answer_over_pjsip() -> None:
+    line = (
+        b'"","102","84951234567","from-internal","""Ivanov"" <102>","PJSIP/102-0000002a",'
+        b'"PJSIP/provider-0000002b","Dial","PJSIP/84951234567@provider,60",'
+        b'"2026-11-26 10:00:00","","2026-11-26 10:00:31",31,0,"NO ANSWER","DOCUMENTATION"'
+    )
+    [event] = parse(line)
+    assert event.actor == Actor(SourceFamily.PBX, "102")
+    assert event.direction is Direction.OUTGOING
+    assert event.counterpart == "84951234567"
+    assert event.answered is False
+    assert (event.duration_seconds, event.talk_seconds) == (31, 0)
+    assert event.occurred_at == utc("2026-11-26 10:00:00")
+    assert event.event_id == derive_event_id(
+        "asterisk-cdr-csv",
+        "PJSIP/102-0000002a",
+        "PJSIP/provider-0000002b",
+        "2026-11-26 10:00:00",
+        "caller",
+    )
+
+
+def test_outgoing_busy() -> None:
+    line = cdr(
+        src="103",
+        dst="89031234567",
+        clid='""Petrov"" <103>',
+        channel="SIP/103-00000040",
+        dstchannel="SIP/provider-00000041",
+        answer="",
+        end="2026-11-26 09:15:06",
+        duration="4",
+        billsec="0",
+        disposition="BUSY",
+    )
+    [event] = parse(line)
+    assert event.actor.id == "103"
+    assert event.direction is Direction.OUTGOING
+    assert event.answered is False
+    assert event.counterpart == "89031234567"
+
+
+def test_internal_call_yields_one_event_per_extension() -> None:
+    line = (
+        b'"","101","102","from-internal","""Anna"" <101>","SIP/101-00000050",'
+        b'"SIP/102-00000051","Dial","SIP/102,30","2026-11-26 11:00:00","2026-11-26 11:00:04",'
+        b'"2026-11-26 11:02:04",124,120,"ANSWERED","DOCUMENTATION"'
+    )
+    caller, callee = parse(line)
+    assert caller.actor == Actor(SourceFamily.PBX, "101")
+    assert caller.counterpart == "102"
+    assert callee.actor == Actor(SourceFamily.PBX, "102")
+    assert callee.counterpart == "101"
+    assert caller.direction is callee.direction is Direction.INTERNAL
+    assert caller.event_id == derive_event_id(
+        "asterisk-cdr-csv", "SIP/101-00000050", "SIP/102-00000051", "2026-11-26 11:00:00", "caller"
+    )
+    assert callee.event_id == derive_event_id(
+        "asterisk-cdr-csv", "SIP/101-00000050", "SIP/102-00000051", "2026-11-26 11:00:00", "callee"
+    )
+    assert caller.talk_seconds == callee.talk_seconds == 120
+
+
+def test_queue_call_answered_through_a_local_channel() -> None:
+    line = cdr(
+        dst="700",
+        dstchannel="Local/103@from-queue-00000021;1",
+        answer="2026-11-26 09:15:30",
+        duration="158",
+        billsec="130",
+    )
+    [event] = parse(line)
+    assert event.actor == Actor(SourceFamily.PBX, "103")
+    assert event.direction is Direction.INCOMING
+    assert event.counterpart == PHONE
+
+
+def test_empty_answer_field_is_an_unanswered_call() -> None:
+    line = cdr(answer="", billsec="0", disposition="NO ANSWER")
+    [event] = parse(line)
+    assert event.answered is False
+    assert event.talk_seconds == 0
+
+
+def test_no_internal_endpoint_attributes_to_the_dialled_number() -> None:
+    # The client hung up in the IVR: nobody's phone rang, the DID is all we know.
+    line = cdr(
+        dst="74951112233",
+        dstchannel="",
+        answer="2026-11-26 09:15:02",
+        billsec="0",
+        duration="12",
+        end="2026-11-26 09:15:14",
+        disposition="ANSWERED",
+    )
+    [event] = parse(line)
+    assert event.actor == Actor(SourceFamily.PBX, "74951112233")
+    assert event.direction is Direction.INCOMING
+    assert event.counterpart == PHONE
+    assert event.event_id == derive_event_id(
+        "asterisk-cdr-csv", "SIP/provider-00000012", "", "2026-11-26 09:15:02", "callee"
+    )
+
+
+def test_no_internal_endpoint_and_no_dst_is_invalid() -> None:
+    assert reason(cdr(dst="", dstchannel="")) == "invalid"
+
+
+def test_anonymous_caller_has_no_counterpart() -> None:
+    [event] = parse(cdr(src=""))
+    assert event.counterpart is None
+
+
+def test_call_across_midnight() -> None:
+    line = cdr(
+        start="2026-11-26 23:59:50",
+        answer="2026-11-26 23:59:55",
+        end="2026-11-27 00:01:10",
+        duration="80",
+        billsec="75",
+    )
+    [event] = parse(line)
+    assert event.occurred_at == utc("2026-11-26 23:59:50")
+    assert event.ended_at == utc("2026-11-27 00:01:10")
+
+
+def test_local_midnight_crossing_is_the_same_utc_day_in_moscow() -> None:
+    line = cdr(
+        start="2026-11-27 00:00:20",
+        answer="2026-11-27 00:00:25",
+        end="2026-11-27 00:01:10",
+        duration="50",
+        billsec="45",
+    )
+    [event] = parse(line, timezone="Europe/Moscow")
+    assert event.occurred_at == utc("2026-11-26 21:00:20")
+
+
+def test_quoting_quirks_in_clid_and_lastdata() -> None:
+    # clid is: "Smith, John ""JJ""" <79161234567> -- embedded comma and doubled quotes.
+    line = cdr(clid='""Smith, John """"JJ"""""" <79161234567>')
+    [event] = parse(line)
+    assert event.actor.id == "101"
+    assert event.talk_seconds == 151
+
+
+def test_dst_fold_is_read_as_the_first_occurrence() -> None:
+    # Berlin falls back at 03:00 CEST on 2026-10-25; 02:30 happens twice. fold=0 picks CEST.
+    line = cdr(
+        start="2026-10-25 02:30:00",
+        answer="2026-10-25 02:30:05",
+        end="2026-10-25 02:31:00",
+        duration="60",
+        billsec="55",
+    )
+    [event] = parse(line, timezone="Europe/Berlin")
+    assert event.occurred_at == utc("2026-10-25 00:30:00")
+
+
+def test_dst_gap_uses_the_offset_before_the_transition() -> None:
+    # Berlin springs forward at 02:00 CET on 2026-03-29; 02:30 never happens locally.
+    line = cdr(
+        start="2026-03-29 02:30:00",
+        answer="2026-03-29 02:30:05",
+        end="2026-03-29 03:31:00",
+        duration="60",
+        billsec="55",
+    )
+    [event] = parse(line, timezone="Europe/Berlin")
+    assert event.occurred_at == utc("2026-03-29 01:30:00")
+    assert event.ended_at == utc("2026-03-29 01:31:00")
+
+
+def test_call_spanning_fall_back_keeps_its_end_after_its_start() -> None:
+    # Starts 02:59:30 CEST, ends 02:00:30 CET: a minute later, though the wall clock went back.
+    line = cdr(
+        start="2026-10-25 02:59:30",
+        answer="2026-10-25 02:59:40",
+        end="2026-10-25 02:00:30",
+        duration="60",
+        billsec="50",
+    )
+    [event] = parse(line, timezone="Europe/Berlin")
+    assert event.occurred_at == utc("2026-10-25 00:59:30")
+    assert event.ended_at == utc("2026-10-25 01:00:30")
+
+
+def test_same_line_twice_has_the_same_event_id() -> None:
+    parser = AsteriskCdrCsvParser()
+    [first] = parser.parse(INCOMING_ANSWERED, SOURCE)
+    [again] = parser.parse(INCOMING_ANSWERED, SOURCE._replace(offset=9000, position=3))
+    assert first.event_id == again.event_id
+
+
+def test_internal_extension_pattern_is_configurable() -> None:
+    # Only 1xx are managers; 201 is a fax, so the call is attributed to the dialled number.
+    parser = AsteriskCdrCsvParser(internal_extension_pattern=r"^1\d\d$")
+    [event] = parser.parse(cdr(dst="201", dstchannel="SIP/201-00000013"), SOURCE)
+    assert event.actor.id == "201"
+    assert event.direction is Direction.INCOMING
+    [event] = parser.parse(cdr(), SOURCE)
+    assert event.actor.id == "101"
+
+
+@pytest.mark.parametrize(
+    ("channel", "endpoint"),
+    [
+        ("SIP/101-00000013", "101"),
+        ("PJSIP/101-0000002a", "101"),
+        ("SIP/provider-00000012", "provider"),
+        ("PJSIP/my-trunk-0000002b", "my-trunk"),
+        ("IAX2/101-5678", "101"),
+        ("Local/101@from-internal-0000001;1", "101"),
+        ("Local/101@from-internal-0000001;2", "101"),
+        ("SIP/101", "101"),
+        ("", None),
+        ("garbage", None),
+        ("SIP/", None),
+        ("SIP/-00000012", None),
+    ],
+)
+def test_channel_endpoint(channel: str, endpoint: str | None) -> None:
+    assert channel_endpoint(channel) == endpoint
+
+
+def test_split_one_cdr_per_line_skipping_blanks() -> None:
+    payload = INCOMING_ANSWERED + b"\r\n\r\n" + INCOMING_ANSWERED + b"\n"
+    assert AsteriskCdrCsvParser().split(payload) == [INCOMING_ANSWERED, INCOMING_ANSWERED]
+
+
+# --- dead letters ---------------------------------------------------------------------------
+
+
+def test_fifteen_columns_is_malformed() -> None:
+    line = INCOMING_ANSWERED.rsplit(b",", 1)[0]
+    assert reason(line) == "malformed"
+
+
+def test_loguniqueid_columns_are_malformed() -> None:
+    assert reason(INCOMING_ANSWERED + b',"1764148502.18",""') == "malformed"
+
+
+def test_stray_quote_is_malformed() -> None:
+    assert reason(INCOMING_ANSWERED.replace(b'"Dial"', b'"Di"al"')) == "malformed"
+
+
+def test_empty_record_is_malformed() -> None:
+    assert reason(b"") == "malformed"
+
+
+def test_billsec_above_duration_is_invalid() -> None:
+    assert reason(cdr(duration="100", billsec="151")) == "invalid"
+
+
+@pytest.mark.parametrize("value", ["-5", "abc", "", "1.5", "1_000", "٣"])
+def test_bad_duration_is_invalid(value: str) -> None:
+    assert reason(cdr(duration=value)) == "invalid"
+
+
+def test_end_before_start_is_invalid() -> None:
+    assert reason(cdr(end="2026-11-26 09:15:01")) == "invalid"
+
+
+def test_unknown_disposition_is_invalid() -> None:
+    assert reason(cdr(disposition="MAYBE")) == "invalid"
+
+
+def test_absurd_duration_is_invalid() -> None:
+    assert reason(cdr(duration="999999999", billsec="1")) == "invalid"
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["yesterday", "2026-11-26T09:15:02", "2026-13-01 09:15:02", "2026-11-26 25:00:00", ""],
+)
+def test_garbage_start_is_bad_time(value: str) -> None:
+    assert reason(cdr(start=value)) == "bad_time"
+
+
+def test_garbage_answer_is_bad_time() -> None:
+    assert reason(cdr(answer="soon")) == "bad_time"
+
+
+def test_time_beyond_the_calendar_after_conversion_is_bad_time() -> None:
+    line = cdr(
+        start="0001-01-01 00:00:00",
+        answer="",
+        end="0001-01-01 00:00:10",
+        duration="10",
+        billsec="0",
+    )
+    assert reason(line, timezone="Europe/Moscow") == "bad_time"
+
+
+def test_non_utf8_is_decode_error() -> None:
+    line = cdr(clid="CLIENT").replace(b"CLIENT", "Иван".encode("cp1251"))
+    assert reason(line) == "decode_error"
+
+
+def test_too_large() -> None:
+    parser = AsteriskCdrCsvParser(max_record_bytes=100)
+    with pytest.raises(RecordError) as caught:
+        parser.parse(INCOMING_ANSWERED, SOURCE)
+    assert caught.value.reason == "too_large"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        cdr(disposition=PHONE),
+        cdr(duration=PHONE + "x"),
+        cdr(start=PHONE),
+        INCOMING_ANSWERED + b',"79161234567"',
+        cdr(src="7" * 300),  # counterpart longer than the model allows
+    ],
+)
+def test_details_do_not_leak_phone_numbers(line: bytes) -> None:
+    with pytest.raises(RecordError) as caught:
+        parse(line)
+    assert PHONE not in caught.value.detail
+    assert "7" * 11 not in caught.value.detail
