@@ -1,0 +1,233 @@
+"""Where generated traffic goes: files on disk, or the raw Kafka topics.
+
+On Kafka a message looks like what the real shippers send: a chunk of CDR lines as a file tailer
+reads them, or one JSON object (or a JSON Lines chunk) per message, each keyed by the actor so
+that one actor's records stay in order on one partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ingest.generator.activity import simulate
+from ingest.generator.population import Population, write_directory_yaml
+from ingest.generator.render import RawRecord, Traffic
+from ingest.generator.truth import Expected
+from salespulse.models import SourceFamily
+from salespulse.settings import KafkaSettings, TopicSettings
+
+FORMAT_HEADER = "sp-format"
+FILE_NAMES: dict[SourceFamily, str] = {
+    SourceFamily.PBX: "Master.csv",
+    SourceFamily.CHAT: "chat-sessions.jsonl",
+    SourceFamily.CRM: "crm-events.jsonl",
+}
+# Bounds the memory held by undelivered futures while still pipelining the sends.
+_DELIVERY_BATCH = 2000
+
+
+class Message(NamedTuple):
+    family: SourceFamily
+    format: str
+    key: bytes
+    value: bytes
+    records: int
+    at: int
+
+
+@dataclass(frozen=True)
+class SendReport:
+    messages: int = 0
+    records: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+
+def write_files(traffic: Traffic, directory: Path) -> list[Path]:
+    """Each source's records as the file it would write, plus expected.json and directory.yaml."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for family, name in FILE_NAMES.items():
+        path = directory / name
+        records = traffic.records.get(family, [])
+        path.write_bytes(b"".join(record.data + b"\n" for record in records))
+        written.append(path)
+    expected = directory / "expected.json"
+    expected.write_text(traffic.expected.to_json(), encoding="utf-8")
+    directory_file = directory / "directory.yaml"
+    write_directory_yaml(traffic.population, directory_file)
+    return [*written, expected, directory_file]
+
+
+def frame_messages(
+    records: Iterable[RawRecord], *, lines_per_message: int = 50, json_lines_per_message: int = 1
+) -> list[Message]:
+    """Group records per source and key into messages, ordered by their first record's time."""
+    if lines_per_message < 1 or json_lines_per_message < 1:
+        raise ValueError("lines per message must be at least 1")
+    messages: list[Message] = []
+    buffers: dict[tuple[SourceFamily, bytes], list[RawRecord]] = {}
+
+    def flush(chunk: list[RawRecord]) -> None:
+        first = chunk[0]
+        value = b"\n".join(record.data for record in chunk)
+        messages.append(Message(first.family, first.format, first.key, value, len(chunk), first.at))
+
+    for record in records:
+        limit = lines_per_message if record.family is SourceFamily.PBX else json_lines_per_message
+        buffer = buffers.setdefault((record.family, record.key), [])
+        buffer.append(record)
+        if len(buffer) >= limit:
+            flush(buffer)
+            buffer.clear()
+    for buffer in buffers.values():
+        if buffer:
+            flush(buffer)
+    # Stable: messages of one key keep their order, as their first times never decrease.
+    messages.sort(key=lambda message: message.at)
+    return messages
+
+
+class TokenBucket:
+    """Paces sends to ``rate`` records per second with bursts of up to ``burst`` seconds."""
+
+    def __init__(self, rate: float, burst: float = 0.1) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = max(1.0, rate * burst)
+        self.tokens = self.capacity
+        self.last = time.monotonic()
+
+    async def take(self, count: int) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        # Going into debt lets a message larger than the bucket through; the debt then delays
+        # the following messages, so the long-run rate still holds.
+        self.tokens -= count
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
+@asynccontextmanager
+async def _producer(kafka: KafkaSettings) -> AsyncIterator[Any]:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(
+        **kafka.aiokafka_options(), acks="all", enable_idempotence=False, linger_ms=5
+    )
+    await producer.start()
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+def _topic(topics: TopicSettings, family: SourceFamily) -> str:
+    return {
+        SourceFamily.PBX: topics.raw_pbx,
+        SourceFamily.CHAT: topics.raw_chat,
+        SourceFamily.CRM: topics.raw_crm,
+    }[family]
+
+
+async def _send_all(
+    producer: Any, messages: list[Message], topics: TopicSettings, bucket: TokenBucket | None
+) -> None:
+    pending: list[Awaitable[object]] = []
+    for message in messages:
+        if bucket is not None:
+            await bucket.take(message.records)
+        headers = [(FORMAT_HEADER, message.format.encode())]
+        topic = _topic(topics, message.family)
+        pending.append(await producer.send(topic, message.value, key=message.key, headers=headers))
+        if len(pending) >= _DELIVERY_BATCH:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+
+
+def _report(messages: list[Message], started: float) -> SendReport:
+    return SendReport(
+        messages=len(messages),
+        records=sum(message.records for message in messages),
+        bytes=sum(len(message.value) for message in messages),
+        seconds=time.monotonic() - started,
+    )
+
+
+async def send_to_kafka(
+    traffic: Traffic,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    *,
+    rate: float | None = None,
+    lines_per_message: int = 50,
+    json_lines_per_message: int = 1,
+) -> SendReport:
+    """Send all traffic, at ``rate`` records/s or as fast as possible, and await delivery."""
+    messages = frame_messages(
+        traffic.all_records(),
+        lines_per_message=lines_per_message,
+        json_lines_per_message=json_lines_per_message,
+    )
+    started = time.monotonic()
+    bucket = TokenBucket(rate) if rate is not None else None
+    async with _producer(kafka) as producer:
+        await _send_all(producer, messages, topics, bucket)
+    return _report(messages, started)
+
+
+async def run_live(
+    pop: Population,
+    kafka: KafkaSettings,
+    topics: TopicSettings,
+    *,
+    duration: timedelta,
+    seed: int,
+    malformed_share: float = 0.005,
+    unknown_share: float = 0.01,
+    lines_per_message: int = 50,
+    json_lines_per_message: int = 1,
+) -> tuple[SendReport, Expected]:
+    """Send activity as it happens on the wall clock for ``duration``.
+
+    The window is simulated up front and each record is sent once its source would have it
+    (a CDR at hangup), so consumers see realistic same-second lag. Outside the departments'
+    working hours this is quiet, as a real office is.
+    """
+    begin = datetime.now(UTC)
+    finish = begin + duration
+    traffic = simulate(pop, begin, finish, seed, malformed_share, unknown_share, now=finish)
+    queue = sorted(traffic.all_records(), key=lambda record: record.ready)
+    sent: list[Message] = []
+    started = time.monotonic()
+    position = 0
+    async with _producer(kafka) as producer:
+        while position < len(queue):
+            wall = time.time()
+            due = position
+            while due < len(queue) and queue[due].ready <= wall:
+                due += 1
+            if due == position:
+                await asyncio.sleep(min(1.0, queue[position].ready - wall))
+                continue
+            batch = frame_messages(
+                queue[position:due],
+                lines_per_message=lines_per_message,
+                json_lines_per_message=json_lines_per_message,
+            )
+            await _send_all(producer, batch, topics, None)
+            sent += batch
+            position = due
+        # Run for the whole window even when it ends quietly, as a live source would.
+        await asyncio.sleep(max(0.0, finish.timestamp() - time.time()))
+    return _report(sent, started), traffic.expected
