@@ -1,0 +1,126 @@
+"""The stream worker: a faust-streaming application with one agent over the raw topics.
+
+Faust provides the worker lifecycle, consumer-group membership, offset management and the web
+server. The agent takes *batches* of messages (``take_events``) and hands each whole batch to
+``BatchRuntime.handle``; faust acknowledges a batch's events only when the agent asks for the
+next batch, i.e. after ``handle`` returned, and commits only acknowledged offsets. That is how
+"offsets are committed only after the batch is durable in ClickHouse" holds.
+
+Nothing happens at import time: ``build_app`` constructs the application from settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from processors.pipeline import RawMessage
+from processors.runtime import BatchRuntime
+from salespulse.settings import Settings
+from salespulse.topics import ensure_topics
+from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.migrations import apply_migrations
+
+log = logging.getLogger(__name__)
+
+
+def _broker_url(settings: Settings) -> str:
+    servers = [s.strip() for s in settings.kafka.bootstrap_servers.split(",") if s.strip()]
+    return ";".join(f"kafka://{server}" for server in servers)
+
+
+def _credentials(settings: Settings) -> Any:
+    kafka = settings.kafka
+    if kafka.sasl_mechanism:
+        password = kafka.sasl_password.get_secret_value() if kafka.sasl_password else ""
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka.ssl_context(),
+        )
+    if kafka.security_protocol == "SSL":
+        return faust.SSLCredentials(kafka.ssl_context())
+    return None
+
+
+def build_app(settings: Settings) -> faust.App:
+    worker = settings.worker
+    state_dir = settings.stack.state_dir.parent / "worker"
+    app = faust.App(
+        worker.app_id,
+        broker=_broker_url(settings),
+        broker_credentials=_credentials(settings),
+        broker_client_id=settings.kafka.client_id,
+        autodiscover=False,
+        datadir=str(state_dir),
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=settings.topics.partitions,
+        topic_replication_factor=settings.topics.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # Enough buffered messages for a full batch per partition, and no more: this bounds
+        # memory while ClickHouse is slow or down.
+        stream_buffer_maxsize=max(worker.batch_max_messages, 1000),
+        broker_commit_interval=1.0,
+        broker_rebalance_timeout=worker.rebalance_timeout_seconds,
+        broker_session_timeout=worker.session_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
+        web_enabled=True,
+        web_bind="127.0.0.1",
+        web_port=worker.web_port,
+        web_host="127.0.0.1",
+    )
+    raw_topics = app.topic(*settings.topics.raw_topics(), key_type=bytes, value_type=bytes)
+    runtime = BatchRuntime(settings)
+
+    async def consume_raw(stream: Any) -> None:
+        async with runtime:
+            async for events in stream.take_events(
+                worker.batch_max_messages, worker.batch_within_seconds
+            ):
+                messages = [
+                    RawMessage(
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.headers or (),
+                        e.message.value,
+                    )
+                    for e in events
+                ]
+                result = await runtime.handle(messages)
+                log.debug(
+                    "batch: %d messages, %d rows, %d dead letters",
+                    len(messages),
+                    len(result.rows),
+                    len(result.dead_letters),
+                )
+
+    app.agent(raw_topics, name="salespulse.consume_raw")(consume_raw)
+    return app
+
+
+def prepare(settings: Settings) -> None:
+    """Topics and schema up to date before consuming: a worker never writes to a stale schema."""
+    created = asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        applied = apply_migrations(client)
+    finally:
+        client.close()
+    for migration in applied:
+        log.info("applied migration %04d_%s", migration.version, migration.name)
+
+
+def run_worker(settings: Settings) -> None:
+    prepare(settings)
+    app = build_app(settings)
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

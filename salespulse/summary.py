@@ -1,0 +1,129 @@
+"""Per-manager activity for a day (or a few days), read back from ClickHouse.
+
+"Today" is each manager's own local day: at 08:00 in Vladivostok it is still yesterday in
+Kaliningrad. The query therefore groups by local date and the dates wanted are chosen per
+department afterwards. Managers with no activity are listed too: a zero is the row a head of
+sales most needs to see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from salespulse.directory import Directory
+from sinks.clickhouse.client import ClickHouse
+
+UNATTRIBUTED = "(unattributed)"
+
+# (column, title, SQL aggregate); %(conversation)s is the conversation threshold in seconds.
+METRICS: tuple[tuple[str, str, str], ...] = (
+    ("calls_in", "in", "countIf(kind = 'call' AND direction = 'incoming')"),
+    ("calls_out", "out", "countIf(kind = 'call' AND direction = 'outgoing')"),
+    ("calls_internal", "int", "countIf(kind = 'call' AND direction = 'internal')"),
+    ("missed", "missed", "countIf(kind = 'call' AND direction = 'incoming' AND answered = 0)"),
+    (
+        "conversations",
+        "talks",
+        "countIf(kind = 'call' AND answered = 1 AND talk_seconds >= %(conversation)s)",
+    ),
+    ("talk_seconds", "talk", "sumIf(talk_seconds, kind = 'call')"),
+    ("chats", "chats", "countIf(kind = 'chat_session' AND action = 'served')"),
+    ("meetings", "meet", "countIf(kind = 'meeting')"),
+    ("offers", "offers", "countIf(kind = 'offer' AND action = 'sent')"),
+    ("leads", "leads", "countIf(kind = 'lead')"),
+    ("deals_won", "won", "countIf(kind = 'deal' AND action = 'won')"),
+    ("payments", "paid", "countIf(kind = 'payment')"),
+    ("tasks_done", "tasks", "countIf(kind = 'task' AND action = 'completed')"),
+)
+
+
+@dataclass
+class ManagerDay:
+    manager_id: str
+    name: str
+    department_id: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def local_today(directory: Directory, department_id: str, now: datetime) -> date:
+    if department_id in directory.departments:
+        return now.astimezone(directory.timezone_of(department_id)).date()
+    return now.astimezone(UTC).date()
+
+
+def query_summary(
+    ch: ClickHouse,
+    directory: Directory,
+    *,
+    last_day: date | None = None,
+    days: int = 1,
+    now: datetime | None = None,
+    conversation_seconds: int = 30,
+) -> list[ManagerDay]:
+    """Totals over ``days`` local days ending at ``last_day`` (default: each department's today)."""
+    now = now or datetime.now(UTC)
+    wanted: dict[str, tuple[date, date]] = {}
+    for department_id in [*directory.departments, ""]:
+        end = last_day or local_today(directory, department_id, now)
+        wanted[department_id] = (end - timedelta(days=days - 1), end)
+    low = min(start for start, _ in wanted.values())
+    high = max(end for _, end in wanted.values())
+    # No aliases: an alias equal to a column name (talk_seconds) is circular on old servers.
+    aggregates = ", ".join(sql for _, _, sql in METRICS)
+    rows = ch.execute(
+        f"SELECT manager_id, department_id, local_date, {aggregates} "
+        f"FROM {ch.database}.events FINAL "
+        "WHERE local_date >= %(low)s AND local_date <= %(high)s "
+        "GROUP BY manager_id, department_id, local_date",
+        {"low": low, "high": high, "conversation": conversation_seconds},
+    )
+    table: dict[str, ManagerDay] = {
+        m.id: ManagerDay(m.id, m.name, m.department) for m in directory.managers.values()
+    }
+    for manager_id, department_id, local_date, *values in rows:
+        first, last = wanted.get(department_id, wanted[""])
+        if not first <= _as_date(local_date) <= last:
+            continue
+        key = manager_id or UNATTRIBUTED
+        entry = table.setdefault(key, ManagerDay(key, manager_id or UNATTRIBUTED, department_id))
+        for (name, _, _), value in zip(METRICS, values, strict=True):
+            entry.counts[name] = entry.counts.get(name, 0) + int(value)
+    return sorted(
+        table.values(), key=lambda m: (m.manager_id == UNATTRIBUTED, m.department_id, m.name)
+    )
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _format_duration(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"
+
+
+def render_table(rows: list[ManagerDay]) -> str:
+    """A fixed-width text table, with a totals line."""
+    headers = ["manager", "dept", *(title for _, title, _ in METRICS)]
+    totals: dict[str, int] = {}
+    lines: list[list[str]] = []
+    for row in rows:
+        cells = [row.name or row.manager_id, row.department_id]
+        for name, _, _ in METRICS:
+            value = row.counts.get(name, 0)
+            totals[name] = totals.get(name, 0) + value
+            cells.append(_format_duration(value) if name == "talk_seconds" else str(value))
+        lines.append(cells)
+    total_cells = ["TOTAL", ""] + [
+        _format_duration(totals.get(n, 0)) if n == "talk_seconds" else str(totals.get(n, 0))
+        for n, _, _ in METRICS
+    ]
+    widths = [max(len(r[i]) for r in [headers, *lines, total_cells]) for i in range(len(headers))]
+
+    def fmt(cells: list[str]) -> str:
+        first = [cells[0].ljust(widths[0]), cells[1].ljust(widths[1])]
+        rest = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
+        return "  ".join(first + rest)
+
+    rule = "-" * len(fmt(headers))
+    return "\n".join([fmt(headers), rule, *map(fmt, lines), rule, fmt(total_cells)])

@@ -1,0 +1,108 @@
+"""A narrow ClickHouse client interface, so schema and queries run unchanged on two engines.
+
+Production talks to a ClickHouse server over the native protocol (clickhouse-driver). Tests also
+run the same DDL and queries on chDB, an in-process modern ClickHouse, so that what we ship works
+on both the oldest server we can run here and a current one. Queries use clickhouse-driver's
+``%(name)s`` client-side parameters everywhere; identifiers come only from validated settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from clickhouse_driver import Client
+from clickhouse_driver import errors as driver_errors
+
+from salespulse.settings import ClickHouseSettings
+
+Row = tuple[Any, ...]
+
+
+class ClickHouseError(Exception):
+    """A ClickHouse call failed. ``retriable`` says whether trying again may succeed
+    (network trouble, server restarting) or not (bad SQL, schema mismatch)."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+_NETWORK_ERRORS = (
+    driver_errors.NetworkError,
+    driver_errors.SocketTimeoutError,
+    ConnectionError,
+    TimeoutError,
+    EOFError,
+)
+# Server error codes that mean "busy or restarting", not "wrong": too many parts or queries,
+# memory limit, timeouts, table read-only during a restart.
+_RETRIABLE_SERVER_CODES = frozenset({159, 164, 202, 209, 210, 241, 242, 252, 425})
+
+
+class ClickHouse(Protocol):
+    database: str
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]: ...
+
+    def insert_columns(
+        self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert column-major data (one sequence per column) into ``database.table``."""
+        ...
+
+    def server_version(self) -> tuple[int, ...]: ...
+
+    def close(self) -> None: ...
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+class NativeClickHouse:
+    """clickhouse-driver over the native TCP protocol. Not thread-safe: one per thread."""
+
+    def __init__(self, settings: ClickHouseSettings, *, database: str | None = None) -> None:
+        self.database = settings.database if database is None else database
+        self._client = Client(
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=settings.password.get_secret_value(),
+            secure=settings.secure,
+            connect_timeout=settings.connect_timeout_seconds,
+            send_receive_timeout=60,
+        )
+
+    def _run(self, sql: str, params: Any = None, **options: Any) -> Any:
+        try:
+            return self._client.execute(sql, params, **options)
+        except _NETWORK_ERRORS as exc:
+            self._client.disconnect()
+            raise ClickHouseError(f"ClickHouse unreachable: {exc}", retriable=True) from exc
+        except driver_errors.ServerException as exc:
+            retriable = exc.code in _RETRIABLE_SERVER_CODES
+            # The server appends its C++ stack trace to the message; people need the first line.
+            first_line = str(exc.message).split("\n", 1)[0]
+            raise ClickHouseError(f"ClickHouse error: {first_line}", retriable=retriable) from exc
+        except driver_errors.Error as exc:
+            raise ClickHouseError(f"ClickHouse client error: {exc}", retriable=False) from exc
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        result = self._run(sql, params)
+        return list(result) if isinstance(result, list) else []
+
+    def insert_columns(
+        self, table: str, columns: Sequence[str], data: Sequence[Sequence[Any]]
+    ) -> None:
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
+        self._run(sql, list(data), columnar=True)
+
+    def server_version(self) -> tuple[int, ...]:
+        (row,) = self.execute("SELECT version()")
+        return parse_version(str(row[0]))
+
+    def close(self) -> None:
+        self._client.disconnect()

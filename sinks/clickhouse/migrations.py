@@ -1,0 +1,83 @@
+"""Versioned, idempotent schema migrations, recorded in ``schema_migrations``.
+
+Migrations are SQL files ``NNNN_name.sql`` in ``deploy/clickhouse/migrations``; statements are
+separated by a line ending in ``;`` and may use ``{database}``. Every statement is written to be
+re-runnable (``IF NOT EXISTS``), and the record table is a ReplacingMergeTree, so two workers
+starting at once both succeed and leave one record per version.
+
+A file may have a variant for old servers, ``NNNN_name.v18.sql``, used when the server's major
+version is below 19 (our CI runs an 18.16 server); otherwise the plain file is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from salespulse.settings import REPO_ROOT
+from sinks.clickhouse.client import ClickHouse
+
+MIGRATIONS_DIR = REPO_ROOT / "deploy" / "clickhouse" / "migrations"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
+
+    def statements(self, database: str) -> list[str]:
+        text = self.sql.replace("{database}", database)
+        body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+        return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
+
+
+def discover(directory: Path = MIGRATIONS_DIR, *, server_major: int = 99) -> list[Migration]:
+    migrations: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _NAME.match(path.name)
+        if not match:
+            continue  # variants (NNNN_name.v18.sql) are picked up next to their main file
+        variant = path.with_name(path.stem + ".v18.sql")
+        chosen = variant if server_major < 19 and variant.exists() else path
+        migrations.append(Migration(int(match.group(1)), match.group(2), chosen.read_text()))
+    versions = [m.version for m in migrations]
+    if len(versions) != len(set(versions)):
+        raise ValueError(f"duplicate migration versions in {directory}")
+    return migrations
+
+
+def applied_versions(ch: ClickHouse) -> set[int]:
+    rows = ch.execute(f"SELECT version FROM {ch.database}.schema_migrations FINAL")
+    return {int(row[0]) for row in rows}
+
+
+def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Bring the schema up to date; returns the migrations applied by this call."""
+    ch.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}")
+    ch.execute(
+        f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
+        "(version UInt32, name String, checksum String, applied_at DateTime) "
+        "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+    )
+    done = applied_versions(ch)
+    applied: list[Migration] = []
+    for migration in discover(directory, server_major=ch.server_version()[0]):
+        if migration.version in done:
+            continue
+        for statement in migration.statements(ch.database):
+            ch.execute(statement)
+        ch.execute(
+            f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum, applied_at) "
+            "SELECT %(version)s, %(name)s, %(checksum)s, now()",
+            {"version": migration.version, "name": migration.name, "checksum": migration.checksum},
+        )
+        applied.append(migration)
+    return applied
