@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# One entry point for people and CI on a fresh Debian 12 machine with Python 3.11:
+#   ./dev.sh demo   - the pipeline end to end on a local broker and ClickHouse, generated traffic
+#   ./dev.sh test   - lint, type checks and the whole test suite (what CI runs)
+#   ./dev.sh setup  - only install what is missing
+# Anything after the command is passed on (to `salespulse demo` or to pytest).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV=${SALESPULSE_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "dev.sh: please install these Debian packages (or their equivalent): $*" >&2
+    exit 2
+  fi
+  as_root apt-get install -y -qq "$@" >/dev/null 2>&1 || {
+    as_root apt-get update -qq && as_root apt-get install -y -qq "$@"
+  }
+}
+
+system_packages() {
+  local missing=()
+  command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] \
+    || missing+=(clickhouse-server clickhouse-client)
+  "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "dev.sh: installing Debian packages: ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
+}
+
+python_env() {
+  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    echo "dev.sh: installing Python packages into $VENV (first run takes a minute)"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e '.[dev]'
+    rm -f "$VENV"/.installed-*
+    touch "$stamp"
+  fi
+}
+
+setup() { system_packages; python_env; }
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; exec "$VENV/bin/salespulse" demo "$@" ;;
+  test)
+    setup
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    "$VENV/bin/mypy"
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *) sed -n '2,6p' "$0"; exit 2 ;;
+esac

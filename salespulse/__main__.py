@@ -1,0 +1,5 @@
+import sys
+
+from salespulse.cli import main
+
+sys.exit(main())

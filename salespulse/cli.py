@@ -1,0 +1,189 @@
+"""The ``salespulse`` command: one entry point, one subcommand per job.
+
+Each subcommand is a small function taking parsed arguments and settings; the heavy lifting lives
+in the modules they call. Errors a user can fix (a missing package, a bad directory file, an
+unreachable server) are printed as one clear line and exit with status 2, not as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from salespulse.directory import DirectoryError, load_directory
+from salespulse.settings import Settings
+from salespulse.stack import StackError, stack_down, stack_status, stack_up
+from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
+
+log = logging.getLogger("salespulse")
+
+
+class UsageError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+def _parse_day(text: str, now: datetime) -> date | None:
+    """``today`` means each department's own local today, so it maps to None."""
+    if text == "today":
+        return None
+    if text == "yesterday":
+        return now.date() - timedelta(days=1)
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise UsageError(f"--date must be today, yesterday or YYYY-MM-DD, not {text!r}") from exc
+
+
+def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "up":
+        status = stack_up(settings.stack)
+    elif args.action == "down":
+        stopped = stack_down(settings.stack)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    else:
+        status = stack_status(settings.stack)
+    print(status.describe())
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from sinks.clickhouse.migrations import apply_migrations
+
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        applied = apply_migrations(client)
+    finally:
+        client.close()
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)
+    print(f"schema up to date; applied now: {names or 'nothing'}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(settings.kafka, settings.topics))
+    print(f"topics ready; created now: {', '.join(created) or 'nothing'}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from processors.worker import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.demo import generate_command
+
+    return generate_command(args, settings)
+
+
+def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.summary import query_summary, render_table
+
+    now = datetime.now(UTC)
+    directory = load_directory(settings.directory_path)
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        rows = query_summary(
+            client,
+            directory,
+            last_day=_parse_day(args.date, now),
+            days=args.days,
+            now=now,
+            conversation_seconds=settings.conversation_min_seconds,
+        )
+    finally:
+        client.close()
+    span = f"{args.days} days to {args.date}" if args.days > 1 else args.date
+    print(f"Activity per manager, {span} (local dates):")
+    print(render_table(rows))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.demo import run_demo
+
+    return run_demo(args, settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="salespulse", description="Same-day activity intensity of sales managers."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="local Kafka-protocol broker and ClickHouse")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+
+    schema = sub.add_parser("schema", help="ClickHouse schema migrations")
+    schema.add_argument("action", choices=["apply"])
+    schema.set_defaults(func=cmd_schema)
+
+    topics = sub.add_parser("topics", help="Kafka topics")
+    topics.add_argument("action", choices=["create"])
+    topics.set_defaults(func=cmd_topics)
+
+    worker = sub.add_parser("worker", help="run the stream worker")
+    worker.set_defaults(func=cmd_worker)
+
+    generate = sub.add_parser("generate", help="realistic generated traffic, to Kafka or files")
+    _add_traffic_arguments(generate)
+    generate.add_argument("--to", choices=["kafka", "files"], default="kafka")
+    generate.add_argument("--out", type=Path, help="output folder for --to files")
+    generate.add_argument("--rate", type=float, help="records per second (default: max)")
+    generate.set_defaults(func=cmd_generate)
+
+    summary = sub.add_parser("summary", help="per-manager counts read back from ClickHouse")
+    summary.add_argument("--date", default="today", help="today, yesterday or YYYY-MM-DD")
+    summary.add_argument("--days", type=int, default=1, help="number of days ending at --date")
+    summary.set_defaults(func=cmd_summary)
+
+    demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
+    _add_traffic_arguments(demo)
+    demo.add_argument("--keep-running", action="store_true", help="leave the worker running")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--managers", type=int, default=40)
+    parser.add_argument("--departments", type=int, default=5)
+    parser.add_argument("--days", type=int, default=7, help="simulated days ending now")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--malformed-share", type=float, default=0.005)
+
+
+_USER_ERRORS = (UsageError, StackError, DirectoryError, ClickHouseError, ValidationError, OSError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    func: Callable[[argparse.Namespace, Settings], int] = args.func
+    try:
+        return func(args, Settings())
+    except _USER_ERRORS as exc:
+        print(f"salespulse {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

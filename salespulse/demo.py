@@ -1,0 +1,144 @@
+"""``salespulse generate`` and ``salespulse demo``: generated traffic, and the whole job end to end.
+
+The demo is what a new user runs first: local stack up, schema and topics ready, a worker started
+as its own process (exactly as in production), a week of realistic traffic for a generated sales
+team sent through Kafka, and the per-manager table read back from ClickHouse once the worker has
+committed everything it consumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ingest.generator import (
+    Traffic,
+    make_population,
+    send_to_kafka,
+    simulate,
+    write_directory_yaml,
+    write_files,
+)
+from salespulse.directory import load_directory
+from salespulse.lag import wait_for_zero_lag
+from salespulse.settings import Settings
+from salespulse.stack import stack_up
+from salespulse.summary import query_summary, render_table
+from salespulse.worker_process import start_worker, stop_worker
+from sinks.clickhouse.client import NativeClickHouse
+
+WORKER_READY_TIMEOUT = 90.0
+
+
+def _traffic(args: argparse.Namespace, directory_path: Path) -> Traffic:
+    population = make_population(args.managers, args.departments, args.seed)
+    write_directory_yaml(population, directory_path)
+    end = datetime.now(UTC).replace(microsecond=0)
+    return simulate(
+        population,
+        end - timedelta(days=args.days),
+        end,
+        args.seed,
+        malformed_share=args.malformed_share,
+    )
+
+
+def generate_command(args: argparse.Namespace, settings: Settings) -> int:
+    if args.to == "files":
+        out: Path = args.out or Path("generated")
+        out.mkdir(parents=True, exist_ok=True)
+        traffic = _traffic(args, out / "directory.yaml")
+        write_files(traffic, out)
+        print(
+            f"wrote {traffic.expected.valid_records + traffic.expected.malformed_records} "
+            f"records and the directory to {out}/"
+        )
+        return 0
+    directory_path = args.out / "directory.yaml" if args.out else Path("directory.yaml")
+    traffic = _traffic(args, directory_path)
+    report = asyncio.run(send_to_kafka(traffic, settings.kafka, settings.topics, rate=args.rate))
+    print(
+        f"sent {report.records} records in {report.messages} messages in {report.seconds:.1f} s; "
+        f"directory for the worker: {directory_path}"
+    )
+    return 0
+
+
+def _point_at_stack(settings: Settings) -> Settings:
+    """The demo talks to the local stack it started, on the stack's ports."""
+    kafka = settings.kafka.model_copy(
+        update={"bootstrap_servers": f"127.0.0.1:{settings.stack.kafka_port}"}
+    )
+    clickhouse = settings.clickhouse.model_copy(
+        update={"host": "127.0.0.1", "port": settings.stack.clickhouse_tcp_port}
+    )
+    return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse})
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    started = time.monotonic()
+    settings = _point_at_stack(settings)
+    status = stack_up(settings.stack)
+    print(status.describe())
+    demo_dir = settings.stack.state_dir.parent / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    directory_path = demo_dir / "directory.yaml"
+    traffic = _traffic(args, directory_path)
+    expected = traffic.expected
+    print(
+        f"generated {args.days} days for {args.managers} managers in {args.departments} "
+        f"departments: {expected.valid_records} valid and {expected.malformed_records} "
+        "malformed records"
+    )
+
+    from processors.worker import prepare
+
+    prepare(settings)
+    log_path = demo_dir / "worker.log"
+    worker = start_worker(settings.model_copy(update={"directory_path": directory_path}), log_path)
+    try:
+        report = asyncio.run(send_to_kafka(traffic, settings.kafka, settings.topics))
+        print(
+            f"sent {report.records} records in {report.messages} Kafka messages "
+            f"({report.seconds:.1f} s); waiting for the worker to make them durable ..."
+        )
+        asyncio.run(
+            wait_for_zero_lag(
+                settings.kafka,
+                settings.worker.app_id,
+                settings.topics.raw_topics(),
+                timeout_seconds=WORKER_READY_TIMEOUT,
+                consumer_alive=lambda: worker.poll() is None,
+            )
+        )
+        if worker.poll() is not None:
+            print(f"the worker exited with {worker.returncode}; see {log_path}", file=sys.stderr)
+            return 1
+        _print_tables(settings, directory_path, args.days)
+        print(f"\nend to end in {time.monotonic() - started:.0f} s. Worker log: {log_path}")
+        if args.keep_running:
+            print(f"worker still running as pid {worker.pid}; stop it with: kill {worker.pid}")
+            return 0
+    finally:
+        if not args.keep_running:
+            stop_worker(worker)
+    print("stack still up (stop it with: salespulse stack down)")
+    return 0
+
+
+def _print_tables(settings: Settings, directory_path: Path, days: int) -> None:
+    directory = load_directory(directory_path)
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        for title, span in (("today", 1), (f"the last {days} days", days)):
+            rows = query_summary(
+                client, directory, days=span, conversation_seconds=settings.conversation_min_seconds
+            )
+            print(f"\nActivity per manager, {title} (each manager's local dates):")
+            print(render_table(rows))
+    finally:
+        client.close()
