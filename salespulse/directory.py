@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from salespulse.models import Actor, SourceFamily
+from salespulse.models import Actor, SourceFamily, TimeZoneName
 
 MAX_DIRECTORY_BYTES = 32 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,16 +44,7 @@ class _Strict(BaseModel):
 class DepartmentEntry(_Strict):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=256)
-    timezone: str
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
+    timezone: TimeZoneName
 
 
 class IdentityEntry(_Strict):

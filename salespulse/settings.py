@@ -12,7 +12,6 @@ import re
 import ssl
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -21,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from salespulse.models import TimeZoneName
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -129,7 +130,7 @@ class StackSettings(BaseModel):
 
 
 class ParsingSettings(BaseModel):
-    pbx_timezone: str = Field(
+    pbx_timezone: TimeZoneName = Field(
         default="UTC",
         description="time zone of the PBX's CDR timestamps (Asterisk writes local time unless "
         "usegmtime=yes)",
@@ -139,15 +140,6 @@ class ParsingSettings(BaseModel):
         default=None,
         description="key for hashing customer phone numbers; without it numbers are masked",
     )
-
-    @field_validator("pbx_timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
 
     @field_validator("internal_extension_pattern")
     @classmethod
