@@ -31,7 +31,7 @@ class BatchRuntime:
         self.directory = DirectoryWatcher(settings.directory_path)
         key = settings.parsing.phone_hash_key
         self.processor = BatchProcessor(
-            build_parsers(settings.parsing),
+            build_parsers(settings.parsing, settings.worker.max_record_bytes),
             lambda: self.directory.current,
             PhoneProtector(key.get_secret_value().encode() if key else None),
             max_message_bytes=settings.worker.max_message_bytes,

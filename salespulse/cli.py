@@ -92,13 +92,14 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.summary import query_summary, render_table
 
     now = datetime.now(UTC)
+    last_day = _parse_day(args.date, now)
     directory = load_directory(settings.directory_path)
     client = NativeClickHouse(settings.clickhouse)
     try:
         rows = query_summary(
             client,
             directory,
-            last_day=_parse_day(args.date, now),
+            last_day=last_day,
             days=args.days,
             now=now,
             conversation_seconds=settings.conversation_min_seconds,

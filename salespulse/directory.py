@@ -151,10 +151,17 @@ def parse_directory(text: str, *, suffix: str) -> Directory:
         else:
             raise DirectoryError(f"unsupported directory format {suffix!r} (use .yaml or .csv)")
     except yaml.YAMLError as exc:
-        raise DirectoryError(f"directory YAML does not parse: {exc}") from exc
+        raise DirectoryError(f"directory YAML does not parse: {_yaml_problem(exc)}") from exc
     except ValidationError as exc:
         raise DirectoryError(f"directory is invalid: {exc}") from exc
     return Directory.from_model(data)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where and what, without PyYAML's multi-line excerpt of the file."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)
 
 
 _CSV_COLUMNS = (

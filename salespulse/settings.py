@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -184,6 +185,23 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def _flattened(settings: Settings) -> Iterator[tuple[str, object]]:
+    """Every setting as (environment variable name, value), unset optional ones included."""
+    for field_name in type(settings).model_fields:
+        value = getattr(settings, field_name)
+        prefix = f"SALESPULSE_{field_name.upper()}"
+        if isinstance(value, BaseModel):
+            for inner in type(value).model_fields:
+                yield f"{prefix}__{inner.upper()}", getattr(value, inner)
+        else:
+            yield prefix, value
+
+
+def environment_names() -> list[str]:
+    """The names of all environment variables salespulse reads (besides SALESPULSE_CONFIG_FILE)."""
+    return [name for name, _ in _flattened(Settings())]
+
+
 def to_environment(settings: Settings) -> dict[str, str]:
     """The environment variables that reproduce ``settings`` in a child process.
 
@@ -192,20 +210,9 @@ def to_environment(settings: Settings) -> dict[str, str]:
     belong; never log the result.
     """
     env: dict[str, str] = {}
-
-    def put(name: str, value: object) -> None:
-        if value is None:
-            return
+    for name, value in _flattened(settings):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        env[name] = str(value)
-
-    for field_name in type(settings).model_fields:
-        value = getattr(settings, field_name)
-        prefix = f"SALESPULSE_{field_name.upper()}"
-        if isinstance(value, BaseModel):
-            for inner in type(value).model_fields:
-                put(f"{prefix}__{inner.upper()}", getattr(value, inner))
-        else:
-            put(prefix, value)
+        if value is not None:
+            env[name] = str(value)
     return env

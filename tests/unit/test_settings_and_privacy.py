@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from processors.privacy import PhoneProtector
 from salespulse.directory import load_directory
-from salespulse.settings import ClickHouseSettings, Settings
+from salespulse.settings import ClickHouseSettings, Settings, environment_names
 
 
 def test_environment_overrides_file_and_nested_sections(
@@ -66,3 +66,9 @@ def test_without_a_key_phone_numbers_are_masked() -> None:
 @pytest.mark.parametrize("value", ["101", "op-7", "c-88", "", None])
 def test_extensions_and_ids_pass_through(value: str | None) -> None:
     assert PhoneProtector(b"k").protect(value) == value
+
+
+def test_every_setting_is_documented() -> None:
+    documented = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    missing = [name for name in environment_names() if f"`{name}`" not in documented]
+    assert missing == []

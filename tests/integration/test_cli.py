@@ -1,0 +1,91 @@
+"""The ``salespulse`` command as a user types it, against the test session's real stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from processors.parsers import AsteriskCdrCsvParser
+from salespulse.cli import main
+from salespulse.directory import load_directory
+from salespulse.models import SourceRef
+from salespulse.settings import Settings, to_environment
+from tests.conftest import LocalStack
+
+
+@pytest.fixture
+def cli_env(stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    database = f"cli_{tmp_path.name.replace('-', '_')[-40:]}"
+    settings = stack.settings.model_copy(
+        update={"clickhouse": stack.settings.clickhouse.model_copy(update={"database": database})}
+    )
+    for name, value in to_environment(settings).items():
+        monkeypatch.setenv(name, value)
+    return settings
+
+
+def test_schema_apply_reports_what_it_did_and_is_idempotent(
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schema", "apply"]) == 0
+    assert "applied now: 0001_events" in capsys.readouterr().out
+    assert main(["schema", "apply"]) == 0
+    assert "applied now: nothing" in capsys.readouterr().out
+
+
+def test_generate_to_files_writes_every_source_and_a_loadable_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "generated"
+    argv = ["generate", "--to", "files", "--out", str(out), "--managers", "6", "--days", "3"]
+    assert main(argv) == 0
+    assert "records and the directory" in capsys.readouterr().out
+    directory = load_directory(out / "directory.yaml")
+    assert len(directory.managers) == 6
+    for name in ("Master.csv", "chat-sessions.jsonl", "crm-events.jsonl", "expected.json"):
+        assert (out / name).stat().st_size > 0, name
+    first_line = (out / "Master.csv").read_bytes().splitlines()[0]
+    source = SourceRef("asterisk-cdr-csv", "file", 0, 0)
+    assert AsteriskCdrCsvParser().parse(first_line, source)  # a real Asterisk cdr_csv line
+
+
+def test_summary_lists_every_manager_even_with_no_activity(
+    cli_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["schema", "apply"]) == 0
+    capsys.readouterr()
+    assert main(["summary", "--date", "2026-11-20"]) == 0
+    out = capsys.readouterr().out
+    assert "Anna Ivanova" in out  # the example directory's managers
+    assert "Pavel Petrov" in out
+    assert out.strip().splitlines()[-1].split()[:2] == ["TOTAL", "0"]
+
+
+def test_user_errors_are_one_line_and_exit_2(
+    cli_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broken = tmp_path / "directory.yaml"
+    broken.write_text("departments: [\n")
+    monkeypatch.setenv("SALESPULSE_DIRECTORY_PATH", str(broken))
+    assert main(["summary"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("salespulse summary: directory YAML does not parse: line 2")
+    assert len(err.strip().splitlines()) == 1
+
+    assert main(["summary", "--date", "last tuesday"]) == 2
+    assert "--date must be" in capsys.readouterr().err
+
+
+def test_unreachable_clickhouse_is_reported_not_raised(
+    cli_env: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PORT", "1")
+    assert main(["schema", "apply"]) == 2
+    assert "ClickHouse unreachable" in capsys.readouterr().err
