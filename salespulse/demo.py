@@ -27,6 +27,7 @@ from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
 from salespulse.settings import Settings
 from salespulse.stack import stack_up
+from salespulse.stack_settings import pointed_at_stack
 from salespulse.summary import query_summary, render_table
 from salespulse.worker_process import start_worker, stop_worker
 from sinks.clickhouse.client import NativeClickHouse
@@ -68,20 +69,9 @@ def generate_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _point_at_stack(settings: Settings) -> Settings:
-    """The demo talks to the local stack it started, on the stack's ports."""
-    kafka = settings.kafka.model_copy(
-        update={"bootstrap_servers": f"127.0.0.1:{settings.stack.kafka_port}"}
-    )
-    clickhouse = settings.clickhouse.model_copy(
-        update={"host": "127.0.0.1", "port": settings.stack.clickhouse_tcp_port}
-    )
-    return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse})
-
-
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
-    settings = _point_at_stack(settings)
+    settings = pointed_at_stack(settings)
     status = stack_up(settings.stack)
     print(status.describe())
     demo_dir = settings.stack.state_dir.parent / "demo"

@@ -27,10 +27,11 @@ from ingest.generator import write_directory_yaml as write_directory
 from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
 from salespulse.settings import Settings, TopicSettings, WorkerSettings
+from salespulse.stack_settings import free_ports
 from salespulse.summary import UNATTRIBUTED, query_summary
 from salespulse.worker_process import start_worker, stop_worker
 from sinks.clickhouse.client import NativeClickHouse
-from tests.conftest import LocalStack, free_ports
+from tests.conftest import LocalStack
 
 # A fixed week in the past: the same traffic on every run, whatever today is.
 WEEK_END = datetime(2026, 11, 21, tzinfo=UTC)

@@ -1,0 +1,41 @@
+"""Settings that point at a local stack: the demo's, a test session's, a benchmark's."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from pathlib import Path
+
+from salespulse.settings import Settings, StackSettings
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel just handed out; the sockets stay open together so the ports differ."""
+    with contextlib.ExitStack() as sockets:
+        ports = []
+        for _ in range(count):
+            sock = sockets.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def private_stack(state_dir: Path) -> StackSettings:
+    """A stack of its own in ``state_dir`` on free ports, beside any other running stack."""
+    kafka_port, tcp_port, http_port = free_ports(3)
+    return StackSettings(
+        state_dir=state_dir,
+        kafka_port=kafka_port,
+        clickhouse_tcp_port=tcp_port,
+        clickhouse_http_port=http_port,
+    )
+
+
+def pointed_at_stack(settings: Settings, stack: StackSettings | None = None) -> Settings:
+    """``settings`` aimed at the local ``stack``'s Kafka and ClickHouse (default: its own)."""
+    stack = stack or settings.stack
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{stack.kafka_port}"})
+    clickhouse = settings.clickhouse.model_copy(
+        update={"host": "127.0.0.1", "port": stack.clickhouse_tcp_port}
+    )
+    return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "stack": stack})
