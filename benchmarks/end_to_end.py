@@ -1,4 +1,4 @@
-"""End-to-end throughput: generated traffic → Kafka → worker process → ClickHouse, offsets committed.
+"""End-to-end throughput: generated traffic → Kafka → worker → ClickHouse, offsets committed.
 
 Starts a private stack (Tansu + ClickHouse) in a temporary folder, a real ``salespulse worker``
 process, warms it up with one small batch (so consumer-group joining is not timed), then sends
@@ -131,8 +131,8 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> str:
             f"{result['records_per_second']:,.0f} | {result['cpu_seconds_per_million']:,.1f} | "
             f"{result['peak_rss_mb']:,.0f} MB |",
             "",
-            "End to end = from the first send until the worker's committed offsets reach the end of "
-            "every raw topic (it commits only after the rows are durable in ClickHouse).",
+            "End to end = from the first send until the worker's committed offsets reach the end "
+            "of every raw topic (it commits only after the rows are durable in ClickHouse).",
             "",
         ]
     )

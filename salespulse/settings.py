@@ -22,7 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from salespulse.models import TimeZoneName
+from salespulse.models import SourceFamily, TimeZoneName
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -104,6 +104,14 @@ class TopicSettings(BaseModel):
 
     def raw_topics(self) -> tuple[str, str, str]:
         return (self.raw_pbx, self.raw_chat, self.raw_crm)
+
+    def for_family(self, family: SourceFamily) -> str:
+        """The raw topic of a source family."""
+        return {
+            SourceFamily.PBX: self.raw_pbx,
+            SourceFamily.CHAT: self.raw_chat,
+            SourceFamily.CRM: self.raw_crm,
+        }[family]
 
 
 class WorkerSettings(BaseModel):

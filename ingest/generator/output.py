@@ -9,28 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from ingest.generator.activity import simulate
 from ingest.generator.population import Population, write_directory_yaml
 from ingest.generator.render import RawRecord, Traffic
 from ingest.generator.truth import Expected
+from ingest.raw_producer import RawProducer, RawRecordOut
 from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
-FORMAT_HEADER = "sp-format"
 FILE_NAMES: dict[SourceFamily, str] = {
     SourceFamily.PBX: "Master.csv",
     SourceFamily.CHAT: "chat-sessions.jsonl",
     SourceFamily.CRM: "crm-events.jsonl",
 }
-# Bounds the memory held by undelivered futures while still pipelining the sends.
-_DELIVERY_BATCH = 2000
 
 
 class Message(NamedTuple):
@@ -117,42 +114,28 @@ class TokenBucket:
             await asyncio.sleep(-self.tokens / self.rate)
 
 
-@asynccontextmanager
-async def _producer(kafka: KafkaSettings) -> AsyncIterator[Any]:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(
-        **kafka.aiokafka_options(), acks="all", enable_idempotence=False, linger_ms=5
-    )
-    await producer.start()
-    try:
-        yield producer
-    finally:
-        await producer.stop()
-
-
-def _topic(topics: TopicSettings, family: SourceFamily) -> str:
-    return {
-        SourceFamily.PBX: topics.raw_pbx,
-        SourceFamily.CHAT: topics.raw_chat,
-        SourceFamily.CRM: topics.raw_crm,
-    }[family]
+def _outgoing(messages: Iterable[Message]) -> Iterator[RawRecordOut]:
+    for message in messages:
+        yield RawRecordOut(message.family, message.format, message.key, message.value)
 
 
 async def _send_all(
-    producer: Any, messages: list[Message], topics: TopicSettings, bucket: TokenBucket | None
+    producer: RawProducer, messages: list[Message], bucket: TokenBucket | None
 ) -> None:
-    pending: list[Awaitable[object]] = []
-    for message in messages:
-        if bucket is not None:
-            await bucket.take(message.records)
-        headers = [(FORMAT_HEADER, message.format.encode())]
-        topic = _topic(topics, message.family)
-        pending.append(await producer.send(topic, message.value, key=message.key, headers=headers))
-        if len(pending) >= _DELIVERY_BATCH:
-            await asyncio.gather(*pending)
-            pending.clear()
-    await asyncio.gather(*pending)
+    if bucket is None:
+        await producer.send_many(_outgoing(messages))
+        return
+    # Paced: about a tenth of a second of traffic per slice, each slice pipelined.
+    per_slice = max(1.0, bucket.rate / 10)
+    chunk: list[Message] = []
+    records = 0
+    for position, message in enumerate(messages):
+        chunk.append(message)
+        records += message.records
+        if records >= per_slice or position == len(messages) - 1:
+            await bucket.take(records)
+            await producer.send_many(_outgoing(chunk))
+            chunk, records = [], 0
 
 
 def _report(messages: list[Message], started: float) -> SendReport:
@@ -181,8 +164,8 @@ async def send_to_kafka(
     )
     started = time.monotonic()
     bucket = TokenBucket(rate) if rate is not None else None
-    async with _producer(kafka) as producer:
-        await _send_all(producer, messages, topics, bucket)
+    async with RawProducer(kafka, topics) as producer:
+        await _send_all(producer, messages, bucket)
     return _report(messages, started)
 
 
@@ -211,7 +194,7 @@ async def run_live(
     sent: list[Message] = []
     started = time.monotonic()
     position = 0
-    async with _producer(kafka) as producer:
+    async with RawProducer(kafka, topics) as producer:
         while position < len(queue):
             wall = time.time()
             due = position
@@ -225,7 +208,7 @@ async def run_live(
                 lines_per_message=lines_per_message,
                 json_lines_per_message=json_lines_per_message,
             )
-            await _send_all(producer, batch, topics, None)
+            await _send_all(producer, batch, None)
             sent += batch
             position = due
         # Run for the whole window even when it ends quietly, as a live source would.

@@ -6,7 +6,6 @@ documented parser semantics, so render and truth cannot drift apart unnoticed.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import re
@@ -14,7 +13,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import yaml
@@ -30,8 +29,6 @@ from ingest.generator import (
     directory_yaml,
     frame_messages,
     make_population,
-    run_live,
-    send_to_kafka,
     simulate,
     write_directory_yaml,
     write_files,
@@ -39,7 +36,6 @@ from ingest.generator import (
 from ingest.generator.render import build_traffic
 from ingest.generator.truth import CallTruth, ChatTruth, CrmTruth, Truth
 from salespulse.models import SourceFamily
-from salespulse.settings import KafkaSettings, TopicSettings
 
 # Monday 2026-03-23 to Tuesday 2026-03-31: a full week with a weekend in which Berlin switches
 # to summer time (Sunday 2026-03-29).
@@ -531,96 +527,3 @@ def test_write_files(week: Traffic, tmp_path: Path) -> None:
     assert set(json.loads((tmp_path / "out" / "expected.json").read_text())["totals"]) == set(
         COUNTERS
     )
-
-
-class FakeProducer:
-    instances: ClassVar[list[FakeProducer]] = []
-
-    def __init__(self, **options: Any) -> None:
-        self.options = options
-        self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
-        self.started = self.stopped = False
-        FakeProducer.instances.append(self)
-
-    async def start(self) -> None:
-        self.started = True
-
-    async def stop(self) -> None:
-        self.stopped = True
-
-    async def send(
-        self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
-    ) -> Any:
-        self.sent.append((topic, value, key, headers))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
-async def test_send_to_kafka_frames_keys_and_headers(
-    week: Traffic, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import aiokafka
-
-    monkeypatch.setattr(aiokafka, "AIOKafkaProducer", FakeProducer)
-    FakeProducer.instances.clear()
-    topics = TopicSettings()
-    report = await send_to_kafka(week, KafkaSettings(), topics)
-    (producer,) = FakeProducer.instances
-    assert producer.started
-    assert producer.stopped
-    assert producer.options["acks"] == "all"
-    assert producer.options["enable_idempotence"] is False
-    assert report.messages == len(producer.sent)
-    assert report.records == sum(len(records) for records in week.records.values())
-    assert report.bytes == sum(len(value) for _, value, _, _ in producer.sent)
-    formats = {topic: headers for topic, _, _, headers in producer.sent}
-    assert formats == {
-        topics.raw_pbx: [("sp-format", b"asterisk-cdr-csv")],
-        topics.raw_chat: [("sp-format", b"chat-session-json")],
-        topics.raw_crm: [("sp-format", b"crm-event-json")],
-    }
-    crm_keys = {key for topic, _, key, _ in producer.sent if topic == topics.raw_crm}
-    assert b"u-1001" in crm_keys
-    assert {key for topic, _, key, _ in producer.sent if topic == topics.raw_pbx} == {b"pbx-1"}
-
-
-async def test_send_to_kafka_paces_to_the_rate(
-    population: Population, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import aiokafka
-
-    monkeypatch.setattr(aiokafka, "AIOKafkaProducer", FakeProducer)
-    one_day = simulate(population, WEEK_START, WEEK_START + timedelta(days=1), seed=1, now=LONG_AGO)
-    records = sum(len(r) for r in one_day.records.values())
-    rate = records / 0.5
-    report = await send_to_kafka(one_day, KafkaSettings(), TopicSettings(), rate=rate)
-    # The bucket starts full (0.1 s of burst), so the rest takes at least 0.4 s.
-    assert report.seconds >= 0.35
-    assert report.records == records
-
-
-def test_thousand_managers_one_day_is_fast() -> None:
-    pop = make_population(1000, 12, seed=1)
-    begun = time.perf_counter()
-    traffic = simulate(pop, WEEK_START, WEEK_START + timedelta(days=1), seed=1, now=LONG_AGO)
-    elapsed = time.perf_counter() - begun
-    assert traffic.expected.valid_records > 50_000
-    assert elapsed < 20
-
-
-async def test_run_live_sends_what_happens_in_the_window(
-    population: Population, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import aiokafka
-
-    monkeypatch.setattr(aiokafka, "AIOKafkaProducer", FakeProducer)
-    FakeProducer.instances.clear()
-    begun = time.monotonic()
-    report, expected = await run_live(
-        population, KafkaSettings(), TopicSettings(), duration=timedelta(seconds=0.3), seed=1
-    )
-    assert time.monotonic() - begun >= 0.25
-    (producer,) = FakeProducer.instances
-    assert producer.stopped
-    assert report.records == expected.valid_records + expected.malformed_records
