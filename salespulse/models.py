@@ -151,6 +151,12 @@ class ActivityEvent(BaseModel):
     due_at: datetime | None = None
     counterpart: str | None = Field(default=None, max_length=MAX_TEXT)
     external_ref: str | None = Field(default=None, max_length=MAX_TEXT)
+    call_id: str | None = Field(
+        default=None,
+        max_length=128,
+        description="the source's id of the whole call (Asterisk linkedid, FreeSWITCH call uuid, "
+        "Bitrix24 CALL_ID): call legs sharing it are consolidated into one call per manager",
+    )
 
     @field_validator("occurred_at", "ended_at", "due_at")
     @classmethod

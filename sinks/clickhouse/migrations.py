@@ -54,6 +54,25 @@ def discover(directory: Path = MIGRATIONS_DIR, *, server_major: int = 99) -> lis
     return migrations
 
 
+_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+(?:\w+\.)?(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+
+
+def _already_done(ch: ClickHouse, statement: str) -> bool:
+    """True for an ``ADD COLUMN`` whose column exists: another worker applied it a moment ago.
+
+    ``ADD COLUMN IF NOT EXISTS`` would say this in SQL, but old servers do not parse it.
+    """
+    match = _ADD_COLUMN.match(statement)
+    if match is None:
+        return False
+    rows = ch.execute(
+        "SELECT count() FROM system.columns "
+        "WHERE database = %(database)s AND table = %(table)s AND name = %(column)s",
+        {"database": ch.database, "table": match.group(1), "column": match.group(2)},
+    )
+    return int(rows[0][0]) > 0
+
+
 def applied_versions(ch: ClickHouse) -> set[int]:
     rows = ch.execute(f"SELECT version FROM {ch.database}.schema_migrations FINAL")
     return {int(row[0]) for row in rows}
@@ -73,7 +92,8 @@ def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[M
         if migration.version in done:
             continue
         for statement in migration.statements(ch.database):
-            ch.execute(statement)
+            if not _already_done(ch, statement):
+                ch.execute(statement)
         ch.execute(
             f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum, applied_at) "
             "SELECT %(version)s, %(name)s, %(checksum)s, now()",

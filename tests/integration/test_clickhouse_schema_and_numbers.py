@@ -152,3 +152,15 @@ async def test_payment_amount_is_stored_exactly(clickhouse: ClickHouse) -> None:
         {"day": date(2026, 11, 26)},
     )
     assert str(row[0]) in ("1500.5", "1500.50")
+
+
+def test_a_migration_another_worker_half_applied_completes(clickhouse: ClickHouse) -> None:
+    apply_migrations(clickhouse)
+    # As if another worker ran every statement but died before recording any migration.
+    clickhouse.execute(f"DROP TABLE {clickhouse.database}.schema_migrations")
+    assert [m.version for m in apply_migrations(clickhouse)] == [m.version for m in discover()]
+    columns = clickhouse.execute(
+        "SELECT name FROM system.columns WHERE database = %(db)s AND table = 'events'",
+        {"db": clickhouse.database},
+    )
+    assert ("call_id",) in [tuple(c) for c in columns]
