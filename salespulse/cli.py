@@ -102,7 +102,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
             last_day=last_day,
             days=args.days,
             now=now,
-            conversation_seconds=settings.conversation_min_seconds,
+            counting=settings.counting,
         )
     finally:
         client.close()

@@ -125,9 +125,7 @@ def _print_tables(settings: Settings, directory_path: Path, days: int) -> None:
     client = NativeClickHouse(settings.clickhouse)
     try:
         for title, span in (("today", 1), (f"the last {days} days", days)):
-            rows = query_summary(
-                client, directory, days=span, conversation_seconds=settings.conversation_min_seconds
-            )
+            rows = query_summary(client, directory, days=span, counting=settings.counting)
             print(f"\nActivity per manager, {title} (each manager's local dates):")
             print(render_table(rows))
     finally:

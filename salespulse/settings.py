@@ -157,6 +157,19 @@ class ParsingSettings(BaseModel):
         return value
 
 
+class CountingSettings(BaseModel):
+    """What counts as what: the definitions in docs/metrics.md that an operator may tune."""
+
+    conversation_min_seconds: int = Field(
+        default=30, ge=0, le=3600, description="talk time from which a call is a conversation"
+    )
+    ring_group_legs_count: bool = Field(
+        default=False,
+        description="count a ring-group member's unanswered leg as that member's incoming, "
+        "missed call even when the call rang several managers",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SALESPULSE_",
@@ -171,9 +184,7 @@ class Settings(BaseSettings):
     stack: StackSettings = StackSettings()
     parsing: ParsingSettings = ParsingSettings()
     directory_path: Path = REPO_ROOT / "deploy" / "directory.example.yaml"
-    conversation_min_seconds: int = Field(
-        default=30, ge=0, le=3600, description="talk time from which a call is a conversation"
-    )
+    counting: CountingSettings = CountingSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

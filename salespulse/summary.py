@@ -12,22 +12,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from salespulse.directory import Directory
+from salespulse.settings import CountingSettings
 from sinks.clickhouse.client import ClickHouse
 
 UNATTRIBUTED = "(unattributed)"
 
-# (column, title, SQL aggregate); %(conversation)s is the conversation threshold in seconds.
-METRICS: tuple[tuple[str, str, str], ...] = (
-    ("calls_in", "in", "countIf(kind = 'call' AND direction = 'incoming')"),
-    ("calls_out", "out", "countIf(kind = 'call' AND direction = 'outgoing')"),
-    ("calls_internal", "int", "countIf(kind = 'call' AND direction = 'internal')"),
-    ("missed", "missed", "countIf(kind = 'call' AND direction = 'incoming' AND answered = 0)"),
-    (
-        "conversations",
-        "talks",
-        "countIf(kind = 'call' AND answered = 1 AND talk_seconds >= %(conversation)s)",
-    ),
-    ("talk_seconds", "talk", "sumIf(talk_seconds, kind = 'call')"),
+# A manager's consolidated call counts as their incoming call when it reached them alone or they
+# answered it: a ring group's members who did not answer did not miss it, unless the operator
+# asks for that (%(group_legs)s = 1). See docs/metrics.md.
+_COUNTED = "(rung_members <= 1 OR answered = 1 OR %(group_legs)s = 1)"
+
+# (column, title, SQL aggregate) per source: calls come from the consolidated ``calls`` view,
+# everything else from ``events``. %(conversation)s is the conversation threshold in seconds.
+CALL_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("calls_in", "in", f"countIf(direction = 'incoming' AND {_COUNTED})"),
+    ("calls_out", "out", "countIf(direction = 'outgoing')"),
+    ("calls_internal", "int", "countIf(direction = 'internal')"),
+    ("missed", "missed", f"countIf(direction = 'incoming' AND answered = 0 AND {_COUNTED})"),
+    ("conversations", "talks", "countIf(answered = 1 AND talk_seconds >= %(conversation)s)"),
+    ("talk_seconds", "talk", "sum(talk_seconds)"),
+)
+ACTIVITY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("chats", "chats", "countIf(kind = 'chat_session' AND action = 'served')"),
     ("meetings", "meet", "countIf(kind = 'meeting')"),
     ("offers", "offers", "countIf(kind = 'offer' AND action = 'sent')"),
@@ -36,6 +41,7 @@ METRICS: tuple[tuple[str, str, str], ...] = (
     ("payments", "paid", "countIf(kind = 'payment')"),
     ("tasks_done", "tasks", "countIf(kind = 'task' AND action = 'completed')"),
 )
+METRICS = CALL_METRICS + ACTIVITY_METRICS
 
 
 @dataclass
@@ -59,7 +65,7 @@ def query_summary(
     last_day: date | None = None,
     days: int = 1,
     now: datetime | None = None,
-    conversation_seconds: int = 30,
+    counting: CountingSettings | None = None,
 ) -> list[ManagerDay]:
     """Totals over ``days`` local days ending at ``last_day`` (default: each department's today)."""
     now = now or datetime.now(UTC)
@@ -69,25 +75,39 @@ def query_summary(
         wanted[department_id] = (end - timedelta(days=days - 1), end)
     low = min(start for start, _ in wanted.values())
     high = max(end for _, end in wanted.values())
-    # No aliases: an alias equal to a column name (talk_seconds) is circular on old servers.
-    aggregates = ", ".join(sql for _, _, sql in METRICS)
-    rows = ch.execute(
-        f"SELECT manager_id, department_id, local_date, {aggregates} "
-        f"FROM {ch.database}.events FINAL "
-        "WHERE local_date >= %(low)s AND local_date <= %(high)s "
-        "GROUP BY manager_id, department_id, local_date",
-        {"low": low, "high": high, "conversation": conversation_seconds},
-    )
+    counting = counting or CountingSettings()
+    params = {
+        "low": low,
+        "high": high,
+        "conversation": counting.conversation_min_seconds,
+        "group_legs": int(counting.ring_group_legs_count),
+    }
+    rows = [
+        (*row[:3], dict(zip((name for name, _, _ in metrics), row[3:], strict=True)))
+        for source, metrics in (
+            (f"{ch.database}.calls", CALL_METRICS),
+            (f"{ch.database}.events FINAL", ACTIVITY_METRICS),
+        )
+        for row in ch.execute(
+            # No aliases: an alias equal to a column name (talk_seconds) is circular on old
+            # servers.
+            f"SELECT manager_id, department_id, local_date, "
+            f"{', '.join(sql for _, _, sql in metrics)} FROM {source} "
+            "WHERE local_date >= %(low)s AND local_date <= %(high)s "
+            "GROUP BY manager_id, department_id, local_date",
+            params,
+        )
+    ]
     table: dict[str, ManagerDay] = {
         m.id: ManagerDay(m.id, m.name, m.department) for m in directory.managers.values()
     }
-    for manager_id, department_id, local_date, *values in rows:
+    for manager_id, department_id, local_date, values in rows:
         first, last = wanted.get(department_id, wanted[""])
         if not first <= _as_date(local_date) <= last:
             continue
         key = manager_id or UNATTRIBUTED
         entry = table.setdefault(key, ManagerDay(key, manager_id or UNATTRIBUTED, department_id))
-        for (name, _, _), value in zip(METRICS, values, strict=True):
+        for name, value in values.items():
             entry.counts[name] = entry.counts.get(name, 0) + int(value)
     return sorted(
         table.values(), key=lambda m: (m.manager_id == UNATTRIBUTED, m.department_id, m.name)
