@@ -9,8 +9,11 @@ deterministic event id.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 
 from processors.parsers import build_parsers
@@ -20,10 +23,43 @@ from salespulse import metrics
 from salespulse.directory import DirectoryWatcher
 from salespulse.settings import Settings
 from sinks.clickhouse.client import NativeClickHouse
-from sinks.clickhouse.events import EventSink
+from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
 from sinks.deadletter import DeadLetterSink
 
 log = logging.getLogger(__name__)
+
+
+def batch_log(
+    messages: Sequence[RawMessage], result: BatchResult, worker: str
+) -> list[tuple[object, ...]]:
+    """One ``ingest_batches`` row per topic-partition in the batch: its offset watermarks.
+
+    Rows and dead letters are attributed to the batch's first topic-partition row only, since
+    they are counted per batch, not per partition.
+    """
+    ranges: dict[tuple[str, int], list[int]] = {}
+    for message in messages:
+        span = ranges.setdefault(
+            (message.topic, message.partition), [message.offset, message.offset, 0]
+        )
+        span[0] = min(span[0], message.offset)
+        span[1] = max(span[1], message.offset)
+        span[2] += 1
+    now = datetime.now(UTC).replace(microsecond=0)
+    return [
+        (
+            topic,
+            partition,
+            first,
+            last,
+            count,
+            len(result.rows) if index == 0 else 0,
+            len(result.dead_letters) if index == 0 else 0,
+            worker,
+            now,
+        )
+        for index, ((topic, partition), (first, last, count)) in enumerate(sorted(ranges.items()))
+    ]
 
 
 class BatchRuntime:
@@ -36,10 +72,11 @@ class BatchRuntime:
             PhoneProtector(key.get_secret_value().encode() if key else None),
             max_message_bytes=settings.worker.max_message_bytes,
         )
-        self.events = EventSink(
+        self.clickhouse = ClickHouseSink(
             lambda: NativeClickHouse(settings.clickhouse),
             retry_max_seconds=settings.worker.sink_retry_max_seconds,
         )
+        self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self.dead_letters = DeadLetterSink(settings.kafka, settings.topics.dead_letter)
 
     async def __aenter__(self) -> BatchRuntime:
@@ -53,7 +90,7 @@ class BatchRuntime:
         tb: TracebackType | None,
     ) -> None:
         await self.dead_letters.stop()
-        self.events.close()
+        self.clickhouse.close()
 
     def _refresh_directory(self) -> None:
         if self.directory.refresh():
@@ -67,8 +104,11 @@ class BatchRuntime:
     async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
         self._refresh_directory()
         result = self.processor.process(messages)
-        await self.events.write(result.rows)
+        await self.clickhouse.write_events(result.rows)
         await self.dead_letters.write(result.dead_letters)
+        await self.clickhouse.insert(
+            BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, self.worker_name)
+        )
         self._count(len(messages), result)
         return result
 

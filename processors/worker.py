@@ -67,7 +67,7 @@ def build_app(settings: Settings) -> faust.App:
         # Enough buffered messages for a full batch per partition, and no more: this bounds
         # memory while ClickHouse is slow or down.
         stream_buffer_maxsize=max(worker.batch_max_messages, 1000),
-        broker_commit_interval=1.0,
+        broker_commit_interval=worker.commit_interval_seconds,
         broker_rebalance_timeout=worker.rebalance_timeout_seconds,
         broker_session_timeout=worker.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),

@@ -122,6 +122,7 @@ class WorkerSettings(BaseModel):
     max_record_bytes: int = Field(default=65_536, ge=256)
     web_port: int = Field(default=6066, ge=1, le=65535)
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
+    commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     # How long the group coordinator waits for members during a rebalance, and how long a
     # silent member keeps its partitions. Shorter than faust's 60 s defaults so that a new or
     # dead worker's partitions move within seconds.

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from ingest.generator import Traffic, make_population, simulate, write_directory_yaml
 from sinks.clickhouse.chdb_client import ChdbClickHouse
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from tests.conftest import LocalStack
+from tests.integration.pipeline_harness import DAYS, WEEK_END
 
 _database_numbers = itertools.count(1)
 
@@ -39,3 +43,12 @@ def clickhouse(
         client.execute(f"DROP DATABASE IF EXISTS {database}")
         if request.param == "server":
             client.close()
+
+
+@pytest.fixture(scope="session")
+def week_traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Traffic, Path]:
+    """A generated working week of 12 managers in 4 time zones, and its directory file."""
+    population = make_population(managers=12, departments=4, seed=7)
+    directory_path = tmp_path_factory.mktemp("directory") / "directory.yaml"
+    write_directory_yaml(population, directory_path)
+    return simulate(population, WEEK_END - timedelta(days=DAYS), WEEK_END, seed=7), directory_path

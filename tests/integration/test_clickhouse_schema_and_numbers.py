@@ -15,8 +15,8 @@ from salespulse.directory import parse_directory
 from salespulse.settings import ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.events import EventSink
 from sinks.clickhouse.migrations import apply_migrations, discover
+from sinks.clickhouse.sink import ClickHouseSink
 
 DIRECTORY = parse_directory(
     """
@@ -111,9 +111,9 @@ async def test_worked_example_numbers_survive_a_replay(clickhouse: ClickHouse) -
     result = processor().process(messages())
     assert [letter.reason for letter in result.dead_letters] == ["malformed"]
 
-    sink = EventSink(lambda: clickhouse)
-    await sink.write(result.rows)
-    await sink.write(processor().process(messages()).rows)  # the whole batch again: a replay
+    sink = ClickHouseSink(lambda: clickhouse)
+    await sink.write_events(result.rows)
+    await sink.write_events(processor().process(messages()).rows)  # the whole batch again: a replay
 
     def summary(day: date) -> dict[str, dict[str, int]]:
         rows = query_summary(clickhouse, DIRECTORY, last_day=day, days=1)
@@ -145,7 +145,7 @@ async def test_worked_example_numbers_survive_a_replay(clickhouse: ClickHouse) -
 
 async def test_payment_amount_is_stored_exactly(clickhouse: ClickHouse) -> None:
     apply_migrations(clickhouse)
-    await EventSink(lambda: clickhouse).write(processor().process(messages()).rows)
+    await ClickHouseSink(lambda: clickhouse).write_events(processor().process(messages()).rows)
     (row,) = clickhouse.execute(
         f"SELECT toString(sum(amount)) FROM {clickhouse.database}.events FINAL "
         "WHERE kind = 'payment' AND local_date = %(day)s",

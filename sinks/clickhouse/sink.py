@@ -1,7 +1,7 @@
-"""Durable storage of canonical event rows in ClickHouse.
+"""Durable writes to ClickHouse: one columnar insert per table per batch, retried until it lands.
 
-One columnar insert per batch: the native protocol's fast path, and one part per insert, so
-ClickHouse is not drowned in small parts. Retriable failures (server down, restarting, busy) are
+One insert per batch is the native protocol's fast path, and one part per insert keeps
+ClickHouse from drowning in small parts. Retriable failures (server down, restarting, busy) are
 retried with capped exponential backoff for as long as it takes: the worker stops consuming while
 it waits, which is the backpressure that keeps memory bounded, and offsets stay uncommitted, so
 nothing is lost. A non-retriable failure (schema mismatch) propagates and stops the worker.
@@ -22,9 +22,21 @@ from sinks.clickhouse.client import ClickHouse, ClickHouseError
 log = logging.getLogger(__name__)
 
 EVENTS_TABLE = "events"
+BATCHES_TABLE = "ingest_batches"
+BATCH_COLUMNS: tuple[str, ...] = (
+    "topic",
+    "partition",
+    "first_offset",
+    "last_offset",
+    "messages",
+    "rows",
+    "dead_letters",
+    "worker",
+    "inserted_at",
+)
 
 
-class EventSink:
+class ClickHouseSink:
     """Writes row batches with retries. The client is used from one worker thread at a time."""
 
     def __init__(
@@ -39,12 +51,14 @@ class EventSink:
         self._retry_max = retry_max_seconds
         self._sleep = sleep
 
-    def _insert(self, columns: Sequence[Sequence[Any]]) -> None:
+    def _insert(self, table: str, names: Sequence[str], columns: Sequence[Sequence[Any]]) -> None:
         if self._client is None:
             self._client = self._connect()
-        self._client.insert_columns(EVENTS_TABLE, EVENT_COLUMNS, columns)
+        self._client.insert_columns(table, names, columns)
 
-    async def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    async def insert(
+        self, table: str, names: Sequence[str], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
         if not rows:
             return
         columns: list[Sequence[Any]] = [list(column) for column in zip(*rows, strict=True)]
@@ -52,7 +66,7 @@ class EventSink:
         while True:
             started = time.perf_counter()
             try:
-                await asyncio.to_thread(self._insert, columns)
+                await asyncio.to_thread(self._insert, table, names, columns)
             except ClickHouseError as exc:
                 if not exc.retriable:
                     raise
@@ -64,6 +78,9 @@ class EventSink:
                 continue
             metrics.CLICKHOUSE_INSERT_SECONDS.observe(time.perf_counter() - started)
             return
+
+    async def write_events(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self.insert(EVENTS_TABLE, EVENT_COLUMNS, rows)
 
     def _drop_client(self) -> None:
         if self._client is not None:
