@@ -112,6 +112,31 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_directory(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.summary import query_unknown_identities
+
+    if args.action == "check":
+        directory = load_directory(settings.directory_path)
+        identities = sum(len(m.identities) for m in directory.managers.values())
+        print(
+            f"{settings.directory_path}: {len(directory.departments)} departments, "
+            f"{len(directory.managers)} managers, {identities} identities: OK"
+        )
+        return 0
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        unknown = query_unknown_identities(client, limit=args.limit)
+    finally:
+        client.close()
+    if not unknown:
+        print("every identity in ClickHouse is in the directory")
+        return 0
+    print(f"{'family':<8}{'identity':<24}{'events':>8}  last seen (UTC)")
+    for family, identity, count, last in unknown:
+        print(f"{family:<8}{identity:<24}{count:>8}  {last}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.demo import run_demo
 
@@ -151,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--date", default="today", help="today, yesterday or YYYY-MM-DD")
     summary.add_argument("--days", type=int, default=1, help="number of days ending at --date")
     summary.set_defaults(func=cmd_summary)
+
+    directory = sub.add_parser("directory", help="the manager directory")
+    directory.add_argument(
+        "action",
+        choices=["check", "unknown"],
+        help="check: validate the file; unknown: identities with events but no manager",
+    )
+    directory.add_argument("--limit", type=int, default=50)
+    directory.set_defaults(func=cmd_directory)
 
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
     _add_traffic_arguments(demo)

@@ -147,3 +147,18 @@ def render_table(rows: list[ManagerDay]) -> str:
 
     rule = "-" * len(fmt(headers))
     return "\n".join([fmt(headers), rule, *map(fmt, lines), rule, fmt(total_cells)])
+
+
+def query_unknown_identities(ch: ClickHouse, *, limit: int = 50) -> list[tuple[str, str, int, str]]:
+    """Identities with events but no manager: (family, id, events, last seen), busiest first.
+
+    These are the rows to add to the directory; once added, replaying the affected offsets (or
+    waiting for the next events) attributes them.
+    """
+    rows = ch.execute(
+        "SELECT actor_family, actor_id, count(), toString(max(occurred_at)) "
+        f"FROM {ch.database}.events FINAL WHERE manager_id = '' "
+        "GROUP BY actor_family, actor_id ORDER BY count() DESC, actor_id LIMIT %(limit)s",
+        {"limit": limit},
+    )
+    return [(str(f), str(i), int(n), str(last)) for f, i, n, last in rows]

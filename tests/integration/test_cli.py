@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
-from processors.parsers import AsteriskCdrCsvParser
+from processors.parsers import AsteriskCdrCsvParser, build_parsers
+from processors.pipeline import BatchProcessor, RawMessage
+from processors.privacy import PhoneProtector
 from salespulse.cli import main
 from salespulse.directory import load_directory
 from salespulse.models import SourceRef
-from salespulse.settings import Settings, to_environment
+from salespulse.settings import ParsingSettings, Settings, to_environment
+from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.sink import ClickHouseSink
 from tests.conftest import LocalStack
 
 
@@ -89,3 +94,47 @@ def test_unreachable_clickhouse_is_reported_not_raised(
     monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PORT", "1")
     assert main(["schema", "apply"]) == 2
     assert "ClickHouse unreachable" in capsys.readouterr().err
+
+
+def unknown_calls() -> list[tuple[object, ...]]:
+    """Rows for two calls to an IVR number nobody holds and one to Ivanova's extension 101."""
+    line = (
+        '"","79160000000","{dst}","from-trunk","","SIP/provider-0000000{n}","{dstchannel}",'
+        '"Playback","hello","2026-11-20 09:00:0{n}","2026-11-20 09:00:0{n}",'
+        '"2026-11-20 09:00:1{n}",10,10,"ANSWERED","DOCUMENTATION"'
+    )
+    lines = [
+        line.format(dst="74951234567", dstchannel="", n=1),
+        line.format(dst="74951234567", dstchannel="", n=2),
+        line.format(dst="101", dstchannel="SIP/101-00000009", n=3),
+    ]
+    processor = BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: load_directory(Settings().directory_path),
+        PhoneProtector(None),
+        max_message_bytes=1 << 20,
+    )
+    message = RawMessage("t", 0, 0, [("sp-format", b"asterisk-cdr-csv")], "\n".join(lines).encode())
+    return processor.process([message]).rows
+
+
+def test_directory_check_and_unknown_identities(
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["directory", "check"]) == 0
+    assert "2 departments, 2 managers, 7 identities: OK" in capsys.readouterr().out
+
+    assert main(["schema", "apply"]) == 0
+    assert main(["directory", "unknown"]) == 0
+    assert "every identity in ClickHouse is in the directory" in capsys.readouterr().out
+
+    # Two calls to a DID nobody holds, one to a known extension.
+    client = NativeClickHouse(cli_env.clickhouse)
+    try:
+        asyncio.run(ClickHouseSink(lambda: client).write_events(unknown_calls()))
+    finally:
+        client.close()
+    assert main(["directory", "unknown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[1].split()[:3] == ["pbx", "74951234567", "2"]
+    assert len(lines) == 2
