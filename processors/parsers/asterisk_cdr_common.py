@@ -1,0 +1,229 @@
+"""What an Asterisk CDR means, whichever backend wrote it (``cdr_csv``, ``cdr_manager``).
+
+Both backends format the same ``ast_cdr`` fields the same way (``%Y-%m-%d %T`` wall-clock times,
+integer counters, ``ast_cdr_disp2str`` dispositions); only the framing differs. The format
+parsers turn their framing into ``CdrFields``; ``CdrInterpreter`` turns those into events.
+
+A CDR describes one call leg between the calling channel and the dialled channel. A manager's
+phone may sit at either end (or both, for a call between colleagues), so one CDR yields one
+event per manager involved, each from that manager's point of view.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from pydantic import ValidationError
+
+from processors.parsers._common import redact, summarize
+from processors.parsers.base import RecordError
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    Direction,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+# Every value ast_cdr_disp2str() can produce except its "UNKNOWN" fallback.
+DISPOSITIONS = frozenset({"ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"})
+
+# The first part of every Asterisk CDR event id, whichever backend delivered the CDR: the same
+# CDR read from Master.csv and from an AMI Cdr event gets the same id and is stored once, so
+# Master.csv can fill a gap in the AMI stream. It is the cdr_csv format name for history's sake.
+ID_NAMESPACE = "asterisk-cdr-csv"
+
+_CDR_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
+_OFFSET_CACHE_SIZE = 4096
+_UNSIGNED = re.compile(r"\d{1,9}", re.ASCII)
+# ast_cdr.sequence is a C int written with %d; a negative value would mean a wrapped counter.
+_SEQUENCE = re.compile(r"\d{1,10}", re.ASCII)
+
+
+class CdrFields(NamedTuple):
+    """The CDR fields salespulse reads, as raw text. ``None`` means the backend does not carry
+    the field at all (a column set without it); an empty string means the CDR left it empty."""
+
+    src: str
+    dst: str
+    channel: str
+    dstchannel: str
+    start: str
+    answer: str
+    end: str
+    duration: str
+    billsec: str
+    disposition: str
+    uniqueid: str | None = None
+    linkedid: str | None = None
+    sequence: str | None = None
+
+
+def channel_endpoint(channel: str) -> str | None:
+    """The device or peer behind a channel name, e.g. ``SIP/101-00000013`` → ``101``.
+
+    Local channels name a dialplan target instead (``Local/101@from-internal-0000001;1``), so
+    their endpoint is the extension before ``@``. A name without a technology prefix is not a
+    channel we can attribute.
+    """
+    _, slash, resource = channel.partition("/")
+    if not slash or not resource:
+        return None
+    if "@" in resource:
+        endpoint = resource.partition("@")[0]
+    else:
+        # Channel names end in "-<sequence>"; a peer name may itself contain dashes.
+        head, dash, _ = resource.rpartition("-")
+        endpoint = head if dash else resource
+    return endpoint or None
+
+
+def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
+    """The fields that identify a CDR at its source; the event id adds the side.
+
+    uniqueid names Party A's channel, and since Asterisk 12 one channel has several CDRs (one
+    per dial attempt, one per bridge after a transfer), which only ``sequence`` tells apart.
+    Without a sequence the destination channel and start time must do it, as they do for the
+    default column set, whose key is unchanged so that stored ids stay valid.
+    """
+    if cdr.uniqueid:
+        if cdr.sequence:
+            return (ID_NAMESPACE, cdr.uniqueid, cdr.sequence)
+        return (ID_NAMESPACE, cdr.uniqueid, cdr.dstchannel, cdr.start)
+    return (ID_NAMESPACE, cdr.channel, cdr.dstchannel, cdr.start)
+
+
+class CdrInterpreter:
+    """CDR fields to canonical call events: times in the PBX's zone, attribution by extension."""
+
+    def __init__(self, timezone: str, internal_extension_pattern: str) -> None:
+        # The built-in UTC skips zoneinfo's transition lookup for the common usegmtime=yes case.
+        self._zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
+        self._offsets: dict[str, timedelta] = {}
+        self._internal = re.compile(internal_extension_pattern)
+
+    def events(self, cdr: CdrFields, source: SourceRef) -> list[ActivityEvent]:
+        start = self._time(cdr.start, "start")
+        end = self._time(cdr.end, "end")
+        if cdr.answer:
+            # Not used for the event, but a garbled answer time means a garbled record.
+            self._wall_clock(cdr.answer, "answer")
+        if end < start:
+            end = self._second_pass(cdr.end, start)
+        duration = _seconds(cdr.duration, "duration")
+        billsec = _seconds(cdr.billsec, "billsec")
+        if billsec > duration:
+            raise RecordError("invalid", "billsec exceeds duration")
+        if cdr.disposition not in DISPOSITIONS:
+            raise RecordError("invalid", f"unknown disposition {redact(cdr.disposition)}")
+        if cdr.sequence and _SEQUENCE.fullmatch(cdr.sequence) is None:
+            raise RecordError("invalid", f"sequence: {redact(cdr.sequence)} is not an integer")
+
+        caller = self._extension(cdr.channel)
+        callee = self._extension(cdr.dstchannel)
+        src = cdr.src or None
+        dst = cdr.dst or None
+
+        # (actor id, side, direction, counterpart) per event.
+        legs: list[tuple[str, str, Direction, str | None]]
+        if caller and callee:
+            legs = [
+                (caller, "caller", Direction.INTERNAL, callee),
+                (callee, "callee", Direction.INTERNAL, caller),
+            ]
+        elif caller:
+            legs = [(caller, "caller", Direction.OUTGOING, dst)]
+        elif callee:
+            legs = [(callee, "callee", Direction.INCOMING, src)]
+        elif dst:
+            # A DID or queue number: attribution later reports it as unattributed.
+            legs = [(dst, "callee", Direction.INCOMING, src)]
+        else:
+            raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
+
+        answered = cdr.disposition == "ANSWERED"
+        # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
+        key = cdr_event_key(cdr)
+        try:
+            return [
+                ActivityEvent(
+                    event_id=derive_event_id(*key, side),
+                    kind=ActivityKind.CALL,
+                    action="leg",
+                    occurred_at=start,
+                    ended_at=end,
+                    actor=Actor(SourceFamily.PBX, actor_id),
+                    source=source,
+                    direction=direction,
+                    answered=answered,
+                    duration_seconds=duration,
+                    talk_seconds=billsec,
+                    counterpart=counterpart,
+                    call_id=cdr.linkedid or None,
+                )
+                for actor_id, side, direction, counterpart in legs
+            ]
+        except ValidationError as exc:
+            raise RecordError("invalid", summarize(exc)) from None
+
+    def _extension(self, channel: str) -> str | None:
+        """The channel's endpoint if it is a manager's extension, else None."""
+        endpoint = channel_endpoint(channel)
+        if endpoint is None or self._internal.search(endpoint) is None:
+            return None
+        return endpoint
+
+    def _wall_clock(self, value: str, field: str) -> datetime:
+        if _CDR_TIME.fullmatch(value) is None:
+            raise RecordError("bad_time", f"{field}: {redact(value)} is not YYYY-MM-DD HH:MM:SS")
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
+
+    def _time(self, value: str, field: str) -> datetime:
+        """A CDR time (wall clock in the PBX's zone) as a UTC datetime."""
+        local = self._wall_clock(value, field)
+        if self._zone is UTC:
+            return local.replace(tzinfo=UTC)
+        # zoneinfo's lookup is a visible share of a record's cost, and the offset only changes
+        # at a DST or zone transition, which tzdata places on whole local minutes since 1972.
+        key = value[:16]
+        offset = self._offsets.get(key)
+        if offset is None:
+            # fold=0 (the default): the earlier of two repeated times in a fold, and the
+            # pre-transition offset for a time skipped by a gap.
+            offset = local.replace(tzinfo=self._zone).utcoffset()
+            if offset is None:  # pragma: no cover - ZoneInfo always knows the offset
+                raise RecordError("bad_time", f"{field}: zone gives no UTC offset")
+            if len(self._offsets) >= _OFFSET_CACHE_SIZE:
+                self._offsets.clear()
+            self._offsets[key] = offset
+        try:
+            return (local - offset).replace(tzinfo=UTC)
+        except OverflowError:
+            raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
+
+    def _second_pass(self, end_raw: str, start: datetime) -> datetime:
+        """The end of a call that spans a DST fall-back. Its end wall clock repeats an hour, so
+        read with fold=0 it lands before the start; read with fold=1 it may not."""
+        if self._zone is not UTC:
+            local = datetime.fromisoformat(end_raw).replace(tzinfo=self._zone, fold=1)
+            try:
+                end = local.astimezone(UTC)
+            except OverflowError:
+                raise RecordError("invalid", "end is before start") from None
+            if end >= start:
+                return end
+        raise RecordError("invalid", "end is before start")
+
+
+def _seconds(value: str, field: str) -> int:
+    if _UNSIGNED.fullmatch(value) is None:
+        raise RecordError("invalid", f"{field}: {redact(value)} is not a non-negative integer")
+    return int(value)
