@@ -1,0 +1,264 @@
+"""Bitrix24 telephony: calls as the portal reports them, one call per manager per record.
+
+Two ways in, one event shape:
+
+* ``bitrix24-voximplant-statistic``: rows of the REST method ``voximplant.statistic.get``, one
+  JSON object per line (a periodic export).
+* ``bitrix24-call-end-event``: what Bitrix24 POSTs to a handler subscribed to
+  ``OnVoximplantCallEnd`` (a form body: ``event=ONVOXIMPLANTCALLEND&data[CALL_ID]=...``), or a
+  JSON object with the ``telephony.externalcall.finish`` parameters.
+
+Both derive the event id from the call id and the user, not from the format, so a call delivered
+by the event *and* by the export is stored once.
+
+The manager is the Bitrix24 user, ``Actor(crm, PORTAL_USER_ID)``: a Bitrix24 user id is the
+user's CRM id, which the directory already maps to a manager. The handler's ``auth[...]``
+values (application token, portal domain) are never read into an event or an error detail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, tzinfo
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from processors.parsers._common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    check_size,
+    decode,
+    load_object,
+    parse_rfc3339,
+    redact,
+    summarize,
+)
+from processors.parsers.base import RecordError, split_lines
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    Direction,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+CALL_END_EVENT = "ONVOXIMPLANTCALLEND"
+# 1 outgoing, 2 incoming, 3 incoming redirected to a mobile or landline, 4 callback, 5 info call.
+CALL_TYPES: dict[int, Direction] = {
+    1: Direction.OUTGOING,
+    2: Direction.INCOMING,
+    3: Direction.INCOMING,
+    4: Direction.OUTGOING,
+    5: Direction.OUTGOING,
+}
+ANSWERED_CODE = "200"
+# telephony.externalcall.finish (and .register) names for voximplant.statistic fields.
+FINISH_ALIASES = {
+    "USER_ID": "PORTAL_USER_ID",
+    "DURATION": "CALL_DURATION",
+    "STATUS_CODE": "CALL_FAILED_CODE",
+    "TYPE": "CALL_TYPE",
+    "FAILED_REASON": "CALL_FAILED_REASON",
+}
+
+_UNSIGNED = re.compile(r"\d{1,9}", re.ASCII)
+_USER_ID = re.compile(r"\d{1,18}", re.ASCII)
+# "200", "304", "603-S", "OTHER": the codes of Bitrix24's table, and room for new ones.
+_FAILED_CODE = re.compile(r"[0-9A-Za-z-]{1,16}", re.ASCII)
+# The portal's display format, local time: 26.11.2026 10:15:00
+_PORTAL_DATE = re.compile(r"(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
+_DATA_KEY = re.compile(r"data\[([A-Za-z0-9_]{1,64})\]", re.ASCII)
+_MAX_FORM_FIELDS = 200
+
+
+class CallRecord(BaseModel):
+    """A call in ``voximplant.statistic.get`` terms. REST results carry numbers as strings and
+    JSON senders as numbers, so both are taken; booleans and floats are not."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    CALL_ID: str = Field(min_length=1, max_length=128)
+    PORTAL_USER_ID: str | int | None = None
+    PHONE_NUMBER: str | int | None = None
+    CALL_TYPE: str | int
+    CALL_DURATION: str | int
+    CALL_START_DATE: str
+    CALL_FAILED_CODE: str | int
+    CRM_ENTITY_TYPE: str | None = None
+    CRM_ENTITY_ID: str | int | None = None
+
+
+class _CallTranslator:
+    """``CallRecord`` to event; shared by both parsers."""
+
+    def __init__(self, portal_timezone: str | None) -> None:
+        self._zone: tzinfo | None = None if portal_timezone is None else ZoneInfo(portal_timezone)
+
+    def events(self, call: CallRecord, source: SourceRef) -> list[ActivityEvent]:
+        call_type = _integer(call.CALL_TYPE, "CALL_TYPE")
+        direction = CALL_TYPES.get(call_type)
+        if direction is None:
+            raise RecordError("invalid", f"CALL_TYPE {call_type} is not 1-5")
+        duration = _integer(call.CALL_DURATION, "CALL_DURATION")
+        code = str(call.CALL_FAILED_CODE)
+        if _FAILED_CODE.fullmatch(code) is None:
+            raise RecordError("invalid", f"CALL_FAILED_CODE: {redact(code)} is not a call code")
+        user = _text(call.PORTAL_USER_ID)
+        if user and _USER_ID.fullmatch(user) is None:
+            raise RecordError("invalid", f"PORTAL_USER_ID: {redact(user)} is not a user id")
+        occurred_at = self._start(call.CALL_START_DATE)
+        if user.strip("0") == "":
+            # No operator took part (the call ended in the IVR or a queue): nobody's activity.
+            return []
+
+        answered = code == ANSWERED_CODE and duration > 0
+        entity_id = _text(call.CRM_ENTITY_ID)
+        external_ref = (
+            f"{call.CRM_ENTITY_TYPE}:{entity_id}" if call.CRM_ENTITY_TYPE and entity_id else None
+        )
+        try:
+            event = ActivityEvent(
+                event_id=derive_event_id("bitrix24", call.CALL_ID, user),
+                kind=ActivityKind.CALL,
+                action="leg",
+                occurred_at=occurred_at,
+                actor=Actor(SourceFamily.CRM, user),
+                source=source,
+                direction=direction,
+                answered=answered,
+                duration_seconds=duration,
+                talk_seconds=duration if answered else 0,
+                counterpart=_text(call.PHONE_NUMBER) or None,
+                external_ref=external_ref,
+                call_id=call.CALL_ID,
+            )
+        except ValidationError as exc:
+            raise RecordError("invalid", summarize(exc)) from None
+        return [event]
+
+    def _start(self, value: str) -> datetime:
+        """ISO 8601 with an offset (what REST returns), or the portal's local display format,
+        which only ``portal_timezone`` makes unambiguous."""
+        match = _PORTAL_DATE.fullmatch(value)
+        if match is None:
+            return parse_rfc3339(value, "CALL_START_DATE")
+        if self._zone is None:
+            raise RecordError("bad_time", "CALL_START_DATE: portal-format time needs a time zone")
+        day, month, year, hour, minute, second = (int(part) for part in match.groups())
+        try:
+            local = datetime(year, month, day, hour, minute, second, tzinfo=self._zone)
+            return local.astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise RecordError(
+                "bad_time", f"CALL_START_DATE: {redact(value)} is out of range"
+            ) from None
+
+
+class Bitrix24VoximplantStatisticParser:
+    format_name: ClassVar[str] = "bitrix24-voximplant-statistic"
+    family: ClassVar[SourceFamily] = SourceFamily.CRM
+
+    def __init__(
+        self,
+        portal_timezone: str | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        self._calls = _CallTranslator(portal_timezone)
+        self._max_record_bytes = max_record_bytes
+
+    def split(self, payload: bytes) -> list[bytes]:
+        return split_lines(payload)
+
+    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        check_size(record, self._max_record_bytes)
+        return self._calls.events(load_object(CallRecord, record), source)
+
+
+class Bitrix24CallEndEventParser:
+    format_name: ClassVar[str] = "bitrix24-call-end-event"
+    family: ClassVar[SourceFamily] = SourceFamily.CRM
+
+    def __init__(
+        self,
+        portal_timezone: str | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        self._calls = _CallTranslator(portal_timezone)
+        self._max_record_bytes = max_record_bytes
+
+    def split(self, payload: bytes) -> list[bytes]:
+        return split_lines(payload)
+
+    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        check_size(record, self._max_record_bytes)
+        text = decode(record)
+        fields = _json_fields(text) if text.lstrip()[:1] == "{" else _form_fields(text)
+        for finish_name, name in FINISH_ALIASES.items():
+            if name not in fields and finish_name in fields:
+                fields[name] = fields[finish_name]
+        try:
+            call = CallRecord.model_validate(fields)
+        except ValidationError as exc:
+            raise RecordError("invalid", summarize(exc)) from None
+        return self._calls.events(call, source)
+
+
+def _form_fields(text: str) -> dict[str, Any]:
+    """``data[...]`` of an outbound event body; everything else (``auth[...]``, ``ts``) is
+    dropped here, so credentials cannot reach an event."""
+    try:
+        form = parse_qs(
+            text,
+            keep_blank_values=True,
+            strict_parsing=True,
+            errors="strict",
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except UnicodeDecodeError:
+        raise RecordError("decode_error", "form value: encoded bytes are not UTF-8") from None
+    except ValueError:
+        raise RecordError("malformed", "not an application/x-www-form-urlencoded body") from None
+    _check_event(form.get("event", [None])[-1])
+    # Of a repeated key the last value counts, as of a duplicated JSON key.
+    return {
+        match.group(1): values[-1]
+        for key, values in form.items()
+        if (match := _DATA_KEY.fullmatch(key)) is not None
+    }
+
+
+def _json_fields(text: str) -> dict[str, Any]:
+    """An event as JSON (``{"event": ..., "data": {...}}``) or flat finish parameters."""
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        raise RecordError("malformed", "not valid JSON") from None
+    if not isinstance(document, dict):
+        raise RecordError("malformed", "JSON is not an object")
+    data = document.get("data")
+    if isinstance(data, dict):
+        _check_event(document.get("event"))
+        return dict(data)
+    return document
+
+
+def _check_event(name: object) -> None:
+    if not isinstance(name, str) or name.upper() != CALL_END_EVENT:
+        shown = redact(name) if isinstance(name, str) else "missing"
+        raise RecordError("invalid", f"event {shown} is not OnVoximplantCallEnd")
+
+
+def _text(value: str | int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _integer(value: str | int, field: str) -> int:
+    text = str(value)
+    if _UNSIGNED.fullmatch(text) is None:
+        raise RecordError("invalid", f"{field}: {redact(text)} is not a non-negative integer")
+    return int(text)

@@ -1,0 +1,123 @@
+"""FreeSWITCH ``mod_cdr_csv`` lines written with the stock ``example`` template.
+
+The template is 15 double-quoted channel variables::
+
+    "${caller_id_name}","${caller_id_number}","${destination_number}","${context}",
+    "${start_stamp}","${answer_stamp}","${end_stamp}","${duration}","${billsec}",
+    "${hangup_cause}","${uuid}","${bleg_uuid}","${accountcode}","${read_codec}","${write_codec}"
+
+mod_cdr_csv logs a-legs only by default (``legs=a``), so each line speaks for both parties, as an
+Asterisk CDR does. The line carries no FreeSWITCH direction; who called whom follows from which
+of caller_id_number and destination_number are managers' extensions.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, tzinfo
+from typing import ClassVar
+from zoneinfo import ZoneInfo
+
+from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, check_size, decode, redact
+from processors.parsers.base import RecordError, split_lines
+from processors.parsers.freeswitch_common import (
+    Extensions,
+    Leg,
+    check_counters,
+    check_hangup_cause,
+    leg_events,
+    seconds,
+)
+from salespulse.models import ActivityEvent, SourceFamily, SourceRef
+
+FIELD_COUNT = 15
+_SEPARATOR = '","'
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
+
+
+class FreeswitchCdrCsvParser:
+    format_name: ClassVar[str] = "freeswitch-cdr-csv"
+    family: ClassVar[SourceFamily] = SourceFamily.PBX
+
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        internal_extension_pattern: str = r"^\d{2,6}$",
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        """``timezone``: the FreeSWITCH host's zone, in which mod_cdr_csv writes its stamps."""
+        self._zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
+        self._extensions = Extensions(internal_extension_pattern)
+        self._max_record_bytes = max_record_bytes
+
+    def split(self, payload: bytes) -> list[bytes]:
+        return split_lines(payload)
+
+    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        check_size(record, self._max_record_bytes)
+        (_, caller_number, destination, _, start_raw, answer_raw, end_raw, duration_raw,
+         billsec_raw, hangup_cause, uuid, _, _, _, _) = _fields(decode(record))  # fmt: skip
+
+        start = self._time(start_raw, "start_stamp")
+        end = self._time(end_raw, "end_stamp")
+        # Empty when the channel was never answered.
+        answer = self._time(answer_raw, "answer_stamp") if answer_raw else None
+        if end < start:
+            end = self._refold(end_raw, end)
+        duration = seconds(duration_raw, "duration")
+        billsec = seconds(billsec_raw, "billsec")
+        check_counters(duration, billsec, start, end)
+        check_hangup_cause(hangup_cause)
+        if not uuid:
+            raise RecordError("invalid", "uuid is empty")
+
+        leg = Leg(
+            uuid=uuid,
+            # legs=a: every line is an a-leg, whose own uuid is the call's.
+            call_id=uuid,
+            owner="caller",
+            caller=self._extensions.first(caller_number),
+            callee=self._extensions.first(destination),
+            caller_number=caller_number,
+            destination=destination,
+            start=start,
+            end=end,
+            duration=duration,
+            billsec=billsec,
+            answered=billsec > 0 or (answer is not None and answer >= start),
+        )
+        return leg_events(self.format_name, leg, source, report_peer=True)
+
+    def _time(self, value: str, field: str, fold: int = 0) -> datetime:
+        """A stamp (wall clock in the FreeSWITCH host's zone) as UTC.
+
+        fold=0 reads a repeated or skipped local time with the offset in force before the
+        transition, as the Asterisk parser does.
+        """
+        if _STAMP.fullmatch(value) is None:
+            raise RecordError("bad_time", f"{field}: {redact(value)} is not YYYY-MM-DD HH:MM:SS")
+        try:
+            local = datetime.fromisoformat(value)
+            return local.replace(tzinfo=self._zone, fold=fold).astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
+
+    def _refold(self, end_raw: str, end: datetime) -> datetime:
+        """The end of a call that spans the end of DST: its wall clock repeats an hour, so it is
+        read again as the second occurrence; ``check_counters`` rejects it if still too early."""
+        return end if self._zone is UTC else self._time(end_raw, "end_stamp", fold=1)
+
+
+def _fields(text: str) -> list[str]:
+    """The 15 values of a line.
+
+    mod_cdr_csv expands the template without escaping quotes inside values, so the line is cut
+    at the ``","`` separators rather than read as RFC 4180 CSV: a caller name with a stray ``"``
+    still parses, one containing ``","`` gives the wrong field count.
+    """
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise RecordError("malformed", "line is not the double-quoted example template")
+    fields = text[1:-1].split(_SEPARATOR)
+    if len(fields) != FIELD_COUNT:
+        raise RecordError("malformed", f"expected {FIELD_COUNT} fields, got {len(fields)}")
+    return fields

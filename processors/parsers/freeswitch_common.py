@@ -1,0 +1,138 @@
+"""FreeSWITCH call legs to canonical call events: the rules both FreeSWITCH CDR formats share.
+
+FreeSWITCH writes one CDR per *channel* (a leg), not one per call. A customer's call answered on
+extension 1001 is an a-leg (the gateway channel that came in) and a b-leg (the channel the switch
+placed to 1001's phone), and mod_json_cdr logs both by default (``log-b-leg=true``). Each leg
+names both parties, but its times and billsec are its own channel's: the a-leg of that call may
+have been answered by an IVR a minute before 1001 picked up.
+
+So a leg speaks for the party whose channel it is (its *owner*: the caller on an "inbound" leg,
+the callee on an "outbound" one), and for the other party only when that party's own leg is not
+logged. Otherwise the consolidated call (legs grouped by call id, talk seconds summed per manager)
+would count every conversation twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from pydantic import ValidationError
+
+from processors.parsers._common import redact, summarize
+from processors.parsers.base import RecordError
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    Direction,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+Side = Literal["caller", "callee"]
+
+_UNSIGNED = re.compile(r"\d{1,9}", re.ASCII)
+# switch_channel_cause2str() names: upper-case words joined by underscores (NORMAL_CLEARING).
+_HANGUP_CAUSE = re.compile(r"[A-Z][A-Z0-9_]{0,63}", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """One FreeSWITCH channel's CDR, reduced to what the call event needs.
+
+    ``caller`` and ``callee`` are the parties' extensions when they are managers' extensions,
+    else None; ``caller_number`` and ``destination`` are the numbers as FreeSWITCH gave them.
+    """
+
+    uuid: str
+    call_id: str
+    owner: Side
+    caller: str | None
+    callee: str | None
+    caller_number: str
+    destination: str
+    start: datetime
+    end: datetime
+    duration: int
+    billsec: int
+    answered: bool
+
+
+class Extensions:
+    """Which identities are managers' extensions: ``internal_extension_pattern`` matches them."""
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = re.compile(pattern)
+
+    def first(self, *candidates: str | None) -> str | None:
+        """The first candidate that is an internal extension, in order of trust."""
+        for candidate in candidates:
+            if candidate and self._pattern.search(candidate) is not None:
+                return candidate
+        return None
+
+
+def seconds(value: str, field: str) -> int:
+    if _UNSIGNED.fullmatch(value) is None:
+        raise RecordError("invalid", f"{field}: {redact(value)} is not a non-negative integer")
+    return int(value)
+
+
+def check_counters(duration: int, billsec: int, start: datetime, end: datetime) -> None:
+    if end < start:
+        raise RecordError("invalid", "end is before start")
+    if billsec > duration:
+        raise RecordError("invalid", "billsec exceeds duration")
+
+
+def check_hangup_cause(value: str) -> None:
+    # Not used for the event, but a cause of the wrong shape means a shifted or garbled record.
+    if _HANGUP_CAUSE.fullmatch(value) is None:
+        raise RecordError("invalid", f"hangup_cause: {redact(value)} is not a FreeSWITCH cause")
+
+
+def leg_events(
+    format_name: str, leg: Leg, source: SourceRef, *, report_peer: bool
+) -> list[ActivityEvent]:
+    """One call event per manager the leg speaks for, each from that manager's point of view.
+
+    ``report_peer`` says the other party's leg has no CDR of its own (b-legs not logged), so this
+    leg speaks for both sides, as an Asterisk CDR does; then a leg with no extension on either
+    side goes to its destination number, which attribution reports as unattributed.
+    """
+    sides: list[tuple[str, Side, Direction, str | None]] = []
+    if leg.caller is not None and (report_peer or leg.owner == "caller"):
+        direction = Direction.INTERNAL if leg.callee else Direction.OUTGOING
+        sides.append((leg.caller, "caller", direction, leg.callee or leg.destination or None))
+    if leg.callee is not None and (report_peer or leg.owner == "callee"):
+        direction = Direction.INTERNAL if leg.caller else Direction.INCOMING
+        sides.append((leg.callee, "callee", direction, leg.caller or leg.caller_number or None))
+    if report_peer and leg.caller is None and leg.callee is None:
+        if not leg.destination:
+            raise RecordError("invalid", "no extension on either side and no destination")
+        sides.append((leg.destination, "callee", Direction.INCOMING, leg.caller_number or None))
+    try:
+        return [
+            ActivityEvent(
+                event_id=derive_event_id(format_name, leg.uuid, side),
+                kind=ActivityKind.CALL,
+                action="leg",
+                occurred_at=leg.start,
+                ended_at=leg.end,
+                actor=Actor(SourceFamily.PBX, actor_id),
+                source=source,
+                direction=direction,
+                answered=leg.answered,
+                duration_seconds=leg.duration,
+                talk_seconds=leg.billsec,
+                counterpart=counterpart,
+                call_id=leg.call_id,
+            )
+            for actor_id, side, direction, counterpart in sides
+        ]
+    except ValidationError as exc:
+        raise RecordError("invalid", summarize(exc)) from None

@@ -1,0 +1,339 @@
+"""Golden tests for Bitrix24 telephony: voximplant.statistic rows and call-end events.
+
+The samples under tests/samples/bitrix24 are from one Moscow portal (UTC+3) on 26 November
+2026: nine voximplant.statistic.get rows (every CALL_TYPE, answered, missed, busy, declined, and
+a call no operator took), the OnVoximplantCallEnd POST for the second row's call, and the
+telephony.externalcall.finish parameters of a call placed through a third-party PBX.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from processors.parsers.base import RecordError
+from processors.parsers.bitrix24_telephony import (
+    Bitrix24CallEndEventParser,
+    Bitrix24VoximplantStatisticParser,
+)
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    Direction,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "bitrix24"
+STATISTIC = (SAMPLES / "voximplant-statistic.jsonl").read_bytes()
+FORM = (SAMPLES / "onvoximplantcallend.form").read_bytes()
+FINISH = (SAMPLES / "externalcall-finish.json").read_bytes().strip()
+SOURCE = SourceRef("bitrix24-voximplant-statistic", "salespulse.raw.crm", 1, 5)
+TOKEN = "51856fefc120afa4b628cc82d3935cce"
+MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def rows() -> list[bytes]:
+    return Bitrix24VoximplantStatisticParser().split(STATISTIC)
+
+
+def row(index: int, **changes: Any) -> bytes:
+    """A statistic row with fields replaced; ``...`` removes one."""
+    fields = json.loads(rows()[index])
+    for name, value in changes.items():
+        if value is ...:
+            fields.pop(name)
+        else:
+            fields[name] = value
+    return json.dumps(fields).encode()
+
+
+def statistic(record: bytes, **options: Any) -> list[ActivityEvent]:
+    return Bitrix24VoximplantStatisticParser(**options).parse(record, SOURCE)
+
+
+def event(record: bytes, **options: Any) -> list[ActivityEvent]:
+    return Bitrix24CallEndEventParser(**options).parse(record, SOURCE)
+
+
+def reason(parse: Any, record: bytes, **options: Any) -> RecordError:
+    with pytest.raises(RecordError) as caught:
+        parse(record, **options)
+    return caught.value
+
+
+def form(**data: str) -> bytes:
+    """An OnVoximplantCallEnd body as Bitrix24 builds it (http_build_query)."""
+    fields = {"event": "ONVOXIMPLANTCALLEND", "event_handler_id": "12"}
+    fields |= {f"data[{key}]": value for key, value in data.items()}
+    fields |= {"ts": "1795673866", "auth[domain]": "example.bitrix24.ru"}
+    fields |= {"auth[member_id]": MEMBER, "auth[application_token]": TOKEN}
+    return urlencode(fields).encode()
+
+
+CALL = {
+    "CALL_ID": "5F3A0C8E2B714D96.1795673702.2219043017",
+    "CALL_TYPE": "2",
+    "PHONE_NUMBER": "79161234567",
+    "PORTAL_USER_ID": "17",
+    "CALL_DURATION": "151",
+    "CALL_START_DATE": "2026-11-26T09:15:02+03:00",
+    "CALL_FAILED_CODE": "200",
+    "CRM_ENTITY_TYPE": "CONTACT",
+    "CRM_ENTITY_ID": "845",
+}
+
+
+def test_class_attributes() -> None:
+    for parser in (Bitrix24VoximplantStatisticParser, Bitrix24CallEndEventParser):
+        assert parser.family is SourceFamily.CRM
+    assert Bitrix24VoximplantStatisticParser.format_name == "bitrix24-voximplant-statistic"
+    assert Bitrix24CallEndEventParser.format_name == "bitrix24-call-end-event"
+
+
+# --- voximplant.statistic.get ---------------------------------------------------------------
+
+
+def test_statistic_rows() -> None:
+    summaries = []
+    for record in rows():
+        summaries.append(
+            [
+                (
+                    e.actor.id,
+                    e.direction,
+                    e.answered,
+                    e.duration_seconds,
+                    e.talk_seconds,
+                    e.counterpart,
+                    e.external_ref,
+                    e.occurred_at,
+                )
+                for e in statistic(record)
+            ]
+        )
+    out, inc = Direction.OUTGOING, Direction.INCOMING
+    assert summaries == [
+        # CALL_TYPE 1, outgoing, answered.
+        [("17", out, True, 95, 95, "79031234567", "LEAD:1288", utc("2026-11-26T05:30:00"))],
+        # 2, incoming, answered.
+        [("17", inc, True, 151, 151, "79161234567", "CONTACT:845", utc("2026-11-26T06:15:02"))],
+        # 2, incoming, missed (304).
+        [("23", inc, False, 0, 0, "79260001122", "CONTACT:846", utc("2026-11-26T06:45:00"))],
+        # 3, incoming redirected to a mobile, answered.
+        [("23", inc, True, 64, 64, "79057778899", "DEAL:5531", utc("2026-11-26T07:20:00"))],
+        # 4, callback: the manager calls back.
+        [("17", out, True, 40, 40, "79161234567", None, utc("2026-11-26T08:15:00"))],
+        # 5, info call.
+        [("31", out, True, 12, 12, "79998887766", None, utc("2026-11-26T09:15:00"))],
+        # 1, busy (486).
+        [("31", out, False, 0, 0, "74956660011", "COMPANY:902", utc("2026-11-26T09:40:00"))],
+        # 1, declined (603) after 5 s: counted, not answered, no talk time.
+        [("17", out, False, 5, 0, "79031234567", "LEAD:1288", utc("2026-11-26T10:00:00"))],
+        # Missed with no operator at all: nobody's activity.
+        [],
+    ]
+
+
+def test_statistic_event_in_detail() -> None:
+    [call] = statistic(rows()[1])
+    assert call.event_id == derive_event_id("bitrix24", CALL["CALL_ID"], "17")
+    assert call.event_id == "0fef5cf1aa6fd63a48cd4735d7ad474c"
+    assert call.kind is ActivityKind.CALL
+    assert call.action == "leg"
+    # A Bitrix24 user id is the CRM user id the directory maps to a manager.
+    assert call.actor == Actor(SourceFamily.CRM, "17")
+    assert call.call_id == CALL["CALL_ID"]
+    assert call.ended_at is None
+    assert call.source == SOURCE
+
+
+@pytest.mark.parametrize("user", [None, "", "0", 0])
+def test_no_operator_gives_no_event(user: object) -> None:
+    assert statistic(row(1, PORTAL_USER_ID=user)) == []
+
+
+def test_numbers_may_be_json_integers() -> None:
+    record = row(1, PORTAL_USER_ID=17, CALL_TYPE=2, CALL_DURATION=151, CALL_FAILED_CODE=200)
+    assert statistic(record) == statistic(rows()[1])
+
+
+def test_answered_needs_code_200_and_a_duration() -> None:
+    [call] = statistic(row(1, CALL_DURATION="0"))
+    assert (call.answered, call.talk_seconds) == (False, 0)
+
+
+def test_portal_format_date_needs_the_portal_zone() -> None:
+    record = row(1, CALL_START_DATE="26.11.2026 09:15:02")
+    [call] = statistic(record, portal_timezone="Europe/Moscow")
+    assert call.occurred_at == utc("2026-11-26T06:15:02")
+    assert reason(statistic, record).reason == "bad_time"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"CALL_ID": ...}, "invalid"),
+        ({"CALL_ID": ""}, "invalid"),
+        ({"CALL_ID": "x" * 129}, "invalid"),
+        ({"CALL_TYPE": ...}, "invalid"),
+        ({"CALL_TYPE": "6"}, "invalid"),
+        ({"CALL_TYPE": "0"}, "invalid"),
+        ({"CALL_TYPE": True}, "invalid"),
+        ({"CALL_DURATION": "-5"}, "invalid"),
+        ({"CALL_DURATION": 1.5}, "invalid"),
+        ({"CALL_DURATION": "700000"}, "invalid"),
+        ({"CALL_FAILED_CODE": ""}, "invalid"),
+        ({"CALL_FAILED_CODE": "200 OK"}, "invalid"),
+        ({"PORTAL_USER_ID": "admin"}, "invalid"),
+        ({"PORTAL_USER_ID": ["17"]}, "invalid"),
+        ({"PHONE_NUMBER": "7" * 300}, "invalid"),
+        ({"CALL_START_DATE": ...}, "invalid"),
+        ({"CALL_START_DATE": "2026-11-26T09:15:02"}, "bad_time"),
+        ({"CALL_START_DATE": "2026-11-31T09:15:02+03:00"}, "bad_time"),
+        ({"CALL_START_DATE": "yesterday"}, "bad_time"),
+    ],
+)
+def test_statistic_dead_letters(changes: dict[str, Any], expected: str) -> None:
+    assert reason(statistic, row(1, **changes)).reason == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [(b"[]", "malformed"), (b"{", "malformed"), (b"\xfe{}", "decode_error"), (b"{}", "invalid")],
+)
+def test_statistic_structure_dead_letters(record: bytes, expected: str) -> None:
+    assert reason(statistic, record).reason == expected
+
+
+def test_portal_date_out_of_range() -> None:
+    record = row(1, CALL_START_DATE="31.02.2026 09:15:02")
+    assert reason(statistic, record, portal_timezone="Europe/Moscow").reason == "bad_time"
+
+
+# --- OnVoximplantCallEnd and telephony.externalcall.finish --------------------------------
+
+
+def test_form_event_is_the_same_event_as_the_statistic_row() -> None:
+    [from_event] = event(FORM)
+    [from_export] = statistic(rows()[1])
+    # Same id: a call delivered both ways is stored once.
+    assert from_event == from_export
+
+
+def test_auth_values_never_reach_an_event() -> None:
+    [call] = event(FORM)
+    dumped = call.model_dump_json()
+    for secret in (TOKEN, MEMBER, "example.bitrix24.ru", "oauth.bitrix.info"):
+        assert secret not in dumped
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {**CALL, "CALL_TYPE": "9"},
+        {**CALL, "CALL_START_DATE": "soon"},
+        {key: value for key, value in CALL.items() if key != "CALL_ID"},
+        {**CALL, "PORTAL_USER_ID": TOKEN},
+    ],
+)
+def test_auth_values_never_reach_an_error_detail(data: dict[str, str]) -> None:
+    error = reason(event, form(**data))
+    assert TOKEN not in error.detail
+    assert MEMBER not in error.detail
+    assert TOKEN not in str(error)
+
+
+def test_form_helper_builds_the_sample_event() -> None:
+    assert event(form(**CALL)) == event(FORM)
+
+
+def test_event_in_portal_format() -> None:
+    body = form(**{**CALL, "CALL_START_DATE": "26.11.2026 09:15:02"})
+    [call] = event(body, portal_timezone="Europe/Moscow")
+    assert call.occurred_at == utc("2026-11-26T06:15:02")
+    assert reason(event, body).reason == "bad_time"
+
+
+def test_event_as_json_envelope() -> None:
+    envelope = {"event": "OnVoximplantCallEnd", "data": CALL, "ts": "1795673866"}
+    envelope["auth"] = {"application_token": TOKEN}
+    assert event(json.dumps(envelope).encode()) == event(FORM)
+
+
+def test_externalcall_finish_parameters() -> None:
+    [call] = event(FINISH)
+    assert call.event_id == derive_event_id(
+        "bitrix24", "externalCall.9f8e7d6c5b4a39281706f5e4d3c2b1a0.1795693200", "23"
+    )
+    assert call.actor == Actor(SourceFamily.CRM, "23")
+    assert (call.direction, call.answered, call.duration_seconds, call.talk_seconds) == (
+        Direction.OUTGOING,
+        True,
+        64,
+        64,
+    )
+    assert call.counterpart == "79031234567"
+    assert call.external_ref == "LEAD:1288"
+    assert call.occurred_at == utc("2026-11-26T11:40:00")
+
+
+def test_statistic_names_win_over_finish_names() -> None:
+    finish = json.loads(FINISH)
+    finish["CALL_DURATION"] = 70
+    [call] = event(json.dumps(finish).encode())
+    assert call.duration_seconds == 70
+
+
+def test_repeated_form_key_last_value_counts() -> None:
+    body = form(**CALL) + b"&data%5BCALL_DURATION%5D=160"
+    [call] = event(body)
+    assert call.duration_seconds == 160
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (form(**CALL).replace(b"ONVOXIMPLANTCALLEND", b"ONVOXIMPLANTCALLSTART"), "invalid"),
+        (form(**CALL).replace(b"event=ONVOXIMPLANTCALLEND&", b""), "invalid"),
+        (json.dumps({"event": "ONCRMDEALADD", "data": CALL}).encode(), "invalid"),
+        (b"event=ONVOXIMPLANTCALLEND", "invalid"),
+        (b"event=ONVOXIMPLANTCALLEND&&ts=1", "malformed"),
+        (b"just some text", "malformed"),
+        (b"{not json", "malformed"),
+        (b'{"a": [[[[', "malformed"),
+        (b"[" * 5000 + b"]" * 5000, "malformed"),
+        (b"\xffevent=x", "decode_error"),
+        (form(**{**CALL, "PHONE_NUMBER": "x"}).replace(b"=x&", b"=%FF&"), "decode_error"),
+        (form(**{**CALL, "CALL_FAILED_CODE": "486", "CALL_TYPE": "7"}), "invalid"),
+    ],
+)
+def test_event_dead_letters(record: bytes, expected: str) -> None:
+    assert reason(event, record).reason == expected
+
+
+def test_deeply_nested_json_object_is_malformed() -> None:
+    record = b'{"a":' * 3000 + b"1" + b"}" * 3000
+    assert reason(event, record).reason == "malformed"
+
+
+def test_too_large() -> None:
+    assert reason(event, FORM, max_record_bytes=256).reason == "too_large"
+    assert reason(statistic, rows()[0], max_record_bytes=256).reason == "too_large"
+
+
+def test_split_one_record_per_line() -> None:
+    parser = Bitrix24CallEndEventParser()
+    assert parser.split(FORM + b"\n\n" + FINISH + b"\n") == [FORM, FINISH]
+    assert len(rows()) == 9

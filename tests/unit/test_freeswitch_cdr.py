@@ -1,0 +1,506 @@
+"""Golden tests for the FreeSWITCH CDR formats.
+
+The samples under tests/samples/freeswitch are CDRs FreeSWITCH could have written on 26 November
+2026 for a Moscow office (UTC+3), with the stock mod_json_cdr settings (``encode-values=true``,
+``log-b-leg=true``) and mod_cdr_csv's ``example`` template. The JSON files are pretty-printed
+for reading; mod_json_cdr writes each document on one line, so the tests compact them first.
+
+The calls:
+
+* a customer (+79161234567) dials the company number 74951234567, the dialplan bridges to
+  user/1001, who talks for 151 s: an a-leg from the gateway and a b-leg to 1001;
+* manager 1002 calls 89031234567 from a desk phone, nobody answers in 41 s: an a-leg;
+* manager 1001 calls colleague 1003, who talks for 120 s: an a-leg and a b-leg.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import pytest
+
+from processors.parsers.base import RecordError
+from processors.parsers.freeswitch_cdr_csv import FreeswitchCdrCsvParser
+from processors.parsers.freeswitch_json_cdr import (
+    JSON_CDR_MAX_RECORD_BYTES,
+    FreeswitchJsonCdrParser,
+)
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    Direction,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "freeswitch"
+SOURCE = SourceRef("freeswitch-json-cdr", "salespulse.raw.pbx", 2, 310)
+JSON = "freeswitch-json-cdr"
+CSV = "freeswitch-cdr-csv"
+
+GATEWAY_A = "5b1e2f3a-8c4d-4e6f-9a0b-1c2d3e4f5a6b"
+GATEWAY_B = "c7d8e9f0-1a2b-4c3d-8e4f-5a6b7c8d9e0f"
+OUTBOUND_A = "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b"
+INTERNAL_A = "8a9b0c1d-2e3f-4a5b-8c6d-7e8f9a0b1c2d"
+INTERNAL_B = "9b0c1d2e-3f4a-4b5c-9d7e-8f9a0b1c2d3e"
+
+
+def document(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((SAMPLES / name).read_text())
+    return loaded
+
+
+def compact(doc: dict[str, Any]) -> bytes:
+    """One line, as mod_json_cdr's cJSON_PrintUnformatted writes it."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sample(name: str, **variables: str | None) -> bytes:
+    """A sample document with some variables replaced; None removes one."""
+    doc = document(name)
+    for key, value in variables.items():
+        if value is None:
+            doc["variables"].pop(key, None)
+        else:
+            doc["variables"][key] = value
+    return compact(doc)
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def parse_json(record: bytes, **options: Any) -> list[ActivityEvent]:
+    return FreeswitchJsonCdrParser(**options).parse(record, SOURCE)
+
+
+def json_reason(record: bytes, **options: Any) -> RecordError:
+    with pytest.raises(RecordError) as caught:
+        parse_json(record, **options)
+    return caught.value
+
+
+def summary(event: ActivityEvent) -> tuple[object, ...]:
+    return (
+        event.actor.id,
+        event.direction,
+        event.counterpart,
+        event.answered,
+        event.duration_seconds,
+        event.talk_seconds,
+        event.occurred_at,
+        event.ended_at,
+        event.call_id,
+    )
+
+
+def test_class_attributes() -> None:
+    assert FreeswitchJsonCdrParser.format_name == JSON
+    assert FreeswitchJsonCdrParser.family is SourceFamily.PBX
+    assert FreeswitchCdrCsvParser.format_name == CSV
+    assert FreeswitchCdrCsvParser.family is SourceFamily.PBX
+
+
+# --- freeswitch-json-cdr: the samples ------------------------------------------------------
+
+
+def test_gateway_a_leg_speaks_for_nobody_when_b_legs_are_logged() -> None:
+    # The a-leg is the customer's channel; 1001's side of the call is the b-leg's to report.
+    assert parse_json(compact(document("inbound-gateway-a-leg.cdr.json"))) == []
+
+
+def test_gateway_b_leg_is_the_answering_managers_incoming_call() -> None:
+    [event] = parse_json(compact(document("inbound-gateway-b-leg.cdr.json")))
+    assert event.event_id == derive_event_id(JSON, GATEWAY_B, "callee")
+    assert event.kind is ActivityKind.CALL
+    assert event.action == "leg"
+    assert event.actor == Actor(SourceFamily.PBX, "1001")
+    assert event.source == SOURCE
+    # caller_id_number arrives as %2B79161234567 (encode-values=true); call_uuid was reset to
+    # the b-leg's own uuid when the customer hung up, originating_leg_uuid still names the a-leg.
+    assert summary(event) == (
+        "1001",
+        Direction.INCOMING,
+        "+79161234567",
+        True,
+        157,
+        151,
+        utc("2026-11-26T06:15:03"),
+        utc("2026-11-26T06:17:40"),
+        GATEWAY_A,
+    )
+
+
+def test_gateway_a_leg_speaks_for_the_dialed_user_when_b_legs_are_not_logged() -> None:
+    [event] = parse_json(compact(document("inbound-gateway-a-leg.cdr.json")), log_b_leg=False)
+    assert event.event_id == derive_event_id(JSON, GATEWAY_A, "callee")
+    assert summary(event) == (
+        "1001",
+        Direction.INCOMING,
+        "+79161234567",
+        True,
+        158,
+        151,
+        utc("2026-11-26T06:15:02"),
+        utc("2026-11-26T06:17:40"),
+        GATEWAY_A,
+    )
+
+
+@pytest.mark.parametrize("log_b_leg", [True, False])
+def test_unanswered_outgoing_call_from_a_desk_phone(log_b_leg: bool) -> None:
+    [event] = parse_json(
+        compact(document("outbound-unanswered-a-leg.cdr.json")), log_b_leg=log_b_leg
+    )
+    assert event.event_id == derive_event_id(JSON, OUTBOUND_A, "caller")
+    assert summary(event) == (
+        "1002",
+        Direction.OUTGOING,
+        "89031234567",
+        False,
+        41,
+        0,
+        utc("2026-11-26T07:30:00"),
+        utc("2026-11-26T07:30:41"),
+        OUTBOUND_A,
+    )
+
+
+def test_internal_call_gives_each_manager_one_event_from_their_own_leg() -> None:
+    [caller] = parse_json(compact(document("internal-a-leg.cdr.json")))
+    [callee] = parse_json(compact(document("internal-b-leg.cdr.json")))
+    assert caller.event_id == derive_event_id(JSON, INTERNAL_A, "caller")
+    assert callee.event_id == derive_event_id(JSON, INTERNAL_B, "callee")
+    assert summary(caller) == (
+        "1001",
+        Direction.INTERNAL,
+        "1003",
+        True,
+        124,
+        120,
+        utc("2026-11-26T08:00:00"),
+        utc("2026-11-26T08:02:04"),
+        INTERNAL_A,
+    )
+    assert summary(callee) == (
+        "1003",
+        Direction.INTERNAL,
+        "1001",
+        True,
+        123,
+        120,
+        utc("2026-11-26T08:00:01"),
+        utc("2026-11-26T08:02:04"),
+        INTERNAL_A,
+    )
+
+
+def test_internal_a_leg_gives_two_events_when_b_legs_are_not_logged() -> None:
+    events = parse_json(compact(document("internal-a-leg.cdr.json")), log_b_leg=False)
+    assert [(e.actor.id, e.direction, e.counterpart) for e in events] == [
+        ("1001", Direction.INTERNAL, "1003"),
+        ("1003", Direction.INTERNAL, "1001"),
+    ]
+    assert [e.event_id for e in events] == [
+        derive_event_id(JSON, INTERNAL_A, "caller"),
+        derive_event_id(JSON, INTERNAL_A, "callee"),
+    ]
+
+
+def test_event_ids_are_the_documented_ones() -> None:
+    # Quoted in docs/sources/freeswitch.md.
+    assert derive_event_id(JSON, GATEWAY_B, "callee") == "048d3b883d977e805687fe36392f40ae"
+
+
+# --- freeswitch-json-cdr: encodings ---------------------------------------------------------
+
+
+def test_encode_true_form_body() -> None:
+    raw = compact(document("inbound-gateway-b-leg.cdr.json"))
+    body = b"cdr=" + quote_plus(raw.decode()).encode()
+    assert parse_json(body) == parse_json(raw)
+
+
+def test_encode_true_form_body_plus_is_a_space() -> None:
+    doc = document("inbound-gateway-b-leg.cdr.json")
+    body = "cdr=" + quote_plus(json.dumps(doc)).replace("%20", "+")
+    assert parse_json(body.encode()) == parse_json(compact(doc))
+
+
+def test_encode_base64_body() -> None:
+    raw = compact(document("inbound-gateway-b-leg.cdr.json"))
+    assert parse_json(b"cdr=" + base64.b64encode(raw)) == parse_json(raw)
+
+
+def test_unencoded_values_keep_a_literal_plus() -> None:
+    # encode-values=false: the number is written as is, and "+" must not become a space.
+    record = sample("inbound-gateway-b-leg.cdr.json", caller_id_number="+79161234567")
+    [event] = parse_json(record)
+    assert event.counterpart == "+79161234567"
+
+
+def test_percent_encoded_non_ascii_is_utf8() -> None:
+    record = sample("inbound-gateway-b-leg.cdr.json", caller_id_number="%D0%90%D0%BD%D0%BD%D0%B0")
+    [event] = parse_json(record)
+    assert event.counterpart == "Анна"
+
+
+# --- freeswitch-json-cdr: who the leg belongs to -------------------------------------------
+
+
+def test_call_id_falls_back_to_call_uuid_then_uuid() -> None:
+    [event] = parse_json(
+        sample("inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None, call_uuid=GATEWAY_A)
+    )
+    assert event.call_id == GATEWAY_A
+    [event] = parse_json(
+        sample("inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None, call_uuid=None)
+    )
+    assert event.call_id == GATEWAY_B
+
+
+def test_direction_falls_back_to_channel_data() -> None:
+    [event] = parse_json(sample("inbound-gateway-b-leg.cdr.json", direction=None))
+    assert event.actor.id == "1001"
+    doc = document("inbound-gateway-b-leg.cdr.json")
+    del doc["variables"]["direction"], doc["channel_data"]
+    assert json_reason(compact(doc)).reason == "invalid"
+
+
+def test_inbound_leg_caller_is_the_registered_user_first() -> None:
+    # user_name is who the phone authenticated as, even if it presents another caller id.
+    record = sample(
+        "outbound-unanswered-a-leg.cdr.json", caller_id_number="74951234567", sip_from_user=None
+    )
+    [event] = parse_json(record)
+    assert (event.actor.id, event.direction) == ("1002", Direction.OUTGOING)
+
+
+def test_outbound_leg_ignores_user_name() -> None:
+    # On a leg the switch placed, the caller is the presented caller id only.
+    record = sample("inbound-gateway-b-leg.cdr.json", user_name="1005")
+    [event] = parse_json(record)
+    assert (event.actor.id, event.direction) == ("1001", Direction.INCOMING)
+
+
+def test_trunk_leg_without_any_extension() -> None:
+    record = sample("inbound-gateway-a-leg.cdr.json", dialed_user=None)
+    assert parse_json(record) == []
+    # Without b-legs it goes to the dialled number, which attribution reports as unattributed.
+    [event] = parse_json(record, log_b_leg=False)
+    assert (event.actor.id, event.direction, event.counterpart) == (
+        "74951234567",
+        Direction.INCOMING,
+        "+79161234567",
+    )
+    empty = sample("inbound-gateway-a-leg.cdr.json", dialed_user=None, destination_number="")
+    assert json_reason(empty, log_b_leg=False).reason == "invalid"
+
+
+def test_custom_extension_pattern() -> None:
+    record = sample("inbound-gateway-b-leg.cdr.json")
+    assert parse_json(record, internal_extension_pattern=r"^2\d{3}$") == []
+
+
+def test_answered_by_answer_epoch_alone() -> None:
+    [event] = parse_json(sample("inbound-gateway-b-leg.cdr.json", billsec="0"))
+    assert event.answered is True
+    assert event.talk_seconds == 0
+
+
+# --- freeswitch-json-cdr: dead letters ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (b"", "malformed"),
+        (b"[]", "malformed"),
+        (b'{"variables": ', "malformed"),
+        (b"cdr=!!!not-base64!!!", "malformed"),
+        (b"\xff{}", "decode_error"),
+        (b"cdr=%7B%FF%7D", "decode_error"),
+        (b"{}", "invalid"),
+        (b'{"variables": []}', "invalid"),
+    ],
+)
+def test_structure_dead_letters(record: bytes, expected: str) -> None:
+    assert json_reason(record).reason == expected
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ({"uuid": None}, "invalid"),
+        ({"uuid": ""}, "invalid"),
+        ({"start_epoch": None}, "invalid"),
+        ({"direction": "sideways"}, "invalid"),
+        ({"duration": "15.5"}, "invalid"),
+        ({"billsec": "-1"}, "invalid"),
+        ({"billsec": "999"}, "invalid"),
+        ({"duration": "900000", "billsec": "0"}, "invalid"),
+        ({"end_epoch": "1795673000"}, "invalid"),
+        ({"hangup_cause": "normal clearing"}, "invalid"),
+        ({"caller_id_number": "7" * 300}, "invalid"),
+        ({"start_epoch": "0"}, "bad_time"),
+        ({"start_epoch": "2026-11-26"}, "bad_time"),
+        ({"end_epoch": "17956738601"}, "bad_time"),
+        ({"answer_epoch": "soon"}, "bad_time"),
+        ({"caller_id_number": "%FF%FE"}, "decode_error"),
+    ],
+)
+def test_field_dead_letters(variables: dict[str, str | None], expected: str) -> None:
+    assert json_reason(sample("inbound-gateway-b-leg.cdr.json", **variables)).reason == expected
+
+
+def test_number_where_a_string_belongs_is_invalid() -> None:
+    doc = document("inbound-gateway-b-leg.cdr.json")
+    doc["variables"]["billsec"] = 151
+    assert json_reason(compact(doc)).reason == "invalid"
+
+
+def test_too_large_is_checked_first() -> None:
+    assert JSON_CDR_MAX_RECORD_BYTES == 262_144
+    record = b"\xff" * 2048
+    assert json_reason(record, max_record_bytes=1024).reason == "too_large"
+
+
+def test_details_do_not_quote_phone_numbers() -> None:
+    error = json_reason(sample("inbound-gateway-b-leg.cdr.json", duration="79161234567x"))
+    assert "79161234567" not in error.detail
+    assert "duration" in error.detail
+
+
+def test_split_one_document_per_line() -> None:
+    first = compact(document("internal-a-leg.cdr.json"))
+    second = compact(document("internal-b-leg.cdr.json"))
+    parser = FreeswitchJsonCdrParser()
+    assert parser.split(first + b"\n\n" + second + b"\n") == [first, second]
+
+
+# --- freeswitch-cdr-csv ---------------------------------------------------------------------
+
+MASTER = (SAMPLES / "Master.csv").read_bytes()
+CSV_SOURCE = SourceRef(CSV, "salespulse.raw.pbx", 0, 77)
+
+
+def csv_line(
+    *,
+    name: str = "Ivan Sidorov",
+    caller: str = "1001",
+    destination: str = "89031234567",
+    start: str = "2026-11-26 11:00:00",
+    answer: str = "2026-11-26 11:00:04",
+    end: str = "2026-11-26 11:02:04",
+    duration: str = "124",
+    billsec: str = "120",
+    cause: str = "NORMAL_CLEARING",
+    uuid: str = INTERNAL_A,
+) -> bytes:
+    fields = [name, caller, destination, "default", start, answer, end, duration, billsec]
+    fields += [cause, uuid, "", "1001", "PCMA", "PCMA"]
+    return ('"' + '","'.join(fields) + '"').encode()
+
+
+def parse_csv(line: bytes, timezone: str = "Europe/Moscow") -> list[ActivityEvent]:
+    return FreeswitchCdrCsvParser(timezone=timezone).parse(line, CSV_SOURCE)
+
+
+def csv_reason(line: bytes, timezone: str = "Europe/Moscow") -> str:
+    with pytest.raises(RecordError) as caught:
+        parse_csv(line, timezone)
+    return caught.value.reason
+
+
+def test_master_csv_sample() -> None:
+    parser = FreeswitchCdrCsvParser(timezone="Europe/Moscow")
+    lines = parser.split(MASTER)
+    assert len(lines) == 5
+    events = [[summary(e)[:6] for e in parser.parse(line, CSV_SOURCE)] for line in lines]
+    assert events == [
+        # Transferred from the DID to 1001 before the bridge: destination_number is 1001.
+        [("1001", Direction.INCOMING, "+79161234567", True, 158, 151)],
+        [("1002", Direction.OUTGOING, "89031234567", False, 41, 0)],
+        [
+            ("1001", Direction.INTERNAL, "1003", True, 124, 120),
+            ("1003", Direction.INTERNAL, "1001", True, 124, 120),
+        ],
+        # Answered by the IVR, no extension involved: the DID, unattributed later.
+        [("74951234567", Direction.INCOMING, "+79035550011", True, 22, 22)],
+        # mod_cdr_csv does not escape the quotes in "OOO "Romashka"".
+        [("1002", Direction.INCOMING, "+74991112233", False, 25, 0)],
+    ]
+
+
+def test_csv_first_line_in_detail() -> None:
+    [event] = parse_csv(FreeswitchCdrCsvParser().split(MASTER)[0])
+    assert event.event_id == derive_event_id(CSV, GATEWAY_A, "callee")
+    assert event.event_id == "9bc7cdfb160bdbfdf9a5e13190acc524"
+    assert event.occurred_at == utc("2026-11-26T06:15:02")
+    assert event.ended_at == utc("2026-11-26T06:17:40")
+    assert event.call_id == GATEWAY_A
+    assert event.source == CSV_SOURCE
+
+
+def test_csv_default_zone_is_utc() -> None:
+    [event] = FreeswitchCdrCsvParser().parse(csv_line(), CSV_SOURCE)
+    assert event.occurred_at == utc("2026-11-26T11:00:00")
+
+
+def test_csv_answer_stamp_without_billsec_is_answered() -> None:
+    [event] = parse_csv(csv_line(end="2026-11-26 11:00:04", duration="4", billsec="0"))
+    assert event.answered is True
+
+
+def test_csv_call_across_the_end_of_dst() -> None:
+    # Berlin, 25 October 2026: 02:59:30 CEST to 02:00:30 CET is one minute.
+    line = csv_line(
+        start="2026-10-25 02:59:30",
+        answer="",
+        end="2026-10-25 02:00:30",
+        duration="60",
+        billsec="0",
+    )
+    [event] = parse_csv(line, "Europe/Berlin")
+    assert event.occurred_at == utc("2026-10-25T00:59:30")
+    assert event.ended_at == utc("2026-10-25T01:00:30")
+    assert csv_reason(csv_line(end="2026-11-26 10:59:00")) == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b"", "malformed"),
+        (b'"', "malformed"),
+        (csv_line()[:-1], "malformed"),
+        (csv_line() + b',"extra"', "malformed"),
+        (csv_line(name='a","b'), "malformed"),
+        (csv_line().replace(b'","PCMA","PCMA"', b'","PCMA"'), "malformed"),
+        ('"Иван",'.encode("cp1251") + csv_line()[1:], "decode_error"),
+        (csv_line(start="26.11.2026 11:00:00"), "bad_time"),
+        (csv_line(start="2026-02-30 11:00:00"), "bad_time"),
+        (csv_line(end=""), "bad_time"),
+        (csv_line(answer="yes"), "bad_time"),
+        (csv_line(duration="1e3"), "invalid"),
+        (csv_line(billsec="125"), "invalid"),
+        (csv_line(cause=""), "invalid"),
+        (csv_line(uuid=""), "invalid"),
+        (csv_line(caller="+79161234567", destination=""), "invalid"),
+    ],
+)
+def test_csv_dead_letters(line: bytes, expected: str) -> None:
+    assert csv_reason(line) == expected
+
+
+def test_csv_too_large() -> None:
+    parser = FreeswitchCdrCsvParser(max_record_bytes=100)
+    with pytest.raises(RecordError) as caught:
+        parser.parse(csv_line(), CSV_SOURCE)
+    assert caught.value.reason == "too_large"
