@@ -1,0 +1,171 @@
+"""Bitrix24 Open Lines sessions, one JSON object per line.
+
+A record is one session object as the Open Lines REST API and its session export return it, with
+keys either in Bitrix24's own UPPER_SNAKE spelling (``DATE_FIRST_ANSWER``) or in camelCase
+(``dateFirstAnswer``). A closed session becomes one ``chat_session`` event, like the generic
+chat format; a session that is still open yields nothing, because the export delivers it again
+once it is closed and only then is its outcome known.
+
+An Open Lines operator is a Bitrix24 user, so the actor is ``(crm, OPERATOR_ID)``: the same
+identity the CRM parsers use, and one directory entry covers both.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+
+from processors.parsers._bitrix24 import (
+    BxFlag,
+    BxId,
+    BxInt,
+    BxOptionalId,
+    BxOptionalTime,
+    meaningful_id,
+    optional_time,
+)
+from processors.parsers._common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    check_size,
+    load_object,
+    parse_rfc3339,
+    summarize,
+)
+from processors.parsers.base import RecordError, split_lines
+from salespulse.models import (
+    ActivityEvent,
+    ActivityKind,
+    Actor,
+    SourceFamily,
+    SourceRef,
+    derive_event_id,
+)
+
+_SECOND = timedelta(seconds=1)
+
+# Session statuses (Bitrix\ImOpenLines\Session::STATUS_*). 60 and above are final.
+STATUS_CLOSE = 60
+STATUS_SPAM = 65
+STATUS_DUPLICATE = 69
+# Spam is not a conversation with a client, and a duplicate's conversation is counted in the
+# session it duplicates: neither is served nor missed.
+_NOT_CONVERSATIONS = frozenset({STATUS_SPAM, STATUS_DUPLICATE})
+
+# Connector ids (SOURCE) to channel names shared with the other chat formats. Several
+# connectors serve one messenger (whatsappbyedna, whatsappbytwilio ...), hence prefixes.
+_CHANNEL_EXACT = {"livechat": "webchat", "network": "bitrix24_network"}
+_CHANNEL_PREFIXES = (
+    ("whatsapp", "whatsapp"),
+    ("telegram", "telegram"),
+    ("vkgroup", "vk"),
+    ("fbinstagram", "instagram"),
+    ("instagram", "instagram"),
+    ("facebook", "facebook"),
+    ("viber", "viber"),
+    ("avito", "avito"),
+)
+
+
+class OpenLinesSession(BaseModel):
+    """The fields read from a session. Times stay strings so that a bad or naive time is a
+    ``bad_time`` dead letter rather than a generic validation error."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    id: BxId = Field(validation_alias=AliasChoices("ID", "id"))
+    config_id: BxOptionalId = Field(None, validation_alias=AliasChoices("CONFIG_ID", "configId"))
+    source: str = Field(
+        min_length=1, max_length=64, validation_alias=AliasChoices("SOURCE", "source")
+    )
+    operator_id: BxId = Field(validation_alias=AliasChoices("OPERATOR_ID", "operatorId"))
+    user_id: BxOptionalId = Field(None, validation_alias=AliasChoices("USER_ID", "userId"))
+    chat_id: BxOptionalId = Field(None, validation_alias=AliasChoices("CHAT_ID", "chatId"))
+    date_create: str = Field(
+        max_length=64, validation_alias=AliasChoices("DATE_CREATE", "dateCreate")
+    )
+    date_close: BxOptionalTime = Field(
+        None, validation_alias=AliasChoices("DATE_CLOSE", "dateClose")
+    )
+    date_first_answer: BxOptionalTime = Field(
+        None, validation_alias=AliasChoices("DATE_FIRST_ANSWER", "dateFirstAnswer")
+    )
+    status: BxInt | None = Field(None, validation_alias=AliasChoices("STATUS", "status"))
+    closed: BxFlag | None = Field(None, validation_alias=AliasChoices("CLOSED", "closed"))
+    message_count: BxInt | None = Field(
+        None, validation_alias=AliasChoices("MESSAGE_COUNT", "messageCount")
+    )
+    transfers: BxInt | None = Field(
+        None, validation_alias=AliasChoices("TRANSFER_COUNT", "queueTransfers", "transferCount")
+    )
+
+
+class Bitrix24OpenLinesParser:
+    format_name: ClassVar[str] = "bitrix24-openlines-session"
+    family: ClassVar[SourceFamily] = SourceFamily.CHAT
+
+    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self._max_record_bytes = max_record_bytes
+
+    def split(self, payload: bytes) -> list[bytes]:
+        return split_lines(payload)
+
+    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        check_size(record, self._max_record_bytes)
+        session = load_object(OpenLinesSession, record)
+        if session.closed is None and session.status is None:
+            raise RecordError("invalid", "neither CLOSED nor STATUS: cannot tell if it is over")
+
+        created = parse_rfc3339(session.date_create, "DATE_CREATE")
+        closed_at = optional_time(session.date_close, "DATE_CLOSE")
+        first_answer = optional_time(session.date_first_answer, "DATE_FIRST_ANSWER")
+
+        closed = session.closed is True or (
+            session.status is not None and session.status >= STATUS_CLOSE
+        )
+        if not closed or session.status in _NOT_CONVERSATIONS:
+            return []
+        if closed_at is None:
+            raise RecordError("invalid", "closed session without DATE_CLOSE")
+
+        channel = channel_of(session.source)
+        if not channel:
+            raise RecordError("invalid", "SOURCE is blank")
+
+        chat_id = meaningful_id(session.chat_id)
+        first_response_seconds: int | None = None
+        if first_answer is not None:
+            first_response_seconds = int((first_answer - created) // _SECOND)
+            if first_response_seconds < 0:
+                raise RecordError("invalid", "DATE_FIRST_ANSWER is before DATE_CREATE")
+
+        try:
+            event = ActivityEvent(
+                event_id=derive_event_id(self.format_name, session.id),
+                kind=ActivityKind.CHAT_SESSION,
+                action="served" if first_response_seconds is not None else "missed",
+                occurred_at=created,
+                ended_at=closed_at,
+                actor=Actor(SourceFamily.CRM, session.operator_id),
+                source=source,
+                first_response_seconds=first_response_seconds,
+                channel=channel,
+                counterpart=meaningful_id(session.user_id),
+                external_ref=None if chat_id is None else f"chat:{chat_id}",
+            )
+        except ValidationError as exc:
+            raise RecordError("invalid", summarize(exc)) from None
+        return [event]
+
+
+def channel_of(connector: str) -> str:
+    """The channel name of an Open Lines connector id: known messengers by their common name,
+    anything else lower-cased as is."""
+    name = connector.strip().lower()
+    if name in _CHANNEL_EXACT:
+        return _CHANNEL_EXACT[name]
+    for prefix, channel in _CHANNEL_PREFIXES:
+        if name.startswith(prefix):
+            return channel
+    return name

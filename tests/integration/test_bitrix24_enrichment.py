@@ -1,0 +1,398 @@
+"""The Bitrix24 bridge against a fake portal on 127.0.0.1 serving recorded REST answers
+(tests/samples/bitrix24/rest): enrichment, retries, auth errors, caching, pacing, secrecy, and
+one enriched record through the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
+from pydantic import ValidationError
+
+from ingest.bitrix24.client import Bitrix24AuthError, Bitrix24Client, Bitrix24Unavailable
+from ingest.bitrix24.enrich import WebhookRejected, enrich, receiver_transform
+from ingest.bitrix24.settings import Bitrix24Settings
+from ingest.raw_producer import RawProducer
+from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
+from salespulse.models import SourceFamily, SourceRef
+from salespulse.settings import TopicSettings
+from salespulse.topics import ensure_topics
+from tests.conftest import LocalStack
+
+REST_DIR = Path(__file__).resolve().parent.parent / "samples" / "bitrix24" / "rest"
+SECRET = "k7x2m9q4w8e1r5t3"
+TOKEN = "f4a8c2e6b1d9"
+TS = 1764160812  # 2025-11-26 12:40:12 UTC: in the past, so a copy fetched now postdates it
+
+# A scripted answer: (HTTP status, JSON body or raw text, seconds to stall first).
+Answer = tuple[int, Any, float]
+
+
+class FakePortal:
+    """``/rest/<user>/<secret>/<method>.json?id=N``: scripted answers first, then the recorded
+    file ``rest/<method>/<N>.json``, or Bitrix24's 400 "Not found"."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.scripts: dict[tuple[str, str], list[Answer]] = {}
+        self.url = ""
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.match_info["secret"] != SECRET:
+            body = {"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"}
+            return web.json_response(body, status=401)
+        method = request.match_info["method"].removesuffix(".json")
+        entity_id = request.query.get("id", "")
+        self.requests.append((method, entity_id))
+        script = self.scripts.get((method, entity_id))
+        if script:
+            status, body, stall = script.pop(0)
+            await asyncio.sleep(stall)
+            if isinstance(body, str):
+                return web.Response(text=body, status=status, content_type="text/html")
+            return web.json_response(body, status=status)
+        path = REST_DIR / method / f"{entity_id}.json"
+        if not entity_id.isdigit() or not path.exists():
+            return web.json_response({"error": "", "error_description": "Not found"}, status=400)
+        return web.Response(body=path.read_bytes(), content_type="application/json")
+
+
+@pytest.fixture
+async def portal() -> AsyncIterator[FakePortal]:
+    fake = FakePortal()
+    app = web.Application()
+    app.router.add_get("/rest/{user}/{secret}/{method}", fake.handle)
+    # No access log: it would print request paths, secret included, into caplog.
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.url = f"http://{host}:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+def settings_for(portal: FakePortal, secret: str = SECRET, **overrides: Any) -> Bitrix24Settings:
+    values: dict[str, Any] = {
+        "webhook_url": f"{portal.url}/rest/1/{secret}",
+        "application_token": TOKEN,
+        "rate_per_second": 1000,
+        "burst": 1000,
+        "backoff_seconds": 0.01,
+        "backoff_max_seconds": 0.05,
+        "timeout_seconds": 2,
+    }
+    return Bitrix24Settings(**(values | overrides))
+
+
+@pytest.fixture
+async def client(portal: FakePortal) -> AsyncIterator[Bitrix24Client]:
+    async with Bitrix24Client(settings_for(portal)) as bitrix:
+        yield bitrix
+
+
+def webhook(event: str, entity_id: str, *, ts: int = TS, token: str = TOKEN) -> bytes:
+    return urlencode(
+        [
+            ("event", event),
+            ("event_handler_id", "14"),
+            ("data[FIELDS][ID]", entity_id),
+            ("ts", str(ts)),
+            ("auth[domain]", "example.bitrix24.ru"),
+            ("auth[client_endpoint]", "https://example.bitrix24.ru/rest/"),
+            ("auth[server_endpoint]", "https://oauth.bitrix.info/rest/"),
+            ("auth[member_id]", "a223c6b3710f85df22e9377d6c4f7553"),
+            ("auth[application_token]", token),
+        ]
+    ).encode()
+
+
+def recorded(method: str, entity_id: str) -> dict[str, Any]:
+    answer: dict[str, dict[str, Any]] = json.loads(
+        (REST_DIR / method / f"{entity_id}.json").read_bytes()
+    )
+    return answer["result"]
+
+
+def ignored(reason: str) -> float:
+    labels = {"reason": reason}
+    return REGISTRY.get_sample_value("salespulse_bitrix24_events_ignored_total", labels) or 0.0
+
+
+# --- enrichment -----------------------------------------------------------------------------
+
+
+async def test_deal_update_becomes_an_envelope(portal: FakePortal, client: Bitrix24Client) -> None:
+    record = await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    assert record is not None
+    assert (record.family, record.format, record.key) == (
+        SourceFamily.CRM,
+        "bitrix24-crm-rest",
+        b"1101",
+    )
+    envelope = json.loads(record.value)
+    assert envelope == {
+        "event": "ONCRMDEALUPDATE",
+        "ts": TS,
+        "entity": "deal",
+        "result": recorded("crm.deal.get", "5531"),
+    }
+    assert b"\n" not in record.value  # one JSON Lines record
+    assert portal.requests == [("crm.deal.get", "5531")]
+
+    [event] = Bitrix24CrmRestParser().parse(record.value, SourceRef("t", "t", 0, 0))
+    assert (event.kind.value, event.action, event.actor.id) == ("deal", "won", "1101")
+
+
+@pytest.mark.parametrize(
+    ("event", "entity_id", "method", "key"),
+    [
+        ("ONCRMLEADADD", "812", "crm.lead.get", b"1102"),
+        ("ONCRMACTIVITYADD", "20418", "crm.activity.get", b"1102"),
+        ("onCrmActivityUpdate", "20417", "crm.activity.get", b"1101"),
+    ],
+)
+async def test_leads_and_activities(
+    portal: FakePortal, client: Bitrix24Client, event: str, entity_id: str, method: str, key: bytes
+) -> None:
+    record = await enrich(webhook(event, entity_id), client)
+    assert record is not None
+    assert record.key == key
+    assert json.loads(record.value)["event"] == event.upper()
+    assert portal.requests == [(method, entity_id)]
+
+
+async def test_unknown_event_is_ignored_without_a_call(
+    portal: FakePortal, client: Bitrix24Client
+) -> None:
+    before = ignored("unknown_event")
+    assert await enrich(webhook("ONCRMCONTACTADD", "77"), client) is None
+    assert portal.requests == []
+    assert ignored("unknown_event") == before + 1
+
+
+async def test_receiver_transform_lists_the_records(
+    portal: FakePortal, client: Bitrix24Client
+) -> None:
+    transform = receiver_transform(client)
+    [record] = await transform(webhook("ONCRMLEADADD", "812"))
+    assert record.key == b"1102"
+    assert await transform(webhook("ONCRMCONTACTADD", "77")) == []
+
+
+async def test_deleted_entity_is_ignored(portal: FakePortal, client: Bitrix24Client) -> None:
+    before = ignored("not_found")
+    assert await enrich(webhook("ONCRMDEALUPDATE", "999999"), client) is None
+    assert ignored("not_found") == before + 1
+
+
+async def test_wrong_token_and_malformed_bodies_are_rejected(
+    portal: FakePortal, client: Bitrix24Client
+) -> None:
+    with pytest.raises(WebhookRejected) as caught:
+        await enrich(webhook("ONCRMDEALUPDATE", "5531", token="guess"), client)
+    assert caught.value.reason == "forbidden"
+    for body in (b"\xff\xfe", b"event=ONCRMDEALUPDATE", webhook("ONCRMDEALUPDATE", "55 31")):
+        with pytest.raises(WebhookRejected) as caught:
+            await enrich(body, client)
+        assert caught.value.reason == "malformed"
+    assert portal.requests == []
+
+
+# --- retries and errors ---------------------------------------------------------------------
+
+
+async def test_503_twice_then_success(portal: FakePortal, client: Bitrix24Client) -> None:
+    portal.scripts[("crm.deal.get", "5531")] = [
+        (503, "<html><body>503 Service Temporarily Unavailable</body></html>", 0),
+        (503, {"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal error"}, 0),
+    ]
+    assert await enrich(webhook("ONCRMDEALUPDATE", "5531"), client) is not None
+    assert len(portal.requests) == 3
+    assert client.stats.retries == 2
+
+
+@pytest.mark.parametrize("status", [503, 200])
+async def test_query_limit_exceeded_is_retried(
+    portal: FakePortal, client: Bitrix24Client, status: int
+) -> None:
+    portal.scripts[("crm.deal.get", "5531")] = [
+        (status, {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}, 0)
+    ]
+    assert await enrich(webhook("ONCRMDEALUPDATE", "5531"), client) is not None
+    assert len(portal.requests) == 2
+
+
+async def test_timeout_is_retried(portal: FakePortal) -> None:
+    portal.scripts[("crm.deal.get", "5531")] = [(200, {"result": {}}, 1.0)]
+    async with Bitrix24Client(settings_for(portal, timeout_seconds=0.2)) as client:
+        assert await enrich(webhook("ONCRMDEALUPDATE", "5531"), client) is not None
+    assert len(portal.requests) == 2
+
+
+async def test_401_is_not_retried(portal: FakePortal) -> None:
+    async with Bitrix24Client(settings_for(portal, secret="revoked-secret")) as client:
+        with pytest.raises(Bitrix24AuthError) as caught:
+            await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+        assert client.stats.requests == 1
+    assert "crm.deal.get" in str(caught.value)
+    assert "NO_AUTH_FOUND" in str(caught.value)
+
+
+async def test_gives_up_after_max_retries(portal: FakePortal) -> None:
+    portal.scripts[("crm.deal.get", "5531")] = [(502, "Bad Gateway", 0)] * 5
+    async with Bitrix24Client(settings_for(portal, max_retries=2)) as client:
+        with pytest.raises(Bitrix24Unavailable, match="http_502"):
+            await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    assert len(portal.requests) == 3
+
+
+async def test_secret_never_logged_or_raised(
+    portal: FakePortal, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    portal.scripts[("crm.deal.get", "5531")] = [(503, "busy", 0), (429, {"error": "x"}, 0)]
+    errors: list[str] = []
+    async with Bitrix24Client(settings_for(portal)) as client:
+        await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+        assert repr(client.settings).count(SECRET) == 0
+    async with Bitrix24Client(settings_for(portal, secret="revoked-" + SECRET)) as client:
+        with pytest.raises(Bitrix24AuthError) as auth:
+            await client.call("crm.deal.get", {"id": "5531"})
+        errors.append(str(auth.value))
+    # Nothing listens on the port of a stopped server: connection refused, retried, given up.
+    closed = Bitrix24Settings(
+        webhook_url=f"http://127.0.0.1:9/rest/1/{SECRET}/",
+        application_token=TOKEN,
+        max_retries=1,
+        backoff_seconds=0.01,
+    )
+    async with Bitrix24Client(closed) as client:
+        with pytest.raises(Bitrix24Unavailable) as gone:
+            await client.call("crm.deal.get", {"id": "5531"})
+        errors.append(str(gone.value))
+    assert "retry" in caplog.text
+    assert SECRET not in caplog.text
+    assert all(SECRET not in error for error in errors)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ftp://example.bitrix24.ru/rest/1/{SECRET}/",
+        f"https://example.bitrix24.ru/rest/1/{SECRET}/?auth=1",
+        f"example.bitrix24.ru/rest/1/{SECRET}/",
+    ],
+)
+def test_bad_webhook_url_is_refused_without_quoting_it(url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Bitrix24Settings(webhook_url=url, application_token=TOKEN)
+    assert "webhook_url" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_webhook_url_gets_its_trailing_slash() -> None:
+    settings = Bitrix24Settings(
+        webhook_url=f"https://x.bitrix24.ru/rest/1/{SECRET}", application_token=TOKEN
+    )
+    assert settings.webhook_url.get_secret_value().endswith(f"{SECRET}/")
+
+
+# --- cache and pacing -----------------------------------------------------------------------
+
+
+async def test_repeated_event_within_ttl_is_served_from_cache(
+    portal: FakePortal, client: Bitrix24Client
+) -> None:
+    first = await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    again = await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    assert first == again
+    assert len(portal.requests) == 1
+    assert client.stats.cache_hits == 1
+
+
+async def test_change_after_the_fetch_is_fetched_again(
+    portal: FakePortal, client: Bitrix24Client
+) -> None:
+    await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    # An event stamped after our copy was taken describes a change that copy cannot contain.
+    await enrich(webhook("ONCRMDEALUPDATE", "5531", ts=int(time.time()) + 5), client)
+    assert len(portal.requests) == 2
+
+
+async def test_cache_expires(portal: FakePortal) -> None:
+    async with Bitrix24Client(settings_for(portal, cache_ttl_seconds=0.05)) as client:
+        await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+        await asyncio.sleep(0.1)
+        await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    assert len(portal.requests) == 2
+
+
+async def test_rate_limit_paces_requests(portal: FakePortal) -> None:
+    rate, burst, count = 20.0, 2, 8
+    settings = settings_for(portal, rate_per_second=rate, burst=burst, cache_ttl_seconds=0)
+    async with Bitrix24Client(settings) as client:
+        started = time.monotonic()
+        await asyncio.gather(
+            *(client.call("crm.deal.get", {"id": str(n)}) for n in range(5531, 5534)),
+            *(client.call("crm.lead.get", {"id": "812"}) for _ in range(count - 3)),
+        )
+        elapsed = time.monotonic() - started
+    assert len(portal.requests) == count
+    assert elapsed >= (count - burst) / rate * 0.95
+
+
+# --- through the broker ---------------------------------------------------------------------
+
+_runs = itertools.count(1)
+
+
+@pytest.mark.integration
+async def test_enriched_record_through_the_broker(
+    stack: LocalStack, portal: FakePortal, client: Bitrix24Client
+) -> None:
+    run = f"bx{next(_runs)}-{int(time.time())}"
+    topics = TopicSettings(
+        raw_pbx=f"{run}.pbx", raw_chat=f"{run}.chat", raw_crm=f"{run}.crm", dead_letter=f"{run}.dl"
+    )
+    kafka = stack.settings.kafka
+    await ensure_topics(kafka, topics)
+    record = await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
+    assert record is not None
+    async with RawProducer(kafka, topics) as producer:
+        await producer.send(record)
+
+    consumer = AIOKafkaConsumer(
+        topics.raw_crm,
+        **kafka.aiokafka_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = []
+    try:
+        for _ in range(40):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                seen.extend(batch)
+            if seen:
+                break
+    finally:
+        await consumer.stop()
+    [message] = seen
+    assert message.value == record.value
+    assert message.key == b"1101"
+    assert dict(message.headers)["sp-format"] == b"bitrix24-crm-rest"
