@@ -1,0 +1,44 @@
+"""Settings of the AMI bridge; kept apart from the bridge so the main settings can include them
+without importing the bridge (which imports the main settings)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class AmiSettings(BaseModel):
+    """Where the Asterisk Manager Interface listens and whom to log in as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5038, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=128)
+    secret: SecretStr
+    ping_interval_seconds: float = Field(
+        default=20.0, gt=0, le=3600, description="how often to check the session with Ping"
+    )
+    ping_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="how long a Ping may go unanswered"
+    )
+    connect_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600, description="for the TCP connect, and again for the login"
+    )
+    reconnect_min_seconds: float = Field(default=1.0, gt=0, le=600)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("host", "username")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        # Values go into AMI header lines: a line break would inject headers.
+        if "\r" in value or "\n" in value:
+            raise ValueError("must not contain a line break")
+        return value
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_one_line(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value()
+        if "\r" in text or "\n" in text:
+            raise ValueError("must not contain a line break")
+        return value
