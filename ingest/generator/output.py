@@ -19,6 +19,7 @@ from ingest.generator.activity import simulate
 from ingest.generator.population import Population, write_directory_yaml
 from ingest.generator.render import RawRecord, Traffic
 from ingest.generator.truth import Expected
+from ingest.pacing import TokenBucket
 from ingest.raw_producer import RawProducer, RawRecordOut
 from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
@@ -92,28 +93,6 @@ def frame_messages(
     return messages
 
 
-class TokenBucket:
-    """Paces sends to ``rate`` records per second with bursts of up to ``burst`` seconds."""
-
-    def __init__(self, rate: float, burst: float = 0.1) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.capacity = max(1.0, rate * burst)
-        self.tokens = self.capacity
-        self.last = time.monotonic()
-
-    async def take(self, count: int) -> None:
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        # Going into debt lets a message larger than the bucket through; the debt then delays
-        # the following messages, so the long-run rate still holds.
-        self.tokens -= count
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
-
-
 def _outgoing(messages: Iterable[Message]) -> Iterator[RawRecordOut]:
     for message in messages:
         yield RawRecordOut(message.family, message.format, message.key, message.value)
@@ -133,7 +112,7 @@ async def _send_all(
         chunk.append(message)
         records += message.records
         if records >= per_slice or position == len(messages) - 1:
-            await bucket.take(records)
+            await asyncio.sleep(bucket.take_with_debt(records))
             await producer.send_many(_outgoing(chunk))
             chunk, records = [], 0
 
@@ -163,7 +142,8 @@ async def send_to_kafka(
         json_lines_per_message=json_lines_per_message,
     )
     started = time.monotonic()
-    bucket = TokenBucket(rate) if rate is not None else None
+    # A tenth of a second of burst: smooth enough for consumers, coarse enough to pipeline.
+    bucket = TokenBucket(rate, max(1.0, rate / 10)) if rate is not None else None
     async with RawProducer(kafka, topics) as producer:
         await _send_all(producer, messages, bucket)
     return _report(messages, started)

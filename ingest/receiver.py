@@ -1,0 +1,318 @@
+"""The HTTP receiver: sources POST their records, each body goes raw to a Kafka topic.
+
+A 2xx answer means Kafka acknowledged the write; any failure to store is a 503 with Retry-After,
+so that the source keeps the record and retries (FreeSWITCH's mod_json_cdr retries, then spools
+to disk). A retried body that had in fact been written becomes a duplicate record with the same
+deterministic event id, which collapses in storage (ADR 0003).
+
+The application starts the producer itself, in the background: the receiver listens, answers
+/healthz and reports not-ready on /readyz (and 503 to posts) until the broker is reachable.
+
+Admission, cheapest check first: rate limit per client address (429), credentials in headers
+(401), readiness (503), declared body size (413), body read under a deadline (408, 413), body
+shape (400), the Bitrix24 application token inside the body (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ingest.bitrix24.enrich import WebhookRejected
+from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
+from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
+from ingest.receiver_auth import (
+    Credentials,
+    FormError,
+    RateLimiter,
+    ReceiverSettings,
+    RouteSettings,
+    check_bitrix24,
+    freeswitch_cdr_problem,
+    json_lines_problem,
+    parse_form,
+    retry_after,
+    without_credentials,
+)
+from salespulse.models import SourceFamily
+from salespulse.settings import TopicSettings
+
+__all__ = ["ReceiverSettings", "RouteSettings", "Transform", "build_receiver_app", "run_receiver"]
+
+log = logging.getLogger(__name__)
+
+Transform = Callable[[bytes], Awaitable[list[RawRecordOut]]]
+KEY_HEADER = "X-Salespulse-Key"
+_BRIDGE = "http"
+_MAX_BACKOFF_SECONDS = 30.0
+
+
+class _Health:
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.started = False
+        self.last_failure: float | None = None
+        self.last_success: float | None = None
+
+    def wrote(self, ok: bool) -> None:
+        if ok:
+            self.last_success = time.monotonic()
+        else:
+            self.last_failure = time.monotonic()
+
+    def problem(self) -> str | None:
+        if not self.started:
+            return "Kafka producer not started"
+        failure = self.last_failure
+        if failure is None or (self.last_success is not None and self.last_success > failure):
+            return None
+        if time.monotonic() - failure < self.window:
+            return "the last Kafka write failed"
+        return None
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class _Receiver:
+    def __init__(
+        self,
+        settings: ReceiverSettings,
+        producer: RawProducer,
+        transform: Transform | None,
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.transform = transform
+        self.credentials = Credentials(
+            settings.shared_token, settings.basic_user, settings.basic_password
+        )
+        self.limiter = RateLimiter(settings.rate_per_ip, settings.burst)
+        self.health = _Health(settings.unready_after_failure_seconds)
+        self._starter: asyncio.Task[None] | None = None
+
+    async def on_startup(self, app: web.Application) -> None:
+        self._starter = asyncio.create_task(self._keep_starting())
+
+    async def on_cleanup(self, app: web.Application) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._starter
+        self.health.started = False
+        await self.producer.stop()  # flushes whatever is still buffered
+
+    async def _keep_starting(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.producer.start()
+            except Exception as exc:  # any failure to reach the broker: keep trying
+                await self.producer.stop()  # closes the half-started client
+                BRIDGE_ERRORS.labels(_BRIDGE, "kafka_start").inc()
+                BRIDGE_RECONNECTS.labels(_BRIDGE).inc()
+                log.warning("cannot reach Kafka, retrying in %.1f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
+                continue
+            self.health.started = True
+            log.info("Kafka producer started; the receiver is ready")
+            return
+
+    def client(self, request: web.Request) -> str:
+        if self.settings.trust_forwarded_for:
+            forwarded = request.headers.get("X-Forwarded-For", "")
+            # The proxy appends the address it saw: the last entry is the one it vouches for.
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            if last:
+                return last
+        return request.remote or "unknown"
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        problem = self.health.problem()
+        if problem is not None:
+            return _error(503, problem, **{"Retry-After": str(self.settings.retry_after_seconds)})
+        return web.json_response({"status": "ready"})
+
+    def _unavailable(self, message: str) -> web.Response:
+        return _error(503, message, **{"Retry-After": str(self.settings.retry_after_seconds)})
+
+    def _refuse(self, status: int, reason: str, message: str, **headers: str) -> web.Response:
+        BRIDGE_ERRORS.labels(_BRIDGE, reason).inc()
+        return _error(status, message, **headers)
+
+    def handler(
+        self, route: RouteSettings | None
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            target = route or self._generic_route(request)
+            if target is None:
+                return _error(404, "no such source format")
+            return await self._ingest(request, target)
+
+        return handle
+
+    def _generic_route(self, request: web.Request) -> RouteSettings | None:
+        family, format_name = request.match_info["family"], request.match_info["format"]
+        if self.settings.generic_formats.get(format_name) != family:
+            return None
+        return RouteSettings(
+            path=f"/ingest/{family}/{format_name}", format=format_name, family=SourceFamily(family)
+        )
+
+    async def _ingest(self, request: web.Request, route: RouteSettings) -> web.Response:
+        client = self.client(request)
+        wait = self.limiter.take(client)
+        if wait > 0:
+            return self._refuse(
+                429, "rate_limited", "too many requests", **{"Retry-After": retry_after(wait)}
+            )
+        if route.auth != "bitrix24" and not self.credentials.check_headers(
+            request.headers, allow_basic=route.auth == "token-or-basic"
+        ):
+            log.info("unauthorised POST %s from %s", route.path, client)
+            challenge = 'Basic realm="salespulse"' if route.auth == "token-or-basic" else "Bearer"
+            return self._refuse(
+                401, "unauthorized", "unauthorized", **{"WWW-Authenticate": challenge}
+            )
+        if not self.health.started:
+            BRIDGE_ERRORS.labels(_BRIDGE, "not_ready").inc()
+            return self._unavailable("Kafka is not reachable yet")
+        length = request.content_length
+        if length is not None and length > self.settings.max_body_bytes:
+            return self._refuse(413, "too_large", "body too large")
+        try:
+            async with asyncio.timeout(self.settings.read_timeout_seconds):
+                body = await request.read()
+        except TimeoutError:
+            return self._refuse(408, "read_timeout", "body not received in time")
+        except web.HTTPRequestEntityTooLarge:
+            return self._refuse(413, "too_large", "body too large")
+        return await self._check_and_store(request, route, body)
+
+    async def _check_and_store(
+        self, request: web.Request, route: RouteSettings, body: bytes
+    ) -> web.Response:
+        transform = None
+        stored = body
+        if route.body == "bitrix24-form":
+            try:
+                form = parse_form(body)
+            except FormError as exc:
+                return self._refuse(400, "bad_body", str(exc))
+            if route.auth == "bitrix24" and not check_bitrix24(
+                form, self.settings.bitrix24_application_token
+            ):
+                log.info(
+                    "Bitrix24 event with a wrong application token from %s", self.client(request)
+                )
+                return self._refuse(403, "unauthorized", "wrong application token")
+            event = form.get("event", "").strip().upper()
+            problem = None if event else "no event name"
+            raw_format = self.settings.bitrix24_raw_events.get(event)
+            stored = without_credentials(form)
+            if raw_format is not None:
+                # A self-contained event (a finished call): nothing to enrich.
+                route = route.model_copy(update={"format": raw_format})
+            else:
+                transform = self.transform
+        elif route.body == "freeswitch-cdr":
+            problem = freeswitch_cdr_problem(body)
+        else:
+            problem = json_lines_problem(body)
+        if problem is not None:
+            return self._refuse(400, "bad_body", problem)
+        if transform is not None:
+            try:
+                records = await transform(body)
+            except WebhookRejected as exc:
+                status = 403 if exc.reason == "forbidden" else 400
+                return self._refuse(status, "rejected", exc.detail)
+            except Exception as exc:  # the enrichment could not ask its source: retry later
+                BRIDGE_ERRORS.labels(_BRIDGE, "transform").inc()
+                log.warning("enrichment of %s failed: %s", route.path, exc)
+                return self._unavailable("cannot process the event now")
+        else:
+            key = request.headers.get(KEY_HEADER) or route.key
+            if key is not None and len(key) > 255:
+                return self._refuse(400, "bad_body", f"{KEY_HEADER} too long")
+            records = [
+                RawRecordOut(route.family, route.format, key.encode() if key else None, stored)
+            ]
+        return await self._store(route, records)
+
+    async def _store(self, route: RouteSettings, records: list[RawRecordOut]) -> web.Response:
+        try:
+            async with asyncio.timeout(self.settings.write_timeout_seconds):
+                await self.producer.send_many(records)
+        except (ProduceError, TimeoutError) as exc:
+            self.health.wrote(False)
+            BRIDGE_ERRORS.labels(_BRIDGE, "kafka").inc()
+            log.warning("Kafka did not take a %s body: %s", route.format, str(exc) or "timed out")
+            return self._unavailable("cannot store the record now")
+        self.health.wrote(True)
+        BRIDGE_RECORDS.labels(_BRIDGE).inc(len(records))
+        return web.json_response({"stored": len(records)})
+
+
+def build_receiver_app(
+    settings: ReceiverSettings,
+    producer: RawProducer,
+    *,
+    topics: TopicSettings,
+    transform: Transform | None = None,
+) -> web.Application:
+    """The receiver as an aiohttp application. It owns ``producer``: starts it in the background
+    at startup and stops it at cleanup. ``transform``, when given, turns a Bitrix24 event body
+    into the records to write instead of the body itself (the enrichment plugs in there)."""
+    receiver = _Receiver(settings, producer, transform)
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app.on_startup.append(receiver.on_startup)
+    app.on_cleanup.append(receiver.on_cleanup)
+    app.router.add_get("/healthz", receiver.healthz)
+    app.router.add_get("/readyz", receiver.readyz)
+    for route in settings.routes:
+        app.router.add_post(route.path, receiver.handler(route))
+        log.info("POST %s → %s (%s)", route.path, topics.for_family(route.family), route.format)
+    # Registered last, so that a configured route with a matching path wins.
+    app.router.add_post("/ingest/{family}/{format}", receiver.handler(None))
+    for name in ("shared_token", "bitrix24_application_token"):
+        if getattr(settings, name) is None:
+            log.warning("receiver %s is not set: routes needing it refuse every request", name)
+    return app
+
+
+async def run_receiver(
+    settings: ReceiverSettings,
+    producer: RawProducer,
+    stop: asyncio.Event,
+    *,
+    topics: TopicSettings,
+    transform: Transform | None = None,
+) -> None:
+    """Serve until ``stop`` is set, then stop listening, let requests in flight finish (up to
+    ``shutdown_timeout_seconds``) and stop the producer. The caller sets ``stop`` on SIGTERM."""
+    app = build_receiver_app(settings, producer, topics=topics, transform=transform)
+    runner = web.AppRunner(
+        app,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
+        shutdown_timeout=settings.shutdown_timeout_seconds,
+        access_log=None,  # sources post continuously; the counters tell the story
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("receiver listening on %s:%d", settings.host, settings.port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,290 @@
+"""The HTTP receiver's settings, who may post to it, how often, and what a body must look like.
+Nothing here imports ``salespulse.settings``, so the main settings can include
+``ReceiverSettings``.
+
+Credentials are compared with ``hmac.compare_digest`` so that the time an answer takes does not
+reveal how much of a guess was right; every configured credential is checked, matched or not, for
+the same reason. Nothing here logs a credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl, urlencode
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ingest.pacing import TokenBucket
+from salespulse.models import SourceFamily
+
+TOKEN_HEADER = "X-Salespulse-Token"  # noqa: S105 - a header name, not a secret
+BITRIX24_TOKEN_FIELD = "auth[application_token]"  # noqa: S105 - a field name
+# A Bitrix24 event has a dozen fields; the bound keeps a hostile body cheap to parse.
+_MAX_FORM_FIELDS = 200
+_FORMAT = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
+
+
+def _equal(given: str, expected: SecretStr | None) -> bool:
+    if expected is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+@dataclass(frozen=True)
+class Credentials:
+    shared_token: SecretStr | None = None
+    basic_user: str | None = None
+    basic_password: SecretStr | None = None
+
+    def check_headers(self, headers: Mapping[str, str], *, allow_basic: bool) -> bool:
+        """Whether the request carries the shared token (``Authorization: Bearer`` or
+        ``X-Salespulse-Token``) or, if allowed, the Basic user and password."""
+        authorization = headers.get("Authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        scheme = scheme.lower()
+        bearer = value.strip() if scheme == "bearer" else ""
+        token_ok = _equal(bearer, self.shared_token) | _equal(
+            headers.get(TOKEN_HEADER, ""), self.shared_token
+        )
+        basic_ok = False
+        if allow_basic and scheme == "basic":
+            user, password = _basic_pair(value.strip())
+            expected_user = SecretStr(self.basic_user) if self.basic_user is not None else None
+            # "&" rather than "and": both comparisons always run.
+            basic_ok = _equal(user, expected_user) & _equal(password, self.basic_password)
+        return token_ok or basic_ok
+
+    def basic_configured(self) -> bool:
+        return self.basic_user is not None and self.basic_password is not None
+
+
+def _basic_pair(encoded: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    user, _, password = decoded.partition(":")
+    return user, password
+
+
+class FormError(ValueError):
+    """A body that is not an ``application/x-www-form-urlencoded`` form."""
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            strict_parsing=True,
+            max_num_fields=_MAX_FORM_FIELDS,
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FormError("not a URL-encoded form") from exc
+    return dict(pairs)
+
+
+def without_credentials(form: Mapping[str, str]) -> bytes:
+    """A Bitrix24 form body minus its ``auth[...]`` fields, to store instead of the original.
+
+    The application token and OAuth tokens travel in the body; kept, they would sit in Kafka
+    and in every dead letter. Everything else is kept in order as the portal sent it.
+    """
+    return urlencode([(k, v) for k, v in form.items() if not k.startswith("auth[")]).encode()
+
+
+def check_bitrix24(form: Mapping[str, str], application_token: SecretStr | None) -> bool:
+    """Bitrix24 signs outgoing events with the application token in the body, not a header."""
+    return _equal(form.get(BITRIX24_TOKEN_FIELD, ""), application_token)
+
+
+class RateLimiter:
+    """A token bucket per client address: ``rate`` requests per second, bursts of ``burst``.
+
+    Memory stays bounded: at most ``max_clients`` buckets, the least recently seen dropped
+    first. A dropped bucket was idle the longest, so it has most likely refilled anyway.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        *,
+        max_clients: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._max_clients = max_clients
+        self._clock = clock
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def take(self, client: str) -> float:
+        """0 if the request may proceed, else the seconds until it would."""
+        bucket = self._buckets.pop(client, None) or TokenBucket(
+            self.rate, self.burst, clock=self._clock
+        )
+        self._buckets[client] = bucket
+        while len(self._buckets) > self._max_clients:
+            self._buckets.popitem(last=False)
+        return bucket.try_take()
+
+
+def retry_after(seconds: float) -> str:
+    """A Retry-After value: whole seconds, at least one."""
+    return str(max(1, math.ceil(seconds)))
+
+
+class RouteSettings(BaseModel):
+    path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
+    format: str = Field(pattern=_FORMAT.pattern)
+    family: SourceFamily
+    auth: Literal["token", "token-or-basic", "bitrix24"] = "token"
+    body: Literal["json-lines", "freeswitch-cdr", "bitrix24-form"] = "json-lines"
+    key: str | None = Field(
+        default=None, max_length=255, description="Kafka key unless the request sets one"
+    )
+
+    @model_validator(mode="after")
+    def _token_in_body(self) -> RouteSettings:
+        # The Bitrix24 application token travels inside the form body.
+        if self.auth == "bitrix24" and self.body != "bitrix24-form":
+            raise ValueError("auth bitrix24 needs body bitrix24-form")
+        return self
+
+
+DEFAULT_ROUTES = [
+    RouteSettings(
+        path="/ingest/freeswitch/json-cdr",
+        format="freeswitch-json-cdr",
+        family=SourceFamily.PBX,
+        auth="token-or-basic",
+        body="freeswitch-cdr",
+        key="freeswitch",
+    ),
+    RouteSettings(
+        path="/ingest/bitrix24/event",
+        format="bitrix24-event-webhook",
+        family=SourceFamily.CRM,
+        auth="bitrix24",
+        body="bitrix24-form",
+    ),
+]
+
+
+class ReceiverSettings(BaseModel):
+    # A validation error would otherwise quote the rejected value, which may be a credential.
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    host: str = Field(default="127.0.0.1", description="listen address; a proxy faces the world")
+    port: int = Field(default=8470, ge=1, le=65535)
+    shared_token: SecretStr | None = Field(
+        default=None, description="Bearer / X-Salespulse-Token for every token route"
+    )
+    basic_user: str | None = None
+    basic_password: SecretStr | None = None
+    bitrix24_application_token: SecretStr | None = None
+    bitrix24_raw_events: dict[str, str] = Field(
+        default_factory=lambda: {"ONVOXIMPLANTCALLEND": "bitrix24-call-end-event"},
+        description="Bitrix24 events written as received, with this format, never transformed",
+    )
+    routes: list[RouteSettings] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
+    generic_formats: dict[str, SourceFamily] = Field(
+        default_factory=lambda: {
+            "chat-session-json": SourceFamily.CHAT,
+            "crm-event-json": SourceFamily.CRM,
+        },
+        description="formats POST /ingest/{family}/{format} accepts (JSON Lines bodies)",
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=4_000_000)
+    rate_per_ip: float = Field(default=50.0, gt=0, description="sustained requests/s per client")
+    burst: int = Field(default=100, ge=1, description="requests a client may send at once")
+    trust_forwarded_for: bool = Field(
+        default=False, description="rate-limit by X-Forwarded-For's last entry (behind a proxy)"
+    )
+    read_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="longest time to receive a body (then 408)"
+    )
+    keepalive_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="an idle keep-alive connection is closed after this"
+    )
+    write_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="longest wait for Kafka's acknowledgement (then 503)"
+    )
+    shutdown_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="on stop, how long requests in flight may still finish"
+    )
+    unready_after_failure_seconds: float = Field(
+        default=30.0, ge=0, description="/readyz is 503 this long after a failed Kafka write"
+    )
+    retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After of a 503")
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_paths(cls, routes: list[RouteSettings]) -> list[RouteSettings]:
+        paths = [route.path for route in routes]
+        if len(set(paths)) != len(paths):
+            raise ValueError("two routes share a path")
+        return routes
+
+    @field_validator("generic_formats")
+    @classmethod
+    def _format_names(cls, formats: dict[str, SourceFamily]) -> dict[str, SourceFamily]:
+        for name in formats:
+            if not _FORMAT.match(name):
+                raise ValueError(f"not a format name: {name!r}")
+        return formats
+
+    @field_validator("bitrix24_raw_events")
+    @classmethod
+    def _event_formats(cls, events: dict[str, str]) -> dict[str, str]:
+        for name in events.values():
+            if not _FORMAT.match(name):
+                raise ValueError(f"not a format name: {name!r}")
+        # Bitrix24 upper-cases event names in what it posts; so does the lookup.
+        return {event.upper(): name for event, name in events.items()}
+
+
+def json_lines_problem(body: bytes) -> str | None:
+    lines = [line for line in body.splitlines() if line.strip()]
+    if not lines:
+        return "empty body"
+    for line in lines:
+        try:
+            if not isinstance(json.loads(line), dict):
+                return "each line must be a JSON object"
+        except (ValueError, RecursionError):
+            return "not JSON Lines: one JSON object per line"
+    return None
+
+
+def freeswitch_cdr_problem(body: bytes) -> str | None:
+    """mod_json_cdr posts raw JSON, or ``cdr=<url-encoded JSON>`` with ``encode=true``, or
+    ``cdr=<base64 JSON>`` with ``encode=base64``; told apart by the value's first characters, as
+    the parser does, since a proxy may change the Content-Type."""
+    try:
+        if body.startswith(b"cdr="):
+            value = body[4:].strip()
+            if value[:1] == b"{" or value[:3].upper() == b"%7B":
+                payload: bytes | str = parse_form(body).get("cdr", "")
+            else:
+                payload = base64.b64decode(value, validate=True)
+        else:
+            payload = body
+        if isinstance(json.loads(payload), dict):
+            return None
+    except (ValueError, RecursionError, binascii.Error):
+        pass
+    return "neither a JSON CDR nor a cdr= form holding one"
