@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ingest.tailer_state import TailerStateError
+from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
 from salespulse.directory import DirectoryError, load_directory
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
@@ -177,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--days", type=int, default=1, help="number of days ending at --date")
     summary.set_defaults(func=cmd_summary)
 
+    add_bridge_commands(sub)
+
     directory = sub.add_parser("directory", help="the manager directory")
     directory.add_argument(
         "action",
@@ -201,7 +205,16 @@ def _add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--malformed-share", type=float, default=0.005)
 
 
-_USER_ERRORS = (UsageError, StackError, DirectoryError, ClickHouseError, ValidationError, OSError)
+_USER_ERRORS = (
+    UsageError,
+    StackError,
+    DirectoryError,
+    ClickHouseError,
+    ValidationError,
+    OSError,
+    BridgeNotConfigured,
+    TailerStateError,
+)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,14 +7,16 @@ Nested sections use ``__``: ``SALESPULSE_KAFKA__BOOTSTRAP_SERVERS=broker:9092``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import ssl
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,9 +24,17 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from ingest.ami_settings import AmiSettings
+from ingest.bitrix24.settings import Bitrix24Settings
+from ingest.receiver_auth import ReceiverSettings
+from ingest.tailer_state import TailerSettings
 from salespulse.models import SourceFamily, TimeZoneName
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# Meeting places (Bitrix24 activity LOCATION) that mean "in our office" or "by video"; anything
+# else is a visit to the client. Narrow on purpose: "офис клиента" is a visit.
+OFFICE_LOCATION_KEYWORDS = ("наш офис", "our office", "переговорн", "meeting room")
+REMOTE_LOCATION_KEYWORDS = ("zoom", "teams", "meet.google", "skype", "telemost", "телемост")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -145,7 +155,42 @@ class ParsingSettings(BaseModel):
         description="time zone of the PBX's CDR timestamps (Asterisk writes local time unless "
         "usegmtime=yes)",
     )
-    internal_extension_pattern: str = r"^\d{2,6}$"
+    internal_extension_pattern: str = Field(
+        default=r"^\d{2,6}$",
+        description="which channel endpoints are managers' phones; the rest are trunks",
+    )
+    asterisk_cdr_columns: Literal[
+        "auto",
+        "default",
+        "uniqueid",
+        "userfield",
+        "uniqueid+userfield",
+        "new",
+        "uniqueid+new",
+        "userfield+new",
+        "all",
+    ] = Field(
+        default="auto",
+        description="cdr_csv column set (loguniqueid, loguserfield, newcdrcolumns); auto: by "
+        "field count",
+    )
+    freeswitch_log_b_leg: bool = Field(
+        default=True,
+        description="must match mod_json_cdr's log-b-leg; when false an a-leg also speaks for "
+        "the party it called",
+    )
+    bitrix24_portal_timezone: TimeZoneName | None = Field(
+        default=None,
+        description="zone of Bitrix24 dates in the portal format DD.MM.YYYY HH:MM:SS",
+    )
+    bitrix24_office_location_keywords: list[str] = Field(
+        default_factory=lambda: list(OFFICE_LOCATION_KEYWORDS),
+        description="meeting locations containing one of these are in the office",
+    )
+    bitrix24_remote_location_keywords: list[str] = Field(
+        default_factory=lambda: list(REMOTE_LOCATION_KEYWORDS),
+        description="meeting locations containing one of these are remote (video calls)",
+    )
     phone_hash_key: SecretStr | None = Field(
         default=None,
         description="key for hashing customer phone numbers; without it numbers are masked",
@@ -186,6 +231,10 @@ class Settings(BaseSettings):
     parsing: ParsingSettings = ParsingSettings()
     directory_path: Path = REPO_ROOT / "deploy" / "directory.example.yaml"
     counting: CountingSettings = CountingSettings()
+    tailer: TailerSettings = TailerSettings()
+    receiver: ReceiverSettings = ReceiverSettings()
+    ami: AmiSettings | None = None
+    bitrix24: Bitrix24Settings | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod
@@ -205,16 +254,27 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def _section_model(settings_cls: type[BaseModel], name: str) -> type[BaseModel] | None:
+    """The model class of a section field, also when it is optional (``Model | None``)."""
+    for candidate in typing.get_args(settings_cls.model_fields[name].annotation) or (
+        settings_cls.model_fields[name].annotation,
+    ):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _flattened(settings: Settings) -> Iterator[tuple[str, object]]:
     """Every setting as (environment variable name, value), unset optional ones included."""
     for field_name in type(settings).model_fields:
         value = getattr(settings, field_name)
         prefix = f"SALESPULSE_{field_name.upper()}"
-        if isinstance(value, BaseModel):
-            for inner in type(value).model_fields:
-                yield f"{prefix}__{inner.upper()}", getattr(value, inner)
-        else:
+        section = _section_model(type(settings), field_name)
+        if section is None:
             yield prefix, value
+            continue
+        for inner in section.model_fields:
+            yield f"{prefix}__{inner.upper()}", None if value is None else getattr(value, inner)
 
 
 def environment_names() -> list[str]:
@@ -233,6 +293,12 @@ def to_environment(settings: Settings) -> dict[str, str]:
     for name, value in _flattened(settings):
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
-        if value is not None:
-            env[name] = str(value)
+        if value is None:
+            continue
+        # Lists and mappings travel as JSON, which is how pydantic-settings reads them back.
+        env[name] = (
+            json.dumps(TypeAdapter(type(value)).dump_python(value, mode="json"))
+            if isinstance(value, list | tuple | dict)
+            else str(value)
+        )
     return env

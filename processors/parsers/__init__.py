@@ -2,32 +2,82 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES
+from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
 from processors.parsers.asterisk_cdr_csv import AsteriskCdrCsvParser
 from processors.parsers.base import Parser, RecordError
+from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
+from processors.parsers.bitrix24_openlines import Bitrix24OpenLinesParser
+from processors.parsers.bitrix24_telephony import (
+    Bitrix24CallEndEventParser,
+    Bitrix24VoximplantStatisticParser,
+)
 from processors.parsers.chat_session_json import ChatSessionJsonParser
 from processors.parsers.crm_event_json import CrmEventJsonParser
+from processors.parsers.freeswitch_cdr_csv import FreeswitchCdrCsvParser
+from processors.parsers.freeswitch_json_cdr import (
+    JSON_CDR_MAX_RECORD_BYTES,
+    FreeswitchJsonCdrParser,
+)
 from salespulse.settings import ParsingSettings
 
 __all__ = [
+    "AsteriskAmiCdrParser",
     "AsteriskCdrCsvParser",
+    "Bitrix24CallEndEventParser",
+    "Bitrix24CrmRestParser",
+    "Bitrix24OpenLinesParser",
+    "Bitrix24VoximplantStatisticParser",
     "ChatSessionJsonParser",
     "CrmEventJsonParser",
+    "FreeswitchCdrCsvParser",
+    "FreeswitchJsonCdrParser",
     "Parser",
     "RecordError",
     "build_parsers",
 ]
 
 
+class _PbxOptions(TypedDict):
+    """What every PBX parser needs to know about the PBX."""
+
+    timezone: str
+    internal_extension_pattern: str
+    max_record_bytes: int
+
+
 def build_parsers(
     settings: ParsingSettings, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
 ) -> dict[str, Parser]:
     """Every known parser, keyed by the format name a raw message's header carries."""
+    pbx = _PbxOptions(
+        timezone=settings.pbx_timezone,
+        internal_extension_pattern=settings.internal_extension_pattern,
+        max_record_bytes=max_record_bytes,
+    )
     parsers: list[Parser] = [
-        AsteriskCdrCsvParser(
-            timezone=settings.pbx_timezone,
+        AsteriskCdrCsvParser(**pbx, columns=settings.asterisk_cdr_columns),
+        AsteriskAmiCdrParser(**pbx),
+        FreeswitchCdrCsvParser(**pbx),
+        FreeswitchJsonCdrParser(
             internal_extension_pattern=settings.internal_extension_pattern,
+            # A full mod_json_cdr document with its call flow is larger than most records.
+            max_record_bytes=max(max_record_bytes, JSON_CDR_MAX_RECORD_BYTES),
+            log_b_leg=settings.freeswitch_log_b_leg,
+        ),
+        Bitrix24VoximplantStatisticParser(
+            portal_timezone=settings.bitrix24_portal_timezone, max_record_bytes=max_record_bytes
+        ),
+        Bitrix24CallEndEventParser(
+            portal_timezone=settings.bitrix24_portal_timezone, max_record_bytes=max_record_bytes
+        ),
+        Bitrix24OpenLinesParser(max_record_bytes=max_record_bytes),
+        Bitrix24CrmRestParser(
             max_record_bytes=max_record_bytes,
+            office_location_keywords=settings.bitrix24_office_location_keywords,
+            remote_location_keywords=settings.bitrix24_remote_location_keywords,
         ),
         ChatSessionJsonParser(max_record_bytes=max_record_bytes),
         CrmEventJsonParser(max_record_bytes=max_record_bytes),
