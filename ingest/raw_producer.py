@@ -17,10 +17,9 @@ from typing import NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from salespulse.models import SourceFamily
+from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
-FORMAT_HEADER = "sp-format"
 # Bounds the memory held by unacknowledged sends while still pipelining them.
 _IN_FLIGHT = 2000
 
@@ -30,6 +29,8 @@ class RawRecordOut(NamedTuple):
     format: str
     key: bytes | None
     value: bytes
+    # History loaded on purpose (a backfill): the worker must not judge it late.
+    backfill: bool = False
 
 
 class ProduceError(Exception):
@@ -82,7 +83,8 @@ class RawProducer:
             self._topics.for_family(record.family),
             record.value,
             key=record.key,
-            headers=[(FORMAT_HEADER, record.format.encode())],
+            headers=[(FORMAT_HEADER, record.format.encode())]
+            + ([(BACKFILL_HEADER, b"1")] if record.backfill else []),
         )
         return future
 

@@ -22,9 +22,14 @@ from typing import Any, NamedTuple
 from processors.parsers.base import Parser, RecordError
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory
-from salespulse.models import ActivityEvent, SourceRef
+from salespulse.models import (
+    BACKFILL_HEADER,
+    FORMAT_HEADER,
+    ActivityEvent,
+    SourceFamily,
+    SourceRef,
+)
 
-FORMAT_HEADER = "sp-format"
 # A PBX or CRM whose clock runs a little fast is normal; an event hours in the future means a
 # wrong time zone setting, and storing it would put activity on the wrong day.
 MAX_FUTURE_SKEW = timedelta(minutes=15)
@@ -34,13 +39,18 @@ Headers = Mapping[str, bytes] | Sequence[tuple[str, bytes]]
 
 
 class RawMessage(NamedTuple):
-    """One Kafka message as consumed: coordinates, headers and the bytes the source emitted."""
+    """One Kafka message as consumed: coordinates, headers and the bytes the source emitted.
+
+    ``received_at`` is the message's Kafka timestamp: when the bridge wrote it, stored with the
+    message, so lateness judged against it is the same on every replay.
+    """
 
     topic: str
     partition: int
     offset: int
     headers: Headers
     value: bytes | None
+    received_at: datetime | None = None
 
 
 class DeadLetter(NamedTuple):
@@ -102,6 +112,20 @@ def header_value(headers: Headers, name: str) -> bytes | None:
     return None
 
 
+def _late(events: Sequence[ActivityEvent], received_at: datetime, grace: timedelta) -> str | None:
+    """Why the record is too late to count, or None.
+
+    A record can exist only once its activity ended (a CDR at hangup, a chat session at close),
+    so lateness is measured from the end when there is one.
+    """
+    for event in events:
+        finished = event.ended_at or event.occurred_at
+        if received_at - finished > grace:
+            hours = (received_at - finished).total_seconds() / 3600
+            return f"arrived {hours:.1f} h after the activity; grace is {grace}"
+    return None
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -110,12 +134,14 @@ class BatchProcessor:
         phones: PhoneProtector,
         *,
         max_message_bytes: int,
+        grace: Mapping[SourceFamily, timedelta] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._parsers = parsers
         self._directory = directory
         self._phones = phones
         self._max_message_bytes = max_message_bytes
+        self._grace = dict(grace or {})
         self._clock = clock
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
@@ -152,6 +178,9 @@ class BatchProcessor:
             detail = f"{len(payload)} bytes, limit {self._max_message_bytes}"
             result.dead_letters.append(DeadLetter("too_large", detail, source, payload))
             return
+        grace = self._grace.get(parser.family)
+        if message.received_at is None or header_value(message.headers, BACKFILL_HEADER):
+            grace = None
         for index, record in enumerate(parser.split(payload)):
             result.records[format_name] += 1
             record_source = source._replace(position=index)
@@ -167,6 +196,11 @@ class BatchProcessor:
                 detail = f"event time {future[0].occurred_at.isoformat()} is in the future"
                 result.dead_letters.append(DeadLetter("future_time", detail, record_source, record))
                 continue
+            if grace is not None and message.received_at is not None:
+                late = _late(events, message.received_at, grace)
+                if late is not None:
+                    result.dead_letters.append(DeadLetter("late", late, record_source, record))
+                    continue
             for event in events:
                 result.rows.append(self._row(event, directory, processed_at, result))
 

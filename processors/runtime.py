@@ -71,6 +71,7 @@ class BatchRuntime:
             lambda: self.directory.current,
             PhoneProtector(key.get_secret_value().encode() if key else None),
             max_message_bytes=settings.worker.max_message_bytes,
+            grace=settings.lateness.by_family(),
         )
         self.clickhouse = ClickHouseSink(
             lambda: NativeClickHouse(settings.clickhouse),

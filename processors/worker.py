@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -45,6 +46,11 @@ def _credentials(settings: Settings) -> Any:
     if kafka.security_protocol == "SSL":
         return faust.SSLCredentials(kafka.ssl_context())
     return None
+
+
+def _received_at(timestamp: float | None) -> datetime | None:
+    # faust gives the Kafka message timestamp in seconds; 0 or absent means the producer set none.
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -91,6 +97,7 @@ def build_app(settings: Settings) -> faust.App:
                         e.message.offset,
                         e.message.headers or (),
                         e.message.value,
+                        _received_at(e.message.timestamp),
                     )
                     for e in events
                 ]

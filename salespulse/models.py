@@ -20,6 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# Kafka headers of raw messages. FORMAT names the source format of the bytes; BACKFILL marks
+# history loaded on purpose (a backfill, a replay of dead letters), which is never judged late.
+FORMAT_HEADER = "sp-format"
+BACKFILL_HEADER = "sp-backfill"
+
 
 class ActivityKind(StrEnum):
     CALL = "call"

@@ -13,6 +13,7 @@ import re
 import ssl
 import typing
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -203,6 +204,26 @@ class ParsingSettings(BaseModel):
         return value
 
 
+class LatenessSettings(BaseModel):
+    """How long after an activity its record may arrive and still count (per source family).
+
+    Later records go to the dead-letter topic as ``late``, raw, to be replayed deliberately
+    with the ``sp-backfill`` header if they should count after all. 0 switches the check off.
+    """
+
+    pbx_grace_seconds: int = Field(default=3600, ge=0, description="CDRs: 1 hour")
+    chat_grace_seconds: int = Field(default=86400, ge=0, description="chat sessions: 24 hours")
+    crm_grace_seconds: int = Field(default=86400, ge=0, description="CRM events: 24 hours")
+
+    def by_family(self) -> dict[SourceFamily, timedelta]:
+        grace = {
+            SourceFamily.PBX: self.pbx_grace_seconds,
+            SourceFamily.CHAT: self.chat_grace_seconds,
+            SourceFamily.CRM: self.crm_grace_seconds,
+        }
+        return {family: timedelta(seconds=s) for family, s in grace.items() if s > 0}
+
+
 class CountingSettings(BaseModel):
     """What counts as what: the definitions in docs/metrics.md that an operator may tune."""
 
@@ -231,6 +252,7 @@ class Settings(BaseSettings):
     parsing: ParsingSettings = ParsingSettings()
     directory_path: Path = REPO_ROOT / "deploy" / "directory.example.yaml"
     counting: CountingSettings = CountingSettings()
+    lateness: LatenessSettings = LatenessSettings()
     tailer: TailerSettings = TailerSettings()
     receiver: ReceiverSettings = ReceiverSettings()
     ami: AmiSettings | None = None

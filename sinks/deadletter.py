@@ -13,8 +13,9 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from processors.pipeline import FORMAT_HEADER, DeadLetter
+from processors.pipeline import DeadLetter
 from salespulse import metrics
+from salespulse.models import FORMAT_HEADER
 from salespulse.settings import KafkaSettings
 
 MAX_DETAIL = 512

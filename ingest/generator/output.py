@@ -93,16 +93,16 @@ def frame_messages(
     return messages
 
 
-def _outgoing(messages: Iterable[Message]) -> Iterator[RawRecordOut]:
+def _outgoing(messages: Iterable[Message], backfill: bool) -> Iterator[RawRecordOut]:
     for message in messages:
-        yield RawRecordOut(message.family, message.format, message.key, message.value)
+        yield RawRecordOut(message.family, message.format, message.key, message.value, backfill)
 
 
 async def _send_all(
-    producer: RawProducer, messages: list[Message], bucket: TokenBucket | None
+    producer: RawProducer, messages: list[Message], bucket: TokenBucket | None, backfill: bool
 ) -> None:
     if bucket is None:
-        await producer.send_many(_outgoing(messages))
+        await producer.send_many(_outgoing(messages, backfill))
         return
     # Paced: about a tenth of a second of traffic per slice, each slice pipelined.
     per_slice = max(1.0, bucket.rate / 10)
@@ -113,7 +113,7 @@ async def _send_all(
         records += message.records
         if records >= per_slice or position == len(messages) - 1:
             await asyncio.sleep(bucket.take_with_debt(records))
-            await producer.send_many(_outgoing(chunk))
+            await producer.send_many(_outgoing(chunk, backfill))
             chunk, records = [], 0
 
 
@@ -134,8 +134,13 @@ async def send_to_kafka(
     rate: float | None = None,
     lines_per_message: int = 50,
     json_lines_per_message: int = 1,
+    backfill: bool = True,
 ) -> SendReport:
-    """Send all traffic, at ``rate`` records/s or as fast as possible, and await delivery."""
+    """Send all traffic, at ``rate`` records/s or as fast as possible, and await delivery.
+
+    Simulated traffic is history by the time it is sent, so it is marked as a backfill unless
+    the caller says otherwise: the worker would otherwise judge old records late.
+    """
     messages = frame_messages(
         traffic.all_records(),
         lines_per_message=lines_per_message,
@@ -145,7 +150,7 @@ async def send_to_kafka(
     # A tenth of a second of burst: smooth enough for consumers, coarse enough to pipeline.
     bucket = TokenBucket(rate, max(1.0, rate / 10)) if rate is not None else None
     async with RawProducer(kafka, topics) as producer:
-        await _send_all(producer, messages, bucket)
+        await _send_all(producer, messages, bucket, backfill)
     return _report(messages, started)
 
 
@@ -188,7 +193,8 @@ async def run_live(
                 lines_per_message=lines_per_message,
                 json_lines_per_message=json_lines_per_message,
             )
-            await _send_all(producer, batch, None)
+            # Live records are sent as they happen: judged for lateness like any source's.
+            await _send_all(producer, batch, None, backfill=False)
             sent += batch
             position = due
         # Run for the whole window even when it ends quietly, as a live source would.

@@ -1,0 +1,119 @@
+"""The batch pipeline on plain values: framing, dead-letter reasons, lateness, attribution."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from processors.parsers import build_parsers
+from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
+from processors.privacy import PhoneProtector
+from salespulse.directory import parse_directory
+from salespulse.models import SourceFamily
+from salespulse.settings import LatenessSettings, ParsingSettings
+
+DIRECTORY = parse_directory(
+    "departments: [{id: vvo, timezone: Asia/Vladivostok}]\n"
+    "managers: [{id: petrov, department: vvo, identities: [{family: pbx, id: '201'}]}]\n",
+    suffix=".yaml",
+)
+# An outgoing call from 201 that ended at 10:01:02 UTC (20:01 in Vladivostok).
+CDR = (
+    b'"","201","79140000001","from-internal","","SIP/201-00000001","SIP/provider-00000002",'
+    b'"Dial","","2026-11-26 10:00:00","2026-11-26 10:00:02","2026-11-26 10:01:02",62,60,'
+    b'"ANSWERED","DOCUMENTATION"'
+)
+NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
+PBX = [("sp-format", b"asterisk-cdr-csv")]
+
+
+def processor() -> BatchProcessor:
+    return BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: DIRECTORY,
+        PhoneProtector(None),
+        max_message_bytes=4096,
+        grace=LatenessSettings().by_family(),
+        clock=lambda: NOW,
+    )
+
+
+def column(row: tuple[object, ...], name: str) -> object:
+    return row[EVENT_COLUMNS.index(name)]
+
+
+def test_attribution_and_the_local_day() -> None:
+    (row,) = processor().process([RawMessage("pbx", 0, 5, PBX, CDR)]).rows
+    assert column(row, "manager_id") == "petrov"
+    assert column(row, "local_date") == date(2026, 11, 26)
+    assert column(row, "counterpart") == "*********01"  # masked: no hash key configured
+    assert (column(row, "source_topic"), column(row, "source_offset")) == ("pbx", 5)
+
+
+@pytest.mark.parametrize(
+    ("headers", "value", "reason"),
+    [
+        ([], CDR, "missing_format_header"),
+        ([("sp-format", b"fax-cdr")], CDR, "unknown_format"),
+        (PBX, CDR + b"x" * 5000, "too_large"),
+        (PBX, CDR.replace(b"2026-11-26", b"2026-11-27"), "future_time"),
+    ],
+)
+def test_messages_that_cannot_be_read_are_dead_letters_with_a_reason(
+    headers: list[tuple[str, bytes]], value: bytes, reason: str
+) -> None:
+    result = processor().process([RawMessage("pbx", 0, 1, headers, value)])
+    assert result.rows == []
+    assert [(letter.reason, letter.original) for letter in result.dead_letters] == [(reason, value)]
+
+
+def test_one_bad_line_costs_one_dead_letter_not_its_message() -> None:
+    payload = CDR + b"\n" + b'"broken' + b"\n" + CDR.replace(b"00000001", b"00000009")
+    result = processor().process([RawMessage("pbx", 0, 1, PBX, payload)])
+    assert len(result.rows) == 2
+    ((reason, position),) = [(d.reason, d.source.position) for d in result.dead_letters]
+    assert (reason, position) == ("malformed", 1)
+
+
+@pytest.mark.parametrize(
+    ("arrived_after_end", "late"),
+    [(timedelta(minutes=59), False), (timedelta(minutes=61), True), (timedelta(hours=3), True)],
+)
+def test_a_cdr_is_late_after_an_hour_from_hangup(arrived_after_end: timedelta, late: bool) -> None:
+    ended = datetime(2026, 11, 26, 10, 1, 2, tzinfo=UTC)
+    message = RawMessage("pbx", 0, 1, PBX, CDR, received_at=ended + arrived_after_end)
+    result = processor().process([message])
+    assert [d.reason for d in result.dead_letters] == (["late"] if late else [])
+    assert len(result.rows) == (0 if late else 1)
+
+
+def test_a_backfill_is_never_late() -> None:
+    headers = [*PBX, ("sp-backfill", b"1")]
+    message = RawMessage("pbx", 0, 1, headers, CDR, received_at=NOW + timedelta(days=30))
+    assert len(processor().process([message]).rows) == 1
+
+
+def test_crm_events_have_a_day_of_grace() -> None:
+    event = b'{"id":"e-1","type":"offer.sent","user_id":"u-1","occurred_at":"2026-11-25T12:00:00Z"}'
+    crm = [("sp-format", b"crm-event-json")]
+    on_time = RawMessage("crm", 0, 1, crm, event, received_at=NOW - timedelta(hours=8))
+    late = RawMessage("crm", 0, 2, crm, event, received_at=NOW + timedelta(hours=8))
+    result = processor().process([on_time, late])
+    assert len(result.rows) == 1
+    assert [(d.reason, d.source.offset) for d in result.dead_letters] == [("late", 2)]
+
+
+def test_a_zero_grace_switches_the_check_off() -> None:
+    grace = LatenessSettings(pbx_grace_seconds=0).by_family()
+    assert SourceFamily.PBX not in grace
+    message = RawMessage("pbx", 0, 1, PBX, CDR, received_at=NOW + timedelta(days=300))
+    result = BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: DIRECTORY,
+        PhoneProtector(None),
+        max_message_bytes=4096,
+        grace=grace,
+        clock=lambda: NOW + timedelta(days=300),
+    ).process([message])
+    assert len(result.rows) == 1
