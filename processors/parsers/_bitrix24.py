@@ -9,12 +9,9 @@ strict about everything else (a list where an id belongs is still ``invalid``).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
-
-from processors.parsers._common import parse_rfc3339
 
 _DIGITS = re.compile(r"[0-9]{1,18}", re.ASCII)
 
@@ -59,10 +56,6 @@ BxOptionalTime = Annotated[
     Annotated[str, Field(max_length=64)] | None, BeforeValidator(_empty_is_none)
 ]
 """A date-time kept as text (read later by ``parse_rfc3339``); ``""`` means unset."""
-
-
-def optional_time(value: str | None, field: str) -> datetime | None:
-    return None if value is None else parse_rfc3339(value, field)
 
 
 def meaningful_id(value: str | None) -> str | None:

@@ -1,4 +1,4 @@
-"""Edge helpers shared by the parsers: decoding, time parsing and error summaries.
+"""What the parsers share: the record-parser skeleton, decoding, time parsing, error summaries.
 
 Everything here turns a failure into ``RecordError`` with a stable reason code, so that each
 parser's ``parse()`` has exactly one exception type to let escape.
@@ -7,14 +7,18 @@ parser's ``parse()`` has exactly one exception type to let escape.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import TypeVar
+from abc import ABC, abstractmethod
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import ClassVar, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from processors.parsers.base import RecordError
+from processors.parsers.base import RecordError, split_lines
+from salespulse.models import ActivityEvent, SourceFamily, SourceRef
 
 DEFAULT_MAX_RECORD_BYTES = 65_536
+INTERNAL_EXTENSION_PATTERN = r"^\d{2,6}$"
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -32,6 +36,14 @@ _RFC3339 = re.compile(
 # parentheses). Details go to logs and dead-letter headers, which must not hold them in clear.
 _PHONEISH = re.compile(r"\+?\d[\d\s().\-]{3,}\d")
 _SAMPLE_CHARS = 40
+_SECOND = timedelta(seconds=1)
+
+
+class RecordModel(BaseModel):
+    """The fields of a record as its source sends them: unknown ones are ignored, known ones are
+    strict (a number where a string belongs is a producer bug, not something to coerce)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
 
 def check_size(record: bytes, max_record_bytes: int) -> None:
@@ -72,6 +84,18 @@ def parse_rfc3339(value: str, field: str) -> datetime:
         raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
 
 
+def optional_time(value: str | None, field: str) -> datetime | None:
+    return None if value is None else parse_rfc3339(value, field)
+
+
+def seconds_between(start: datetime, end: datetime, start_field: str, end_field: str) -> int:
+    """Whole seconds from ``start`` to ``end``, which must not come first."""
+    seconds = int((end - start) // _SECOND)
+    if seconds < 0:
+        raise RecordError("invalid", f"{end_field} is before {start_field}")
+    return seconds
+
+
 def load_object(model: type[_Model], record: bytes) -> _Model:
     """One JSON object validated straight from bytes by pydantic's JSON parser.
 
@@ -95,3 +119,71 @@ def summarize(exc: ValidationError) -> str:
         location = ".".join(str(part) for part in error["loc"]) or "record"
         parts.append(f"{location}: {error['msg']}")
     return "; ".join(parts)
+
+
+class RecordParser(ABC):
+    """The shape most parsers share: one record per line, and a size limit checked before a
+    record is read at all. A subclass names its format and family and reads the record."""
+
+    format_name: ClassVar[str]
+    family: ClassVar[SourceFamily]
+
+    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self._max_record_bytes = max_record_bytes
+
+    def split(self, payload: bytes) -> list[bytes]:
+        return split_lines(payload)
+
+    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        check_size(record, self._max_record_bytes)
+        return self.parse_record(record, source)
+
+    @abstractmethod
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        """``parse()`` of a record within the size limit."""
+
+
+class JsonRecordParser(RecordParser, Generic[_Model]):
+    """A record that is one JSON object, validated as ``model`` (see ``load_object``)."""
+
+    model: type[_Model]
+
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        return self.parse_object(load_object(self.model, record), source)
+
+    @abstractmethod
+    def parse_object(self, obj: _Model, source: SourceRef) -> list[ActivityEvent]:
+        """The events of a record that validated."""
+
+
+class Extensions:
+    """Which identities are managers' extensions: ``internal_extension_pattern`` matches them."""
+
+    def __init__(self, pattern: str) -> None:
+        self._pattern = re.compile(pattern)
+
+    def first(self, *candidates: str | None) -> str | None:
+        """The first candidate that is an internal extension, in order of trust."""
+        for candidate in candidates:
+            if candidate and self._pattern.search(candidate) is not None:
+                return candidate
+        return None
+
+
+class PbxRecordParser(RecordParser):
+    """A PBX's CDRs: wall-clock times in the PBX host's zone, and managers told from trunks and
+    customers by their extensions."""
+
+    family: ClassVar[SourceFamily] = SourceFamily.PBX
+
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        """``timezone``: the PBX host's zone, in which its CDRs write their times."""
+        super().__init__(max_record_bytes)
+        # The built-in UTC skips zoneinfo's transition lookup for the common all-UTC case.
+        self._zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
+        self._extensions = Extensions(internal_extension_pattern)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, check_size, decode
-from processors.parsers.asterisk_cdr_common import CdrFields, CdrInterpreter
+from processors.parsers._common import decode
+from processors.parsers.asterisk_cdr_common import AsteriskCdrParser, CdrFields
 from processors.parsers.base import RecordError
-from salespulse.models import ActivityEvent, SourceFamily, SourceRef
+from salespulse.models import ActivityEvent, SourceRef
 
 # The same line breaks bytes.splitlines() knows, so framing and parsing agree on lines.
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
@@ -89,24 +89,13 @@ def message_fields(text: str, *, strict: bool = True) -> dict[str, str]:
     return fields
 
 
-class AsteriskAmiCdrParser:
+class AsteriskAmiCdrParser(AsteriskCdrParser):
     format_name: ClassVar[str] = "asterisk-ami-cdr"
-    family: ClassVar[SourceFamily] = SourceFamily.PBX
-
-    def __init__(
-        self,
-        timezone: str = "UTC",
-        internal_extension_pattern: str = r"^\d{2,6}$",
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    ) -> None:
-        self._cdr = CdrInterpreter(timezone, internal_extension_pattern)
-        self._max_record_bytes = max_record_bytes
 
     def split(self, payload: bytes) -> list[bytes]:
         return split_blocks(payload)
 
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         fields = message_fields(decode(record))
         if not fields:
             raise RecordError("malformed", "empty message")

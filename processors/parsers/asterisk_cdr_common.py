@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, tzinfo
+from functools import cached_property
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from processors.parsers._common import redact, summarize
+from processors.parsers._common import Extensions, PbxRecordParser, redact, summarize
 from processors.parsers.base import RecordError
 from salespulse.models import (
     ActivityEvent,
@@ -101,11 +101,12 @@ def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
 class CdrInterpreter:
     """CDR fields to canonical call events: times in the PBX's zone, attribution by extension."""
 
-    def __init__(self, timezone: str, internal_extension_pattern: str) -> None:
-        # The built-in UTC skips zoneinfo's transition lookup for the common usegmtime=yes case.
-        self._zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
+    def __init__(self, zone: tzinfo, extensions: Extensions) -> None:
+        """``zone`` is the PBX's, as ``PbxRecordParser`` resolves it: the built-in UTC (the fast
+        path below) for usegmtime=yes."""
+        self._zone = zone
         self._offsets: dict[str, timedelta] = {}
-        self._internal = re.compile(internal_extension_pattern)
+        self._extensions = extensions
 
     def events(self, cdr: CdrFields, source: SourceRef) -> list[ActivityEvent]:
         start = self._time(cdr.start, "start")
@@ -173,10 +174,7 @@ class CdrInterpreter:
 
     def _extension(self, channel: str) -> str | None:
         """The channel's endpoint if it is a manager's extension, else None."""
-        endpoint = channel_endpoint(channel)
-        if endpoint is None or self._internal.search(endpoint) is None:
-            return None
-        return endpoint
+        return self._extensions.first(channel_endpoint(channel))
 
     def _wall_clock(self, value: str, field: str) -> datetime:
         if _CDR_TIME.fullmatch(value) is None:
@@ -221,6 +219,15 @@ class CdrInterpreter:
             if end >= start:
                 return end
         raise RecordError("invalid", "end is before start")
+
+
+class AsteriskCdrParser(PbxRecordParser):
+    """A parser of one Asterisk CDR backend: it reads ``CdrFields`` out of a record and leaves
+    their meaning to ``CdrInterpreter``."""
+
+    @cached_property
+    def _cdr(self) -> CdrInterpreter:
+        return CdrInterpreter(self._zone, self._extensions)
 
 
 def _seconds(value: str, field: str) -> int:

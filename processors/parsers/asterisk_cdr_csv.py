@@ -10,39 +10,25 @@ from __future__ import annotations
 
 import csv
 import re
-from typing import ClassVar, Literal, NamedTuple, get_args
+from typing import ClassVar, NamedTuple, get_args
 
-from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, check_size, decode
+from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, INTERNAL_EXTENSION_PATTERN, decode
 from processors.parsers.asterisk_cdr_common import (
     DISPOSITIONS,
+    AsteriskCdrParser,
     CdrFields,
-    CdrInterpreter,
     channel_endpoint,
 )
-from processors.parsers.base import RecordError, split_lines
-from salespulse.models import ActivityEvent, SourceFamily, SourceRef
+from processors.parsers.base import RecordError
+from salespulse.models import ActivityEvent, SourceRef
+from salespulse.settings import AsteriskCdrColumns
 
 __all__ = [
     "DISPOSITIONS",
     "FIELD_COUNT",
     "AsteriskCdrCsvParser",
-    "CdrColumns",
     "channel_endpoint",
 ]
-
-CdrColumns = Literal[
-    "auto",
-    "default",
-    "uniqueid",
-    "userfield",
-    "uniqueid+userfield",
-    "new",
-    "uniqueid+new",
-    "userfield+new",
-    "all",
-]
-"""A cdr_csv column set, named after the ``[csv]`` options that add columns: ``uniqueid``
-(loguniqueid), ``userfield`` (loguserfield), ``new`` (newcdrcolumns); ``all`` is all three."""
 
 FIELD_COUNT = 16  # the default column set
 _NEW_COLUMNS = ("peeraccount", "linkedid", "sequence")
@@ -93,28 +79,22 @@ _BY_WIDTH = {16: "default", 18: "uniqueid+userfield", 19: "new", 21: "all"}
 _BY_WIDTH_17TH = {17: ("uniqueid", "userfield"), 20: ("uniqueid+new", "userfield+new")}
 
 
-class AsteriskCdrCsvParser:
+class AsteriskCdrCsvParser(AsteriskCdrParser):
     format_name: ClassVar[str] = "asterisk-cdr-csv"
-    family: ClassVar[SourceFamily] = SourceFamily.PBX
 
     def __init__(
         self,
         timezone: str = "UTC",
-        internal_extension_pattern: str = r"^\d{2,6}$",
+        internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-        columns: CdrColumns = "default",
+        columns: AsteriskCdrColumns = "default",
     ) -> None:
-        if columns not in get_args(CdrColumns):
+        if columns not in get_args(AsteriskCdrColumns):
             raise ValueError(f"unknown cdr_csv column set {columns!r}")
-        self._cdr = CdrInterpreter(timezone, internal_extension_pattern)
-        self._max_record_bytes = max_record_bytes
+        super().__init__(timezone, internal_extension_pattern, max_record_bytes)
         self._layout = None if columns == "auto" else _LAYOUTS[columns]
 
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         text = decode(record)
         try:
             rows = list(csv.reader((text,), _CSV_DIALECT))

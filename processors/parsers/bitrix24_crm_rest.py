@@ -15,18 +15,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
-from processors.parsers._bitrix24 import (
-    BxFlag,
-    BxId,
-    BxOptionalId,
-    BxOptionalText,
-    BxOptionalTime,
+from processors.parsers._bitrix24 import BxFlag, BxId, BxOptionalId, BxOptionalText, BxOptionalTime
+from processors.parsers._common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    JsonRecordParser,
+    RecordModel,
     optional_time,
+    summarize,
 )
-from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, check_size, load_object, summarize
-from processors.parsers.base import RecordError, split_lines
+from processors.parsers.base import RecordError
 from processors.parsers.crm_event_json import money
 from salespulse.models import (
     ActivityEvent,
@@ -78,18 +77,15 @@ _OWNER_TYPES = {
 }
 
 
-class Envelope(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
+class Envelope(RecordModel):
     event: str = Field(min_length=1, max_length=64)
     ts: int = Field(ge=0)
     entity: Entity
     result: dict[str, Any]
 
 
-class _Entity(BaseModel):
-    # Bitrix24 field names are UPPER_SNAKE; the attributes are their lower-case aliases.
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+class _Entity(RecordModel):
+    """Bitrix24 field names are UPPER_SNAKE; the attributes are their lower-case aliases."""
 
 
 _EntityT = TypeVar("_EntityT", bound=_Entity)
@@ -132,9 +128,10 @@ class Deal(_Entity):
     date_modify: BxOptionalTime = Field(None, alias="DATE_MODIFY")
 
 
-class Bitrix24CrmRestParser:
+class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
     format_name: ClassVar[str] = "bitrix24-crm-rest"
     family: ClassVar[SourceFamily] = SourceFamily.CRM
+    model = Envelope
 
     def __init__(
         self,
@@ -143,16 +140,11 @@ class Bitrix24CrmRestParser:
         office_location_keywords: Iterable[str] = OFFICE_LOCATION_KEYWORDS,
         remote_location_keywords: Iterable[str] = REMOTE_LOCATION_KEYWORDS,
     ) -> None:
-        self._max_record_bytes = max_record_bytes
+        super().__init__(max_record_bytes)
         self._office = _keywords(office_location_keywords)
         self._remote = _keywords(remote_location_keywords)
 
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
-        envelope = load_object(Envelope, record)
+    def parse_object(self, envelope: Envelope, source: SourceRef) -> list[ActivityEvent]:
         known = EVENTS.get(envelope.event.upper())
         if known is None:
             raise RecordError("invalid", f"event {envelope.event[:64]!r} is not a CRM event")

@@ -12,10 +12,9 @@ identity the CRM parsers use, and one directory entry covers both.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import ClassVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, Field, ValidationError
 
 from processors.parsers._bitrix24 import (
     BxFlag,
@@ -24,16 +23,16 @@ from processors.parsers._bitrix24 import (
     BxOptionalId,
     BxOptionalTime,
     meaningful_id,
-    optional_time,
 )
 from processors.parsers._common import (
-    DEFAULT_MAX_RECORD_BYTES,
-    check_size,
-    load_object,
+    JsonRecordParser,
+    RecordModel,
+    optional_time,
     parse_rfc3339,
+    seconds_between,
     summarize,
 )
-from processors.parsers.base import RecordError, split_lines
+from processors.parsers.base import RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -42,8 +41,6 @@ from salespulse.models import (
     SourceRef,
     derive_event_id,
 )
-
-_SECOND = timedelta(seconds=1)
 
 # Session statuses (Bitrix\ImOpenLines\Session::STATUS_*). 60 and above are final.
 STATUS_CLOSE = 60
@@ -68,11 +65,9 @@ _CHANNEL_PREFIXES = (
 )
 
 
-class OpenLinesSession(BaseModel):
+class OpenLinesSession(RecordModel):
     """The fields read from a session. Times stay strings so that a bad or naive time is a
     ``bad_time`` dead letter rather than a generic validation error."""
-
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     id: BxId = Field(validation_alias=AliasChoices("ID", "id"))
     config_id: BxOptionalId = Field(None, validation_alias=AliasChoices("CONFIG_ID", "configId"))
@@ -101,19 +96,12 @@ class OpenLinesSession(BaseModel):
     )
 
 
-class Bitrix24OpenLinesParser:
+class Bitrix24OpenLinesParser(JsonRecordParser[OpenLinesSession]):
     format_name: ClassVar[str] = "bitrix24-openlines-session"
     family: ClassVar[SourceFamily] = SourceFamily.CHAT
+    model = OpenLinesSession
 
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
-        self._max_record_bytes = max_record_bytes
-
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
-        session = load_object(OpenLinesSession, record)
+    def parse_object(self, session: OpenLinesSession, source: SourceRef) -> list[ActivityEvent]:
         if session.closed is None and session.status is None:
             raise RecordError("invalid", "neither CLOSED nor STATUS: cannot tell if it is over")
 
@@ -134,11 +122,11 @@ class Bitrix24OpenLinesParser:
             raise RecordError("invalid", "SOURCE is blank")
 
         chat_id = meaningful_id(session.chat_id)
-        first_response_seconds: int | None = None
-        if first_answer is not None:
-            first_response_seconds = int((first_answer - created) // _SECOND)
-            if first_response_seconds < 0:
-                raise RecordError("invalid", "DATE_FIRST_ANSWER is before DATE_CREATE")
+        first_response_seconds = (
+            None
+            if first_answer is None
+            else seconds_between(created, first_answer, "DATE_CREATE", "DATE_FIRST_ANSWER")
+        )
 
         try:
             event = ActivityEvent(

@@ -25,18 +25,19 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from processors.parsers._common import (
     DEFAULT_MAX_RECORD_BYTES,
-    check_size,
+    RecordModel,
+    RecordParser,
     decode,
     load_object,
     parse_rfc3339,
     redact,
     summarize,
 )
-from processors.parsers.base import RecordError, split_lines
+from processors.parsers.base import RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -76,11 +77,9 @@ _DATA_KEY = re.compile(r"data\[([A-Za-z0-9_]{1,64})\]", re.ASCII)
 _MAX_FORM_FIELDS = 200
 
 
-class CallRecord(BaseModel):
+class CallRecord(RecordModel):
     """A call in ``voximplant.statistic.get`` terms. REST results carry numbers as strings and
     JSON senders as numbers, so both are taken; booleans and floats are not."""
-
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     CALL_ID: str = Field(min_length=1, max_length=128)
     PORTAL_USER_ID: str | int | None = None
@@ -93,13 +92,20 @@ class CallRecord(BaseModel):
     CRM_ENTITY_ID: str | int | None = None
 
 
-class _CallTranslator:
-    """``CallRecord`` to event; shared by both parsers."""
+class _CallParser(RecordParser):
+    """What both parsers share: ``CallRecord`` to event."""
 
-    def __init__(self, portal_timezone: str | None) -> None:
+    family: ClassVar[SourceFamily] = SourceFamily.CRM
+
+    def __init__(
+        self,
+        portal_timezone: str | None = None,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
+        super().__init__(max_record_bytes)
         self._zone: tzinfo | None = None if portal_timezone is None else ZoneInfo(portal_timezone)
 
-    def events(self, call: CallRecord, source: SourceRef) -> list[ActivityEvent]:
+    def call_events(self, call: CallRecord, source: SourceRef) -> list[ActivityEvent]:
         call_type = _integer(call.CALL_TYPE, "CALL_TYPE")
         direction = CALL_TYPES.get(call_type)
         if direction is None:
@@ -159,43 +165,17 @@ class _CallTranslator:
             ) from None
 
 
-class Bitrix24VoximplantStatisticParser:
+class Bitrix24VoximplantStatisticParser(_CallParser):
     format_name: ClassVar[str] = "bitrix24-voximplant-statistic"
-    family: ClassVar[SourceFamily] = SourceFamily.CRM
 
-    def __init__(
-        self,
-        portal_timezone: str | None = None,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    ) -> None:
-        self._calls = _CallTranslator(portal_timezone)
-        self._max_record_bytes = max_record_bytes
-
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
-        return self._calls.events(load_object(CallRecord, record), source)
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        return self.call_events(load_object(CallRecord, record), source)
 
 
-class Bitrix24CallEndEventParser:
+class Bitrix24CallEndEventParser(_CallParser):
     format_name: ClassVar[str] = "bitrix24-call-end-event"
-    family: ClassVar[SourceFamily] = SourceFamily.CRM
 
-    def __init__(
-        self,
-        portal_timezone: str | None = None,
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    ) -> None:
-        self._calls = _CallTranslator(portal_timezone)
-        self._max_record_bytes = max_record_bytes
-
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         text = decode(record)
         fields = _json_fields(text) if text.lstrip()[:1] == "{" else _form_fields(text)
         for finish_name, name in FINISH_ALIASES.items():
@@ -205,7 +185,7 @@ class Bitrix24CallEndEventParser:
             call = CallRecord.model_validate(fields)
         except ValidationError as exc:
             raise RecordError("invalid", summarize(exc)) from None
-        return self._calls.events(call, source)
+        return self.call_events(call, source)
 
 
 def _form_fields(text: str) -> dict[str, Any]:

@@ -6,19 +6,19 @@ A session is what an operator handled (or failed to handle) end to end, so it be
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from processors.parsers._common import (
-    DEFAULT_MAX_RECORD_BYTES,
-    check_size,
-    load_object,
+    JsonRecordParser,
+    RecordModel,
+    optional_time,
     parse_rfc3339,
+    seconds_between,
     summarize,
 )
-from processors.parsers.base import RecordError, split_lines
+from processors.parsers.base import RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -28,15 +28,10 @@ from salespulse.models import (
     derive_event_id,
 )
 
-_SECOND = timedelta(seconds=1)
 
-
-class ChatSession(BaseModel):
+class ChatSession(RecordModel):
     """The record as the chat platform sends it. Times stay strings: a bad or naive time is a
     ``bad_time`` dead letter, which pydantic's own datetime parsing cannot tell apart."""
-
-    # Strict: a number where a string belongs is a producer bug, not something to coerce.
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     session_id: str = Field(min_length=1, max_length=128)
     operator_id: str = Field(min_length=1, max_length=128)
@@ -49,28 +44,20 @@ class ChatSession(BaseModel):
     messages: int | None = Field(default=None, ge=0)
 
 
-class ChatSessionJsonParser:
+class ChatSessionJsonParser(JsonRecordParser[ChatSession]):
     format_name: ClassVar[str] = "chat-session-json"
     family: ClassVar[SourceFamily] = SourceFamily.CHAT
+    model = ChatSession
 
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
-        self._max_record_bytes = max_record_bytes
-
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
-        session = load_object(ChatSession, record)
+    def parse_object(self, session: ChatSession, source: SourceRef) -> list[ActivityEvent]:
         started_at = parse_rfc3339(session.started_at, "started_at")
         closed_at = parse_rfc3339(session.closed_at, "closed_at")
-
-        first_response_seconds: int | None = None
-        if session.first_response_at is not None:
-            first_response_at = parse_rfc3339(session.first_response_at, "first_response_at")
-            first_response_seconds = int((first_response_at - started_at) // _SECOND)
-            if first_response_seconds < 0:
-                raise RecordError("invalid", "first_response_at is before started_at")
+        first_response_at = optional_time(session.first_response_at, "first_response_at")
+        first_response_seconds = (
+            None
+            if first_response_at is None
+            else seconds_between(started_at, first_response_at, "started_at", "first_response_at")
+        )
         # A closed session nobody answered (the client gave up) is still a missed chat.
         served = session.status == "closed" and first_response_seconds is not None
 

@@ -7,21 +7,20 @@ event; the work here is checking that the type is one we count and that money is
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from processors.parsers._common import (
-    DEFAULT_MAX_RECORD_BYTES,
-    check_size,
-    load_object,
+    JsonRecordParser,
+    RecordModel,
+    optional_time,
     parse_rfc3339,
     redact,
     summarize,
 )
-from processors.parsers.base import RecordError, split_lines
+from processors.parsers.base import RecordError
 from salespulse.models import (
     KIND_ACTIONS,
     ActivityEvent,
@@ -47,12 +46,9 @@ _CENT = Decimal("0.01")
 _DECIMAL_TEXT = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?", re.ASCII)
 
 
-class CrmEvent(BaseModel):
+class CrmEvent(RecordModel):
     """The record as the CRM sends it. Times stay strings so that a bad or naive time is a
     ``bad_time`` dead letter rather than a generic validation error."""
-
-    # Strict: a number where a string belongs is a producer bug, not something to coerce.
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     id: str = Field(min_length=1, max_length=128)
     type: str = Field(min_length=1, max_length=64)
@@ -66,27 +62,20 @@ class CrmEvent(BaseModel):
     ended_at: str | None = None
 
 
-class CrmEventJsonParser:
+class CrmEventJsonParser(JsonRecordParser[CrmEvent]):
     format_name: ClassVar[str] = "crm-event-json"
     family: ClassVar[SourceFamily] = SourceFamily.CRM
+    model = CrmEvent
 
-    def __init__(self, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
-        self._max_record_bytes = max_record_bytes
-
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
-        crm = load_object(CrmEvent, record)
+    def parse_object(self, crm: CrmEvent, source: SourceRef) -> list[ActivityEvent]:
         kind_action = EVENT_TYPES.get(crm.type)
         if kind_action is None:
             raise RecordError("invalid", f"unknown type {redact(crm.type)}")
         kind, action = kind_action
 
         occurred_at = parse_rfc3339(crm.occurred_at, "occurred_at")
-        due_at = _optional_time(crm.due_at, "due_at")
-        ended_at = _optional_time(crm.ended_at, "ended_at")
+        due_at = optional_time(crm.due_at, "due_at")
+        ended_at = optional_time(crm.ended_at, "ended_at")
         amount = None if crm.amount is None else money(crm.amount)
         if amount is not None and crm.currency is None:
             raise RecordError("invalid", "amount without currency")
@@ -131,7 +120,3 @@ def money(value: str | int | float) -> Decimal:
     if cents != amount:
         raise RecordError("invalid", "amount has more than two decimal places")
     return cents
-
-
-def _optional_time(value: str | None, field: str) -> datetime | None:
-    return None if value is None else parse_rfc3339(value, field)

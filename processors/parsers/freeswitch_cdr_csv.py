@@ -14,47 +14,31 @@ of caller_id_number and destination_number are managers' extensions.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from typing import ClassVar
-from zoneinfo import ZoneInfo
 
-from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, check_size, decode, redact
-from processors.parsers.base import RecordError, split_lines
+from processors.parsers._common import PbxRecordParser, decode, redact
+from processors.parsers.base import RecordError
 from processors.parsers.freeswitch_common import (
-    Extensions,
     Leg,
     check_counters,
     check_hangup_cause,
     leg_events,
     seconds,
 )
-from salespulse.models import ActivityEvent, SourceFamily, SourceRef
+from salespulse.models import ActivityEvent, SourceRef
 
 FIELD_COUNT = 15
 _SEPARATOR = '","'
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 
 
-class FreeswitchCdrCsvParser:
+class FreeswitchCdrCsvParser(PbxRecordParser):
+    """``timezone`` is the FreeSWITCH host's zone, in which mod_cdr_csv writes its stamps."""
+
     format_name: ClassVar[str] = "freeswitch-cdr-csv"
-    family: ClassVar[SourceFamily] = SourceFamily.PBX
 
-    def __init__(
-        self,
-        timezone: str = "UTC",
-        internal_extension_pattern: str = r"^\d{2,6}$",
-        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-    ) -> None:
-        """``timezone``: the FreeSWITCH host's zone, in which mod_cdr_csv writes its stamps."""
-        self._zone: tzinfo = UTC if timezone == "UTC" else ZoneInfo(timezone)
-        self._extensions = Extensions(internal_extension_pattern)
-        self._max_record_bytes = max_record_bytes
-
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         (_, caller_number, destination, _, start_raw, answer_raw, end_raw, duration_raw,
          billsec_raw, hangup_cause, uuid, _, _, _, _) = _fields(decode(record))  # fmt: skip
 

@@ -62,20 +62,6 @@ class Leg:
     answered: bool
 
 
-class Extensions:
-    """Which identities are managers' extensions: ``internal_extension_pattern`` matches them."""
-
-    def __init__(self, pattern: str) -> None:
-        self._pattern = re.compile(pattern)
-
-    def first(self, *candidates: str | None) -> str | None:
-        """The first candidate that is an internal extension, in order of trust."""
-        for candidate in candidates:
-            if candidate and self._pattern.search(candidate) is not None:
-                return candidate
-        return None
-
-
 def seconds(value: str, field: str) -> int:
     if _UNSIGNED.fullmatch(value) is None:
         raise RecordError("invalid", f"{field}: {redact(value)} is not a non-negative integer")

@@ -24,12 +24,19 @@ from datetime import UTC, datetime
 from typing import ClassVar
 from urllib.parse import unquote, unquote_plus
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from processors.parsers._common import check_size, decode, load_object, redact
-from processors.parsers.base import RecordError, split_lines
-from processors.parsers.freeswitch_common import (
+from processors.parsers._common import (
+    INTERNAL_EXTENSION_PATTERN,
     Extensions,
+    RecordModel,
+    RecordParser,
+    decode,
+    load_object,
+    redact,
+)
+from processors.parsers.base import RecordError
+from processors.parsers.freeswitch_common import (
     Leg,
     check_counters,
     check_hangup_cause,
@@ -47,10 +54,8 @@ _FORM_PREFIX = b"cdr="
 _DIRECTIONS = frozenset({"inbound", "outbound"})
 
 
-class _Variables(BaseModel):
+class _Variables(RecordModel):
     """The channel variables salespulse reads; FreeSWITCH writes every value as a string."""
-
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     uuid: str = Field(min_length=1, max_length=128)
     call_uuid: str | None = Field(default=None, max_length=128)
@@ -69,40 +74,32 @@ class _Variables(BaseModel):
     hangup_cause: str | None = None
 
 
-class _ChannelData(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
+class _ChannelData(RecordModel):
     direction: str | None = None
 
 
-class _JsonCdr(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
+class _JsonCdr(RecordModel):
     variables: _Variables
     channel_data: _ChannelData | None = None
 
 
-class FreeswitchJsonCdrParser:
+class FreeswitchJsonCdrParser(RecordParser):
     format_name: ClassVar[str] = "freeswitch-json-cdr"
     family: ClassVar[SourceFamily] = SourceFamily.PBX
 
     def __init__(
         self,
-        internal_extension_pattern: str = r"^\d{2,6}$",
+        internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
         max_record_bytes: int = JSON_CDR_MAX_RECORD_BYTES,
         log_b_leg: bool = True,
     ) -> None:
         """``log_b_leg`` must match mod_json_cdr's ``log-b-leg``: when b-legs are not logged,
         an a-leg also speaks for the party it called (see ``freeswitch_common``)."""
+        super().__init__(max_record_bytes)
         self._extensions = Extensions(internal_extension_pattern)
-        self._max_record_bytes = max_record_bytes
         self._log_b_leg = log_b_leg
 
-    def split(self, payload: bytes) -> list[bytes]:
-        return split_lines(payload)
-
-    def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        check_size(record, self._max_record_bytes)
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         cdr = load_object(_JsonCdr, _unwrap(record))
         variables = cdr.variables
         direction = variables.direction

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.parsers import AsteriskCdrCsvParser, RecordError
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser, message_fields, split_blocks
-from processors.parsers.asterisk_cdr_csv import CdrColumns
-from salespulse.models import (
-    ActivityEvent,
-    ActivityKind,
-    Actor,
-    Direction,
-    SourceFamily,
-    SourceRef,
-    derive_event_id,
+from salespulse.models import ActivityEvent, Actor, Direction, SourceFamily, derive_event_id
+from salespulse.settings import AsteriskCdrColumns
+from tests.unit.fuzzing import FUZZ, check, mutated
+from tests.unit.parsing_helpers import (
+    ASTERISK_INCOMING_CSV,
+    asterisk_incoming_event,
+    record_error,
+    source_of,
+    utc,
 )
 
-SOURCE = SourceRef("asterisk-ami-cdr", "salespulse.raw.pbx", 1, 99)
+SOURCE = source_of(AsteriskAmiCdrParser, 1, 99)
 NS = "asterisk-cdr-csv"
 
 # The Master.csv sample of the dialect tests, raised by cdr_manager with the [mappings]
@@ -109,18 +107,12 @@ REQUIRED = [
 ]
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 def parse(block: bytes, timezone: str = "Europe/Moscow") -> list[ActivityEvent]:
     return AsteriskAmiCdrParser(timezone=timezone).parse(block, SOURCE)
 
 
 def reason(block: bytes) -> str:
-    with pytest.raises(RecordError) as caught:
-        parse(block)
-    return caught.value.reason
+    return record_error(parse, block).reason
 
 
 def without(block: bytes, field: str) -> bytes:
@@ -135,19 +127,11 @@ def test_class_attributes() -> None:
 
 def test_answered_incoming_call_with_mapped_linkedid_and_sequence() -> None:
     [event] = parse(INCOMING)
-    assert event == ActivityEvent(
+    assert event == asterisk_incoming_event(
         event_id=derive_event_id(NS, "1795673702.45", "12", "callee"),
-        kind=ActivityKind.CALL,
-        action="leg",
+        source=SOURCE,
         occurred_at=utc("2026-11-26 06:15:02"),
         ended_at=utc("2026-11-26 06:17:40"),
-        actor=Actor(SourceFamily.PBX, "101"),
-        source=SOURCE,
-        direction=Direction.INCOMING,
-        answered=True,
-        duration_seconds=158,
-        talk_seconds=151,
-        counterpart="79161234567",
         call_id="1795673702.45",
     )
 
@@ -163,26 +147,12 @@ def test_plain_cdr_event_has_no_call_id_and_a_uniqueid_key() -> None:
 @pytest.mark.parametrize(
     ("block", "line", "columns"),
     [
-        (
-            INCOMING,
-            b'"","79161234567","101","from-trunk","""Client"" <79161234567>",'
-            b'"SIP/provider-00000012","SIP/101-00000013","Dial","SIP/101,30",'
-            b'"2026-11-26 09:15:02","2026-11-26 09:15:09","2026-11-26 09:17:40",158,151,'
-            b'"ANSWERED","DOCUMENTATION","1795673702.45","","","1795673702.45",12',
-            "all",
-        ),
-        (
-            INCOMING_PLAIN,
-            b'"","79161234567","101","from-trunk","""Client"" <79161234567>",'
-            b'"SIP/provider-00000012","SIP/101-00000013","Dial","SIP/101,30",'
-            b'"2026-11-26 09:15:02","2026-11-26 09:15:09","2026-11-26 09:17:40",158,151,'
-            b'"ANSWERED","DOCUMENTATION","1795673702.45"',
-            "uniqueid",
-        ),
+        (INCOMING, ASTERISK_INCOMING_CSV + b',"1795673702.45","","","1795673702.45",12', "all"),
+        (INCOMING_PLAIN, ASTERISK_INCOMING_CSV + b',"1795673702.45"', "uniqueid"),
     ],
 )
 def test_same_cdr_from_master_csv_has_the_same_events(
-    block: bytes, line: bytes, columns: CdrColumns
+    block: bytes, line: bytes, columns: AsteriskCdrColumns
 ) -> None:
     # Master.csv can fill a gap in the AMI stream without counting a call twice.
     from_ami = parse(block)
@@ -257,10 +227,9 @@ def test_a_response_is_not_an_event() -> None:
 
 @pytest.mark.parametrize("field", REQUIRED)
 def test_missing_field_is_invalid(field: str) -> None:
-    with pytest.raises(RecordError) as caught:
-        parse(without(INCOMING, field))
-    assert caught.value.reason == "invalid"
-    assert caught.value.detail == f"Cdr event lacks {field}"
+    error = record_error(parse, without(INCOMING, field))
+    assert error.reason == "invalid"
+    assert error.detail == f"Cdr event lacks {field}"
 
 
 @pytest.mark.parametrize("field", ["AccountCode", "CallerID", "LastData", "UserField", "LinkedID"])
@@ -298,15 +267,14 @@ def test_non_utf8_is_decode_error() -> None:
 
 def test_too_large() -> None:
     parser = AsteriskAmiCdrParser(max_record_bytes=256)
-    with pytest.raises(RecordError) as caught:
-        parser.parse(INCOMING, SOURCE)
-    assert caught.value.reason == "too_large"
+    assert record_error(parser.parse, INCOMING, SOURCE).reason == "too_large"
 
 
 def test_details_do_not_leak_phone_numbers() -> None:
-    with pytest.raises(RecordError) as caught:
-        parse(INCOMING.replace(b"Disposition: ANSWERED", b"Disposition: 79161234567"))
-    assert "79161234567" not in caught.value.detail
+    error = record_error(
+        parse, INCOMING.replace(b"Disposition: ANSWERED", b"Disposition: 79161234567")
+    )
+    assert "79161234567" not in error.detail
 
 
 # --- framing --------------------------------------------------------------------------------------
@@ -350,43 +318,18 @@ def test_lenient_fields_skip_what_strict_refuses() -> None:
 
 # --- whatever the bytes, only RecordError -------------------------------------------------------
 
-REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large"}
 PARSER = AsteriskAmiCdrParser(timezone="Europe/Berlin")
 SAMPLES = [INCOMING, INCOMING_PLAIN, OUTGOING_NO_ANSWER, NEWCHANNEL]
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-INTERESTING = st.sampled_from(
-    [b":", b": ", b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"0", b"9", b"-", b".", b"\xff", b"\x00"]
+MORE_FUZZ = settings(FUZZ, max_examples=300)
+# Blocks with line breaks, colons and digits inserted where they break or shift fields.
+MUTATED_BLOCKS = mutated(
+    SAMPLES,
+    st.sampled_from(
+        [b":", b": ", b"\r\n", b"\n", b"\r", b"\r\n\r\n", b"0", b"9", b"-", b".", b"\xff", b"\x00"]
+    ),
+    max_cut=1,
+    max_copy=24,
 )
-
-
-def check(record: bytes) -> None:
-    try:
-        events = PARSER.parse(record, SOURCE)
-    except RecordError as exc:
-        failure: str | None = exc.reason
-    else:
-        failure = None
-        assert all(isinstance(event, ActivityEvent) for event in events)
-    assert failure is None or failure in REASONS
-    if failure not in (None, "decode_error"):
-        record.decode("utf-8")  # non-UTF-8 input is always reported as decode_error
-
-
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(SAMPLES)))
-    for _ in range(draw(st.integers(1, 6))):
-        at = draw(st.integers(0, len(data) - 1))
-        choice = draw(st.integers(0, 3))
-        if choice == 0:
-            data[at] = draw(st.integers(0, 255))
-        elif choice == 1:
-            del data[at]
-        elif choice == 2:
-            data[at:at] = draw(INTERESTING)
-        else:
-            data[at:at] = data[at : at + draw(st.integers(1, 24))]
-    return bytes(data)
 
 
 @st.composite
@@ -405,28 +348,28 @@ def reshuffled(draw: st.DrawFn) -> bytes:
     return b"\r\n".join(header + fields) + b"\r\n\r\n"
 
 
-@FUZZ
+@MORE_FUZZ
 @given(record=st.binary(max_size=600))
 def test_random_bytes(record: bytes) -> None:
-    check(record)
+    check(PARSER, record)
 
 
-@FUZZ
-@given(record=mutated())
+@MORE_FUZZ
+@given(record=MUTATED_BLOCKS)
 def test_mutated_blocks(record: bytes) -> None:
-    check(record)
+    check(PARSER, record)
 
 
-@FUZZ
+@MORE_FUZZ
 @given(record=reshuffled())
 def test_reshuffled_fields(record: bytes) -> None:
-    check(record)
+    check(PARSER, record)
 
 
-@FUZZ
-@given(records=st.lists(mutated(), min_size=1, max_size=4))
+@MORE_FUZZ
+@given(records=st.lists(MUTATED_BLOCKS, min_size=1, max_size=4))
 def test_split_then_parse(records: list[bytes]) -> None:
     # Framing never raises, and every framed piece obeys the same contract.
     for record in PARSER.split(b"".join(records)):
         assert record.strip()
-        check(record)
+        check(PARSER, record)

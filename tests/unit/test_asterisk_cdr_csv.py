@@ -3,31 +3,24 @@ with the expected events worked out by hand."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
-from processors.parsers import AsteriskCdrCsvParser, RecordError
+from processors.parsers import AsteriskCdrCsvParser
 from processors.parsers.asterisk_cdr_csv import channel_endpoint
-from salespulse.models import (
-    ActivityEvent,
-    ActivityKind,
-    Actor,
-    Direction,
-    SourceFamily,
-    SourceRef,
-    derive_event_id,
+from salespulse.models import ActivityEvent, Actor, Direction, SourceFamily, derive_event_id
+from tests.unit.parsing_helpers import (
+    ASTERISK_INCOMING_CSV,
+    asterisk_incoming_event,
+    record_error,
+    source_of,
+    utc,
 )
 
-SOURCE = SourceRef("asterisk-cdr-csv", "salespulse.raw.pbx", 0, 42)
+SOURCE = source_of(AsteriskCdrCsvParser, 0, 42)
 PHONE = "79161234567"
 
 # The brief's example: a client calls the trunk, the call is answered on extension 101.
-INCOMING_ANSWERED = (
-    b'"","79161234567","101","from-trunk","""Client"" <79161234567>","SIP/provider-00000012",'
-    b'"SIP/101-00000013","Dial","SIP/101,30","2026-11-26 09:15:02","2026-11-26 09:15:09",'
-    b'"2026-11-26 09:17:40",158,151,"ANSWERED","DOCUMENTATION"'
-)
+INCOMING_ANSWERED = ASTERISK_INCOMING_CSV
 
 
 def cdr(
@@ -53,18 +46,12 @@ def cdr(
     return line.encode()
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 def parse(line: bytes, timezone: str = "UTC") -> list[ActivityEvent]:
     return AsteriskCdrCsvParser(timezone=timezone).parse(line, SOURCE)
 
 
 def reason(line: bytes, timezone: str = "UTC") -> str:
-    with pytest.raises(RecordError) as caught:
-        parse(line, timezone)
-    return caught.value.reason
+    return record_error(parse, line, timezone).reason
 
 
 def test_class_attributes() -> None:
@@ -78,7 +65,7 @@ def test_helper_reproduces_the_brief_example() -> None:
 
 def test_answered_incoming_call_in_utc() -> None:
     [event] = parse(INCOMING_ANSWERED)
-    assert event == ActivityEvent(
+    assert event == asterisk_incoming_event(
         event_id=derive_event_id(
             "asterisk-cdr-csv",
             "SIP/provider-00000012",
@@ -86,17 +73,9 @@ def test_answered_incoming_call_in_utc() -> None:
             "2026-11-26 09:15:02",
             "callee",
         ),
-        kind=ActivityKind.CALL,
-        action="leg",
+        source=SOURCE,
         occurred_at=utc("2026-11-26 09:15:02"),
         ended_at=utc("2026-11-26 09:17:40"),
-        actor=Actor(SourceFamily.PBX, "101"),
-        source=SOURCE,
-        direction=Direction.INCOMING,
-        answered=True,
-        duration_seconds=158,
-        talk_seconds=151,
-        counterpart=PHONE,
     )
     assert event.channel is None
     assert event.external_ref is None
@@ -416,9 +395,7 @@ def test_non_utf8_is_decode_error() -> None:
 
 def test_too_large() -> None:
     parser = AsteriskCdrCsvParser(max_record_bytes=100)
-    with pytest.raises(RecordError) as caught:
-        parser.parse(INCOMING_ANSWERED, SOURCE)
-    assert caught.value.reason == "too_large"
+    assert record_error(parser.parse, INCOMING_ANSWERED, SOURCE).reason == "too_large"
 
 
 @pytest.mark.parametrize(
@@ -432,7 +409,6 @@ def test_too_large() -> None:
     ],
 )
 def test_details_do_not_leak_phone_numbers(line: bytes) -> None:
-    with pytest.raises(RecordError) as caught:
-        parse(line)
-    assert PHONE not in caught.value.detail
-    assert "7" * 11 not in caught.value.detail
+    detail = record_error(parse, line).detail
+    assert PHONE not in detail
+    assert "7" * 11 not in detail

@@ -4,34 +4,29 @@ explicitly or recognised per line, with lines written the way cdr_csv.c writes t
 from __future__ import annotations
 
 import csv
-from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.parsers import AsteriskCdrCsvParser, RecordError
-from processors.parsers.asterisk_cdr_csv import CdrColumns
-from salespulse.models import (
-    ActivityEvent,
-    ActivityKind,
-    Actor,
-    Direction,
-    SourceFamily,
-    SourceRef,
-    derive_event_id,
+from processors.parsers import AsteriskCdrCsvParser
+from salespulse.models import ActivityEvent, Direction, derive_event_id
+from salespulse.settings import AsteriskCdrColumns
+from tests.unit.fuzzing import FUZZ, check, mutated
+from tests.unit.parsing_helpers import (
+    ASTERISK_INCOMING_CSV,
+    asterisk_incoming_event,
+    record_error,
+    source_of,
+    utc,
 )
 
-SOURCE = SourceRef("asterisk-cdr-csv", "salespulse.raw.pbx", 0, 7)
+SOURCE = source_of(AsteriskCdrCsvParser, 0, 7)
 NS = "asterisk-cdr-csv"
 
 # A client calls the Moscow office's trunk (local time, usegmtime=no); extension 101 answers.
 # The trunk channel is Party A: its uniqueid is also the call's linkedid.
-BASE = (
-    b'"","79161234567","101","from-trunk","""Client"" <79161234567>","SIP/provider-00000012",'
-    b'"SIP/101-00000013","Dial","SIP/101,30","2026-11-26 09:15:02","2026-11-26 09:15:09",'
-    b'"2026-11-26 09:17:40",158,151,"ANSWERED","DOCUMENTATION"'
-)
+BASE = ASTERISK_INCOMING_CSV
 UNIQUEID = "1795673702.45"
 LINKEDID = "1795673702.45"
 SEQUENCE = "12"
@@ -81,18 +76,14 @@ EXPECTED: dict[str, tuple[str, str | None]] = {
 }
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-def parse(line: bytes, columns: CdrColumns, timezone: str = "Europe/Moscow") -> list[ActivityEvent]:
+def parse(
+    line: bytes, columns: AsteriskCdrColumns, timezone: str = "Europe/Moscow"
+) -> list[ActivityEvent]:
     return AsteriskCdrCsvParser(timezone=timezone, columns=columns).parse(line, SOURCE)
 
 
-def reason(line: bytes, columns: CdrColumns) -> str:
-    with pytest.raises(RecordError) as caught:
-        parse(line, columns)
-    return caught.value.reason
+def reason(line: bytes, columns: AsteriskCdrColumns) -> str:
+    return record_error(parse, line, columns).reason
 
 
 def test_samples_have_the_documented_widths() -> None:
@@ -103,28 +94,20 @@ def test_samples_have_the_documented_widths() -> None:
 
 
 @pytest.mark.parametrize("columns", sorted(LINES))
-def test_each_column_set_when_configured(columns: CdrColumns) -> None:
+def test_each_column_set_when_configured(columns: AsteriskCdrColumns) -> None:
     [event] = parse(LINES[columns], columns)
     event_id, call_id = EXPECTED[columns]
-    assert event == ActivityEvent(
+    assert event == asterisk_incoming_event(
         event_id=event_id,
-        kind=ActivityKind.CALL,
-        action="leg",
+        source=SOURCE,
         occurred_at=utc("2026-11-26 06:15:02"),
         ended_at=utc("2026-11-26 06:17:40"),
-        actor=Actor(SourceFamily.PBX, "101"),
-        source=SOURCE,
-        direction=Direction.INCOMING,
-        answered=True,
-        duration_seconds=158,
-        talk_seconds=151,
-        counterpart="79161234567",
         call_id=call_id,
     )
 
 
 @pytest.mark.parametrize("columns", sorted(LINES))
-def test_auto_recognises_each_column_set(columns: CdrColumns) -> None:
+def test_auto_recognises_each_column_set(columns: AsteriskCdrColumns) -> None:
     assert parse(LINES[columns], "auto") == parse(LINES[columns], columns)
 
 
@@ -169,7 +152,7 @@ def test_auto_reads_17_fields_by_the_look_of_the_17th(
     ("seventeenth", "columns"),
     [(b'"1795673702.45"', "uniqueid+new"), (b'"campaign=spring"', "userfield+new")],
 )
-def test_auto_reads_20_fields_the_same_way(seventeenth: bytes, columns: CdrColumns) -> None:
+def test_auto_reads_20_fields_the_same_way(seventeenth: bytes, columns: AsteriskCdrColumns) -> None:
     line = BASE + b"," + seventeenth + NEW_COLUMNS
     assert parse(line, "auto") == parse(line, columns)
     [event] = parse(line, "auto")
@@ -291,23 +274,21 @@ def test_stray_quote_in_an_optional_column_is_malformed() -> None:
 
 @pytest.mark.parametrize("columns", sorted(LINES))
 def test_a_line_of_another_width_is_malformed_when_the_set_is_configured(
-    columns: CdrColumns,
+    columns: AsteriskCdrColumns,
 ) -> None:
     for other, line in LINES.items():
         if WIDTHS[other] != WIDTHS[columns]:
-            with pytest.raises(RecordError) as caught:
-                parse(line, columns)
-            assert caught.value.reason == "malformed"
-            assert f"expected {WIDTHS[columns]} fields" in caught.value.detail
+            error = record_error(parse, line, columns)
+            assert error.reason == "malformed"
+            assert f"expected {WIDTHS[columns]} fields" in error.detail
 
 
 @pytest.mark.parametrize("extra", [b"", b',"a","b","c","d","e","f"'])
 def test_auto_rejects_widths_no_column_set_has(extra: bytes) -> None:
     line = BASE.rsplit(b",", 1)[0] if not extra else BASE + extra
-    with pytest.raises(RecordError) as caught:
-        parse(line, "auto")
-    assert caught.value.reason == "malformed"
-    assert "16 to 21" in caught.value.detail
+    error = record_error(parse, line, "auto")
+    assert error.reason == "malformed"
+    assert "16 to 21" in error.detail
 
 
 def test_unknown_column_set_is_refused() -> None:
@@ -317,33 +298,17 @@ def test_unknown_column_set_is_refused() -> None:
 
 # --- whatever the bytes, only RecordError ---------------------------------------------------------
 
-REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large"}
 AUTO = AsteriskCdrCsvParser(timezone="Europe/Berlin", columns="auto")
+# Lines of every column set, kept near-valid: digits and separators, and optional columns.
+MUTATED_LINES = mutated(
+    sorted(LINES.values()),
+    st.sampled_from([b',""', b',"1795673702.45"', b",12", b'"']),
+    overwrite=st.sampled_from(b'",.0123456789-x\xff '),
+    max_cut=1,
+)
 
 
-@st.composite
-def mutated_line(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(sorted(LINES.values()))))
-    for _ in range(draw(st.integers(1, 6))):
-        at = draw(st.integers(0, len(data) - 1))
-        choice = draw(st.integers(0, 2))
-        if choice == 0:
-            data[at] = draw(st.sampled_from(b'",.0123456789-x\xff '))
-        elif choice == 1:
-            del data[at]
-        else:
-            data[at:at] = draw(st.sampled_from([b',""', b',"1795673702.45"', b",12", b'"']))
-    return bytes(data)
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(line=mutated_line())
+@settings(FUZZ, max_examples=300)
+@given(line=MUTATED_LINES)
 def test_mutated_lines_raise_only_record_errors(line: bytes) -> None:
-    try:
-        events = AUTO.parse(line, SOURCE)
-    except RecordError as exc:
-        failure: str | None = exc.reason
-    else:
-        failure = None
-        assert all(isinstance(event, ActivityEvent) for event in events)
-    assert failure is None or failure in REASONS
+    check(AUTO, line)

@@ -1,45 +1,32 @@
 """Bitrix24 CRM REST envelopes: golden cases (tests/samples/bitrix24/crm_expected.json built on
-the recorded REST answers in tests/samples/bitrix24/rest), mapping rules, dead letters, fuzz."""
+the recorded REST answers in tests/samples/bitrix24/rest), mapping rules, dead letters."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from processors.parsers.base import RecordError
 from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
-from salespulse.models import ActivityEvent, ActivityKind, Actor, SourceFamily, SourceRef
+from salespulse.models import ActivityEvent, ActivityKind, Actor, SourceFamily
 from salespulse.models import derive_event_id as event_id
-from tests.unit._bitrix24_fuzz import (
-    FUZZ,
-    check,
-    compact,
-    load_sample,
-    mutated,
-    reshaped,
-    truncated,
-)
+from tests.unit.parsing_helpers import changed, compact, json_sample, record_error, source_of
 
 FORMAT = "bitrix24-crm-rest"
-SOURCE = SourceRef(FORMAT, "salespulse.raw.crm", 2, 40)
+SOURCE = source_of(Bitrix24CrmRestParser, 2, 40)
 PARSER = Bitrix24CrmRestParser()
-CASES: list[dict[str, Any]] = load_sample("crm_expected.json")
+CASES: list[dict[str, Any]] = json_sample("bitrix24/crm_expected.json")
 
 
 def rest(path: str) -> dict[str, Any]:
-    result: dict[str, Any] = load_sample(f"rest/{path}")["result"]
+    result: dict[str, Any] = json_sample(f"bitrix24/rest/{path}")["result"]
     return result
 
 
 def envelope(event: str, result: dict[str, Any], **changes: Any) -> bytes:
     entity = {"LEAD": "lead", "DEAL": "deal", "ACTI": "activity"}[event[5:9]]
-    fields = {k: v for k, v in result.items() if k not in changes}
-    fields.update({k: v for k, v in changes.items() if v is not ...})
+    fields = changed(result, **changes)
     return compact({"event": event, "ts": 1764160812, "entity": entity, "result": fields})
 
 
@@ -48,9 +35,7 @@ def parse(raw: bytes, parser: Bitrix24CrmRestParser = PARSER) -> list[ActivityEv
 
 
 def reason(raw: bytes) -> str:
-    with pytest.raises(RecordError) as caught:
-        PARSER.parse(raw, SOURCE)
-    return caught.value.reason
+    return record_error(PARSER.parse, raw, SOURCE).reason
 
 
 WON = rest("crm.deal.get/5531.json")
@@ -286,49 +271,11 @@ def test_structure_errors() -> None:
     assert reason(raw[:-1]) == "malformed"
     assert reason(b"[" + raw + b"]") == "malformed"
     assert reason(raw.replace("Ромашка".encode(), "Ромашка".encode("cp1251"))) == "decode_error"
-    with pytest.raises(RecordError) as caught:
-        Bitrix24CrmRestParser(max_record_bytes=512).parse(raw, SOURCE)
-    assert caught.value.reason == "too_large"
+    too_large = record_error(Bitrix24CrmRestParser(max_record_bytes=512).parse, raw, SOURCE)
+    assert too_large.reason == "too_large"
 
 
 def test_event_name_case_is_ignored() -> None:
     assert parse(envelope("ONCRMDEALUPDATE", WON)) == parse(
         envelope("ONCRMDEALUPDATE", WON).replace(b"ONCRMDEALUPDATE", b"onCrmDealUpdate")
     )
-
-
-# --- fuzz -----------------------------------------------------------------------------------
-
-RAW_SAMPLES = [
-    compact({**{k: case[k] for k in ("event", "ts", "entity")}, "result": rest(case["rest"])})
-    for case in CASES
-]
-RESULT_FIELDS = sorted({name for raw in RAW_SAMPLES for name in json.loads(raw)["result"]})
-
-
-@FUZZ
-@given(record=st.binary(max_size=512))
-def test_fuzz_random_bytes(record: bytes) -> None:
-    check(PARSER, record)
-
-
-@FUZZ
-@given(data=st.data())
-def test_fuzz_truncations(data: st.DataObject) -> None:
-    check(PARSER, data.draw(truncated(RAW_SAMPLES)))
-
-
-@FUZZ
-@given(data=st.data())
-def test_fuzz_mutations(data: st.DataObject) -> None:
-    check(PARSER, data.draw(mutated(RAW_SAMPLES)))
-
-
-@FUZZ
-@given(data=st.data())
-def test_fuzz_fields_of_any_shape(data: st.DataObject) -> None:
-    sample = json.loads(data.draw(st.sampled_from(RAW_SAMPLES)))
-    sample = data.draw(reshaped(sample, ["event", "ts", "entity", "result"]))
-    if isinstance(sample.get("result"), dict):
-        sample["result"] = data.draw(reshaped(sample["result"], RESULT_FIELDS))
-    check(PARSER, compact(sample))

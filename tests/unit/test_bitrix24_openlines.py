@@ -1,34 +1,28 @@
-"""Bitrix24 Open Lines sessions: golden samples (tests/samples/bitrix24/openlines), rules, fuzz."""
+"""Bitrix24 Open Lines sessions: golden samples (tests/samples/bitrix24/openlines), rules."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from processors.parsers.base import RecordError
 from processors.parsers.bitrix24_openlines import Bitrix24OpenLinesParser, channel_of
-from salespulse.models import ActivityEvent, Actor, SourceFamily, SourceRef, derive_event_id
-from tests.unit._bitrix24_fuzz import (
-    FUZZ,
+from salespulse.models import ActivityEvent, Actor, SourceFamily, derive_event_id
+from tests.unit.parsing_helpers import (
     SAMPLES_DIR,
-    check,
+    changed,
     compact,
-    load_sample,
-    mutated,
-    reshaped,
-    truncated,
+    json_sample,
+    record_error,
+    source_of,
 )
 
-SOURCE = SourceRef("bitrix24-openlines-session", "salespulse.raw.chat", 0, 3)
+SOURCE = source_of(Bitrix24OpenLinesParser, 0, 3)
 PARSER = Bitrix24OpenLinesParser()
-SAMPLE_NAMES = sorted(p.name for p in (SAMPLES_DIR / "openlines").glob("*.json"))
+SAMPLE_NAMES = sorted(p.name for p in (SAMPLES_DIR / "bitrix24" / "openlines").glob("*.json"))
 SAMPLE_NAMES.remove("expected.json")
-EXPECTED: dict[str, list[dict[str, Any]]] = load_sample("openlines/expected.json")
-SERVED: dict[str, Any] = load_sample("openlines/served_whatsapp.json")
+EXPECTED: dict[str, list[dict[str, Any]]] = json_sample("bitrix24/openlines/expected.json")
+SERVED: dict[str, Any] = json_sample("bitrix24/openlines/served_whatsapp.json")
 
 
 def summary(event: ActivityEvent) -> dict[str, Any]:
@@ -42,20 +36,12 @@ def parse(fields: dict[str, Any]) -> list[ActivityEvent]:
 
 def served(**changes: Any) -> dict[str, Any]:
     """The WhatsApp sample with fields replaced; ``...`` removes one."""
-    fields = dict(SERVED)
-    for name, value in changes.items():
-        if value is ...:
-            fields.pop(name, None)
-        else:
-            fields[name] = value
-    return fields
+    return changed(SERVED, **changes)
 
 
 def reason(fields: dict[str, Any] | bytes) -> str:
     raw = fields if isinstance(fields, bytes) else compact(fields)
-    with pytest.raises(RecordError) as caught:
-        PARSER.parse(raw, SOURCE)
-    return caught.value.reason
+    return record_error(PARSER.parse, raw, SOURCE).reason
 
 
 def test_every_sample_has_a_golden_answer() -> None:
@@ -64,7 +50,7 @@ def test_every_sample_has_a_golden_answer() -> None:
 
 @pytest.mark.parametrize("name", SAMPLE_NAMES)
 def test_golden_samples(name: str) -> None:
-    events = parse(load_sample(f"openlines/{name}"))
+    events = parse(json_sample(f"bitrix24/openlines/{name}"))
     assert [summary(event) for event in events] == EXPECTED[name]
 
 
@@ -244,44 +230,11 @@ def test_structure_errors() -> None:
     assert reason(raw[:-1]) == "malformed"
     assert reason(b"[" + raw + b"]") == "malformed"
     assert reason(raw.replace(b"whatsappbyedna", "Иван".encode("cp1251"))) == ("decode_error")
-    with pytest.raises(RecordError) as caught:
-        Bitrix24OpenLinesParser(max_record_bytes=256).parse(raw, SOURCE)
-    assert caught.value.reason == "too_large"
+    too_large = record_error(Bitrix24OpenLinesParser(max_record_bytes=256).parse, raw, SOURCE)
+    assert too_large.reason == "too_large"
 
 
 def test_details_do_not_echo_phone_numbers() -> None:
-    with pytest.raises(RecordError) as caught:
-        PARSER.parse(compact(served(DATE_CREATE="+7 916 123-45-67")), SOURCE)
-    assert caught.value.reason == "bad_time"
-    assert "916" not in caught.value.detail
-
-
-# --- fuzz -----------------------------------------------------------------------------------
-
-RAW_SAMPLES = [compact(load_sample(f"openlines/{name}")) for name in SAMPLE_NAMES]
-FIELDS = sorted(set(SERVED) | set(load_sample("openlines/missed_telegram_camel.json")))
-
-
-@FUZZ
-@given(record=st.binary(max_size=512))
-def test_fuzz_random_bytes(record: bytes) -> None:
-    check(PARSER, record)
-
-
-@FUZZ
-@given(data=st.data())
-def test_fuzz_truncations(data: st.DataObject) -> None:
-    check(PARSER, data.draw(truncated(RAW_SAMPLES)))
-
-
-@FUZZ
-@given(data=st.data())
-def test_fuzz_mutations(data: st.DataObject) -> None:
-    check(PARSER, data.draw(mutated(RAW_SAMPLES)))
-
-
-@FUZZ
-@given(data=st.data())
-def test_fuzz_fields_of_any_shape(data: st.DataObject) -> None:
-    sample = json.loads(data.draw(st.sampled_from(RAW_SAMPLES)))
-    check(PARSER, compact(data.draw(reshaped(sample, FIELDS))))
+    error = record_error(PARSER.parse, compact(served(DATE_CREATE="+7 916 123-45-67")), SOURCE)
+    assert error.reason == "bad_time"
+    assert "916" not in error.detail

@@ -9,14 +9,11 @@ telephony.externalcall.finish parameters of a call placed through a third-party 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
-from processors.parsers.base import RecordError
 from processors.parsers.bitrix24_telephony import (
     Bitrix24CallEndEventParser,
     Bitrix24VoximplantStatisticParser,
@@ -27,21 +24,17 @@ from salespulse.models import (
     Actor,
     Direction,
     SourceFamily,
-    SourceRef,
     derive_event_id,
 )
+from tests.unit.parsing_helpers import SAMPLES_DIR, changed_record, record_error, source_of, utc
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "bitrix24"
+SAMPLES = SAMPLES_DIR / "bitrix24"
 STATISTIC = (SAMPLES / "voximplant-statistic.jsonl").read_bytes()
 FORM = (SAMPLES / "onvoximplantcallend.form").read_bytes()
 FINISH = (SAMPLES / "externalcall-finish.json").read_bytes().strip()
-SOURCE = SourceRef("bitrix24-voximplant-statistic", "salespulse.raw.crm", 1, 5)
+SOURCE = source_of(Bitrix24VoximplantStatisticParser, 1, 5)
 TOKEN = "51856fefc120afa4b628cc82d3935cce"
 MEMBER = "a223c6b3710f85df22e9377d6c4f7553"
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def rows() -> list[bytes]:
@@ -50,13 +43,7 @@ def rows() -> list[bytes]:
 
 def row(index: int, **changes: Any) -> bytes:
     """A statistic row with fields replaced; ``...`` removes one."""
-    fields = json.loads(rows()[index])
-    for name, value in changes.items():
-        if value is ...:
-            fields.pop(name)
-        else:
-            fields[name] = value
-    return json.dumps(fields).encode()
+    return changed_record(rows()[index], **changes)
 
 
 def statistic(record: bytes, **options: Any) -> list[ActivityEvent]:
@@ -65,12 +52,6 @@ def statistic(record: bytes, **options: Any) -> list[ActivityEvent]:
 
 def event(record: bytes, **options: Any) -> list[ActivityEvent]:
     return Bitrix24CallEndEventParser(**options).parse(record, SOURCE)
-
-
-def reason(parse: Any, record: bytes, **options: Any) -> RecordError:
-    with pytest.raises(RecordError) as caught:
-        parse(record, **options)
-    return caught.value
 
 
 def form(**data: str) -> bytes:
@@ -178,7 +159,7 @@ def test_portal_format_date_needs_the_portal_zone() -> None:
     record = row(1, CALL_START_DATE="26.11.2026 09:15:02")
     [call] = statistic(record, portal_timezone="Europe/Moscow")
     assert call.occurred_at == utc("2026-11-26T06:15:02")
-    assert reason(statistic, record).reason == "bad_time"
+    assert record_error(statistic, record).reason == "bad_time"
 
 
 @pytest.mark.parametrize(
@@ -206,7 +187,7 @@ def test_portal_format_date_needs_the_portal_zone() -> None:
     ],
 )
 def test_statistic_dead_letters(changes: dict[str, Any], expected: str) -> None:
-    assert reason(statistic, row(1, **changes)).reason == expected
+    assert record_error(statistic, row(1, **changes)).reason == expected
 
 
 @pytest.mark.parametrize(
@@ -214,12 +195,12 @@ def test_statistic_dead_letters(changes: dict[str, Any], expected: str) -> None:
     [(b"[]", "malformed"), (b"{", "malformed"), (b"\xfe{}", "decode_error"), (b"{}", "invalid")],
 )
 def test_statistic_structure_dead_letters(record: bytes, expected: str) -> None:
-    assert reason(statistic, record).reason == expected
+    assert record_error(statistic, record).reason == expected
 
 
 def test_portal_date_out_of_range() -> None:
     record = row(1, CALL_START_DATE="31.02.2026 09:15:02")
-    assert reason(statistic, record, portal_timezone="Europe/Moscow").reason == "bad_time"
+    assert record_error(statistic, record, portal_timezone="Europe/Moscow").reason == "bad_time"
 
 
 # --- OnVoximplantCallEnd and telephony.externalcall.finish --------------------------------
@@ -249,7 +230,7 @@ def test_auth_values_never_reach_an_event() -> None:
     ],
 )
 def test_auth_values_never_reach_an_error_detail(data: dict[str, str]) -> None:
-    error = reason(event, form(**data))
+    error = record_error(event, form(**data))
     assert TOKEN not in error.detail
     assert MEMBER not in error.detail
     assert TOKEN not in str(error)
@@ -263,7 +244,7 @@ def test_event_in_portal_format() -> None:
     body = form(**{**CALL, "CALL_START_DATE": "26.11.2026 09:15:02"})
     [call] = event(body, portal_timezone="Europe/Moscow")
     assert call.occurred_at == utc("2026-11-26T06:15:02")
-    assert reason(event, body).reason == "bad_time"
+    assert record_error(event, body).reason == "bad_time"
 
 
 def test_event_as_json_envelope() -> None:
@@ -320,17 +301,17 @@ def test_repeated_form_key_last_value_counts() -> None:
     ],
 )
 def test_event_dead_letters(record: bytes, expected: str) -> None:
-    assert reason(event, record).reason == expected
+    assert record_error(event, record).reason == expected
 
 
 def test_deeply_nested_json_object_is_malformed() -> None:
     record = b'{"a":' * 3000 + b"1" + b"}" * 3000
-    assert reason(event, record).reason == "malformed"
+    assert record_error(event, record).reason == "malformed"
 
 
 def test_too_large() -> None:
-    assert reason(event, FORM, max_record_bytes=256).reason == "too_large"
-    assert reason(statistic, rows()[0], max_record_bytes=256).reason == "too_large"
+    assert record_error(event, FORM, max_record_bytes=256).reason == "too_large"
+    assert record_error(statistic, rows()[0], max_record_bytes=256).reason == "too_large"
 
 
 def test_split_one_record_per_line() -> None:

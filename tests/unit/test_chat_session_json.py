@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from processors.parsers import ChatSessionJsonParser, RecordError
-from salespulse.models import (
-    ActivityEvent,
-    ActivityKind,
-    Actor,
-    SourceFamily,
-    SourceRef,
-    derive_event_id,
-)
+from processors.parsers import ChatSessionJsonParser
+from salespulse.models import ActivityEvent, ActivityKind, Actor, SourceFamily, derive_event_id
+from tests.unit.parsing_helpers import changed_record, record_error, source_of, utc
 
-SOURCE = SourceRef("chat-session-json", "salespulse.raw.chat", 1, 7)
+SOURCE = source_of(ChatSessionJsonParser, 1, 7)
 
 # The brief's example: a WhatsApp session answered after 54 s and closed 17.5 min later.
 SERVED = (
@@ -30,17 +22,7 @@ SERVED = (
 
 def record(**changes: Any) -> bytes:
     """The example with some fields replaced; a value of ``...`` removes the field."""
-    fields = json.loads(SERVED)
-    for name, value in changes.items():
-        if value is ...:
-            fields.pop(name)
-        else:
-            fields[name] = value
-    return json.dumps(fields).encode()
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return changed_record(SERVED, **changes)
 
 
 def parse(raw: bytes) -> ActivityEvent:
@@ -49,9 +31,7 @@ def parse(raw: bytes) -> ActivityEvent:
 
 
 def reason(raw: bytes) -> str:
-    with pytest.raises(RecordError) as caught:
-        ChatSessionJsonParser().parse(raw, SOURCE)
-    return caught.value.reason
+    return record_error(ChatSessionJsonParser().parse, raw, SOURCE).reason
 
 
 def test_class_attributes() -> None:
@@ -207,13 +187,12 @@ def test_closed_before_start_is_invalid() -> None:
 
 
 def test_too_large() -> None:
-    with pytest.raises(RecordError) as caught:
-        ChatSessionJsonParser(max_record_bytes=64).parse(SERVED, SOURCE)
-    assert caught.value.reason == "too_large"
+    error = record_error(ChatSessionJsonParser(max_record_bytes=64).parse, SERVED, SOURCE)
+    assert error.reason == "too_large"
 
 
 def test_details_do_not_echo_client_numbers() -> None:
-    with pytest.raises(RecordError) as caught:
-        ChatSessionJsonParser().parse(record(client_id="+7 916 123-45-67" * 20), SOURCE)
-    assert caught.value.reason == "invalid"
-    assert "916" not in caught.value.detail
+    raw = record(client_id="+7 916 123-45-67" * 20)
+    error = record_error(ChatSessionJsonParser().parse, raw, SOURCE)
+    assert error.reason == "invalid"
+    assert "916" not in error.detail

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from processors.parsers import CrmEventJsonParser, RecordError
+from processors.parsers import CrmEventJsonParser
 from processors.parsers.crm_event_json import EVENT_TYPES
-from salespulse.models import (
-    ActivityEvent,
-    ActivityKind,
-    Actor,
-    SourceFamily,
-    SourceRef,
-    derive_event_id,
-)
+from salespulse.models import ActivityEvent, ActivityKind, Actor, SourceFamily, derive_event_id
+from tests.unit.parsing_helpers import changed_record, record_error, source_of, utc
 
-SOURCE = SourceRef("crm-event-json", "salespulse.raw.crm", 2, 1234)
+SOURCE = source_of(CrmEventJsonParser, 2, 1234)
 
 # The brief's example: 125 000 RUB received on deal 5531 at 15:40 Moscow time.
 PAYMENT = (
@@ -32,17 +24,7 @@ PAYMENT = (
 
 def record(**changes: Any) -> bytes:
     """The payment example with fields replaced; a value of ``...`` removes the field."""
-    fields = json.loads(PAYMENT)
-    for name, value in changes.items():
-        if value is ...:
-            fields.pop(name)
-        else:
-            fields[name] = value
-    return json.dumps(fields).encode()
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    return changed_record(PAYMENT, **changes)
 
 
 def parse(raw: bytes) -> ActivityEvent:
@@ -51,9 +33,7 @@ def parse(raw: bytes) -> ActivityEvent:
 
 
 def reason(raw: bytes) -> str:
-    with pytest.raises(RecordError) as caught:
-        CrmEventJsonParser().parse(raw, SOURCE)
-    return caught.value.reason
+    return record_error(CrmEventJsonParser().parse, raw, SOURCE).reason
 
 
 def test_class_attributes() -> None:
@@ -279,12 +259,10 @@ def test_non_utf8_is_decode_error() -> None:
 
 
 def test_too_large() -> None:
-    with pytest.raises(RecordError) as caught:
-        CrmEventJsonParser(max_record_bytes=32).parse(PAYMENT, SOURCE)
-    assert caught.value.reason == "too_large"
+    error = record_error(CrmEventJsonParser(max_record_bytes=32).parse, PAYMENT, SOURCE)
+    assert error.reason == "too_large"
 
 
 def test_unknown_type_detail_masks_numbers() -> None:
-    with pytest.raises(RecordError) as caught:
-        CrmEventJsonParser().parse(record(type="call.79161234567"), SOURCE)
-    assert "79161234567" not in caught.value.detail
+    error = record_error(CrmEventJsonParser().parse, record(type="call.79161234567"), SOURCE)
+    assert "79161234567" not in error.detail

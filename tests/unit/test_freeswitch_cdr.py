@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -36,12 +34,19 @@ from salespulse.models import (
     Actor,
     Direction,
     SourceFamily,
-    SourceRef,
     derive_event_id,
 )
+from tests.unit.parsing_helpers import (
+    SAMPLES_DIR,
+    compact,
+    json_sample,
+    record_error,
+    source_of,
+    utc,
+)
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "freeswitch"
-SOURCE = SourceRef("freeswitch-json-cdr", "salespulse.raw.pbx", 2, 310)
+SAMPLES = SAMPLES_DIR / "freeswitch"
+SOURCE = source_of(FreeswitchJsonCdrParser, 2, 310)
 JSON = "freeswitch-json-cdr"
 CSV = "freeswitch-cdr-csv"
 
@@ -53,13 +58,10 @@ INTERNAL_B = "9b0c1d2e-3f4a-4b5c-9d7e-8f9a0b1c2d3e"
 
 
 def document(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((SAMPLES / name).read_text())
+    """A sample, to be written as one line by ``compact``, as mod_json_cdr's
+    cJSON_PrintUnformatted writes it."""
+    loaded: dict[str, Any] = json_sample(f"freeswitch/{name}")
     return loaded
-
-
-def compact(doc: dict[str, Any]) -> bytes:
-    """One line, as mod_json_cdr's cJSON_PrintUnformatted writes it."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def sample(name: str, **variables: str | None) -> bytes:
@@ -73,18 +75,12 @@ def sample(name: str, **variables: str | None) -> bytes:
     return compact(doc)
 
 
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
 def parse_json(record: bytes, **options: Any) -> list[ActivityEvent]:
     return FreeswitchJsonCdrParser(**options).parse(record, SOURCE)
 
 
 def json_reason(record: bytes, **options: Any) -> RecordError:
-    with pytest.raises(RecordError) as caught:
-        parse_json(record, **options)
-    return caught.value
+    return record_error(parse_json, record, **options)
 
 
 def summary(event: ActivityEvent) -> tuple[object, ...]:
@@ -388,7 +384,7 @@ def test_split_one_document_per_line() -> None:
 # --- freeswitch-cdr-csv ---------------------------------------------------------------------
 
 MASTER = (SAMPLES / "Master.csv").read_bytes()
-CSV_SOURCE = SourceRef(CSV, "salespulse.raw.pbx", 0, 77)
+CSV_SOURCE = source_of(FreeswitchCdrCsvParser, 0, 77)
 
 
 def csv_line(
@@ -414,9 +410,7 @@ def parse_csv(line: bytes, timezone: str = "Europe/Moscow") -> list[ActivityEven
 
 
 def csv_reason(line: bytes, timezone: str = "Europe/Moscow") -> str:
-    with pytest.raises(RecordError) as caught:
-        parse_csv(line, timezone)
-    return caught.value.reason
+    return record_error(parse_csv, line, timezone).reason
 
 
 def test_master_csv_sample() -> None:
@@ -501,6 +495,4 @@ def test_csv_dead_letters(line: bytes, expected: str) -> None:
 
 def test_csv_too_large() -> None:
     parser = FreeswitchCdrCsvParser(max_record_bytes=100)
-    with pytest.raises(RecordError) as caught:
-        parser.parse(csv_line(), CSV_SOURCE)
-    assert caught.value.reason == "too_large"
+    assert record_error(parser.parse, csv_line(), CSV_SOURCE).reason == "too_large"

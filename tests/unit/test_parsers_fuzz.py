@@ -1,29 +1,63 @@
-"""Whatever bytes arrive, parse() returns events or raises RecordError with a known reason."""
+"""Whatever bytes arrive, parse() returns events or raises RecordError with a known reason: random
+bytes, truncations and mutations of realistic records, and fields of any JSON shape."""
 
 from __future__ import annotations
 
+import base64
 import json
+from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.parsers import (
     AsteriskCdrCsvParser,
+    Bitrix24CallEndEventParser,
+    Bitrix24CrmRestParser,
+    Bitrix24OpenLinesParser,
+    Bitrix24VoximplantStatisticParser,
     ChatSessionJsonParser,
     CrmEventJsonParser,
+    FreeswitchCdrCsvParser,
+    FreeswitchJsonCdrParser,
     Parser,
-    RecordError,
 )
-from salespulse.models import ActivityEvent, SourceRef
+from tests.unit.fuzzing import FUZZ, SOURCE, check, json_values, mutated, reshaped, truncated
+from tests.unit.parsing_helpers import ASTERISK_INCOMING_CSV, SAMPLES_DIR, compact, json_sample
 
-REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large"}
+# A small mod_json_cdr document: mutations of it land on the fields that matter.
+SMALL_CDR = {
+    "core-uuid": "0f1e2d3c-4b5a-4968-8776-655443322110",
+    "channel_data": {"direction": "outbound"},
+    "variables": {
+        "direction": "outbound",
+        "uuid": "c7d8e9f0-1a2b-4c3d-8e4f-5a6b7c8d9e0f",
+        "originating_leg_uuid": "5b1e2f3a-8c4d-4e6f-9a0b-1c2d3e4f5a6b",
+        "caller_id_number": "%2B79161234567",
+        "destination_number": "1001",
+        "dialed_user": "1001",
+        "start_epoch": "1795673703",
+        "answer_epoch": "1795673709",
+        "end_epoch": "1795673860",
+        "duration": "157",
+        "billsec": "151",
+        "hangup_cause": "NORMAL_CLEARING",
+    },
+}
+SMALL_JSON = json.dumps(SMALL_CDR, separators=(",", ":"))
+
+CRM_CASES: list[dict[str, Any]] = json_sample("bitrix24/crm_expected.json")
+OPENLINES_SAMPLES = sorted(
+    path.name
+    for path in (SAMPLES_DIR / "bitrix24" / "openlines").glob("*.json")
+    if path.name != "expected.json"
+)
 
 SAMPLES: dict[str, list[bytes]] = {
     "asterisk-cdr-csv": [
-        b'"","79161234567","101","from-trunk","""Client"" <79161234567>","SIP/provider-00000012",'
-        b'"SIP/101-00000013","Dial","SIP/101,30","2026-11-26 09:15:02","2026-11-26 09:15:09",'
-        b'"2026-11-26 09:17:40",158,151,"ANSWERED","DOCUMENTATION"',
+        ASTERISK_INCOMING_CSV,
         b'"","101","102","from-internal","""Anna"" <101>","SIP/101-00000050",'
         b'"Local/102@from-internal-00000051;1","Dial","","2026-10-25 02:59:30","",'
         b'"2026-10-25 02:00:30",60,0,"NO ANSWER","DOCUMENTATION"',
@@ -43,72 +77,55 @@ SAMPLES: dict[str, list[bytes]] = {
         b'"occurred_at":"2026-11-26T11:00:00+03:00","ended_at":"2026-11-26T12:30:00+03:00",'
         b'"due_at":"2026-11-27T18:00:00-05:30","location":"visit","entity":"client:42"}',
     ],
+    "freeswitch-json-cdr": [
+        SMALL_JSON.encode(),
+        b"cdr=" + quote_plus(SMALL_JSON).encode(),
+        b"cdr=" + base64.b64encode(SMALL_JSON.encode()),
+        compact(json_sample("freeswitch/internal-a-leg.cdr.json")),
+    ],
+    "freeswitch-cdr-csv": (SAMPLES_DIR / "freeswitch" / "Master.csv").read_bytes().splitlines(),
+    "bitrix24-voximplant-statistic": (
+        (SAMPLES_DIR / "bitrix24" / "voximplant-statistic.jsonl").read_bytes().splitlines()[:3]
+    ),
+    "bitrix24-call-end-event": [
+        (SAMPLES_DIR / "bitrix24" / "onvoximplantcallend.form").read_bytes(),
+        (SAMPLES_DIR / "bitrix24" / "externalcall-finish.json").read_bytes().strip(),
+    ],
+    "bitrix24-crm-rest": [
+        compact(
+            {
+                **{key: case[key] for key in ("event", "ts", "entity")},
+                "result": json_sample(f"bitrix24/rest/{case['rest']}")["result"],
+            }
+        )
+        for case in CRM_CASES
+    ],
+    "bitrix24-openlines-session": [
+        compact(json_sample(f"bitrix24/openlines/{name}")) for name in OPENLINES_SAMPLES
+    ],
 }
+# Formats with samples of states that are no activity (yet): a planned meeting, an open session.
+NOT_ALL_ACTIVITY = {"bitrix24-crm-rest", "bitrix24-openlines-session"}
 
 PARSERS: dict[str, Parser] = {
     "asterisk-cdr-csv": AsteriskCdrCsvParser(timezone="Europe/Berlin"),
     "chat-session-json": ChatSessionJsonParser(),
     "crm-event-json": CrmEventJsonParser(),
+    "freeswitch-json-cdr": FreeswitchJsonCdrParser(),
+    "freeswitch-cdr-csv": FreeswitchCdrCsvParser(timezone="Europe/Berlin"),
+    "bitrix24-voximplant-statistic": Bitrix24VoximplantStatisticParser(
+        portal_timezone="Europe/Moscow"
+    ),
+    "bitrix24-call-end-event": Bitrix24CallEndEventParser(portal_timezone="Europe/Moscow"),
+    "bitrix24-crm-rest": Bitrix24CrmRestParser(),
+    "bitrix24-openlines-session": Bitrix24OpenLinesParser(),
 }
-
-SOURCE = SourceRef("fuzz", "salespulse.raw.fuzz", 0, 0)
-FUZZ = settings(
-    max_examples=200,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
-
-# Bytes that matter to the formats: quotes, separators, digits, braces, and non-UTF-8.
-INTERESTING = st.sampled_from(
-    [b'"', b",", b"-", b":", b"0", b"9", b"{", b"}", b"[", b"\\", b"\xff", b"\xd0", b"\x00", b" "]
-)
-
-
-def check(parser: Parser, record: bytes) -> None:
-    try:
-        events = parser.parse(record, SOURCE)
-    except RecordError as exc:
-        reason = exc.reason
-    else:
-        assert isinstance(events, list)
-        assert all(isinstance(event, ActivityEvent) for event in events)
-        return
-    assert reason in REASONS
-    if reason != "decode_error":
-        record.decode("utf-8")  # non-UTF-8 input is always reported as decode_error
-
-
-@st.composite
-def mutated(draw: st.DrawFn, samples: list[bytes]) -> bytes:
-    data = bytearray(draw(st.sampled_from(samples)))
-    for _ in range(draw(st.integers(1, 6))):
-        if not data:
-            break
-        at = draw(st.integers(0, len(data) - 1))
-        choice = draw(st.integers(0, 3))
-        if choice == 0:
-            data[at] = draw(st.integers(0, 255))
-        elif choice == 1:
-            del data[at]
-        elif choice == 2:
-            data[at:at] = draw(INTERESTING)
-        else:
-            data[at:at] = data[at : at + draw(st.integers(1, 12))]
-    return bytes(data)
-
-
-@st.composite
-def truncated(draw: st.DrawFn, samples: list[bytes]) -> bytes:
-    sample = draw(st.sampled_from(samples))
-    start = draw(st.integers(0, len(sample)))
-    end = draw(st.integers(start, len(sample)))
-    return sample[start:end]
 
 
 @pytest.mark.parametrize("format_name", sorted(PARSERS))
 def test_samples_parse(format_name: str) -> None:
     for sample in SAMPLES[format_name]:
-        assert PARSERS[format_name].parse(sample, SOURCE)
+        assert PARSERS[format_name].parse(sample, SOURCE) or format_name in NOT_ALL_ACTIVITY
 
 
 @pytest.mark.parametrize("format_name", sorted(PARSERS))
@@ -137,73 +154,107 @@ def test_mutations(format_name: str, data: st.DataObject) -> None:
 @given(data=st.data())
 def test_split_then_parse(format_name: str, data: st.DataObject) -> None:
     # Framing never raises, and every framed piece obeys the same contract.
-    payload = b"\n".join(data.draw(st.lists(mutated(SAMPLES[format_name]), min_size=1, max_size=4)))
-    for record in PARSERS[format_name].split(payload):
+    pieces = data.draw(st.lists(mutated(SAMPLES[format_name]), min_size=1, max_size=4))
+    for record in PARSERS[format_name].split(b"\n".join(pieces)):
         check(PARSERS[format_name], record)
 
 
-# Values of every JSON shape, with a bias towards near-valid times and amounts.
-JSON_VALUES = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(),
-    st.text(max_size=20),
-    st.sampled_from(
+# --- fields of any JSON shape ---------------------------------------------------------------
+
+# Biased towards near-valid times, amounts, epochs, codes and Bitrix24 spellings.
+JSON_VALUES = json_values(
+    ["", "0", "-0", "-1", "2", "5", "6", "60", "65", "200", "304", "603-S", "1001", "12.345",
+     "1e400", "1795673703", "99999999999", "Y", "N", "WON", "C1:LOSE", "RUB", "closed", "missed",
+     "payment.received", "deal.won", "inbound", "outbound", "NORMAL_CLEARING", "%", "%FF",
+     "%2B7916", "2026-11-26T10:02:11+03:00", "2026-11-26T10:02:11", "2026-02-29T10:00:00Z",
+     "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "26.11.2026 09:15:02",
+     "31.02.2026 09:15:02"]
+)  # fmt: skip
+
+BITRIX24_CALL_FIELDS = [
+    "CALL_ID", "PORTAL_USER_ID", "PHONE_NUMBER", "CALL_TYPE", "CALL_DURATION",
+    "CALL_START_DATE", "CALL_FAILED_CODE", "CRM_ENTITY_TYPE", "CRM_ENTITY_ID",
+    "USER_ID", "DURATION", "STATUS_CODE", "TYPE",
+]  # fmt: skip
+# Format → (JSON objects to start from, the fields to reshape).
+FLAT_JSON: dict[str, tuple[list[bytes], list[str]]] = {
+    "chat-session-json": (
+        SAMPLES["chat-session-json"],
         [
-            "2026-11-26T10:02:11+03:00",
-            "2026-11-26T10:02:11",
-            "0001-01-01T00:00:00+01:00",
-            "9999-12-31T23:59:59-01:00",
-            "2026-02-29T10:00:00Z",
-            "closed",
-            "missed",
-            "payment.received",
-            "deal.won",
-            "RUB",
-            "12.345",
-            "-0",
-            "1e400",
-        ]
+            "session_id",
+            "operator_id",
+            "channel",
+            "started_at",
+            "first_response_at",
+            "closed_at",
+            "status",
+            "client_id",
+            "messages",
+        ],
     ),
-    st.lists(st.integers(), max_size=2),
-    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
-)
-JSON_FIELDS = {
-    "chat-session-json": [
-        "session_id",
-        "operator_id",
-        "channel",
-        "started_at",
-        "first_response_at",
-        "closed_at",
-        "status",
-        "client_id",
-        "messages",
-    ],
-    "crm-event-json": [
-        "id",
-        "type",
-        "user_id",
-        "occurred_at",
-        "entity",
-        "amount",
-        "currency",
-        "location",
-        "due_at",
-        "ended_at",
-    ],
+    "crm-event-json": (
+        SAMPLES["crm-event-json"],
+        [
+            "id",
+            "type",
+            "user_id",
+            "occurred_at",
+            "entity",
+            "amount",
+            "currency",
+            "location",
+            "due_at",
+            "ended_at",
+        ],
+    ),
+    "bitrix24-voximplant-statistic": (
+        SAMPLES["bitrix24-voximplant-statistic"],
+        BITRIX24_CALL_FIELDS,
+    ),
+    # Flat finish parameters, under either name of a field.
+    "bitrix24-call-end-event": (SAMPLES["bitrix24-voximplant-statistic"], BITRIX24_CALL_FIELDS),
+    "bitrix24-openlines-session": (
+        SAMPLES["bitrix24-openlines-session"],
+        sorted(
+            set(json_sample("bitrix24/openlines/served_whatsapp.json"))
+            | set(json_sample("bitrix24/openlines/missed_telegram_camel.json"))
+        ),
+    ),
 }
+FS_VARIABLES = [*SMALL_CDR["variables"], "call_uuid", "user_name", "sip_from_user"]
+CRM_REST_RESULT_FIELDS = sorted(
+    {name for raw in SAMPLES["bitrix24-crm-rest"] for name in json.loads(raw)["result"]}
+)
 
 
-@pytest.mark.parametrize("format_name", sorted(JSON_FIELDS))
+@pytest.mark.parametrize("format_name", sorted(FLAT_JSON))
 @FUZZ
 @given(data=st.data())
 def test_json_fields_of_any_shape(format_name: str, data: st.DataObject) -> None:
-    base = json.loads(data.draw(st.sampled_from(SAMPLES[format_name])))
-    for name in data.draw(st.lists(st.sampled_from(JSON_FIELDS[format_name]), max_size=4)):
-        if data.draw(st.booleans()):
-            base[name] = data.draw(JSON_VALUES)
-        else:
-            base.pop(name, None)
-    check(PARSERS[format_name], json.dumps(base).encode())
+    samples, fields = FLAT_JSON[format_name]
+    sample = json.loads(data.draw(st.sampled_from(samples)))
+    record = data.draw(reshaped(sample, fields, JSON_VALUES))
+    check(PARSERS[format_name], json.dumps(record, ensure_ascii=data.draw(st.booleans())).encode())
+
+
+@FUZZ
+@given(data=st.data())
+def test_freeswitch_variables_of_any_shape(data: st.DataObject) -> None:
+    document = json.loads(SMALL_JSON)
+    document["variables"] = data.draw(reshaped(document["variables"], FS_VARIABLES, JSON_VALUES))
+    if data.draw(st.booleans()):
+        document["channel_data"] = data.draw(JSON_VALUES)
+    parser = FreeswitchJsonCdrParser(log_b_leg=data.draw(st.booleans()))
+    check(parser, json.dumps(document).encode())
+
+
+@FUZZ
+@given(data=st.data())
+def test_bitrix24_crm_rest_fields_of_any_shape(data: st.DataObject) -> None:
+    sample = json.loads(data.draw(st.sampled_from(SAMPLES["bitrix24-crm-rest"])))
+    sample = data.draw(reshaped(sample, ["event", "ts", "entity", "result"], JSON_VALUES))
+    if isinstance(sample.get("result"), dict):
+        sample["result"] = data.draw(
+            reshaped(sample["result"], CRM_REST_RESULT_FIELDS, JSON_VALUES)
+        )
+    check(PARSERS["bitrix24-crm-rest"], compact(sample))
