@@ -3,7 +3,8 @@
 Attribution is data, not code. Each identity has a validity period, so an extension reassigned at
 noon belongs to its old owner for the morning's calls. The directory is loaded from YAML (the
 documented shape, see ``docs/directory.md``) or CSV (one row per identity) and re-read when the
-file changes, without a restart.
+file changes, without a restart. Entries published on the directory topic
+(``salespulse.directory_topic``) are laid over the file's.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -140,6 +141,11 @@ class Directory:
 
 def parse_directory(text: str, *, suffix: str) -> Directory:
     """Parse directory text; ``suffix`` (".yaml", ".yml" or ".csv") selects the format."""
+    return Directory.from_model(parse_directory_file(text, suffix=suffix))
+
+
+def parse_directory_file(text: str, *, suffix: str) -> DirectoryFile:
+    """The entries of directory text, checked for shape but not yet for consistency."""
     try:
         if suffix in (".yaml", ".yml"):
             raw = yaml.safe_load(text)
@@ -154,7 +160,7 @@ def parse_directory(text: str, *, suffix: str) -> Directory:
         raise DirectoryError(f"directory YAML does not parse: {_yaml_problem(exc)}") from exc
     except ValidationError as exc:
         raise DirectoryError(f"directory is invalid: {exc}") from exc
-    return Directory.from_model(data)
+    return data
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -218,6 +224,10 @@ def _from_csv(text: str) -> DirectoryFile:
 
 
 def load_directory(path: Path) -> Directory:
+    return Directory.from_model(load_directory_file(path))
+
+
+def load_directory_file(path: Path) -> DirectoryFile:
     try:
         size = path.stat().st_size
         if size > MAX_DIRECTORY_BYTES:
@@ -225,20 +235,42 @@ def load_directory(path: Path) -> Directory:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DirectoryError(f"cannot read directory {path}: {exc}") from exc
-    return parse_directory(text, suffix=path.suffix.lower())
+    return parse_directory_file(text, suffix=path.suffix.lower())
+
+
+class DirectoryOverlay(Protocol):
+    """Entries laid over the file's; ``salespulse.directory_topic.DirectoryTopic`` is one.
+
+    ``apply`` is used only once ``loaded`` (a half-read overlay could hold half of a change), and
+    again whenever ``version`` changed.
+    """
+
+    @property
+    def loaded(self) -> bool: ...
+    @property
+    def version(self) -> int: ...
+    def apply(self, base: DirectoryFile) -> DirectoryFile: ...
 
 
 class DirectoryWatcher:
-    """Keeps the current directory, re-reading the file when its modification stamp changes.
+    """Keeps the current directory: the file, overlaid by ``overlay`` once that is loaded.
 
-    A file that fails to load keeps the previous directory in force: a typo in production must
-    not turn every manager into "unattributed". The failure is reported through ``last_error``.
+    The file is re-read when its modification stamp changes, and the overlay re-applied when its
+    version changes. The file must be consistent on its own (other commands read it alone), and
+    so must the merged result. A change that fails either check keeps the previous directory in
+    force: a typo in production must not turn every manager into "unattributed". The failure is
+    reported through ``last_error``.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, overlay: DirectoryOverlay | None = None) -> None:
         self.path = path
+        self.overlay = overlay
         self._stamp = self._read_stamp()
-        self.current = load_directory(path)
+        self._base = load_directory_file(path)
+        self.current = Directory.from_model(self._base)
+        # Even an overlay loaded already is applied by the first refresh, so that an inconsistent
+        # one is reported like any later update instead of stopping the worker from starting.
+        self._version: int | None = None
         self.last_error: str | None = None
         self.reloads = 0
 
@@ -247,19 +279,34 @@ class DirectoryWatcher:
         return (stat.st_mtime_ns, stat.st_size)
 
     def refresh(self) -> bool:
-        """Reload if the file changed; True when a new directory took effect."""
+        """Reload if the file or the overlay changed; True when a new directory took effect."""
         try:
             stamp = self._read_stamp()
         except OSError as exc:
             self.last_error = f"cannot stat {self.path}: {exc}"
             return False
-        if stamp == self._stamp:
+        overlay = self.overlay if self.overlay is not None and self.overlay.loaded else None
+        version = overlay.version if overlay is not None else None
+        if stamp == self._stamp and version == self._version:
             return False
-        self._stamp = stamp
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                base = load_directory_file(self.path)
+                Directory.from_model(base)
+            except DirectoryError as exc:
+                # An overlay change is applied to the last good file at the next refresh; applying
+                # it now would clear this error before the caller reported it.
+                self.last_error = str(exc)
+                return False
+            self._base = base
+        self._version = version
         try:
-            self.current = load_directory(self.path)
+            self.current = Directory.from_model(
+                overlay.apply(self._base) if overlay is not None else self._base
+            )
         except DirectoryError as exc:
-            self.last_error = str(exc)
+            self.last_error = f"directory with topic entries (version {version}) rejected: {exc}"
             return False
         self.last_error = None
         self.reloads += 1

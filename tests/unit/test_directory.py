@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,11 +11,15 @@ import pytest
 
 from salespulse.directory import (
     Attribution,
+    Directory,
     DirectoryError,
+    DirectoryFile,
     DirectoryWatcher,
     load_directory,
     parse_directory,
+    parse_directory_file,
 )
+from salespulse.directory_topic import entry_key, merge, parse_message
 from salespulse.models import Actor, SourceFamily
 
 YAML = """
@@ -122,3 +127,211 @@ def test_watcher_reloads_changes_and_keeps_last_good_directory(tmp_path: Path) -
     assert "does not parse" in watcher.last_error
     # The broken file did not wipe attribution.
     assert watcher.current.resolve(Actor(SourceFamily.CHAT, "op-8"), at("2026-11-26 10:00"))
+
+
+# The directory topic's overlay: merge() and the watcher's use of it.
+
+CHAT_OP_7 = Actor(SourceFamily.CHAT, "op-7")
+
+
+def base() -> DirectoryFile:
+    return parse_directory_file(YAML, suffix=".yaml")
+
+
+def manager(**fields: object) -> bytes:
+    return json.dumps(fields).encode()
+
+
+def test_topic_entry_overrides_the_file_entry_with_the_same_id() -> None:
+    value = manager(id="petrov", department="msk", identities=[{"family": "chat", "id": "op-9"}])
+    directory = Directory.from_model(merge(base(), {"manager:petrov": value}))
+    assert directory.managers["petrov"].department == "msk"
+    assert directory.resolve(CHAT_OP_7, at("2026-11-26 10:00")) is None
+    assert directory.resolve(Actor(SourceFamily.CHAT, "op-9"), at("2026-11-26 10:00")) == (
+        Attribution("petrov", "msk")
+    )
+    # The file's other entries are untouched.
+    assert directory.resolve(PBX_101, at("2026-11-26 08:00")) == Attribution("ivanova", "msk")
+
+
+@pytest.mark.parametrize("tombstone", [None, b""])
+def test_tombstone_removes_the_file_entry(tombstone: bytes | None) -> None:
+    directory = Directory.from_model(merge(base(), {"manager:petrov": tombstone}))
+    assert "petrov" not in directory.managers
+    assert directory.resolve(PBX_101, at("2026-11-26 10:00")) is None
+    assert directory.resolve(PBX_101, at("2026-11-26 08:00")) == Attribution("ivanova", "msk")
+
+
+def test_tombstone_of_an_entry_nobody_has_changes_nothing() -> None:
+    assert merge(base(), {"manager:nobody": None, "department:nowhere": None}) == base()
+
+
+def test_new_manager_and_department_from_the_topic() -> None:
+    overlay = {
+        "department:ekb": json.dumps({"id": "ekb", "timezone": "Asia/Yekaterinburg"}).encode(),
+        "manager:sidorova": manager(
+            id="sidorova",
+            department="ekb",
+            identities=[{"family": "pbx", "id": "205", "valid_from": "2026-11-26T00:00:00Z"}],
+        ),
+    }
+    directory = Directory.from_model(merge(base(), overlay))
+    pbx_205 = Actor(SourceFamily.PBX, "205")
+    assert directory.resolve(pbx_205, at("2026-11-26 10:00")) == Attribution("sidorova", "ekb")
+    assert directory.resolve(pbx_205, at("2026-11-25 10:00")) is None
+    assert str(directory.timezone_of("ekb")) == "Asia/Yekaterinburg"
+    assert set(directory.managers) == {"ivanova", "petrov", "sidorova"}
+
+
+def test_topic_entry_creating_overlapping_holders_is_rejected_like_the_file() -> None:
+    # Sidorova takes extension 101 while Ivanova still holds it.
+    value = manager(id="sidorova", department="msk", identities=[{"family": "pbx", "id": "101"}])
+    with pytest.raises(DirectoryError, match=r"'101'.*held by.*sidorova"):
+        Directory.from_model(merge(base(), {"manager:sidorova": value}))
+
+
+def test_manager_of_a_deleted_department_is_rejected() -> None:
+    with pytest.raises(DirectoryError, match="unknown department 'vvo'"):
+        Directory.from_model(merge(base(), {"department:vvo": b""}))
+
+
+def test_entry_round_trips_through_its_topic_form() -> None:
+    entry = base().managers[0]
+    kind, entry_id, parsed = parse_message(
+        entry_key(entry), entry.model_dump_json(exclude_none=True).encode()
+    )
+    assert (kind, entry_id, parsed) == ("manager", "ivanova", entry)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ivanova", b"{}", "not manager:<id>"),
+        ("team:x", b"{}", "not manager:<id>"),
+        ("manager:", b"{}", "not manager:<id>"),
+        ("manager:x", b"{not json", "not a valid manager entry: value: Invalid JSON"),
+        ("manager:x", b'{"id": "x"}', "department: Field required"),
+        ("manager:x", b'{"id": "x", "department": "d", "boss": 1}', "boss: Extra inputs"),
+        ("manager:x", b'{"id": "y", "department": "d"}', "the value's id is 'y'"),
+        ("department:d", b'{"id": "d", "timezone": "Mars/Olympus"}', "unknown time zone"),
+    ],
+)
+def test_bad_topic_messages_name_the_problem(key: str, value: bytes, message: str) -> None:
+    with pytest.raises(DirectoryError, match=message):
+        parse_message(key, value)
+
+
+class FakeOverlay:
+    """What DirectoryWatcher needs of DirectoryTopic, without a broker."""
+
+    def __init__(self, loaded: bool = True) -> None:
+        self.entries: dict[str, bytes | None] = {}
+        self.version = 0
+        self.loaded = loaded
+
+    def apply(self, base: DirectoryFile) -> DirectoryFile:
+        return merge(base, self.entries)
+
+    def put(self, key: str, value: bytes | None) -> None:
+        self.entries[key] = value
+        self.version += 1
+
+
+def test_watcher_applies_topic_changes_and_keeps_the_last_good_merge(tmp_path: Path) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(YAML)
+    overlay = FakeOverlay()
+    watcher = DirectoryWatcher(path, overlay)
+    assert watcher.refresh()  # the overlay, empty or not, takes effect at the first refresh
+    assert not watcher.refresh()
+
+    overlay.put("manager:petrov", manager(id="petrov", department="msk"))
+    assert watcher.refresh()
+    assert watcher.current.resolve(CHAT_OP_7, at("2026-11-26 10:00")) is None
+
+    overlay.put(
+        "manager:sidorova",
+        manager(id="sidorova", department="msk", identities=[{"family": "pbx", "id": "101"}]),
+    )
+    assert not watcher.refresh()
+    assert watcher.last_error is not None
+    assert "version 2" in watcher.last_error
+    assert "sidorova" in watcher.last_error
+    # The rejected update did not wipe attribution, nor undo the accepted one before it.
+    assert watcher.current.resolve(PBX_101, at("2026-11-26 08:00")) == Attribution("ivanova", "msk")
+    assert "sidorova" not in watcher.current.managers
+    assert watcher.current.managers["petrov"].identities == []
+    assert not watcher.refresh()  # reported once, not at every batch
+
+    overlay.put("manager:sidorova", None)
+    assert watcher.refresh()
+    assert watcher.last_error is None
+    assert watcher.reloads == 3
+
+
+def test_watcher_ignores_an_overlay_until_it_is_loaded(tmp_path: Path) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(YAML)
+    overlay = FakeOverlay(loaded=False)
+    overlay.put("manager:petrov", None)
+    watcher = DirectoryWatcher(path, overlay)
+    assert not watcher.refresh()
+    assert "petrov" in watcher.current.managers
+    overlay.loaded = True
+    assert watcher.refresh()
+    assert "petrov" not in watcher.current.managers
+
+
+def test_watcher_merges_a_changed_file_with_the_topic(tmp_path: Path) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(YAML)
+    overlay = FakeOverlay()
+    overlay.put("manager:petrov", None)
+    watcher = DirectoryWatcher(path, overlay)
+    assert watcher.refresh()
+
+    path.write_text(YAML.replace("op-7", "op-8").replace('"u-1"', '"u-2"'))
+    os.utime(path, ns=(1, 1))
+    assert watcher.refresh()
+    assert watcher.current.resolve(Actor(SourceFamily.CRM, "u-2"), at("2026-11-26 10:00"))
+    assert "petrov" not in watcher.current.managers  # the topic still wins over the new file
+
+
+def test_watcher_keeps_applying_topic_changes_while_the_file_is_broken(tmp_path: Path) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(YAML)
+    overlay = FakeOverlay()
+    watcher = DirectoryWatcher(path, overlay)
+    assert watcher.refresh()
+
+    path.write_text("departments: [\n")
+    os.utime(path, ns=(1, 1))
+    overlay.put("manager:petrov", None)
+    assert not watcher.refresh()
+    assert watcher.last_error is not None
+    assert "does not parse" in watcher.last_error
+    watcher.last_error = None  # as the worker does once it reported the error
+    # The topic's change applies to the last good file.
+    assert watcher.refresh()
+    assert "petrov" not in watcher.current.managers
+    assert "ivanova" in watcher.current.managers
+
+
+def test_watcher_rejects_a_file_inconsistent_on_its_own_even_if_the_topic_mends_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "directory.yaml"
+    path.write_text(YAML)
+    overlay = FakeOverlay()
+    overlay.put("manager:petrov", None)
+    watcher = DirectoryWatcher(path, overlay)
+    assert watcher.refresh()
+    # Petrov takes 101 an hour early in the file; the topic deletes him, but other commands
+    # read the file alone, so it must stand on its own.
+    path.write_text(
+        YAML.replace('valid_from: "2026-11-26T09:00:00Z"', 'valid_from: "2026-11-26T08:00:00Z"')
+    )
+    os.utime(path, ns=(1, 1))
+    assert not watcher.refresh()
+    assert watcher.last_error is not None
+    assert "at the same time" in watcher.last_error

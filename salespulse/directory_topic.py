@@ -1,0 +1,461 @@
+"""The directory topic: changes to the manager directory published on a compacted Kafka topic.
+
+The directory file stays the base; an HR or CRM integration publishes single entries on the
+topic, and every worker lays them over the file without a restart (docs/adr/0005). A message's
+key is ``manager:<id>`` or ``department:<id>``; its value is the JSON of one entry, in the shape
+of the file's YAML, or empty to delete that entry, the file's included. Compaction keeps the last
+value per key, so reading the topic from its beginning gives the current overlay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from prometheus_client import Counter
+from pydantic import ValidationError
+
+from salespulse.directory import (
+    DepartmentEntry,
+    Directory,
+    DirectoryError,
+    DirectoryFile,
+    ManagerEntry,
+    load_directory_file,
+)
+from salespulse.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["manager", "department"]
+Entry = ManagerEntry | DepartmentEntry
+# One entry is a few hundred bytes; this only stops a runaway value from being parsed.
+MAX_ENTRY_BYTES = 1024 * 1024
+
+UPDATES = Counter(
+    "salespulse_directory_updates_total",
+    "Directory topic messages read, by result: ok (applied) or invalid (skipped).",
+    ["result"],
+)
+
+
+def entry_key(entry: Entry) -> str:
+    """The topic key of an entry: ``manager:<id>`` or ``department:<id>``."""
+    return f"{'manager' if isinstance(entry, ManagerEntry) else 'department'}:{entry.id}"
+
+
+def parse_message(key: str, value: bytes | None) -> tuple[Kind, str, Entry | None]:
+    """Kind, id and entry of a message (None: delete); DirectoryError names the problem."""
+    kind, _, entry_id = key.partition(":")
+    if kind not in ("manager", "department") or not entry_id:
+        raise DirectoryError(f"key {key!r} is not manager:<id> or department:<id>")
+    entry_kind: Kind = "manager" if kind == "manager" else "department"
+    # A null value (Kafka's tombstone) and an empty one both delete; see publish() for why.
+    if not value:
+        return entry_kind, entry_id, None
+    if len(value) > MAX_ENTRY_BYTES:
+        raise DirectoryError(f"{key}: value of {len(value)} bytes is over {MAX_ENTRY_BYTES}")
+    entry_type = ManagerEntry if entry_kind == "manager" else DepartmentEntry
+    try:
+        entry: Entry = entry_type.model_validate_json(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'value'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise DirectoryError(f"{key}: not a valid {kind} entry: {problems}") from exc
+    # Compaction keeps one value per key, so an entry filed under another id would never be
+    # replaced or deleted by the messages for its own key.
+    if entry.id != entry_id:
+        raise DirectoryError(f"{key}: the value's id is {entry.id!r}")
+    return entry_kind, entry_id, entry
+
+
+_E = TypeVar("_E", ManagerEntry, DepartmentEntry)
+
+
+def _overlaid(base: list[_E], changes: Mapping[str, _E | None]) -> list[_E]:
+    # Replaced in place rather than rebuilt from a dict: a duplicate id in the file stays a
+    # duplicate, so the merged directory is rejected for it just as the file alone would be.
+    merged = [changes.get(entry.id, entry) for entry in base]
+    present = {entry.id for entry in base}
+    merged += [entry for entry_id, entry in changes.items() if entry_id not in present]
+    return [entry for entry in merged if entry is not None]
+
+
+def merge(base: DirectoryFile, overlay: Mapping[str, bytes | None]) -> DirectoryFile:
+    """The file's entries overlaid by the topic's: the topic wins per key, an empty value deletes.
+
+    Each value's shape is checked here (DirectoryError); the consistency of the result (unknown
+    departments, an identity held twice at once) is checked by ``Directory.from_model``, exactly
+    as for the file.
+    """
+    managers: dict[str, ManagerEntry | None] = {}
+    departments: dict[str, DepartmentEntry | None] = {}
+    for key, value in overlay.items():
+        kind, entry_id, entry = parse_message(key, value)
+        if isinstance(entry, DepartmentEntry) or (entry is None and kind == "department"):
+            departments[entry_id] = entry
+        else:
+            managers[entry_id] = entry
+    return DirectoryFile(
+        departments=_overlaid(base.departments, departments),
+        managers=_overlaid(base.managers, managers),
+    )
+
+
+async def ensure_directory_topic(
+    kafka: KafkaSettings, topic: str, *, replication_factor: int = 1
+) -> bool:
+    """Create the compacted directory topic if it is missing; True when it was created now."""
+    admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
+    await admin.start()
+    try:
+        if topic in await admin.list_topics():
+            return False
+        # One partition: a directory is small and changes rarely, and a single log keeps all
+        # changes in the order they were published.
+        new = NewTopic(topic, 1, replication_factor, topic_configs={"cleanup.policy": "compact"})
+        try:
+            await admin.create_topics([new])
+        except TopicAlreadyExistsError:  # another worker or publisher was quicker
+            return False
+        return True
+    finally:
+        await admin.close()
+
+
+class DirectoryTopic:
+    """The topic's current entries, read from its beginning at start and then followed.
+
+    A ``DirectoryOverlay`` for ``DirectoryWatcher``. There is no consumer group and nothing is
+    committed: every worker needs every entry, and compaction keeps the log as small as the
+    directory. ``entries`` maps a key to its latest valid value (None: deleted); it shows only
+    complete reads, so a worker never applies the first half of the log without the second.
+    ``loaded`` turns true after the first complete read, and ``version`` grows whenever
+    ``entries`` changes (a restart's fresh read included).
+    Messages that do not parse are skipped, logged and counted, leaving the key as it was.
+    Everything runs on the caller's event loop, which is also where ``DirectoryWatcher.refresh``
+    reads ``entries``, so no lock is needed.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        *,
+        replication_factor: int = 1,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.replication_factor = replication_factor
+        self.poll_seconds = poll_seconds
+        self.entries: dict[str, bytes | None] = {}
+        self.version = 0
+        self.loaded = False
+        self._caught_up = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> DirectoryTopic:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def apply(self, base: DirectoryFile) -> DirectoryFile:
+        return merge(base, self.entries)
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("DirectoryTopic already started")
+        await ensure_directory_topic(
+            self.kafka, self.topic, replication_factor=self.replication_factor
+        )
+        # Created here, not in __init__: aiokafka binds to the running event loop.
+        consumer = AIOKafkaConsumer(
+            **self.kafka.aiokafka_options(),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = await self._partitions(consumer)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._caught_up = asyncio.Event()
+        self._task = asyncio.create_task(self._follow(consumer, ends), name=f"read {self.topic}")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            await consumer.stop()
+
+    async def wait_loaded(self, timeout_seconds: float | None) -> None:
+        """Return once the topic is read up to the end offsets it had at ``start``.
+
+        Raises TimeoutError after ``timeout_seconds``; reading goes on in the background, and
+        ``loaded`` turns true when it completes.
+        """
+        if self._task is None:
+            raise RuntimeError("DirectoryTopic.wait_loaded before start")
+        await asyncio.wait_for(self._caught_up.wait(), timeout_seconds)
+
+    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        # Metadata of a topic created a moment ago may take a few refreshes to show it.
+        deadline = time.monotonic() + 30
+        while True:
+            await consumer.topics()  # refreshes cluster metadata
+            found = consumer.partitions_for_topic(self.topic)
+            if found:
+                return [TopicPartition(self.topic, p) for p in sorted(found)]
+            if time.monotonic() > deadline:
+                raise DirectoryError(f"directory topic {self.topic!r} has no partitions")
+            await asyncio.sleep(0.2)
+
+    async def _follow(self, consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> None:
+        started = time.monotonic()
+        reading: dict[str, bytes | None] = {}
+        remaining = dict(ends)
+        delay = 1.0
+        while True:
+            try:
+                if remaining:
+                    # Positions rather than the offsets of records seen: a compacted log has
+                    # gaps, and its last offset may belong to a record that is not delivered.
+                    for tp, end in list(remaining.items()):
+                        if await consumer.position(tp) >= end:
+                            del remaining[tp]
+                    if not remaining:
+                        self._loaded_from(reading, time.monotonic() - started)
+                following = not remaining
+                target = self.entries if following else reading
+                batches = await consumer.getmany(timeout_ms=int(self.poll_seconds * 1000))
+                for tp, records in batches.items():
+                    for record in records:
+                        changed = self._apply(target, record.key, record.value, tp, record.offset)
+                        if changed and following:
+                            self.version += 1
+                delay = 1.0
+            except Exception:
+                # aiokafka retries what it can by itself; whatever reaches here must not end
+                # the reading for good, and the entries read so far stay in force meanwhile.
+                log.exception(
+                    "directory topic %s: read failed, retrying in %.0f s", self.topic, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def _loaded_from(self, reading: dict[str, bytes | None], seconds: float) -> None:
+        self.entries = reading
+        self.version += 1
+        self.loaded = True
+        self._caught_up.set()
+        log.info(
+            "directory topic %s read: %d entries in %.1f s (version %d)",
+            self.topic,
+            len(reading),
+            seconds,
+            self.version,
+        )
+
+    def _apply(
+        self,
+        target: dict[str, bytes | None],
+        key: bytes | None,
+        value: bytes | None,
+        tp: TopicPartition,
+        offset: int,
+    ) -> bool:
+        """Take one message into ``target``; True when that changed it."""
+        try:
+            if key is None:
+                raise DirectoryError("a message without a key")
+            name = key.decode("utf-8")
+            parse_message(name, value)
+        except (DirectoryError, UnicodeDecodeError) as exc:
+            UPDATES.labels("invalid").inc()
+            log.error(
+                "directory topic %s partition %d offset %d skipped, the entry stays as it was: %s",
+                self.topic,
+                tp.partition,
+                offset,
+                exc,
+            )
+            return False
+        UPDATES.labels("ok").inc()
+        stored = value or None
+        if name in target and target[name] == stored:
+            return False
+        target[name] = stored
+        return True
+
+
+def _encode(entry: Entry | None) -> bytes:
+    # Deletions are empty values, not Kafka's null tombstones: compaction drops a null
+    # tombstone after delete.retention.ms (a day by default), and a worker reading the topic
+    # afresh after that would see the file's entry again. An empty value is kept for good.
+    return entry.model_dump_json(exclude_none=True).encode() if entry is not None else b""
+
+
+async def publish(
+    kafka: KafkaSettings,
+    topic: str,
+    key: str,
+    entry: Entry | None,
+    *,
+    replication_factor: int = 1,
+) -> None:
+    """Publish one entry under ``key``, or its deletion when ``entry`` is None."""
+    kind, _, _ = parse_message(key, None)
+    if entry is not None and entry_key(entry) != key:
+        raise DirectoryError(f"a {kind} entry with id {entry.id!r} cannot go under key {key!r}")
+    await ensure_directory_topic(kafka, topic, replication_factor=replication_factor)
+    producer = AIOKafkaProducer(
+        **kafka.aiokafka_options(),
+        acks="all",
+        enable_idempotence=False,  # not every broker supports it; a repeated entry is harmless
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=_encode(entry), key=key.encode())
+    finally:
+        await producer.stop()
+    log.info("published %s %s on %s", "deletion of" if entry is None else "entry", key, topic)
+
+
+async def read_overlay(
+    kafka: KafkaSettings, topic: str, *, timeout_seconds: float = 30.0, replication_factor: int = 1
+) -> dict[str, bytes | None]:
+    """The topic's entries as of now, read once."""
+    async with DirectoryTopic(kafka, topic, replication_factor=replication_factor) as reader:
+        try:
+            await reader.wait_loaded(timeout_seconds)
+        except TimeoutError as exc:
+            raise DirectoryError(
+                f"directory topic {topic!r} not read within {timeout_seconds:.0f} s"
+            ) from exc
+        return dict(reader.entries)
+
+
+async def load_effective_directory(
+    kafka: KafkaSettings, topic: str, path: Path, *, timeout_seconds: float = 30.0
+) -> Directory:
+    """The directory a worker would use now: the file overlaid by the topic."""
+    base = load_directory_file(path)
+    return Directory.from_model(
+        merge(base, await read_overlay(kafka, topic, timeout_seconds=timeout_seconds))
+    )
+
+
+def read_entry_file(path: Path, kind: Kind) -> Entry:
+    """One entry from a YAML (or JSON) file, shaped like one item under ``managers:`` or
+    ``departments:`` in the directory file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DirectoryError(f"cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise DirectoryError(f"{path} does not parse as YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DirectoryError(f"{path}: expected one {kind} entry, a mapping")
+    try:
+        return (ManagerEntry if kind == "manager" else DepartmentEntry).model_validate(raw)
+    except ValidationError as exc:
+        raise DirectoryError(f"{path}: not a valid {kind} entry: {exc}") from exc
+
+
+async def publish_checked(
+    kafka: KafkaSettings,
+    topic: str,
+    key: str,
+    entry: Entry | None,
+    *,
+    directory_path: Path | None,
+    replication_factor: int = 1,
+    timeout_seconds: float = 30.0,
+) -> None:
+    """``publish``, after checking that the directory file, the topic and this change together
+    make a consistent directory (skipped when ``directory_path`` is None).
+
+    A courtesy to the publisher, not a guarantee: workers check every update themselves, since
+    another change may be published between this check and this publication.
+    """
+    if directory_path is not None:
+        base = load_directory_file(directory_path)
+        overlay = await read_overlay(
+            kafka, topic, timeout_seconds=timeout_seconds, replication_factor=replication_factor
+        )
+        overlay[key] = _encode(entry) or None
+        try:
+            Directory.from_model(merge(base, overlay))
+        except DirectoryError as exc:
+            raise DirectoryError(f"{key} not published, it would be rejected: {exc}") from exc
+    await publish(kafka, topic, key, entry, replication_factor=replication_factor)
+
+
+async def publish_from_file(
+    kafka: KafkaSettings,
+    topic: str,
+    path: Path,
+    *,
+    kind: Kind = "manager",
+    directory_path: Path | None = None,
+    replication_factor: int = 1,
+) -> str:
+    """Publish the entry in ``path``; returns its key."""
+    entry = read_entry_file(path, kind)
+    key = entry_key(entry)
+    await publish_checked(
+        kafka,
+        topic,
+        key,
+        entry,
+        directory_path=directory_path,
+        replication_factor=replication_factor,
+    )
+    return key
+
+
+async def publish_deletion(
+    kafka: KafkaSettings,
+    topic: str,
+    kind: Kind,
+    entry_id: str,
+    *,
+    directory_path: Path | None = None,
+    replication_factor: int = 1,
+) -> str:
+    """Publish the deletion of a manager or department, the file's included; returns the key."""
+    key = f"{kind}:{entry_id}"
+    await publish_checked(
+        kafka,
+        topic,
+        key,
+        None,
+        directory_path=directory_path,
+        replication_factor=replication_factor,
+    )
+    return key
