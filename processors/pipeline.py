@@ -68,6 +68,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "action",
     "occurred_at",
     "local_date",
+    "local_time",
     "ended_at",
     "actor_family",
     "actor_id",
@@ -214,11 +215,15 @@ class BatchProcessor:
         owner = directory.resolve(event.actor, event.occurred_at)
         if owner is None:
             manager_id = department_id = ""
-            local_date = event.occurred_at.date()
+            local = event.occurred_at
             result.unattributed[event.actor.family.value] += 1
         else:
             manager_id, department_id = owner
-            local_date = event.occurred_at.astimezone(directory.timezone_of(department_id)).date()
+            local = event.occurred_at.astimezone(directory.timezone_of(department_id))
+        # The manager's wall-clock time, stored as if it were UTC: every window (15 minutes,
+        # hour, day, week, month) is then a plain toStartOf... over it, whatever the zone.
+        local_time = local.replace(tzinfo=UTC)
+        local_date = local.date()
         result.kinds[event.kind.value] += 1
         source = event.source
         return (
@@ -227,6 +232,7 @@ class BatchProcessor:
             event.action,
             event.occurred_at,
             local_date,
+            local_time,
             event.ended_at,
             event.actor.family.value,
             event.actor.id,

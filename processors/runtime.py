@@ -17,16 +17,21 @@ from datetime import UTC, datetime
 from types import TracebackType
 
 from processors.parsers import build_parsers
-from processors.pipeline import BatchProcessor, BatchResult, RawMessage
+from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse import metrics
 from salespulse.directory import DirectoryWatcher
+from salespulse.directory_topic import DirectoryTopic
 from salespulse.settings import Settings
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
 from sinks.deadletter import DeadLetterSink
 
 log = logging.getLogger(__name__)
+_LOCAL_DATE = EVENT_COLUMNS.index("local_date")
+# How long the first batch waits for the directory topic to be read; after that the worker starts
+# with the file alone and applies the topic once it is read.
+DIRECTORY_LOAD_SECONDS = 30.0
 
 
 def batch_log(
@@ -35,8 +40,10 @@ def batch_log(
     """One ``ingest_batches`` row per topic-partition in the batch: its offset watermarks.
 
     Rows and dead letters are attributed to the batch's first topic-partition row only, since
-    they are counted per batch, not per partition.
+    they are counted per batch, not per partition. Every row carries the local days the batch
+    touched: the durable queue the rollups are recomputed from.
     """
+    days = sorted({row[_LOCAL_DATE] for row in result.rows})
     ranges: dict[tuple[str, int], list[int]] = {}
     for message in messages:
         span = ranges.setdefault(
@@ -55,6 +62,7 @@ def batch_log(
             count,
             len(result.rows) if index == 0 else 0,
             len(result.dead_letters) if index == 0 else 0,
+            days,
             worker,
             now,
         )
@@ -64,7 +72,12 @@ def batch_log(
 
 class BatchRuntime:
     def __init__(self, settings: Settings) -> None:
-        self.directory = DirectoryWatcher(settings.directory_path)
+        self.directory_topic = DirectoryTopic(
+            settings.kafka,
+            settings.topics.directory,
+            replication_factor=settings.topics.replication_factor,
+        )
+        self.directory = DirectoryWatcher(settings.directory_path, self.directory_topic)
         key = settings.parsing.phone_hash_key
         self.processor = BatchProcessor(
             build_parsers(settings.parsing, settings.worker.max_record_bytes),
@@ -82,6 +95,19 @@ class BatchRuntime:
 
     async def __aenter__(self) -> BatchRuntime:
         await self.dead_letters.start()
+        try:
+            await self.directory_topic.start()
+        except BaseException:
+            await self.dead_letters.stop()
+            raise
+        try:
+            await self.directory_topic.wait_loaded(DIRECTORY_LOAD_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "directory topic %s not read within %.0f s: using the file alone until it is",
+                self.directory_topic.topic,
+                DIRECTORY_LOAD_SECONDS,
+            )
         return self
 
     async def __aexit__(
@@ -90,6 +116,7 @@ class BatchRuntime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.directory_topic.stop()
         await self.dead_letters.stop()
         self.clickhouse.close()
 

@@ -20,10 +20,12 @@ import faust
 
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
+from salespulse.directory_topic import ensure_directory_topic
 from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
-from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
+from sinks.clickhouse.rollup import RollupUpdater
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,17 @@ def build_app(settings: Settings) -> faust.App:
                 )
 
     app.agent(raw_topics, name="salespulse.consume_raw")(consume_raw)
+
+    rollups = RollupUpdater(NativeClickHouse(settings.clickhouse), settings.counting)
+
+    async def update_rollups() -> None:
+        # Only the group leader recomputes: the work is idempotent but need not be done twice.
+        try:
+            await asyncio.to_thread(rollups.run_once)
+        except ClickHouseError as exc:
+            log.warning("rollups not updated this time: %s", exc)
+
+    app.timer(worker.rollup_interval_seconds, on_leader=True)(update_rollups)
     return app
 
 
@@ -118,6 +131,13 @@ def prepare(settings: Settings) -> None:
     created = asyncio.run(ensure_topics(settings.kafka, settings.topics))
     if created:
         log.info("created topics: %s", ", ".join(created))
+    topics = settings.topics
+    if asyncio.run(
+        ensure_directory_topic(
+            settings.kafka, topics.directory, replication_factor=topics.replication_factor
+        )
+    ):
+        log.info("created topic %s (compacted)", topics.directory)
     client = NativeClickHouse(settings.clickhouse)
     try:
         applied = apply_migrations(client)

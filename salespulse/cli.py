@@ -114,9 +114,49 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _publish_directory_change(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.directory_topic import publish_deletion, publish_from_file
+
+    topics = settings.topics
+    # Checked against the file and the topic as they are now, so a change the workers would
+    # reject is refused here, where its author sees why.
+    check = None if args.no_check else settings.directory_path
+    if args.manager or args.department:
+        key = asyncio.run(
+            publish_from_file(
+                settings.kafka,
+                topics.directory,
+                args.manager or args.department,
+                kind="manager" if args.manager else "department",
+                directory_path=check,
+                replication_factor=topics.replication_factor,
+            )
+        )
+    elif args.delete_manager or args.delete_department:
+        key = asyncio.run(
+            publish_deletion(
+                settings.kafka,
+                topics.directory,
+                "manager" if args.delete_manager else "department",
+                args.delete_manager or args.delete_department,
+                directory_path=check,
+                replication_factor=topics.replication_factor,
+            )
+        )
+    else:
+        raise UsageError(
+            "directory publish needs --manager, --department, --delete-manager or "
+            "--delete-department"
+        )
+    print(f"published {key} on {topics.directory}")
+    return 0
+
+
 def cmd_directory(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.summary import query_unknown_identities
 
+    if args.action == "publish":
+        return _publish_directory_change(args, settings)
     if args.action == "check":
         directory = load_directory(settings.directory_path)
         identities = sum(len(m.identities) for m in directory.managers.values())
@@ -184,10 +224,19 @@ def build_parser() -> argparse.ArgumentParser:
     directory = sub.add_parser("directory", help="the manager directory")
     directory.add_argument(
         "action",
-        choices=["check", "unknown"],
-        help="check: validate the file; unknown: identities with events but no manager",
+        choices=["check", "unknown", "publish"],
+        help="check: validate the file; unknown: identities with events but no manager; "
+        "publish: one change on the directory topic",
     )
     directory.add_argument("--limit", type=int, default=50)
+    change = directory.add_mutually_exclusive_group()
+    change.add_argument("--manager", type=Path, metavar="FILE", help="one manager entry, YAML")
+    change.add_argument("--department", type=Path, metavar="FILE", help="one department, YAML")
+    change.add_argument("--delete-manager", metavar="ID", help="delete a manager (file's too)")
+    change.add_argument("--delete-department", metavar="ID", help="delete a department")
+    directory.add_argument(
+        "--no-check", action="store_true", help="publish without checking the merged directory"
+    )
     directory.set_defaults(func=cmd_directory)
 
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")

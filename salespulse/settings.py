@@ -37,6 +37,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 OFFICE_LOCATION_KEYWORDS = ("наш офис", "our office", "переговорн", "meeting room")
 REMOTE_LOCATION_KEYWORDS = ("zoom", "teams", "meet.google", "skype", "telemost", "телемост")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+AsteriskCdrColumns = Literal[
+    "auto",
+    "default",
+    "uniqueid",
+    "userfield",
+    "uniqueid+userfield",
+    "new",
+    "uniqueid+new",
+    "userfield+new",
+    "all",
+]
+"""An Asterisk cdr_csv column set, named after the ``[csv]`` options that add columns:
+``uniqueid`` (loguniqueid), ``userfield`` (loguserfield), ``new`` (newcdrcolumns); ``all`` is all
+three. ``auto`` recognises the set per line."""
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
@@ -103,10 +117,11 @@ class TopicSettings(BaseModel):
     raw_chat: str = "salespulse.raw.chat"
     raw_crm: str = "salespulse.raw.crm"
     dead_letter: str = "salespulse.deadletter"
+    directory: str = "salespulse.directory"
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=7)
 
-    @field_validator("raw_pbx", "raw_chat", "raw_crm", "dead_letter")
+    @field_validator("raw_pbx", "raw_chat", "raw_crm", "dead_letter", "directory")
     @classmethod
     def _valid_topic(cls, value: str) -> str:
         if not _TOPIC.match(value):
@@ -134,6 +149,9 @@ class WorkerSettings(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
+    rollup_interval_seconds: float = Field(
+        default=5.0, gt=0, le=3600, description="how often dashboard rollups catch up"
+    )
     # How long the group coordinator waits for members during a rebalance, and how long a
     # silent member keeps its partitions. Shorter than faust's 60 s defaults so that a new or
     # dead worker's partitions move within seconds.
@@ -160,17 +178,7 @@ class ParsingSettings(BaseModel):
         default=r"^\d{2,6}$",
         description="which channel endpoints are managers' phones; the rest are trunks",
     )
-    asterisk_cdr_columns: Literal[
-        "auto",
-        "default",
-        "uniqueid",
-        "userfield",
-        "uniqueid+userfield",
-        "new",
-        "uniqueid+new",
-        "userfield+new",
-        "all",
-    ] = Field(
+    asterisk_cdr_columns: AsteriskCdrColumns = Field(
         default="auto",
         description="cdr_csv column set (loguniqueid, loguserfield, newcdrcolumns); auto: by "
         "field count",

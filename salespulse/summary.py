@@ -14,34 +14,31 @@ from datetime import UTC, date, datetime, timedelta
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.queries import (
+    ACTIVITY_METRICS,
+    CALL_METRICS,
+    per_manager_metrics,
+    utc_day_range,
+)
 
 UNATTRIBUTED = "(unattributed)"
 
-# A manager's consolidated call counts as their incoming call when it reached them alone or they
-# answered it: a ring group's members who did not answer did not miss it, unless the operator
-# asks for that (%(group_legs)s = 1). See docs/metrics.md.
-_COUNTED = "(rung_members <= 1 OR answered = 1 OR %(group_legs)s = 1)"
-
-# (column, title, SQL aggregate) per source: calls come from the consolidated ``calls`` view,
-# everything else from ``events``. %(conversation)s is the conversation threshold in seconds.
-CALL_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("calls_in", "in", f"countIf(direction = 'incoming' AND {_COUNTED})"),
-    ("calls_out", "out", "countIf(direction = 'outgoing')"),
-    ("calls_internal", "int", "countIf(direction = 'internal')"),
-    ("missed", "missed", f"countIf(direction = 'incoming' AND answered = 0 AND {_COUNTED})"),
-    ("conversations", "talks", "countIf(answered = 1 AND talk_seconds >= %(conversation)s)"),
-    ("talk_seconds", "talk", "sum(talk_seconds)"),
+# The table's columns: (metric name from sinks.clickhouse.queries, short title).
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("calls_in", "in"),
+    ("calls_out", "out"),
+    ("calls_internal", "int"),
+    ("missed", "missed"),
+    ("conversations", "talks"),
+    ("talk_seconds", "talk"),
+    ("chats", "chats"),
+    ("meetings", "meet"),
+    ("offers", "offers"),
+    ("leads", "leads"),
+    ("deals_won", "won"),
+    ("payments", "paid"),
+    ("tasks_done", "tasks"),
 )
-ACTIVITY_METRICS: tuple[tuple[str, str, str], ...] = (
-    ("chats", "chats", "countIf(kind = 'chat_session' AND action = 'served')"),
-    ("meetings", "meet", "countIf(kind = 'meeting')"),
-    ("offers", "offers", "countIf(kind = 'offer' AND action = 'sent')"),
-    ("leads", "leads", "countIf(kind = 'lead')"),
-    ("deals_won", "won", "countIf(kind = 'deal' AND action = 'won')"),
-    ("payments", "paid", "countIf(kind = 'payment')"),
-    ("tasks_done", "tasks", "countIf(kind = 'task' AND action = 'completed')"),
-)
-METRICS = CALL_METRICS + ACTIVITY_METRICS
 
 
 @dataclass
@@ -76,27 +73,20 @@ def query_summary(
     low = min(start for start, _ in wanted.values())
     high = max(end for _, end in wanted.values())
     counting = counting or CountingSettings()
+    utc_low, utc_high = utc_day_range(low, high)
     params = {
         "low": low,
         "high": high,
+        "utc_low": utc_low,
+        "utc_high": utc_high,
         "conversation": counting.conversation_min_seconds,
         "group_legs": int(counting.ring_group_legs_count),
     }
+    calls_sql, activity_sql = per_manager_metrics(ch.database, "")
     rows = [
-        (*row[:3], dict(zip((name for name, _, _ in metrics), row[3:], strict=True)))
-        for source, metrics in (
-            (f"{ch.database}.calls", CALL_METRICS),
-            (f"{ch.database}.events FINAL", ACTIVITY_METRICS),
-        )
-        for row in ch.execute(
-            # No aliases: an alias equal to a column name (talk_seconds) is circular on old
-            # servers.
-            f"SELECT manager_id, department_id, local_date, "
-            f"{', '.join(sql for _, _, sql in metrics)} FROM {source} "
-            "WHERE local_date >= %(low)s AND local_date <= %(high)s "
-            "GROUP BY manager_id, department_id, local_date",
-            params,
-        )
+        (*row[:3], dict(zip((name for name, _ in metrics), row[3:], strict=True)))
+        for sql, metrics in ((calls_sql, CALL_METRICS), (activity_sql, ACTIVITY_METRICS))
+        for row in ch.execute(sql, params)
     ]
     table: dict[str, ManagerDay] = {
         m.id: ManagerDay(m.id, m.name, m.department) for m in directory.managers.values()
@@ -124,19 +114,19 @@ def _format_duration(seconds: int) -> str:
 
 def render_table(rows: list[ManagerDay]) -> str:
     """A fixed-width text table, with a totals line."""
-    headers = ["manager", "dept", *(title for _, title, _ in METRICS)]
+    headers = ["manager", "dept", *(title for _, title in TABLE_COLUMNS)]
     totals: dict[str, int] = {}
     lines: list[list[str]] = []
     for row in rows:
         cells = [row.name or row.manager_id, row.department_id]
-        for name, _, _ in METRICS:
+        for name, _ in TABLE_COLUMNS:
             value = row.counts.get(name, 0)
             totals[name] = totals.get(name, 0) + value
             cells.append(_format_duration(value) if name == "talk_seconds" else str(value))
         lines.append(cells)
     total_cells = ["TOTAL", ""] + [
         _format_duration(totals.get(n, 0)) if n == "talk_seconds" else str(totals.get(n, 0))
-        for n, _, _ in METRICS
+        for n, _ in TABLE_COLUMNS
     ]
     widths = [max(len(r[i]) for r in [headers, *lines, total_cells]) for i in range(len(headers))]
 

@@ -31,6 +31,7 @@ BATCH_COLUMNS: tuple[str, ...] = (
     "messages",
     "rows",
     "dead_letters",
+    "local_dates",
     "worker",
     "inserted_at",
 )

@@ -38,11 +38,13 @@ METRIC_OF_COUNTER = {
     "conversations": "conversations",
     "talk_seconds": "talk_seconds",
     "chats_served": "chats",
+    "chats_missed": "chats_missed",
     "meetings": "meetings",
     "offers": "offers",
     "leads": "leads",
     "deals_won": "deals_won",
     "payments": "payments",
+    "tasks_created": "tasks_created",
     "tasks_completed": "tasks_done",
 }
 _run_numbers = itertools.count(1)
@@ -77,7 +79,11 @@ def stored_totals(settings: Settings) -> dict[str, Counter[str]]:
         rows = query_summary(client, directory, last_day=WEEK_END.date(), days=DAYS + 2)
     finally:
         client.close()
-    return {row.manager_id: Counter(row.counts) for row in rows}
+    compared = set(METRIC_OF_COUNTER.values())
+    return {
+        row.manager_id: Counter({k: v for k, v in row.counts.items() if k in compared})
+        for row in rows
+    }
 
 
 def expected_totals(expected: Expected) -> dict[str, Counter[str]]:

@@ -138,3 +138,28 @@ def test_directory_check_and_unknown_identities(
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[1].split()[:3] == ["pbx", "74951234567", "2"]
     assert len(lines) == 2
+
+
+def test_directory_publish_puts_a_checked_change_on_the_topic(
+    cli_env: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topic = f"directory-{tmp_path.name}"
+    monkeypatch.setenv("SALESPULSE_TOPICS__DIRECTORY", topic)
+    newcomer = tmp_path / "newcomer.yaml"
+    newcomer.write_text(
+        "id: smirnova\nname: Olga Smirnova\ndepartment: msk\n"
+        "identities: [{family: pbx, id: '105'}]\n"
+    )
+    assert main(["directory", "publish", "--manager", str(newcomer)]) == 0
+    assert capsys.readouterr().out.strip() == f"published manager:smirnova on {topic}"
+
+    # Extension 101 is Ivanova's in the file: the same extension for a newcomer is refused.
+    newcomer.write_text("id: smirnova\ndepartment: msk\nidentities: [{family: pbx, id: '101'}]\n")
+    assert main(["directory", "publish", "--manager", str(newcomer)]) == 2
+    assert "ivanova" in capsys.readouterr().err
+
+    assert main(["directory", "publish"]) == 2
+    assert "needs --manager" in capsys.readouterr().err

@@ -10,6 +10,7 @@ topic. Then the source sends everything again, and no number may move.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,11 +19,13 @@ from pathlib import Path
 import pytest
 
 from ingest.generator import Traffic, send_to_kafka
+from salespulse.settings import Settings
 from salespulse.summary import UNATTRIBUTED
 from salespulse.worker_process import stop_worker
 from sinks.clickhouse.client import NativeClickHouse
 from tests.conftest import LocalStack
 from tests.integration.pipeline_harness import (
+    METRIC_OF_COUNTER,
     RunningWorker,
     dead_letters,
     expected_totals,
@@ -94,3 +97,28 @@ async def test_generated_traffic_arrives_exactly_and_a_resend_changes_nothing(
     elapsed = time.monotonic() - started
     print(f"warm resend: {report.records / elapsed:,.0f} records/s end to end")
     assert stored_totals(settings) == stored
+
+    # The worker's rollups catch up by themselves and then say exactly what the events say.
+    wanted = {m: c for m, c in stored.items() if c}
+    for _ in range(60):
+        if (rolled := rollup_totals(settings)) == wanted:
+            break
+        await asyncio.sleep(1)
+    assert rolled == wanted
+
+
+def rollup_totals(settings: Settings) -> dict[str, Counter[str]]:
+    compared = sorted(set(METRIC_OF_COUNTER.values()))
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        rows = client.execute(
+            f"SELECT manager_id, {', '.join(f'sum({m})' for m in compared)} "
+            f"FROM {settings.clickhouse.database}.activity_15m FINAL GROUP BY manager_id"
+        )
+    finally:
+        client.close()
+    totals = {
+        manager or UNATTRIBUTED: +Counter(dict(zip(compared, map(int, values), strict=True)))
+        for manager, *values in rows
+    }
+    return {manager: counts for manager, counts in totals.items() if counts}

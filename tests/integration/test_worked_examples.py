@@ -298,7 +298,10 @@ SCENARIOS = [
     Scenario(
         "a meeting logged the next morning counts on the day it was held",
         crm=[crm("m-1", "meeting.held", "2026-11-26T16:00:00+03:00", location="visit")],
-        expected={("ivanova", NOV26): {"meetings": 1}, ("ivanova", date(2026, 11, 27)): {}},
+        expected={
+            ("ivanova", NOV26): {"meetings": 1, "meetings_visit": 1},
+            ("ivanova", date(2026, 11, 27)): {},
+        },
     ),
     Scenario(
         "payments in two currencies are two payments",
@@ -321,7 +324,7 @@ SCENARIOS = [
         expected={("ivanova", NOV26): {"payments": 2}},
     ),
     Scenario(
-        "a task completed after its deadline is still a completed task",
+        "a task completed after its deadline: completed, and late",
         crm=[
             crm(
                 "t-1",
@@ -329,9 +332,18 @@ SCENARIOS = [
                 "2026-11-25T10:00:00+03:00",
                 due_at="2026-11-25T18:00:00+03:00",
             ),
-            crm("t-2", "task.completed", "2026-11-26T11:00:00+03:00"),
+            # The completion carries the deadline it was due by: 18:00 the day before.
+            crm(
+                "t-2",
+                "task.completed",
+                "2026-11-26T11:00:00+03:00",
+                due_at="2026-11-25T18:00:00+03:00",
+            ),
         ],
-        expected={("ivanova", NOV26): {"tasks_done": 1}},
+        expected={
+            ("ivanova", date(2026, 11, 25)): {"tasks_created": 1},
+            ("ivanova", NOV26): {"tasks_done": 1, "tasks_done_late": 1},
+        },
     ),
 ]
 

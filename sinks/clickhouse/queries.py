@@ -1,0 +1,127 @@
+"""The SQL that turns stored events into the numbers of docs/metrics.md.
+
+One place for each definition, used by the summary, the dashboard rollups and the tests. Every
+query reads ``events FINAL`` (rows keyed by event id, so replays never count twice) and is
+restricted by a date range first, which the sorting key ``(toDate(occurred_at), event_id)``
+turns into a cheap range scan.
+
+Inner aliases differ from column names on purpose: old servers resolve an alias equal to a
+column name inside its own aggregate as a nested aggregate.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+# A manager's consolidated call counts as their incoming call when it reached them alone or they
+# answered it: a ring group's members who did not answer did not miss it, unless the operator
+# asks for that (%(group_legs)s = 1).
+_COUNTED = "(rung_members <= 1 OR answered = 1 OR %(group_legs)s = 1)"
+
+# (name, SQL aggregate over consolidated calls); %(conversation)s is the threshold in seconds.
+CALL_METRICS: tuple[tuple[str, str], ...] = (
+    ("calls_in", f"countIf(direction = 'incoming' AND {_COUNTED})"),
+    ("calls_out", "countIf(direction = 'outgoing')"),
+    ("calls_internal", "countIf(direction = 'internal')"),
+    ("missed", f"countIf(direction = 'incoming' AND answered = 0 AND {_COUNTED})"),
+    ("conversations", "countIf(answered = 1 AND talk_seconds >= %(conversation)s)"),
+    ("talk_seconds", "sum(talk_seconds)"),
+)
+
+# (name, SQL aggregate over events of every other kind).
+ACTIVITY_METRICS: tuple[tuple[str, str], ...] = (
+    ("chats", "countIf(kind = 'chat_session' AND action = 'served')"),
+    ("chats_missed", "countIf(kind = 'chat_session' AND action = 'missed')"),
+    (
+        "chat_first_response_seconds",
+        "sumIf(ifNull(first_response_seconds, 0), kind = 'chat_session' AND action = 'served')",
+    ),
+    (
+        "chats_answered",
+        "countIf(kind = 'chat_session' AND action = 'served' "
+        "AND isNotNull(first_response_seconds))",
+    ),
+    ("meetings", "countIf(kind = 'meeting')"),
+    ("meetings_office", "countIf(kind = 'meeting' AND location = 'office')"),
+    ("meetings_visit", "countIf(kind = 'meeting' AND location NOT IN ('office', 'remote'))"),
+    ("presentations", "countIf(kind = 'meeting' AND action = 'presentation')"),
+    ("offers", "countIf(kind = 'offer' AND action = 'sent')"),
+    ("leads", "countIf(kind = 'lead')"),
+    ("leads_created", "countIf(kind = 'lead' AND action = 'created')"),
+    ("deals_won", "countIf(kind = 'deal' AND action = 'won')"),
+    ("deals_lost", "countIf(kind = 'deal' AND action = 'lost')"),
+    ("payments", "countIf(kind = 'payment')"),
+    ("tasks_created", "countIf(kind = 'task' AND action = 'created')"),
+    ("tasks_done", "countIf(kind = 'task' AND action = 'completed')"),
+    # A completion event's time is when the task was done. ifNull: a comparison with a NULL
+    # deadline is NULL, which old servers let turn the whole count into NULL.
+    (
+        "tasks_done_late",
+        "countIf(kind = 'task' AND action = 'completed' AND ifNull(occurred_at > due_at, 0))",
+    ),
+)
+
+
+def utc_day_range(first: date, last: date) -> tuple[date, date]:
+    """UTC dates that can hold events of local days ``first``..``last`` anywhere on Earth, and
+    legs of calls that started then (a transfer may end after midnight)."""
+    return first - timedelta(days=1), last + timedelta(days=2)
+
+
+def consolidated_calls(database: str) -> str:
+    """One row per call and manager, from the legs sharing a call id (see docs/metrics.md).
+
+    Parameters: %(utc_low)s and %(utc_high)s bound the legs read (see ``utc_day_range``).
+    Columns: call_key, manager_id, department_id, local_date, local_time, direction, answered,
+    talk_seconds, duration_seconds, legs, rung_members, call_answered.
+    """
+    legs = (
+        f"FROM {database}.events FINAL WHERE kind = 'call' "
+        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s"
+    )
+    return f"""
+SELECT call_key, manager_id, first_department AS department_id,
+       first_local_date AS local_date, first_local_time AS local_time,
+       first_direction AS direction, any_answered AS answered, total_talk AS talk_seconds,
+       total_duration AS duration_seconds, legs, rung_members, call_answered
+FROM
+(
+    SELECT if(call_id = '', event_id, call_id) AS call_key, manager_id,
+           any(department_id) AS first_department,
+           argMin(local_date, occurred_at) AS first_local_date,
+           argMin(local_time, occurred_at) AS first_local_time,
+           argMin(direction, occurred_at) AS first_direction,
+           max(answered) AS any_answered, sum(talk_seconds) AS total_talk,
+           sum(duration_seconds) AS total_duration, count() AS legs
+    {legs}
+    GROUP BY call_key, manager_id
+) AS per_manager
+ANY LEFT JOIN
+(
+    SELECT if(call_id = '', event_id, call_id) AS call_key,
+           uniqExactIf(manager_id, manager_id != '') AS rung_members,
+           max(answered) AS call_answered
+    {legs}
+    GROUP BY call_key
+) AS per_call USING call_key"""
+
+
+def per_manager_metrics(database: str, group_by: str) -> tuple[str, str]:
+    """Two queries, calls and other activity, each grouped by ``manager_id, department_id,
+    local_date`` plus ``group_by`` (an expression over ``local_time``, or '' for whole days),
+    over local days %(low)s..%(high)s. Selected: the grouping columns, then the metrics in
+    CALL_METRICS / ACTIVITY_METRICS order."""
+    extra = f", {group_by}" if group_by else ""
+    keys = f"manager_id, department_id, local_date{extra}"
+    days = "local_date >= %(low)s AND local_date <= %(high)s"
+    calls = (
+        f"SELECT {keys}, {', '.join(sql for _, sql in CALL_METRICS)} "
+        f"FROM ({consolidated_calls(database)}) WHERE {days} GROUP BY {keys}"
+    )
+    activity = (
+        f"SELECT {keys}, {', '.join(sql for _, sql in ACTIVITY_METRICS)} "
+        f"FROM {database}.events FINAL WHERE kind != 'call' AND {days} "
+        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
+        f"GROUP BY {keys}"
+    )
+    return calls, activity
