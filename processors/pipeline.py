@@ -13,19 +13,20 @@ at the event time → protect customer phone numbers → flatten into a row.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
 from processors.parsers.base import Parser, RecordError
-from processors.privacy import PhoneProtector
+from processors.privacy import PhoneProtector, normalise_number
 from salespulse.directory import Directory
 from salespulse.models import (
     BACKFILL_HEADER,
     FORMAT_HEADER,
     ActivityEvent,
+    ActivityKind,
     SourceFamily,
     SourceRef,
 )
@@ -76,6 +77,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "department_id",
     "direction",
     "answered",
+    "excluded",
     "duration_seconds",
     "talk_seconds",
     "first_response_seconds",
@@ -136,6 +138,7 @@ class BatchProcessor:
         *,
         max_message_bytes: int,
         grace: Mapping[SourceFamily, timedelta] | None = None,
+        excluded_numbers: Iterable[str] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._parsers = parsers
@@ -143,6 +146,7 @@ class BatchProcessor:
         self._phones = phones
         self._max_message_bytes = max_message_bytes
         self._grace = dict(grace or {})
+        self._excluded = frozenset(normalise_number(n) for n in excluded_numbers)
         self._clock = clock
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
@@ -205,6 +209,14 @@ class BatchProcessor:
             for event in events:
                 result.rows.append(self._row(event, directory, processed_at, result))
 
+    def _is_excluded(self, event: ActivityEvent) -> bool:
+        """A call to or from a configured service number (voicemail, IVR, a test line): kept,
+        but never counted."""
+        if not self._excluded or event.kind is not ActivityKind.CALL:
+            return False
+        parties = (event.counterpart or "", event.actor.id)
+        return any(normalise_number(party) in self._excluded for party in parties)
+
     def _row(
         self,
         event: ActivityEvent,
@@ -240,6 +252,7 @@ class BatchProcessor:
             department_id,
             event.direction.value if event.direction else "",
             1 if event.answered else 0,
+            1 if self._is_excluded(event) else 0,
             event.duration_seconds or 0,
             event.talk_seconds or 0,
             event.first_response_seconds,

@@ -16,6 +16,11 @@ _MIN_PHONE_DIGITS = 7
 _SEPARATORS = str.maketrans("", "", " +-().")
 
 
+def normalise_number(value: str) -> str:
+    """A number as digits only: ``+7 (916) 123-45-67`` and ``79161234567`` are one customer."""
+    return value.translate(_SEPARATORS)
+
+
 class PhoneProtector:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
@@ -27,7 +32,7 @@ class PhoneProtector:
     def protect(self, value: str | None) -> str | None:
         if value is None:
             return None
-        digits = value.translate(_SEPARATORS)
+        digits = normalise_number(value)
         if len(digits) < _MIN_PHONE_DIGITS or not digits.isdigit():
             return value
         if self._key is None:

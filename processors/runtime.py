@@ -85,6 +85,7 @@ class BatchRuntime:
             PhoneProtector(key.get_secret_value().encode() if key else None),
             max_message_bytes=settings.worker.max_message_bytes,
             grace=settings.lateness.by_family(),
+            excluded_numbers=settings.counting.excluded_numbers,
         )
         self.clickhouse = ClickHouseSink(
             lambda: NativeClickHouse(settings.clickhouse),

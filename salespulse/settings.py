@@ -238,6 +238,15 @@ class CountingSettings(BaseModel):
     conversation_min_seconds: int = Field(
         default=30, ge=0, le=3600, description="talk time from which a call is a conversation"
     )
+    department_conversation_min_seconds: dict[str, int] = Field(
+        default_factory=dict,
+        description='per-department conversation thresholds, e.g. {"support": 60}',
+    )
+    excluded_numbers: list[str] = Field(
+        default_factory=list,
+        description="numbers and extensions whose calls never count: voicemail, IVR, test "
+        "lines (applies to records processed after the change; replay to apply to history)",
+    )
     ring_group_legs_count: bool = Field(
         default=False,
         description="count a ring-group member's unanswered leg as that member's incoming, "

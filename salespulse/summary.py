@@ -17,8 +17,8 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
     CALL_METRICS,
+    day_params,
     per_manager_metrics,
-    utc_day_range,
 )
 
 UNATTRIBUTED = "(unattributed)"
@@ -73,16 +73,8 @@ def query_summary(
     low = min(start for start, _ in wanted.values())
     high = max(end for _, end in wanted.values())
     counting = counting or CountingSettings()
-    utc_low, utc_high = utc_day_range(low, high)
-    params = {
-        "low": low,
-        "high": high,
-        "utc_low": utc_low,
-        "utc_high": utc_high,
-        "conversation": counting.conversation_min_seconds,
-        "group_legs": int(counting.ring_group_legs_count),
-    }
-    calls_sql, activity_sql = per_manager_metrics(ch.database, "")
+    params = day_params(low, high, counting)
+    calls_sql, activity_sql = per_manager_metrics(ch.database, "", counting)
     rows = [
         (*row[:3], dict(zip((name for name, _ in metrics), row[3:], strict=True)))
         for sql, metrics in ((calls_sql, CALL_METRICS), (activity_sql, ACTIVITY_METRICS))

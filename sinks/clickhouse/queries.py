@@ -12,19 +12,23 @@ column name inside its own aggregate as a nested aggregate.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
+
+from salespulse.settings import CountingSettings
 
 # A manager's consolidated call counts as their incoming call when it reached them alone or they
 # answered it: a ring group's members who did not answer did not miss it, unless the operator
 # asks for that (%(group_legs)s = 1).
 _COUNTED = "(rung_members <= 1 OR answered = 1 OR %(group_legs)s = 1)"
 
-# (name, SQL aggregate over consolidated calls); %(conversation)s is the threshold in seconds.
+# (name, SQL aggregate over consolidated calls); {threshold} is the conversation threshold, per
+# department where the operator set one (see ``conversation_threshold``).
 CALL_METRICS: tuple[tuple[str, str], ...] = (
     ("calls_in", f"countIf(direction = 'incoming' AND {_COUNTED})"),
     ("calls_out", "countIf(direction = 'outgoing')"),
     ("calls_internal", "countIf(direction = 'internal')"),
     ("missed", f"countIf(direction = 'incoming' AND answered = 0 AND {_COUNTED})"),
-    ("conversations", "countIf(answered = 1 AND talk_seconds >= %(conversation)s)"),
+    ("conversations", "countIf(answered = 1 AND talk_seconds >= {threshold})"),
     ("talk_seconds", "sum(talk_seconds)"),
 )
 
@@ -68,6 +72,37 @@ def utc_day_range(first: date, last: date) -> tuple[date, date]:
     return first - timedelta(days=1), last + timedelta(days=2)
 
 
+def conversation_threshold(counting: CountingSettings) -> str:
+    """SQL for the conversation threshold of a row's department: the per-department override,
+    else the default. Department ids travel as parameters (see ``day_params``)."""
+    overrides = len(counting.department_conversation_min_seconds)
+    if not overrides:
+        return "%(conversation)s"
+    cases = ", ".join(
+        f"department_id = %(conversation_dep_{i})s, %(conversation_min_{i})s"
+        for i in range(overrides)
+    )
+    return f"multiIf({cases}, %(conversation)s)"
+
+
+def day_params(low: date, high: date, counting: CountingSettings) -> dict[str, Any]:
+    """Parameters of the metric queries over local days ``low``..``high``."""
+    utc_low, utc_high = utc_day_range(low, high)
+    params: dict[str, Any] = {
+        "low": low,
+        "high": high,
+        "utc_low": utc_low,
+        "utc_high": utc_high,
+        "conversation": counting.conversation_min_seconds,
+        "group_legs": int(counting.ring_group_legs_count),
+    }
+    overrides = sorted(counting.department_conversation_min_seconds.items())
+    for i, (department, seconds) in enumerate(overrides):
+        params[f"conversation_dep_{i}"] = department
+        params[f"conversation_min_{i}"] = seconds
+    return params
+
+
 def consolidated_calls(database: str) -> str:
     """One row per call and manager, from the legs sharing a call id (see docs/metrics.md).
 
@@ -76,7 +111,7 @@ def consolidated_calls(database: str) -> str:
     talk_seconds, duration_seconds, legs, rung_members, call_answered.
     """
     legs = (
-        f"FROM {database}.events FINAL WHERE kind = 'call' "
+        f"FROM {database}.events FINAL WHERE kind = 'call' AND excluded = 0 "
         "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s"
     )
     return f"""
@@ -106,7 +141,9 @@ ANY LEFT JOIN
 ) AS per_call USING call_key"""
 
 
-def per_manager_metrics(database: str, group_by: str) -> tuple[str, str]:
+def per_manager_metrics(
+    database: str, group_by: str, counting: CountingSettings
+) -> tuple[str, str]:
     """Two queries, calls and other activity, each grouped by ``manager_id, department_id,
     local_date`` plus ``group_by`` (an expression over ``local_time``, or '' for whole days),
     over local days %(low)s..%(high)s. Selected: the grouping columns, then the metrics in
@@ -114,13 +151,15 @@ def per_manager_metrics(database: str, group_by: str) -> tuple[str, str]:
     extra = f", {group_by}" if group_by else ""
     keys = f"manager_id, department_id, local_date{extra}"
     days = "local_date >= %(low)s AND local_date <= %(high)s"
+    threshold = conversation_threshold(counting)
+    call_sql = ", ".join(sql.format(threshold=threshold) for _, sql in CALL_METRICS)
     calls = (
-        f"SELECT {keys}, {', '.join(sql for _, sql in CALL_METRICS)} "
+        f"SELECT {keys}, {call_sql} "
         f"FROM ({consolidated_calls(database)}) WHERE {days} GROUP BY {keys}"
     )
     activity = (
         f"SELECT {keys}, {', '.join(sql for _, sql in ACTIVITY_METRICS)} "
-        f"FROM {database}.events FINAL WHERE kind != 'call' AND {days} "
+        f"FROM {database}.events FINAL WHERE kind != 'call' AND excluded = 0 AND {days} "
         "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
         f"GROUP BY {keys}"
     )

@@ -25,8 +25,8 @@ from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
     CALL_METRICS,
+    day_params,
     per_manager_metrics,
-    utc_day_range,
 )
 
 log = logging.getLogger(__name__)
@@ -61,25 +61,15 @@ PAYMENTS = RollupShape(
 
 
 def _params(days: Sequence[date], counting: CountingSettings) -> dict[str, Any]:
-    low, high = min(days), max(days)
-    utc_low, utc_high = utc_day_range(low, high)
-    return {
-        "low": low,
-        "high": high,
-        "utc_low": utc_low,
-        "utc_high": utc_high,
-        "days": tuple(days),
-        "conversation": counting.conversation_min_seconds,
-        "group_legs": int(counting.ring_group_legs_count),
-    }
+    return {**day_params(min(days), max(days), counting), "days": tuple(days)}
 
 
 def _activity_rows(
-    ch: ClickHouse, params: dict[str, Any]
+    ch: ClickHouse, params: dict[str, Any], counting: CountingSettings
 ) -> dict[tuple[Any, ...], list[int | Decimal]]:
     merged: dict[tuple[Any, ...], list[int | Decimal]] = {}
     position = {name: i for i, name in enumerate(ACTIVITY_METRIC_NAMES)}
-    calls_sql, activity_sql = per_manager_metrics(ch.database, _BUCKET)
+    calls_sql, activity_sql = per_manager_metrics(ch.database, _BUCKET, counting)
     for sql, metrics in ((calls_sql, CALL_METRICS), (activity_sql, ACTIVITY_METRICS)):
         for row in ch.execute(sql, params):
             vector = merged.setdefault(tuple(row[:4]), [0] * len(ACTIVITY_METRIC_NAMES))
@@ -107,7 +97,7 @@ def _payment_rows(
         f"FROM {ch.database}.events FINAL WHERE kind = 'payment' "
         "AND local_date >= %(low)s AND local_date <= %(high)s "
         "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
-        "GROUP BY manager_id, department_id, local_date, currency",
+        "AND excluded = 0 GROUP BY manager_id, department_id, local_date, currency",
         params,
     )
     return {tuple(row[:4]): [int(row[4]), Decimal(str(row[5]))] for row in rows}
@@ -152,7 +142,7 @@ def recompute_days(
         chunk = ordered[start : start + _MAX_DAYS_PER_PASS]
         params = _params(chunk, counting)
         version = time.time_ns()
-        quarters = _activity_rows(ch, params)
+        quarters = _activity_rows(ch, params, counting)
         written += _replace(ch, ACTIVITY, quarters, params, version)
         written += _replace(ch, DAILY, _by_day(quarters), params, version)
         written += _replace(ch, PAYMENTS, _payment_rows(ch, params), params, version)
