@@ -115,6 +115,12 @@ def header_value(headers: Headers, name: str) -> bytes | None:
     return None
 
 
+def _is_backfill(headers: Headers) -> bool:
+    """Only an explicit yes: "0" or "false" must not switch the lateness check off."""
+    value = header_value(headers, BACKFILL_HEADER)
+    return value is not None and value.strip().lower() in (b"1", b"true", b"yes")
+
+
 def _late(events: Sequence[ActivityEvent], received_at: datetime, grace: timedelta) -> str | None:
     """Why the record is too late to count, or None.
 
@@ -184,7 +190,7 @@ class BatchProcessor:
             result.dead_letters.append(DeadLetter("too_large", detail, source, payload))
             return
         grace = self._grace.get(parser.family)
-        if message.received_at is None or header_value(message.headers, BACKFILL_HEADER):
+        if message.received_at is None or _is_backfill(message.headers):
             grace = None
         for index, record in enumerate(parser.split(payload)):
             result.records[format_name] += 1

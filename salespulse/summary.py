@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import ClickHouse, as_date
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
     CALL_METRICS,
@@ -85,7 +85,7 @@ def query_summary(
     }
     for manager_id, department_id, local_date, values in rows:
         first, last = wanted.get(department_id, wanted[""])
-        if not first <= _as_date(local_date) <= last:
+        if not first <= as_date(local_date) <= last:
             continue
         key = manager_id or UNATTRIBUTED
         entry = table.setdefault(key, ManagerDay(key, manager_id or UNATTRIBUTED, department_id))
@@ -94,10 +94,6 @@ def query_summary(
     return sorted(
         table.values(), key=lambda m: (m.manager_id == UNATTRIBUTED, m.department_id, m.name)
     )
-
-
-def _as_date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _format_duration(seconds: int) -> str:

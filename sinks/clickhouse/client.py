@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from clickhouse_driver import Client
@@ -55,6 +56,16 @@ class ClickHouse(Protocol):
     def server_version(self) -> tuple[int, ...]: ...
 
     def close(self) -> None: ...
+
+
+def as_date(value: object) -> date:
+    """A Date column's value: a ``date`` from the native client, ISO text from chDB's JSON."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def as_datetime(value: object) -> datetime:
+    """A DateTime column's value: a ``datetime`` from the native client, text from chDB."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def parse_version(text: str) -> tuple[int, ...]:

@@ -46,8 +46,9 @@ ACTIVITY_METRICS: tuple[tuple[str, str], ...] = (
         "AND isNotNull(first_response_seconds))",
     ),
     ("meetings", "countIf(kind = 'meeting')"),
-    ("meetings_office", "countIf(kind = 'meeting' AND location = 'office')"),
-    ("meetings_visit", "countIf(kind = 'meeting' AND location NOT IN ('office', 'remote'))"),
+    # A meeting with no place recorded was held in the office, as Bitrix24 treats it too.
+    ("meetings_office", "countIf(kind = 'meeting' AND location IN ('office', ''))"),
+    ("meetings_visit", "countIf(kind = 'meeting' AND location NOT IN ('office', 'remote', ''))"),
     ("presentations", "countIf(kind = 'meeting' AND action = 'presentation')"),
     ("offers", "countIf(kind = 'offer' AND action = 'sent')"),
     ("leads", "countIf(kind = 'lead')"),

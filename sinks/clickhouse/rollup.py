@@ -21,13 +21,14 @@ from decimal import Decimal
 from typing import Any
 
 from salespulse.settings import CountingSettings
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import ClickHouse, as_date
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
     CALL_METRICS,
     day_params,
     per_manager_metrics,
 )
+from sinks.clickhouse.worktime import WORKTIME_METRICS, query_working_time
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,9 @@ ACTIVITY = RollupShape(
     ACTIVITY_TABLE, ("manager_id", "department_id", "local_date", "bucket"), ACTIVITY_METRIC_NAMES
 )
 DAILY = RollupShape(
-    DAILY_TABLE, ("manager_id", "department_id", "local_date"), ACTIVITY_METRIC_NAMES
+    DAILY_TABLE,
+    ("manager_id", "department_id", "local_date"),
+    ACTIVITY_METRIC_NAMES + WORKTIME_METRICS,
 )
 PAYMENTS = RollupShape(
     PAYMENTS_TABLE,
@@ -80,12 +83,19 @@ def _activity_rows(
 
 def _by_day(
     quarters: dict[tuple[Any, ...], list[int | Decimal]],
+    worktime: dict[tuple[Any, ...], list[int]],
 ) -> dict[tuple[Any, ...], list[int | Decimal]]:
+    """Day rows: the day's 15-minute rows summed, then its working time."""
+    width = len(ACTIVITY_METRIC_NAMES)
     days: dict[tuple[Any, ...], list[int | Decimal]] = {}
     for (manager, department, day, _bucket), values in quarters.items():
-        total = days.setdefault((manager, department, day), [0] * len(values))
+        total = days.setdefault((manager, department, day), [0] * width)
         for i, value in enumerate(values):
             total[i] += value
+    for key in worktime:
+        days.setdefault(key, [0] * width)
+    for key, total in days.items():
+        total.extend(worktime.get(key, [0] * len(WORKTIME_METRICS)))
     return days
 
 
@@ -111,7 +121,7 @@ def _replace(
     version: int,
 ) -> int:
     days = set(params["days"])
-    rows = {key: values for key, values in fresh.items() if _as_date(key[2]) in days}
+    rows = {key: values for key, values in fresh.items() if as_date(key[2]) in days}
     any_activity = " OR ".join(f"{name} != 0" for name in shape.metrics)
     existing = ch.execute(
         f"SELECT {', '.join(shape.keys)} FROM {ch.database}.{shape.table} FINAL "
@@ -127,10 +137,6 @@ def _replace(
     return len(rows)
 
 
-def _as_date(value: object) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
-
-
 def recompute_days(
     ch: ClickHouse, days: Iterable[date], counting: CountingSettings | None = None
 ) -> int:
@@ -144,7 +150,8 @@ def recompute_days(
         version = time.time_ns()
         quarters = _activity_rows(ch, params, counting)
         written += _replace(ch, ACTIVITY, quarters, params, version)
-        written += _replace(ch, DAILY, _by_day(quarters), params, version)
+        daily = _by_day(quarters, query_working_time(ch, params))
+        written += _replace(ch, DAILY, daily, params, version)
         written += _replace(ch, PAYMENTS, _payment_rows(ch, params), params, version)
     return written
 
@@ -181,7 +188,7 @@ class RollupUpdater:
         )
         if not days:
             return 0
-        written = recompute_days(ch, [_as_date(d) for d in days], self._counting)
+        written = recompute_days(ch, [as_date(d) for d in days], self._counting)
         ch.insert_columns(
             STATE_TABLE,
             ("name", "watermark", "version"),

@@ -117,3 +117,13 @@ def test_a_zero_grace_switches_the_check_off() -> None:
         clock=lambda: NOW + timedelta(days=300),
     ).process([message])
     assert len(result.rows) == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "backfill"),
+    [(b"1", True), (b"true", True), (b"0", False), (b"false", False), (b"", False)],
+)
+def test_only_an_explicit_yes_marks_a_backfill(value: bytes, backfill: bool) -> None:
+    headers = [*PBX, ("sp-backfill", value)]
+    message = RawMessage("pbx", 0, 1, headers, CDR, received_at=NOW + timedelta(days=30))
+    assert len(processor().process([message]).rows) == (1 if backfill else 0)
