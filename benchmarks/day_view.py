@@ -21,14 +21,15 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from salespulse.settings import REPO_ROOT, ClickHouseSettings
+from results import RESULTS, write_section  # the sibling module: run as a script
+
+from salespulse.settings import ClickHouseSettings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import private_stack
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from sinks.clickhouse.rollup import rebuild
 
-RESULTS = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Dashboard queries over a large history"
 FIRST_DAY = date(2024, 12, 1)
 DAYS = 730
@@ -48,7 +49,7 @@ SELECT
     multiIf(k = 'call', 'leg', k = 'chat_session', 'served', k = 'offer', 'sent',
             k = 'lead', 'worked', k = 'meeting', 'held', k = 'task', 'completed', 'received'),
     toDateTime({int(datetime.combine(FIRST_DAY, datetime.min.time(), UTC).timestamp())}
-               + (number % {DAYS}) * 86400 + 8 * 3600 - dep_offset + (h % 36000)) AS at,
+               + (number % {{days}}) * 86400 + 8 * 3600 - dep_offset + (h % 36000)) AS at,
     toDate(at + dep_offset),
     toDateTime(toUInt32(at) + dep_offset),
     if(k = 'call', 'pbx', 'crm'),
@@ -83,18 +84,20 @@ def timed(run: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
 
 
-def measure(ch: ClickHouse, events: int, repeat: int) -> dict[str, float]:
+def measure(ch: ClickHouse, events: int, repeat: int, days: int) -> dict[str, float]:
     db = ch.database
     started = time.perf_counter()
     for offset in range(0, events, 2_000_000):
         # No parameters: the SQL is all ours, and its modulo signs are not placeholders.
-        ch.execute(_FILL.format(db=db, offset=offset, count=min(2_000_000, events - offset)))
+        ch.execute(
+            _FILL.format(db=db, days=days, offset=offset, count=min(2_000_000, events - offset))
+        )
     fill = time.perf_counter() - started
     started = time.perf_counter()
-    rebuild(ch, FIRST_DAY, FIRST_DAY + timedelta(days=DAYS))
+    rebuild(ch, FIRST_DAY, FIRST_DAY + timedelta(days=days))
     rollup = time.perf_counter() - started
-    period = {"manager": "m-42", "first": FIRST_DAY, "last": FIRST_DAY + timedelta(days=DAYS)}
-    day = {"department": "dep-7", "day": FIRST_DAY + timedelta(days=400)}
+    period = {"manager": "m-42", "first": FIRST_DAY, "last": FIRST_DAY + timedelta(days=days)}
+    day = {"department": "dep-7", "day": FIRST_DAY + timedelta(days=days // 2)}
     manager_years = (
         "SELECT local_date, sum(calls_out), sum(conversations), sum(talk_seconds), sum(offers) "
         f"FROM {db}.activity_daily FINAL WHERE manager_id = %(manager)s "
@@ -154,11 +157,9 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     body = "\n".join(
         [
-            SECTION,
-            "",
             f"Command: `{command}` — {datetime.now(UTC):%Y-%m-%d}, {machine}, ClickHouse 18.16 "
             f"server on loopback. {result['events']:,.0f} events of {MANAGERS:,} managers over "
-            f"{DAYS} days; rollups rebuilt in {result['rollup_s']:.0f} s, "
+            f"{args.days} days; rollups rebuilt in {result['rollup_s']:.0f} s, "
             f"{result['rollup_rows']:,.0f} manager-day rows (events generated in "
             f"{result['fill_s']:.0f} s).",
             "",
@@ -171,20 +172,14 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> None:
             "",
         ]
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\n"
-    if SECTION in text:
-        before, _, rest = text.partition(SECTION)
-        after = rest.split("\n## ", 1)
-        text = before + body + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS.write_text(text)
+    write_section(SECTION, body)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--days", type=int, default=DAYS, help="local days the events span")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="salespulse-bench-") as state:
@@ -193,7 +188,7 @@ def main() -> None:
         ch = NativeClickHouse(ClickHouseSettings(port=stack.clickhouse_tcp_port), database="bench")
         try:
             apply_migrations(ch)
-            result = measure(ch, args.events, args.repeat)
+            result = measure(ch, args.events, args.repeat, args.days)
         finally:
             ch.close()
             stack_down(stack)

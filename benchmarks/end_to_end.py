@@ -21,15 +21,16 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from results import RESULTS, write_section  # the sibling module: run as a script
+
 from ingest.generator import make_population, send_to_kafka, simulate, write_directory_yaml
 from salespulse.lag import wait_for_zero_lag
-from salespulse.settings import REPO_ROOT, Settings, TopicSettings, WorkerSettings
+from salespulse.settings import Settings, TopicSettings, WorkerSettings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import free_ports, pointed_at_stack, private_stack
 from salespulse.worker_process import start_worker, stop_worker
 from sinks.clickhouse.client import NativeClickHouse
 
-RESULTS = REPO_ROOT / "docs" / "benchmarks.md"
 SECTION = "## End to end, one worker"
 WEEK_END = datetime(2026, 11, 21, tzinfo=UTC)
 
@@ -119,8 +120,6 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> str:
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     body = "\n".join(
         [
-            SECTION,
-            "",
             f"Command: `{command}` — {datetime.now(UTC):%Y-%m-%d}, {machine}, Tansu 0.6.0 and "
             "ClickHouse 18.16 on loopback.",
             "",
@@ -136,14 +135,7 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> str:
             "",
         ]
     )
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n\n"
-    if SECTION in text:
-        before, _, rest = text.partition(SECTION)
-        after = rest.split("\n## ", 1)
-        text = before + body + ("\n## " + after[1] if len(after) > 1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    RESULTS.write_text(text)
+    write_section(SECTION, body)
     return body
 
 

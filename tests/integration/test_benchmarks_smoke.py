@@ -1,0 +1,34 @@
+"""The benchmarks still run (tiny sizes, nothing recorded); their numbers are not checked here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "arguments", "prints"),
+    [
+        ("end_to_end.py", ["--managers", "4", "--days", "1"], "records_per_second"),
+        (
+            "day_view.py",
+            ["--events", "20000", "--days", "20", "--repeat", "1"],
+            "manager_two_years_ms",
+        ),
+    ],
+)
+def test_benchmark_runs(script: str, arguments: list[str], prints: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *arguments, "--no-record"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert prints in result.stdout
