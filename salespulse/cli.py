@@ -23,6 +23,7 @@ from salespulse.directory import DirectoryError, load_directory
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
+from sinks.clickhouse.migrations import MigrationError
 
 log = logging.getLogger("salespulse")
 
@@ -263,6 +264,7 @@ _USER_ERRORS = (
     OSError,
     BridgeNotConfigured,
     TailerStateError,
+    MigrationError,
 )
 
 

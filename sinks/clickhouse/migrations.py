@@ -73,9 +73,14 @@ def _already_done(ch: ClickHouse, statement: str) -> bool:
     return int(rows[0][0]) > 0
 
 
-def applied_versions(ch: ClickHouse) -> set[int]:
-    rows = ch.execute(f"SELECT version FROM {ch.database}.schema_migrations FINAL")
-    return {int(row[0]) for row in rows}
+class MigrationError(Exception):
+    """The database's schema history disagrees with the migration files."""
+
+
+def applied_versions(ch: ClickHouse) -> dict[int, str]:
+    """Applied migration versions and the checksums of the SQL they ran."""
+    rows = ch.execute(f"SELECT version, checksum FROM {ch.database}.schema_migrations FINAL")
+    return {int(version): str(checksum) for version, checksum in rows}
 
 
 def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
@@ -90,6 +95,12 @@ def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[M
     applied: list[Migration] = []
     for migration in discover(directory, server_major=ch.server_version()[0]):
         if migration.version in done:
+            # A migration edited after it ran would leave this database unlike any other.
+            if done[migration.version] != migration.checksum:
+                raise MigrationError(
+                    f"migration {migration.version:04d}_{migration.name} changed after it was "
+                    f"applied to {ch.database}; add a new migration instead of editing it"
+                )
             continue
         for statement in migration.statements(ch.database):
             if not _already_done(ch, statement):

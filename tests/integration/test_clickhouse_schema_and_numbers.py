@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
+
 from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
@@ -15,7 +17,7 @@ from salespulse.directory import parse_directory
 from salespulse.settings import ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.migrations import apply_migrations, discover
+from sinks.clickhouse.migrations import MigrationError, apply_migrations, discover
 from sinks.clickhouse.sink import ClickHouseSink
 
 DIRECTORY = parse_directory(
@@ -164,3 +166,13 @@ def test_a_migration_another_worker_half_applied_completes(clickhouse: ClickHous
         {"db": clickhouse.database},
     )
     assert ("call_id",) in [tuple(c) for c in columns]
+
+
+def test_a_migration_edited_after_it_ran_is_refused(clickhouse: ClickHouse) -> None:
+    apply_migrations(clickhouse)
+    clickhouse.execute(
+        f"INSERT INTO {clickhouse.database}.schema_migrations "
+        "(version, name, checksum, applied_at) SELECT 1, 'events', 'not-the-same', now() + 1"
+    )
+    with pytest.raises(MigrationError, match="0001_events changed after it was applied"):
+        apply_migrations(clickhouse)
