@@ -1,9 +1,15 @@
-"""Asterisk Manager Interface bridge: Cdr events from a live AMI session onto the raw PBX topic.
+"""Asterisk Manager Interface bridge: Cdr and CEL events from a live AMI session onto the raw PBX
+topic.
 
 ``cdr_manager`` raises an ``Event: Cdr`` for every CDR on each AMI session whose user may read
 ``cdr``. The bridge logs in asking for that event class only (``Events: cdr``), and writes each
 Cdr message to Kafka byte for byte, format ``asterisk-ami-cdr``, keyed by the call (LinkedID, or
 else UniqueID, or else Channel), reading on only after the broker acknowledged the write.
+
+With CEL enabled (``CelOptions``) the bridge also asks for the ``call`` class, where
+``cel_manager`` raises ``Event: CEL``. A CEL event says nothing about a call by itself, so the
+bridge holds each call's events (by LinkedID) until its ``LINKEDID_END`` and then writes them as
+one record, format ``asterisk-cel-call``: the blocks exactly as received, in arrival order.
 
 AMI has no replay: what Asterisk raises while no session is logged in is gone. So the bridge
 reconnects promptly (capped exponential backoff with jitter), pings the session so that a
@@ -17,12 +23,16 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from ingest.ami_protocol import AmiAuthError, AmiConnection, AmiError, AmiProtocolError, fields_of
 from ingest.ami_settings import AmiSettings
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
+from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
 from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
@@ -33,6 +43,8 @@ __all__ = [
     "AmiKeepaliveError",
     "AmiProtocolError",
     "AmiSettings",
+    "CelCalls",
+    "CelOptions",
     "backoff_delay",
     "cdr_record",
     "run_ami_bridge",
@@ -42,6 +54,105 @@ log = logging.getLogger(__name__)
 
 BRIDGE = "ami"
 _FORMAT = AsteriskAmiCdrParser.format_name
+_CEL_FORMAT = AsteriskCelCallParser.format_name
+
+
+@dataclass(frozen=True)
+class CelOptions:
+    """Whether the bridge asks for CEL events, and how much of them it may hold.
+
+    ``max_open_calls`` and ``max_age_seconds`` bound the memory: past either, the oldest call is
+    written as it is, incomplete. ``max_call_bytes`` keeps one call within what the parser and
+    Kafka accept; a call that outgrows it is written and its later events start a new record.
+    """
+
+    enabled: bool = False
+    max_open_calls: int = 10_000
+    max_age_seconds: float = 6 * 3600.0
+    max_call_bytes: int = CEL_MAX_RECORD_BYTES
+
+    @classmethod
+    def of(cls, ami: AmiSettings) -> CelOptions:
+        return cls(
+            enabled=ami.cel_enabled,
+            max_open_calls=ami.cel_max_open_calls,
+            max_age_seconds=ami.cel_max_age_seconds,
+            max_call_bytes=ami.cel_max_call_bytes,
+        )
+
+
+@dataclass
+class _OpenCall:
+    opened: float  # clock time of its first event
+    messages: list[bytes]
+    size: int
+
+
+class CelCalls:
+    """CEL events held per LinkedID until the call ends; each method returns what to write."""
+
+    def __init__(self, options: CelOptions, clock: Callable[[], float]) -> None:
+        self._options = options
+        self._clock = clock
+        # Insertion order is age order: the first entry is the oldest open call.
+        self._open: OrderedDict[str, _OpenCall] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def add(self, message: bytes, fields: dict[str, str]) -> list[RawRecordOut]:
+        linkedid = fields.get("linkedid")
+        if not linkedid:
+            # Nothing to group by: written alone, so the worker reports it instead of it
+            # vanishing here.
+            return [_cel_record(fields.get("uniqueid"), [message])]
+        out: list[RawRecordOut] = []
+        call = self._open.get(linkedid)
+        if call is not None and call.size + len(message) > self._options.max_call_bytes:
+            limit = self._options.max_call_bytes
+            log.warning(
+                "AMI: CEL of call %s exceeds %d bytes; writing it in parts", linkedid, limit
+            )
+            out.append(self._close(linkedid))
+            call = None
+        if call is None:
+            call = self._open[linkedid] = _OpenCall(self._clock(), [], 0)
+        call.messages.append(message)
+        call.size += len(message)
+        if fields.get("eventname", "").upper() == "LINKEDID_END":
+            out.append(self._close(linkedid))
+        elif len(self._open) > self._options.max_open_calls:
+            oldest = next(iter(self._open))
+            limit = self._options.max_open_calls
+            log.warning("AMI: more than %d calls open; writing call %s incomplete", limit, oldest)
+            out.append(self._close(oldest))
+        return out
+
+    def expired(self) -> list[RawRecordOut]:
+        """Calls open longer than ``max_age_seconds``: their LINKEDID_END was lost (the bridge
+        was disconnected) or the call is improbably long."""
+        deadline = self._clock() - self._options.max_age_seconds
+        out: list[RawRecordOut] = []
+        while self._open:
+            linkedid, call = next(iter(self._open.items()))
+            if call.opened > deadline:
+                break
+            log.warning("AMI: call %s open too long; writing it incomplete", linkedid)
+            out.append(self._close(linkedid))
+        return out
+
+    def drain(self) -> list[RawRecordOut]:
+        """Every open call, incomplete: on stop, what is held is written rather than lost."""
+        return [self._close(linkedid) for linkedid in list(self._open)]
+
+    def _close(self, linkedid: str) -> RawRecordOut:
+        return _cel_record(linkedid, self._open.pop(linkedid).messages)
+
+
+def _cel_record(key: str | None, messages: list[bytes]) -> RawRecordOut:
+    # Each message keeps its closing empty line, so joined they stay blank-line separated.
+    value = b"".join(messages)
+    return RawRecordOut(SourceFamily.PBX, _CEL_FORMAT, key.encode() if key else None, value)
 
 
 class AmiKeepaliveError(AmiError):
@@ -64,9 +175,12 @@ def cdr_record(message: bytes, fields: dict[str, str]) -> RawRecordOut:
 class _Bridge:
     """Sessions one after another until stopped; the shared state run_ami_bridge looks at."""
 
-    def __init__(self, ami: AmiSettings, producer: RawProducer) -> None:
+    def __init__(self, ami: AmiSettings, producer: RawProducer, cel: CelOptions) -> None:
         self.ami = ami
         self.producer = producer
+        self.cel_options = cel
+        # Kept across sessions: a call's events before and after a reconnect still meet.
+        self.cel = CelCalls(cel, asyncio.get_running_loop().time)
         self.stopping = False
         # While True the bridge holds Cdr messages Asterisk will not send again, so a stop waits
         # for the write to finish instead of cancelling it.
@@ -121,10 +235,10 @@ class _Bridge:
                         for record in records:
                             await self._deliver([record])
                         return
-                    log.error("AMI: Kafka refuses a Cdr event for good, dropping it: %s", exc)
+                    log.error("AMI: Kafka refuses a record for good, dropping it: %s", exc)
                     return
                 if self.stopping:
-                    log.error("AMI: stopping with %d Cdr events not written: %s", len(records), exc)
+                    log.error("AMI: stopping with %d records not written: %s", len(records), exc)
                     return
                 log.warning("AMI: %s; retrying in %.2g s", exc, delay)
                 await asyncio.sleep(delay)
@@ -153,7 +267,7 @@ class _Session:
                     connection.login(
                         ami.username,
                         ami.secret.get_secret_value(),
-                        events="cdr",
+                        events="cdr,call" if self._bridge.cel_options.enabled else "cdr",
                         seconds=ami.connect_timeout_seconds,
                     ),
                     ami.connect_timeout_seconds,
@@ -185,8 +299,13 @@ class _Session:
                     # Ours echo their ActionID; an answer without one still proves a live peer.
                     if ping is not None and fields.get("actionid", ping) == ping:
                         ping = None
-                elif fields.get("event", "").lower() == "cdr":
-                    batch.append(cdr_record(message, fields))
+                else:
+                    event = fields.get("event", "").lower()
+                    if event == "cdr":
+                        batch.append(cdr_record(message, fields))
+                    elif event == "cel":
+                        batch += self._bridge.cel.add(message, fields)
+            batch += self._bridge.cel.expired()
             if batch:
                 await self._bridge.deliver(batch)
                 continue
@@ -201,14 +320,22 @@ class _Session:
             await connection.receive((ping_deadline if ping is not None else next_ping) - now)
 
 
-async def run_ami_bridge(ami: AmiSettings, producer: RawProducer, *, stop: asyncio.Event) -> None:
-    """Forward Cdr events from the AMI at ``ami`` through ``producer`` until ``stop`` is set.
+async def run_ami_bridge(
+    ami: AmiSettings,
+    producer: RawProducer,
+    *,
+    stop: asyncio.Event,
+    cel: CelOptions | None = None,
+) -> None:
+    """Forward Cdr events (and CEL calls) from the AMI at ``ami`` through ``producer`` until
+    ``stop`` is set.
 
     Connection failures, refused logins and Kafka outages are logged and retried; only a bug
     escapes. The caller owns ``producer`` (started before, stopped after). On stop, a write in
-    progress is finished first, then the session logs off.
+    progress is finished first, then the session logs off, then CEL calls still open are
+    written incomplete. ``cel`` defaults to what ``ami`` says (``CelOptions.of``).
     """
-    bridge = _Bridge(ami, producer)
+    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami))
     runner = asyncio.create_task(bridge.run(), name="ami-bridge")
     stopped = asyncio.create_task(stop.wait(), name="ami-bridge-stop")
     try:
@@ -222,13 +349,22 @@ async def run_ami_bridge(ami: AmiSettings, producer: RawProducer, *, stop: async
             runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+        if leftover := bridge.cel.drain():
+            await bridge.deliver(leftover)
 
 
 class AmiBridge:
     """The bridge as a service that owns its Kafka producer: ``start()``, later ``stop()``."""
 
-    def __init__(self, ami: AmiSettings, kafka: KafkaSettings, topics: TopicSettings) -> None:
+    def __init__(
+        self,
+        ami: AmiSettings,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        cel: CelOptions | None = None,
+    ) -> None:
         self._ami = ami
+        self._cel = cel
         # No linger: each write is awaited before the next read, so batching would only wait.
         self._producer = RawProducer(kafka, topics, linger_ms=0)
         self._stop = asyncio.Event()
@@ -238,7 +374,8 @@ class AmiBridge:
         await self._producer.start()
         self._stop.clear()
         self._task = asyncio.create_task(
-            run_ami_bridge(self._ami, self._producer, stop=self._stop), name="ami-bridge-service"
+            run_ami_bridge(self._ami, self._producer, stop=self._stop, cel=self._cel),
+            name="ami-bridge-service",
         )
 
     async def stop(self) -> None:

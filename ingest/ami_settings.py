@@ -42,3 +42,21 @@ class AmiSettings(BaseModel):
         if "\r" in text or "\n" in text:
             raise ValueError("must not contain a line break")
         return value
+
+    cel_enabled: bool = Field(
+        default=False, description="log in with Events: cdr,call and forward CEL calls"
+    )
+    cel_max_open_calls: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="calls whose CEL events are held at once"
+    )
+    cel_max_age_seconds: float = Field(
+        default=21_600.0,
+        gt=0,
+        le=7 * 86_400,
+        description="a call held longer is written incomplete",
+    )
+    # 524_288 = processors.parsers.asterisk_cel.CEL_MAX_RECORD_BYTES, not imported here: the
+    # settings must not import the parsers (which import the settings).
+    cel_max_call_bytes: int = Field(
+        default=524_288, ge=4_096, le=524_288, description="a larger call is written in parts"
+    )

@@ -7,6 +7,7 @@ from typing import TypedDict
 from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
 from processors.parsers.asterisk_cdr_csv import AsteriskCdrCsvParser
+from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
 from processors.parsers.base import Parser, RecordError
 from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
 from processors.parsers.bitrix24_openlines import Bitrix24OpenLinesParser
@@ -26,6 +27,7 @@ from salespulse.settings import ParsingSettings
 __all__ = [
     "AsteriskAmiCdrParser",
     "AsteriskCdrCsvParser",
+    "AsteriskCelCallParser",
     "Bitrix24CallEndEventParser",
     "Bitrix24CrmRestParser",
     "Bitrix24OpenLinesParser",
@@ -60,6 +62,12 @@ def build_parsers(
     parsers: list[Parser] = [
         AsteriskCdrCsvParser(**pbx, columns=settings.asterisk_cdr_columns),
         AsteriskAmiCdrParser(**pbx),
+        AsteriskCelCallParser(
+            timezone=settings.pbx_timezone,
+            internal_extension_pattern=settings.internal_extension_pattern,
+            # One record is a whole call's events, larger than most records.
+            max_record_bytes=max(max_record_bytes, CEL_MAX_RECORD_BYTES),
+        ),
         FreeswitchCdrCsvParser(**pbx),
         FreeswitchJsonCdrParser(
             internal_extension_pattern=settings.internal_extension_pattern,
