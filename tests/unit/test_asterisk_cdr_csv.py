@@ -19,7 +19,7 @@ from tests.unit.parsing_helpers import (
 SOURCE = source_of(AsteriskCdrCsvParser, 0, 42)
 PHONE = "79161234567"
 
-# The brief's example: a client calls the trunk, the call is answered on extension 101.
+# From docs/formats.md: a client calls the trunk, the call is answered on extension 101.
 INCOMING_ANSWERED = ASTERISK_INCOMING_CSV
 
 
@@ -59,7 +59,7 @@ def test_class_attributes() -> None:
     assert AsteriskCdrCsvParser.family is SourceFamily.PBX
 
 
-def test_helper_reproduces_the_brief_example() -> None:
+def test_helper_reproduces_the_documented_example() -> None:
     assert cdr() == INCOMING_ANSWERED
 
 

@@ -12,7 +12,7 @@ from tests.unit.parsing_helpers import changed_record, record_error, source_of, 
 
 SOURCE = source_of(ChatSessionJsonParser, 1, 7)
 
-# The brief's example: a WhatsApp session answered after 54 s and closed 17.5 min later.
+# From docs/formats.md: a WhatsApp session answered after 54 s and closed 17.5 min later.
 SERVED = (
     b'{"session_id":"wa-5521","operator_id":"op-101","channel":"whatsapp",'
     b'"started_at":"2026-11-26T10:02:11+03:00","first_response_at":"2026-11-26T10:03:05+03:00",'

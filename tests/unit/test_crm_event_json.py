@@ -14,7 +14,7 @@ from tests.unit.parsing_helpers import changed_record, record_error, source_of, 
 
 SOURCE = source_of(CrmEventJsonParser, 2, 1234)
 
-# The brief's example: 125 000 RUB received on deal 5531 at 15:40 Moscow time.
+# From docs/formats.md: 125 000 RUB received on deal 5531 at 15:40 Moscow time.
 PAYMENT = (
     b'{"id":"evt-90817","type":"payment.received","user_id":"1101",'
     b'"occurred_at":"2026-11-26T15:40:00+03:00","entity":"deal:5531","amount":"125000.00",'
