@@ -116,7 +116,7 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish_directory_change(args: argparse.Namespace, settings: Settings) -> int:
-    from salespulse.directory_topic import publish_deletion, publish_from_file
+    from salespulse.directory_publish import publish_deletion, publish_from_file
 
     topics = settings.topics
     # Checked against the file and the topic as they are now, so a change the workers would

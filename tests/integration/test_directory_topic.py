@@ -20,13 +20,13 @@ from salespulse.directory import (
     ManagerEntry,
     load_directory_file,
 )
-from salespulse.directory_topic import (
-    DirectoryTopic,
+from salespulse.directory_publish import (
     load_effective_directory,
     publish,
     publish_deletion,
     publish_from_file,
 )
+from salespulse.directory_topic import DirectoryTopic
 from salespulse.models import Actor, SourceFamily
 from salespulse.settings import KafkaSettings
 from tests.conftest import LocalStack
