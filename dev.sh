@@ -33,27 +33,29 @@ system_packages() {
   fi
 }
 
+# $1: the extras to install: "stack" for the demo (no test tools), "dev" for tests and CI.
 python_env() {
-  local stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+  local extras=$1
+  local stamp="$VENV/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
     [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-    echo "dev.sh: installing Python packages into $VENV (first run takes a minute)"
+    echo "dev.sh: installing Python packages [$extras] into $VENV (first run takes a minute)"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e '.[dev]'
-    rm -f "$VENV"/.installed-*
+    "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+    rm -f "$VENV"/.installed-"$extras"-*
     touch "$stamp"
   fi
 }
 
-setup() { system_packages; python_env; }
+setup() { system_packages; python_env "${1:-dev}"; }
 
 cmd=${1:-}
 shift || true
 case "$cmd" in
   setup) setup ;;
-  demo) setup; exec "$VENV/bin/salespulse" demo "$@" ;;
+  demo) setup stack; exec "$VENV/bin/salespulse" demo "$@" ;;
   test)
-    setup
+    setup dev
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy"
