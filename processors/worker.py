@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from prometheus_client import generate_latest
 
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
@@ -123,6 +124,13 @@ def build_app(settings: Settings) -> faust.App:
             log.warning("rollups not updated this time: %s", exc)
 
     app.timer(worker.rollup_interval_seconds, on_leader=True)(update_rollups)
+
+    async def metrics_page(view: Any, request: Any) -> Any:
+        # Prometheus' text format; plain text/plain because the web server refuses a charset
+        # parameter in the content type, and every scraper accepts it.
+        return view.bytes(generate_latest(), content_type="text/plain")
+
+    app.page("/metrics")(metrics_page)
     return app
 
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from ingest.generator import Traffic, send_to_kafka
@@ -97,6 +98,15 @@ async def test_generated_traffic_arrives_exactly_and_a_resend_changes_nothing(
     elapsed = time.monotonic() - started
     print(f"warm resend: {report.records / elapsed:,.0f} records/s end to end")
     assert stored_totals(settings) == stored
+
+    # The worker serves its counters for Prometheus on its web port.
+    async with aiohttp.ClientSession() as http:
+        url = f"http://127.0.0.1:{settings.worker.web_port}/metrics"
+        async with http.get(url) as response:
+            assert response.status == 200
+            exposition = await response.text()
+    assert 'salespulse_records_total{format="asterisk-cdr-csv"}' in exposition
+    assert 'salespulse_dead_letters_total{reason="malformed"}' in exposition
 
     # The worker's rollups catch up by themselves and then say exactly what the events say.
     wanted = {m: c for m, c in stored.items() if c}
