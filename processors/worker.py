@@ -19,6 +19,7 @@ from typing import Any
 import faust
 from prometheus_client import generate_latest
 
+from processors.health import readiness
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
 from salespulse.directory_topic import ensure_directory_topic
@@ -131,6 +132,16 @@ def build_app(settings: Settings) -> faust.App:
         return view.bytes(generate_latest(), content_type="text/plain")
 
     app.page("/metrics")(metrics_page)
+
+    async def healthz(view: Any, request: Any) -> Any:
+        return view.json({"alive": True})
+
+    async def readyz(view: Any, request: Any) -> Any:
+        checks = await readiness(settings.kafka, settings.clickhouse)
+        return view.json(checks, status=200 if all(checks.values()) else 503)
+
+    app.page("/healthz")(healthz)
+    app.page("/readyz")(readyz)
     return app
 
 

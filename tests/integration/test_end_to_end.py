@@ -105,6 +105,10 @@ async def test_generated_traffic_arrives_exactly_and_a_resend_changes_nothing(
         async with http.get(url) as response:
             assert response.status == 200
             exposition = await response.text()
+        for path in ("/healthz", "/readyz"):
+            url = f"http://127.0.0.1:{settings.worker.web_port}{path}"
+            async with http.get(url) as response:
+                assert response.status == 200, path
     assert 'salespulse_records_total{format="asterisk-cdr-csv"}' in exposition
     assert 'salespulse_dead_letters_total{reason="malformed"}' in exposition
 
