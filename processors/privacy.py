@@ -25,10 +25,6 @@ class PhoneProtector:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
 
-    @property
-    def mode(self) -> str:
-        return "hash" if self._key else "mask"
-
     def protect(self, value: str | None) -> str | None:
         if value is None:
             return None
