@@ -66,6 +66,8 @@ class ManagerEntry(_Strict):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(default="", max_length=256)
     department: str = Field(min_length=1, max_length=64)
+    # What the manager does (e.g. "telesales", "key_account"); alert norms may be set per role.
+    role: str = Field(default="", max_length=64)
     identities: list[IdentityEntry] = Field(default_factory=list)
 
 
@@ -185,8 +187,11 @@ _CSV_COLUMNS = (
 
 def _from_csv(text: str) -> DirectoryFile:
     reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or tuple(reader.fieldnames) != _CSV_COLUMNS:
-        raise DirectoryError(f"directory CSV header must be: {','.join(_CSV_COLUMNS)}")
+    header = tuple(reader.fieldnames or ())
+    if header not in (_CSV_COLUMNS, (*_CSV_COLUMNS, "role")):
+        raise DirectoryError(
+            f"directory CSV header must be: {','.join(_CSV_COLUMNS)} (and optionally ,role)"
+        )
     departments: dict[str, dict[str, str]] = {}
     managers: dict[str, dict[str, object]] = {}
     for row in reader:
@@ -204,6 +209,7 @@ def _from_csv(text: str) -> DirectoryFile:
                 "id": row["manager_id"],
                 "name": row["manager_name"],
                 "department": row["department_id"],
+                "role": row.get("role") or "",
                 "identities": [],
             },
         )

@@ -40,3 +40,25 @@ LAST_BATCH_DURABLE = Gauge(
     "salespulse_last_batch_durable_timestamp_seconds",
     "Unix time when the last batch became durable in ClickHouse.",
 )
+
+# Alert evaluation (processors.alerting); delivery has its own in sinks.alerts.
+ALERT_EVALUATIONS = Counter(
+    "salespulse_alert_evaluations_total",
+    "Alert evaluations on the group leader, by result (ok, error).",
+    ["result"],
+)
+ALERT_EVALUATION_SECONDS = Histogram(
+    "salespulse_alert_evaluation_seconds",
+    "Time to read today's activity and judge every rule once.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+ALERT_NOTICES = Counter(
+    "salespulse_alert_notices_total",
+    "Alert notices raised by the engine, by rule and state (firing, resolved).",
+    ["rule", "state"],
+)
+ALERT_CONFIG_RELOADS = Counter(
+    "salespulse_alert_config_reloads_total",
+    "Reloads of the alert rules and the working calendar, by file and result.",
+    ["file", "result"],
+)

@@ -29,6 +29,7 @@ from ingest.ami_settings import AmiSettings
 from ingest.bitrix24.settings import Bitrix24Settings
 from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import TailerSettings
+from salespulse.alert_settings import AlertsSettings
 from salespulse.models import SourceFamily, TimeZoneName
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -118,10 +119,11 @@ class TopicSettings(BaseModel):
     raw_crm: str = "salespulse.raw.crm"
     dead_letter: str = "salespulse.deadletter"
     directory: str = "salespulse.directory"
+    alerts: str = "salespulse.alerts"
     partitions: int = Field(default=4, ge=1, le=1024)
     replication_factor: int = Field(default=1, ge=1, le=7)
 
-    @field_validator("raw_pbx", "raw_chat", "raw_crm", "dead_letter", "directory")
+    @field_validator("raw_pbx", "raw_chat", "raw_crm", "dead_letter", "directory", "alerts")
     @classmethod
     def _valid_topic(cls, value: str) -> str:
         if not _TOPIC.match(value):
@@ -274,6 +276,7 @@ class Settings(BaseSettings):
     receiver: ReceiverSettings = ReceiverSettings()
     ami: AmiSettings | None = None
     bitrix24: Bitrix24Settings | None = None
+    alerts: AlertsSettings = AlertsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

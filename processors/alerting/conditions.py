@@ -1,0 +1,412 @@
+"""Each rule kind's condition, judged for every manager (or department, or task) at an instant.
+
+Everything here is pure: the instant, the rules, the directory, the working calendar, today's
+activity and the baselines come in; ``Verdict``s go out to the engine. Activity rules judge a
+manager only while the manager is at work (``docs/alerts.md`` has each rule's exact meaning);
+outside working time they say "not judged", and once the manager's workday is over they end
+whatever fired that day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from processors.alerting import messages
+from processors.alerting.activity import ActivitySnapshot, OpenTask
+from processors.alerting.baseline import Baselines
+from processors.alerting.engine import Verdict
+from processors.alerting.model import Alert
+from processors.alerting.rules import Period, Rule, RuleKind, RulesFile
+from processors.alerting.workdays import Workdays, local_midnight
+from salespulse.directory import DepartmentEntry, Directory, ManagerEntry
+
+WORKDAY_OVER = "workday_over"
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the conditions judge by, at ``now``."""
+
+    now: datetime
+    rules: RulesFile
+    directory: Directory
+    workdays: Workdays
+    snapshot: ActivitySnapshot
+    baselines: Baselines
+    dashboard_url: str = ""
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """A manager, or a department as a whole (``manager`` None), as of ``now``."""
+
+    department: DepartmentEntry
+    zone: ZoneInfo
+    today: date
+    day_start: datetime
+    working: bool
+    over: bool
+    manager: ManagerEntry | None = None
+    members: tuple[ManagerEntry, ...] = field(default=())
+
+    @property
+    def manager_id(self) -> str:
+        return self.manager.id if self.manager is not None else ""
+
+    @property
+    def role(self) -> str:
+        return self.manager.role if self.manager is not None else ""
+
+    @property
+    def who(self) -> messages.Who:
+        name = self.manager.name or self.manager.id if self.manager is not None else ""
+        return messages.Who(name, self.department.name or self.department.id)
+
+    def clock(self, moment: datetime) -> str:
+        return messages.clock(moment, self.zone)
+
+
+def gone_reason(alert: Alert) -> str:
+    """Why an alert no verdict mentions any more resolved: an open task that is no longer open
+    was completed (or lost its deadline); anything else lost its rule or its subject."""
+    return "completed" if alert.kind == RuleKind.OVERDUE_TASK else "gone"
+
+
+def judge(situation: Situation) -> list[Verdict]:
+    subjects = _subjects(situation)
+    departments = _department_subjects(situation)
+    verdicts: list[Verdict] = []
+    for rule in situation.rules.active_rules():
+        if rule.kind is RuleKind.OVERDUE_TASK:
+            verdicts.extend(_overdue_tasks(situation, rule, subjects))
+        elif rule.kind is RuleKind.DEPARTMENT_DIP:
+            for subject in departments:
+                if rule.applies_to(subject.department.id, ""):
+                    verdicts.append(_activity_verdict(situation, rule, subject))
+        else:
+            for subject in subjects.values():
+                if rule.applies_to(subject.department.id, subject.role):
+                    verdicts.append(_activity_verdict(situation, rule, subject))
+    return verdicts
+
+
+def _subjects(situation: Situation) -> dict[str, _Subject]:
+    now, directory, workdays = situation.now, situation.directory, situation.workdays
+    subjects = {}
+    for manager in directory.managers.values():
+        department = directory.departments[manager.department]
+        zone = directory.timezone_of(department.id)
+        today = now.astimezone(zone).date()
+        subjects[manager.id] = _Subject(
+            department=department,
+            zone=zone,
+            today=today,
+            day_start=local_midnight(today, zone),
+            working=workdays.is_working(manager.id, department.id, zone, now),
+            over=workdays.day_over(manager.id, department.id, zone, now),
+            manager=manager,
+        )
+    return subjects
+
+
+def _department_subjects(situation: Situation) -> list[_Subject]:
+    """Departments judged on their own calendar: the hours, without anyone's absence."""
+    now, directory, workdays = situation.now, situation.directory, situation.workdays
+    members: dict[str, list[ManagerEntry]] = {}
+    for manager in directory.managers.values():
+        members.setdefault(manager.department, []).append(manager)
+    subjects = []
+    for department in directory.departments.values():
+        zone = directory.timezone_of(department.id)
+        today = now.astimezone(zone).date()
+        subjects.append(
+            _Subject(
+                department=department,
+                zone=zone,
+                today=today,
+                day_start=local_midnight(today, zone),
+                working=workdays.is_working("", department.id, zone, now),
+                over=workdays.day_over("", department.id, zone, now),
+                members=tuple(members.get(department.id, ())),
+            )
+        )
+    return subjects
+
+
+def _key(rule: Rule, subject: _Subject) -> str:
+    if subject.manager is None:
+        return f"{rule.name}/department/{subject.department.id}"
+    return f"{rule.name}/manager/{subject.manager.id}"
+
+
+def _activity_verdict(situation: Situation, rule: Rule, subject: _Subject) -> Verdict:
+    key = _key(rule, subject)
+    if not subject.working:
+        return Verdict(key, rule, None, end_reason=WORKDAY_OVER if subject.over else "")
+    judge_kind = {
+        RuleKind.DIP: _dip,
+        RuleKind.DEPARTMENT_DIP: _dip,
+        RuleKind.PACE: _pace,
+        RuleKind.INACTIVITY: _inactivity,
+        RuleKind.THRESHOLD: _threshold,
+    }[rule.kind]
+    return judge_kind(situation, rule, subject, key)
+
+
+def _draft(
+    situation: Situation,
+    rule: Rule,
+    subject: _Subject,
+    key: str,
+    metric: str,
+    actual: float,
+    expected: float,
+    since: datetime,
+    details: dict[str, str],
+) -> Alert:
+    department = subject.department
+    manager_id = subject.manager_id
+    link = f"/managers/{manager_id}" if manager_id else f"/departments/{department.id}"
+    return Alert(
+        key=key,
+        rule=rule.name,
+        kind=rule.kind.value,
+        severity=rule.severity,
+        manager_id=manager_id,
+        manager_name=subject.who.manager_name,
+        department_id=department.id,
+        department_name=subject.who.department_name,
+        metric=metric,
+        actual=actual,
+        expected=expected,
+        since=since,
+        fired_at=situation.now,
+        recipients=situation.rules.notify.recipients(rule, department.id),
+        dashboard_url=f"{situation.dashboard_url}{link}" if situation.dashboard_url else "",
+        details=details,
+    )
+
+
+def _norm_rate(
+    situation: Situation, metric: str, subject: _Subject, manager: ManagerEntry
+) -> float | None:
+    """A manager's norm for the day as a rate per working second of that day."""
+    norm = situation.rules.norm_for(metric, Period.DAY, subject.department.id, manager.role)
+    if norm is None:
+        return None
+    day_seconds = situation.workdays.seconds(
+        manager.id,
+        subject.department.id,
+        subject.zone,
+        subject.day_start,
+        local_midnight(subject.today + timedelta(days=1), subject.zone),
+    )
+    return norm.at_least / day_seconds if day_seconds else None
+
+
+def _expected(
+    situation: Situation,
+    metric: str,
+    subject: _Subject,
+    manager: ManagerEntry,
+    start: datetime,
+    end: datetime,
+) -> tuple[float, str] | None:
+    """The count a manager was expected to reach in [start, end): their baseline, or for a
+    manager without enough history, the norm of their role. None when neither exists."""
+    department_id, zone = subject.department.id, subject.zone
+    pieces = situation.workdays.hour_pieces(manager.id, department_id, zone, start, end)
+    total = 0.0
+    for day, hour, seconds in pieces:
+        rate = situation.baselines.rate(manager.id, metric, day.weekday(), hour)
+        if rate is None:
+            break
+        total += rate * seconds
+    else:
+        return total, "baseline"
+    norm_rate = _norm_rate(situation, metric, subject, manager)
+    if norm_rate is None:
+        return None
+    return norm_rate * sum(seconds for _, _, seconds in pieces), "norm"
+
+
+def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+    assert rule.metric is not None
+    assert rule.window is not None
+    assert rule.below is not None
+    metric, now, workdays = rule.metric, situation.now, situation.workdays
+    start = workdays.window_start(
+        subject.manager_id, subject.department.id, subject.zone, now, rule.window, subject.day_start
+    )
+    worked = workdays.seconds(subject.manager_id, subject.department.id, subject.zone, start, now)
+    if worked < rule.window.total_seconds() / 2:
+        return Verdict(key, rule, None)  # too early in the day to speak of a dip
+    people = (subject.manager,) if subject.manager is not None else subject.members
+    actual, expected, sources = 0, 0.0, set()
+    for person in people:
+        assert person is not None
+        found = _expected(situation, metric, subject, person, start, now)
+        if found is None:
+            continue  # nothing to hold this person against: neither history nor norm
+        expected += found[0]
+        sources.add(found[1])
+        actual += situation.snapshot.count(person.id, metric, start, now)
+    if not sources:
+        return Verdict(key, rule, None)
+    if expected <= rule.min_expected:
+        return Verdict(key, rule, False)
+    breached = actual < rule.below * expected
+    details = {
+        "window_start": start.isoformat(),
+        "working_seconds": f"{worked:.0f}",
+        "expected_from": "+".join(sorted(sources)),
+    }
+    draft = _draft(situation, rule, subject, key, metric, actual, expected, now, details)
+
+    def describe(since: datetime) -> messages.Text:
+        return messages.dip(subject.who, metric, actual, expected, worked, subject.clock(since))
+
+    return Verdict(key, rule, breached, draft, describe)
+
+
+def _period(subject: _Subject, per: Period) -> tuple[date, date]:
+    if per is Period.DAY:
+        return subject.today, subject.today + timedelta(days=1)
+    monday = subject.today - timedelta(days=subject.today.weekday())
+    return monday, monday + timedelta(days=7)
+
+
+def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+    assert rule.metric is not None
+    assert rule.below is not None
+    assert subject.manager is not None
+    metric, now, manager = rule.metric, situation.now, subject.manager
+    norm = situation.rules.norm_for(metric, rule.per, subject.department.id, manager.role)
+    if norm is None:
+        return Verdict(key, rule, None)
+    first, after_last = _period(subject, rule.per)
+    start = local_midnight(first, subject.zone)
+    end = local_midnight(after_last, subject.zone)
+    args = (manager.id, subject.department.id, subject.zone)
+    elapsed = situation.workdays.seconds(*args, start, now)
+    total = situation.workdays.seconds(*args, start, end)
+    if elapsed < rule.after.total_seconds() or not total:
+        return Verdict(key, rule, None)
+    snapshot = situation.snapshot
+    actual = snapshot.count(manager.id, metric, subject.day_start, now) + sum(
+        snapshot.day_total(manager.id, metric, day) for day in _days(first, subject.today)
+    )
+    projected = actual * total / elapsed
+    breached = actual < norm.at_least and projected < rule.below * norm.at_least
+    details = {"projected": f"{projected:.1f}", "norm": f"{norm.at_least:g}", "per": norm.per}
+    draft = _draft(situation, rule, subject, key, metric, actual, norm.at_least, now, details)
+    week = rule.per is Period.WEEK
+
+    def describe(since: datetime) -> messages.Text:
+        return messages.pace(subject.who, metric, actual, projected, norm.at_least, week)
+
+    return Verdict(key, rule, breached, draft, describe)
+
+
+def _days(first: date, stop: date) -> Iterator[date]:
+    day = first
+    while day < stop:
+        yield day
+        day += timedelta(days=1)
+
+
+def _last_active(
+    snapshot: ActivitySnapshot, manager_id: str, metrics: tuple[str, ...]
+) -> datetime | None:
+    """The end of the latest call or chat, or the latest minute with any of ``metrics``."""
+    candidates = []
+    ended = snapshot.last_active.get(manager_id)
+    if ended is not None:
+        candidates.append(ended)
+    per_metric = snapshot.minutes.get(manager_id, {})
+    for metric in metrics:
+        for minute, value in reversed(per_metric.get(metric, ())):
+            if value:
+                candidates.append(minute + timedelta(minutes=1))
+                break
+    return max(candidates, default=None)
+
+
+def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+    assert rule.idle is not None
+    assert subject.manager is not None
+    now, manager = situation.now, subject.manager
+    args = (manager.id, subject.department.id, subject.zone)
+    last = _last_active(situation.snapshot, manager.id, rule.activity_metrics)
+    started = last is not None and last > subject.day_start
+    since = (
+        last
+        if last is not None and started
+        else situation.workdays.first_start(*args, subject.today)
+    )
+    if since is None or since > now:
+        return Verdict(key, rule, None)
+    idle = situation.workdays.seconds(*args, since, now)
+    breached = idle >= rule.idle.total_seconds()
+    details = {"idle_working_seconds": f"{idle:.0f}"}
+    metric = "+".join(rule.activity_metrics)
+    draft = _draft(
+        situation, rule, subject, key, metric, 0, rule.idle.total_seconds(), since, details
+    )
+    clock = subject.clock(since)
+
+    def describe(_: datetime) -> messages.Text:
+        return messages.inactivity(subject.who, idle, clock, started)
+
+    return Verdict(key, rule, breached, draft, describe)
+
+
+def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+    assert rule.metric is not None
+    assert rule.window is not None
+    assert rule.at_least is not None
+    now, metric, window = situation.now, rule.metric, rule.window
+    actual = situation.snapshot.count(subject.manager_id, metric, now - window, now)
+    breached = actual >= rule.at_least
+    draft = _draft(situation, rule, subject, key, metric, actual, rule.at_least, now, {})
+    seconds = window.total_seconds()
+
+    def describe(_: datetime) -> messages.Text:
+        return messages.threshold(subject.who, metric, actual, rule.at_least or 0, seconds)
+
+    return Verdict(key, rule, breached, draft, describe)
+
+
+def _overdue_tasks(
+    situation: Situation, rule: Rule, subjects: dict[str, _Subject]
+) -> Iterator[Verdict]:
+    """One alert per open task past its deadline plus grace, told while its manager works."""
+    now = situation.now
+    for task in situation.snapshot.open_tasks:
+        subject = subjects.get(task.manager_id)
+        if subject is None or not rule.applies_to(subject.department.id, subject.role):
+            continue
+        if task.due_at + rule.grace > now:
+            continue
+        key = f"{rule.name}/task/{task.task_id}"
+        if not subject.working:
+            yield Verdict(key, rule, None)
+            continue
+        yield _overdue_verdict(situation, rule, subject, key, task)
+
+
+def _overdue_verdict(
+    situation: Situation, rule: Rule, subject: _Subject, key: str, task: OpenTask
+) -> Verdict:
+    overdue = (situation.now - task.due_at).total_seconds()
+    details = {"task_id": task.task_id, "due_at": task.due_at.isoformat()}
+    draft = _draft(situation, rule, subject, key, "tasks_done", overdue, 0, task.due_at, details)
+    due = f"{task.due_at.astimezone(subject.zone):%d.%m %H:%M}"
+
+    def describe(_: datetime) -> messages.Text:
+        return messages.overdue(subject.who, task.task_id, due)
+
+    return Verdict(key, rule, True, draft, describe)

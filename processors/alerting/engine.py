@@ -1,0 +1,176 @@
+"""The alert state machine: hold time, deduplication, resolution, silences and rate limits.
+
+Conditions (``processors.alerting.conditions``) judge each rule for each subject at an instant
+and hand the engine a ``Verdict`` per alert key. The engine alone decides what is worth telling:
+
+* breached for ``hold`` without a break → the alert fires once (a notice); while it stays
+  breached nothing more is said (deduplication);
+* clear for ``resolve_hold`` without a break → it resolves (a notice). A condition that
+  flaps while firing therefore stays one alert;
+* not judged (outside working time, nothing to compare with) → a pending alert is forgotten, so
+  nothing fires at lunch or on a holiday; a firing one stays as it is;
+* a verdict that ends the episode (the workday is over, the task was completed), or a key that
+  no verdict mentions any more (rule removed, task gone) → a firing alert resolves at once.
+
+Silenced and rate-limited alerts still fire and resolve (the history keeps them), but their
+notices are marked so the channels that reach people skip them. Time is whatever ``now`` the
+caller passes: tests drive the engine on a controlled clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from processors.alerting.messages import Text
+from processors.alerting.model import Alert, AlertState, Notice, Suppression
+from processors.alerting.rules import Rule, RulesFile
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A rule's judgement about one alert key at one instant.
+
+    ``breached`` is None when the rule could not judge now. ``draft`` holds the facts of the
+    alert when breached; ``describe`` writes its texts given the instant the episode began.
+    ``end_reason`` resolves a firing alert regardless of ``resolve_hold``.
+    """
+
+    key: str
+    rule: Rule
+    breached: bool | None
+    draft: Alert | None = None
+    describe: Callable[[datetime], Text] | None = None
+    end_reason: str = ""
+
+
+@dataclass(slots=True)
+class _Track:
+    rule_name: str
+    pending_since: datetime | None = None
+    firing: Alert | None = None
+    suppressed: Suppression = Suppression.NONE
+    clear_since: datetime | None = None
+
+
+@dataclass(slots=True)
+class _Budget:
+    tokens: float
+    updated: datetime
+
+
+@dataclass
+class AlertEngine:
+    """Keeps each alert key's state between evaluations; ``step`` returns the notices."""
+
+    _tracks: dict[str, _Track] = field(default_factory=dict)
+    _budgets: dict[str, _Budget] = field(default_factory=dict)
+
+    def restore(self, alerts: Iterable[Alert]) -> None:
+        """Alerts that were firing before a restart: they must not fire a second time."""
+        for alert in alerts:
+            self._tracks[alert.key] = _Track(alert.rule, firing=alert)
+
+    def firing(self) -> list[Alert]:
+        return [track.firing for track in self._tracks.values() if track.firing is not None]
+
+    def step(
+        self,
+        now: datetime,
+        verdicts: Iterable[Verdict],
+        rules: RulesFile,
+        gone_reason: Callable[[Alert], str] = lambda alert: "gone",
+    ) -> list[Notice]:
+        notices: list[Notice] = []
+        seen: set[str] = set()
+        for verdict in verdicts:
+            seen.add(verdict.key)
+            notice = self._judge(now, verdict, rules)
+            if notice is not None:
+                notices.append(notice)
+        for key in [key for key in self._tracks if key not in seen]:
+            track = self._tracks.pop(key)
+            if track.firing is not None:
+                notices.append(self._resolve(track, now, gone_reason(track.firing)))
+        return notices
+
+    def _judge(self, now: datetime, verdict: Verdict, rules: RulesFile) -> Notice | None:
+        track = self._tracks.setdefault(verdict.key, _Track(verdict.rule.name))
+        if track.firing is not None:
+            return self._judge_firing(now, verdict, track)
+        if not verdict.breached:
+            # Clear, or not judged now: whatever was pending starts again from nothing.
+            del self._tracks[verdict.key]
+            return None
+        if track.pending_since is None:
+            track.pending_since = now
+        if now - track.pending_since < verdict.rule.hold:
+            return None
+        return self._fire(now, verdict, track, rules)
+
+    def _judge_firing(self, now: datetime, verdict: Verdict, track: _Track) -> Notice | None:
+        if verdict.end_reason:
+            del self._tracks[verdict.key]
+            return self._resolve(track, now, verdict.end_reason)
+        if verdict.breached is None:
+            return None
+        if verdict.breached:
+            track.clear_since = None
+            return None
+        if track.clear_since is None:
+            track.clear_since = now
+        if now - track.clear_since < verdict.rule.resolve_hold:
+            return None
+        del self._tracks[verdict.key]
+        return self._resolve(track, now, "recovered")
+
+    def _fire(self, now: datetime, verdict: Verdict, track: _Track, rules: RulesFile) -> Notice:
+        assert verdict.draft is not None
+        assert track.pending_since is not None
+        draft = verdict.draft
+        since = min(draft.since, track.pending_since)
+        text = verdict.describe(since) if verdict.describe is not None else Text("", "")
+        alert = replace(
+            draft,
+            since=since,
+            fired_at=now,
+            summary_en=text.en,
+            summary_ru=text.ru,
+            recipients=draft.recipients,
+        )
+        suppressed = Suppression.NONE
+        if rules.silenced(alert.rule, alert.manager_id, alert.department_id, now):
+            suppressed = Suppression.SILENCED
+        else:
+            allowed = self._spend(alert.recipients, now, rules.notify.per_recipient_per_hour)
+            if alert.recipients and not allowed:
+                suppressed = Suppression.RATE_LIMITED
+            else:
+                alert = replace(alert, recipients=allowed)
+        track.pending_since = None
+        track.firing = alert
+        track.suppressed = suppressed
+        return Notice(alert, AlertState.FIRING, now, suppressed)
+
+    @staticmethod
+    def _resolve(track: _Track, now: datetime, reason: str) -> Notice:
+        assert track.firing is not None
+        # A resolution is told to whoever was told of the firing, and only to them.
+        return Notice(track.firing, AlertState.RESOLVED, now, track.suppressed, reason)
+
+    def _spend(self, recipients: tuple[str, ...], now: datetime, per_hour: int) -> tuple[str, ...]:
+        """The recipients with budget left, each charged one notice (a token bucket refilled
+        at ``per_hour`` an hour, holding at most ``per_hour``)."""
+        allowed = []
+        for recipient in recipients:
+            budget = self._budgets.get(recipient)
+            if budget is None:
+                budget = self._budgets[recipient] = _Budget(float(per_hour), now)
+            refill = (now - budget.updated) / timedelta(hours=1) * per_hour
+            budget.tokens = min(float(per_hour), budget.tokens + max(refill, 0.0))
+            budget.updated = now
+            if budget.tokens >= 1.0:
+                budget.tokens -= 1.0
+                allowed.append(recipient)
+        return tuple(allowed)

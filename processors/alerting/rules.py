@@ -1,0 +1,286 @@
+"""The alert rules file: norms, rules, silences, recipients and their rate limit.
+
+One YAML file (its shape is in ``docs/alerts.md``), validated strictly: a misspelt key, an
+unknown metric or a rule kind without its required fields is an error naming the entry, and the
+engine keeps the last good rules until the file is fixed (``RulesWatcher``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from processors.alerting.model import Severity
+from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
+
+MAX_RULES_BYTES = 1024 * 1024
+_DURATION = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class RulesError(Exception):
+    """The rules file is unreadable or invalid; the message names the offending entry."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"15m"``, ``"2h"``, ``"1h30m"``, ``"90s"``; a bare number is minutes."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a duration")
+    if isinstance(value, int | float):
+        return timedelta(minutes=value)
+    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if match is None or not any(match.groups()):
+        raise ValueError(f'{value!r} is not a duration like "15m", "2h" or "1h30m"')
+    hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+Duration = Annotated[timedelta, PlainValidator(parse_duration)]
+
+
+def _known_metric(value: str) -> str:
+    if value not in ACTIVITY_METRIC_NAMES:
+        known = ", ".join(ACTIVITY_METRIC_NAMES)
+        raise ValueError(f"unknown metric {value!r}; known: {known}")
+    return value
+
+
+Metric = Annotated[str, PlainValidator(lambda v: _known_metric(str(v)))]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Period(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+
+
+class Norm(_Strict):
+    """The company expects ``at_least`` of ``metric`` per day or week from the managers it
+    applies to: everyone, a department, a role, or a role within a department."""
+
+    metric: Metric
+    per: Period = Period.DAY
+    at_least: float = Field(gt=0)
+    department: str | None = None
+    role: str | None = None
+
+    @property
+    def specificity(self) -> int:
+        return (self.department is not None) + 2 * (self.role is not None)
+
+
+class RuleKind(StrEnum):
+    DIP = "dip"
+    PACE = "pace"
+    INACTIVITY = "inactivity"
+    OVERDUE_TASK = "overdue_task"
+    DEPARTMENT_DIP = "department_dip"
+    THRESHOLD = "threshold"
+
+
+class Rule(_Strict):
+    """One rule. Which fields apply depends on ``kind``; ``docs/alerts.md`` has one example each."""
+
+    name: str
+    kind: RuleKind
+    severity: Severity = Severity.WARNING
+    enabled: bool = True
+    # How long the condition must hold before the alert fires, and how long it must be clear
+    # before the alert resolves: together they turn a flapping condition into one alert. The
+    # default hold is 15 minutes for dips and pace, none where the rule has its own delay
+    # (idle time, a deadline's grace) or counts events (threshold).
+    hold: Duration = timedelta(minutes=15)
+    resolve_hold: Duration = timedelta(minutes=10)
+    departments: tuple[str, ...] = ()  # empty: every department
+    roles: tuple[str, ...] = ()  # empty: every role
+    notify: tuple[str, ...] = ()  # empty: the recipients of the department (see Notify)
+    metric: Metric | None = None
+    metrics: tuple[Metric, ...] = ()  # inactivity: what counts as activity
+    window: Duration | None = None  # dip, department_dip: working time; threshold: wall clock
+    below: float | None = Field(default=None, gt=0)  # dip, pace: the fraction of expected
+    at_least: float | None = Field(default=None, gt=0)  # threshold: the count that fires
+    min_expected: float = Field(default=0.0, ge=0)  # dip: too little expected to judge
+    per: Period = Period.DAY  # pace: the norm's period
+    after: Duration = timedelta(hours=1)  # pace: working time into the period before judging
+    idle: Duration | None = None  # inactivity: working time without activity
+    grace: Duration = timedelta(0)  # overdue_task: after the deadline
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_hold(cls, data: Any) -> Any:
+        immediate = (RuleKind.INACTIVITY, RuleKind.OVERDUE_TASK, RuleKind.THRESHOLD)
+        if isinstance(data, dict) and "hold" not in data and data.get("kind") in immediate:
+            return {**data, "hold": timedelta(0)}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a rule name (lower case, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Rule:
+        needs: dict[RuleKind, tuple[str, ...]] = {
+            RuleKind.DIP: ("metric", "window", "below"),
+            RuleKind.DEPARTMENT_DIP: ("metric", "window", "below"),
+            RuleKind.PACE: ("metric", "below"),
+            RuleKind.INACTIVITY: ("idle",),
+            RuleKind.THRESHOLD: ("metric", "window", "at_least"),
+            RuleKind.OVERDUE_TASK: (),
+        }
+        missing = [name for name in needs[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}")
+        if self.window is not None and self.window <= timedelta(0):
+            raise ValueError("window must be positive")
+        return self
+
+    @property
+    def activity_metrics(self) -> tuple[str, ...]:
+        """Inactivity: the metrics whose events mean "the manager is active"."""
+        return self.metrics or ("calls_in", "calls_out", "chats")
+
+    def applies_to(self, department_id: str, role: str) -> bool:
+        return (not self.departments or department_id in self.departments) and (
+            not self.roles or role in self.roles
+        )
+
+
+class Silence(_Strict):
+    """No notice to people while it is in force: alerts are still kept in the history.
+
+    Every field given must match; ``until`` and ``from`` are RFC 3339 times with an offset."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    rule: str | None = None
+    manager: str | None = None
+    department: str | None = None
+    from_: datetime | None = Field(default=None, alias="from")
+    until: datetime | None = None
+    comment: str = ""
+
+    @field_validator("from_", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("silence times need a time zone offset")
+        return value
+
+    def matches(self, rule: str, manager_id: str, department_id: str, at: datetime) -> bool:
+        return (
+            (self.rule is None or self.rule == rule)
+            and (self.manager is None or self.manager == manager_id)
+            and (self.department is None or self.department == department_id)
+            and (self.from_ is None or self.from_ <= at)
+            and (self.until is None or at < self.until)
+        )
+
+
+class Notify(_Strict):
+    """Who hears about a department's alerts, and how much at most."""
+
+    default: tuple[str, ...] = ("head-of-sales",)
+    departments: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    per_recipient_per_hour: int = Field(default=30, ge=1)
+
+    def recipients(self, rule: Rule, department_id: str) -> tuple[str, ...]:
+        return rule.notify or self.departments.get(department_id, self.default)
+
+
+class RulesFile(_Strict):
+    norms: tuple[Norm, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    silences: tuple[Silence, ...] = ()
+    notify: Notify = Notify()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RulesFile:
+        names = [rule.name for rule in self.rules]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"rule names must be unique: {', '.join(repeated)}")
+        return self
+
+    def norm_for(self, metric: str, per: Period, department_id: str, role: str) -> Norm | None:
+        """The most specific norm that applies: role and department, role, department, all."""
+        fitting = [
+            norm
+            for norm in self.norms
+            if norm.metric == metric
+            and norm.per == per
+            and norm.department in (None, department_id)
+            and norm.role in (None, role)
+        ]
+        return max(fitting, key=lambda norm: norm.specificity, default=None)
+
+    def silenced(self, rule: str, manager_id: str, department_id: str, at: datetime) -> bool:
+        return any(s.matches(rule, manager_id, department_id, at) for s in self.silences)
+
+    def active_rules(self) -> Sequence[Rule]:
+        return [rule for rule in self.rules if rule.enabled]
+
+
+def parse_rules(text: str) -> RulesFile:
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise RulesError(f"rules YAML does not parse: {where}{exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RulesError("the rules file must be a mapping (norms, rules, silences, notify)")
+    try:
+        return RulesFile.model_validate(raw)
+    except ValidationError as exc:
+        raise RulesError(f"rules are invalid: {_describe(exc)}") from exc
+
+
+def load_rules(path: Path) -> RulesFile:
+    try:
+        size = path.stat().st_size
+        if size > MAX_RULES_BYTES:
+            raise RulesError(f"{path}: {size} bytes is over the {MAX_RULES_BYTES} limit")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesError(f"cannot read rules {path}: {exc}") from exc
+    try:
+        return parse_rules(text)
+    except RulesError as exc:
+        raise RulesError(f"{path}: {exc}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    return "; ".join(problems)
+
+
+Language = Literal["en", "ru"]

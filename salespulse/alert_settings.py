@@ -1,0 +1,40 @@
+"""Settings of alert evaluation and delivery (``SALESPULSE_ALERTS__*``).
+
+The rules themselves (norms, rules, silences, recipients) live in their own YAML file, reloaded
+without a restart; these settings say where that file is and where alerts go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class AlertsSettings(BaseModel):
+    enabled: bool = True
+    rules_path: Path = _REPO_ROOT / "deploy" / "alerts.example.yaml"
+    calendar_path: Path | None = _REPO_ROOT / "deploy" / "calendar.example.yaml"
+    holidays_ics_path: Path | None = None
+    tick_seconds: float = Field(default=1.0, gt=0, le=60, description="evaluation interval")
+    language: str = Field(default="en", pattern="^(en|ru)$")
+    # Base of the links in messages; '' means the worker's own page on its web port.
+    dashboard_url: str = ""
+    alertmanager_url: str = ""
+    alertmanager_resend_seconds: float = Field(default=60.0, gt=0, le=3600)
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    delivery_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # A notice a channel could not take is retried with capped exponential backoff for this
+    # long, then given up (counted, logged; the history in ClickHouse and Kafka keeps it).
+    delivery_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    delivery_queue_max: int = Field(default=10_000, ge=10)
+
+    @field_validator("alertmanager_url", "webhook_url", "dashboard_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")

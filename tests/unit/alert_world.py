@@ -1,0 +1,138 @@
+"""A small, hand-checkable world for alert scenarios on a controlled clock.
+
+Two managers in Moscow (UTC+3, no DST): ``ivanova`` with eight weeks of history (10 outgoing
+calls in every working hour), and ``petrov``, new this week. The calendar: Monday to Friday
+09:00-18:00 with lunch 13:00-14:00, a holiday on Wednesday 2026-11-04, and ivanova's vacation
+2026-11-16..20. ``World.run`` steps the clock a minute at a time and collects the notices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from processors.alerting.activity import ActivitySnapshot, HourRow, OpenTask
+from processors.alerting.baseline import build_baselines, local_today
+from processors.alerting.conditions import Situation, gone_reason, judge
+from processors.alerting.engine import AlertEngine
+from processors.alerting.model import Notice
+from processors.alerting.rules import RulesFile, parse_rules
+from processors.alerting.workdays import Workdays
+from salespulse.calendar import Calendar, parse_calendar
+from salespulse.directory import Directory, parse_directory
+
+MSK = ZoneInfo("Europe/Moscow")
+TODAY = date(2026, 11, 26)  # a Thursday
+
+DIRECTORY = """
+departments:
+  - {id: msk, name: Moscow sales, timezone: Europe/Moscow}
+managers:
+  - {id: ivanova, name: Anna Ivanova, department: msk, identities: []}
+  - {id: petrov, name: Pavel Petrov, department: msk, role: telesales, identities: []}
+"""
+
+CALENDAR = """
+defaults: {workdays: [mon, tue, wed, thu, fri], hours: "09:00-18:00", lunch: "13:00-14:00"}
+holidays: [{date: 2026-11-04, name: Unity Day}]
+absences: [{manager: ivanova, from: 2026-11-16, to: 2026-11-20, kind: vacation}]
+"""
+
+RULES = """
+norms:
+  - {metric: calls_out, per: day, at_least: 40}
+rules:
+  - {name: calls_dip, kind: dip, metric: calls_out, window: 2h, below: 0.5, hold: 15m,
+     resolve_hold: 10m, min_expected: 4}
+  - {name: idle, kind: inactivity, idle: 45m, metrics: [calls_out]}
+  - {name: overdue, kind: overdue_task, grace: 15m}
+"""
+
+
+def at(day: date, hhmm: str) -> datetime:
+    hours, minutes = (int(part) for part in hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=MSK).astimezone(UTC)
+
+
+def usual_history(manager: str, first: date, last: date, calendar: Calendar) -> list[HourRow]:
+    """10 outgoing calls in every working hour of ``manager`` on days first..last."""
+    rows = []
+    day = first
+    while day <= last:
+        for hour in range(24):
+            start = at(day, f"{hour}:00")
+            if calendar.working_seconds(manager, "msk", MSK, start, start + timedelta(hours=1)):
+                rows.append(HourRow(manager, "msk", day, hour, {"calls_out": 10}))
+        day += timedelta(days=1)
+    return rows
+
+
+@dataclass
+class World:
+    rules_text: str = RULES
+    calendar_text: str = CALENDAR
+    today: date = TODAY
+    history_days: int = 56
+    calls: dict[str, list[datetime]] = field(default_factory=dict)
+    tasks: list[OpenTask] = field(default_factory=list)
+    engine: AlertEngine = field(default_factory=AlertEngine)
+
+    def __post_init__(self) -> None:
+        self.directory: Directory = parse_directory(DIRECTORY, suffix=".yaml")
+        self.calendar = parse_calendar(self.calendar_text)
+        self.rules: RulesFile = parse_rules(self.rules_text)
+        self.workdays = Workdays(self.calendar)
+        first = self.today - timedelta(days=self.history_days)
+        history = usual_history("ivanova", first, self.today - timedelta(days=1), self.calendar)
+        # petrov started this Monday: three days of history, too few for a baseline.
+        monday = self.today - timedelta(days=self.today.weekday())
+        history += usual_history("petrov", monday, self.today - timedelta(days=1), self.calendar)
+        now = at(self.today, "08:00")
+        self.baselines = build_baselines(
+            history, self.calendar, self.directory, local_today(self.directory, now)
+        )
+
+    def call_every(self, manager: str, start: datetime, end: datetime, minutes: float) -> None:
+        """Outgoing calls from ``start`` every ``minutes`` until before ``end``."""
+        moment = start
+        while moment < end:
+            self.calls.setdefault(manager, []).append(moment)
+            moment += timedelta(minutes=minutes)
+
+    def snapshot(self, now: datetime) -> ActivitySnapshot:
+        minutes: dict[str, dict[str, tuple[tuple[datetime, int], ...]]] = {}
+        last: dict[str, datetime] = {}
+        for manager, moments in self.calls.items():
+            done = sorted(m for m in moments if m <= now)
+            per_minute: dict[datetime, int] = {}
+            for moment in done:
+                minute = moment.replace(second=0, microsecond=0)
+                per_minute[minute] = per_minute.get(minute, 0) + 1
+            minutes[manager] = {"calls_out": tuple(sorted(per_minute.items()))}
+            if done:
+                last[manager] = done[-1] + timedelta(minutes=3)  # a three-minute call
+        tasks = tuple(task for task in self.tasks if task.created_at <= now)
+        return ActivitySnapshot(now, minutes, last, tasks)
+
+    def step(self, now: datetime) -> list[Notice]:
+        situation = Situation(
+            now,
+            self.rules,
+            self.directory,
+            self.workdays,
+            self.snapshot(now),
+            self.baselines,
+            "http://dash.example",
+        )
+        return self.engine.step(now, judge(situation), self.rules, gone_reason)
+
+    def run(
+        self, start: datetime, end: datetime, every: timedelta = timedelta(minutes=1)
+    ) -> list[Notice]:
+        notices = []
+        now = start
+        while now <= end:
+            notices.extend(self.step(now))
+            now += every
+        return notices

@@ -1,0 +1,191 @@
+"""Alert scenarios on a controlled clock: the engine and the conditions stepped minute by minute.
+
+The world is in ``alert_world``: ivanova usually makes 10 outgoing calls a working hour, so her
+expected count over two working hours is 20 and the dip rule fires under 10.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from processors.alerting.activity import OpenTask
+from processors.alerting.engine import AlertEngine, Verdict
+from processors.alerting.model import Alert, AlertState, Suppression
+from processors.alerting.rules import parse_rules
+from tests.unit.alert_world import RULES, TODAY, World, at
+
+
+def states(notices: list) -> list[tuple[str, str]]:
+    return [(n.alert.key, str(n.state)) for n in notices]
+
+
+def test_a_steady_day_with_lunch_raises_nothing() -> None:
+    world = World()
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "13:00"), 6)
+    world.call_every("ivanova", at(TODAY, "14:00"), at(TODAY, "18:00"), 6)
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "13:00"), 12)
+    world.call_every("petrov", at(TODAY, "14:00"), at(TODAY, "18:00"), 12)
+    # No calls 13:00-14:00: lunch is not working time, so neither a dip nor inactivity.
+    assert world.run(at(TODAY, "07:00"), at(TODAY, "20:00")) == []
+
+
+def test_a_holiday_without_any_activity_raises_nothing() -> None:
+    world = World(today=date(2026, 11, 4))
+    assert world.run(at(date(2026, 11, 4), "08:00"), at(date(2026, 11, 4), "19:00")) == []
+
+
+def test_a_vacation_raises_nothing_about_that_manager() -> None:
+    vacation_day = date(2026, 11, 18)
+    world = World(today=vacation_day)
+    world.call_every("petrov", at(vacation_day, "09:00"), at(vacation_day, "18:00"), 12)
+    notices = world.run(at(vacation_day, "08:00"), at(vacation_day, "19:00"))
+    assert [n for n in notices if n.alert.manager_id == "ivanova"] == []
+
+
+def test_a_gradual_dip_fires_once_after_the_hold_and_resolves_on_recovery() -> None:
+    world = World()
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "11:00"), 6)  # 10 an hour
+    world.call_every("ivanova", at(TODAY, "11:00"), at(TODAY, "12:00"), 12)  # 5 an hour
+    world.call_every("ivanova", at(TODAY, "12:00"), at(TODAY, "13:00"), 30)  # 2 an hour
+    world.call_every("ivanova", at(TODAY, "14:00"), at(TODAY, "18:00"), 3)  # 20 an hour
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "18:30"))
+    dips = [n for n in notices if n.alert.key == "calls_dip/manager/ivanova"]
+    assert [n.state for n in dips] == [AlertState.FIRING, AlertState.RESOLVED]
+    fired, resolved = dips
+    # 12:00: 10 + 5 = 15 in 10:00-12:00, not under 10. The count in the two-hour window falls
+    # under 10 at 12:30 (5 from 11:00 + 2 from 12:00 at most 9 by 12:30 with 10:30's calls
+    # gone); the alert fires after 15 minutes of hold.
+    assert at(TODAY, "12:15") <= fired.at <= at(TODAY, "13:00")
+    assert fired.at - fired.alert.since == timedelta(minutes=15)
+    assert fired.alert.expected == 20
+    assert fired.alert.actual < 10
+    assert "Anna Ivanova" in fired.alert.summary_en and "исходящие звонки" in fired.alert.summary_ru
+    assert fired.alert.dashboard_url == "http://dash.example/managers/ivanova"
+    assert resolved.reason == "recovered"
+    assert resolved.at > at(TODAY, "14:00")
+
+
+def test_a_flapping_condition_is_one_alert() -> None:
+    """Breached and clear in turn every 3 minutes for two hours, after it fired: the 10-minute
+    resolve hold is never reached, so there is one alert and no resolution until it stays clear."""
+    engine = AlertEngine()
+    rules = parse_rules(RULES)
+    rule = rules.rules[0]
+    alert = Alert(
+        key="calls_dip/manager/ivanova",
+        rule=rule.name,
+        kind=rule.kind.value,
+        severity=rule.severity,
+        manager_id="ivanova",
+        manager_name="Anna Ivanova",
+        department_id="msk",
+        department_name="Moscow sales",
+        metric="calls_out",
+        actual=8,
+        expected=20,
+        since=at(TODAY, "10:00"),
+        fired_at=at(TODAY, "10:00"),
+    )
+    notices = []
+    now = at(TODAY, "10:00")
+    for minute in range(200):
+        flapping = 30 <= minute < 150
+        breached = (minute // 3) % 2 == 0 if flapping else minute < 150
+        notices += engine.step(now, [Verdict(alert.key, rule, breached, alert)], rules)
+        now += timedelta(minutes=1)
+    assert [(n.state, n.at) for n in notices] == [
+        (AlertState.FIRING, at(TODAY, "10:15")),
+        # Last breached at minute 146 (12:26), clear from 12:27: resolved 10 minutes later.
+        (AlertState.RESOLVED, at(TODAY, "12:37")),
+    ]
+
+
+def test_an_overdue_task_fires_at_deadline_plus_grace() -> None:
+    world = World()
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.tasks.append(OpenTask("T-7", "ivanova", "msk", at(TODAY, "15:00"), at(TODAY, "09:30")))
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "17:00"))
+    assert states(notices) == [("overdue/task/T-7", "firing")]
+    assert notices[0].at == at(TODAY, "15:15")
+    assert notices[0].alert.since == at(TODAY, "15:00")
+    assert "T-7" in notices[0].alert.summary_en
+
+
+def test_a_completed_task_resolves_its_alert() -> None:
+    world = World()
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.tasks.append(OpenTask("T-8", "ivanova", "msk", at(TODAY, "10:00"), at(TODAY, "09:00")))
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "11:00"))
+    world.tasks.clear()  # the completion arrived
+    notices += world.run(at(TODAY, "11:01"), at(TODAY, "11:05"))
+    assert states(notices) == [("overdue/task/T-8", "firing"), ("overdue/task/T-8", "resolved")]
+    assert notices[1].reason == "completed"
+
+
+def test_a_new_manager_is_judged_by_the_norm() -> None:
+    world = World()
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
+    # petrov: 3 calls an hour, against the telesales-less default norm of 40 a day = 5 an hour.
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 20)
+    assert world.baselines.rate("petrov", "calls_out", TODAY.weekday(), 10) is None
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "12:00"))
+    assert notices == []  # 6 of 10 expected is not under half
+    world.calls["petrov"] = [m for m in world.calls["petrov"] if m < at(TODAY, "12:00")]
+    notices = world.run(at(TODAY, "12:01"), at(TODAY, "16:00"))
+    fired = [n for n in notices if n.alert.key == "calls_dip/manager/petrov"]
+    assert fired[0].state is AlertState.FIRING
+    assert fired[0].alert.details["expected_from"] == "norm"
+    assert fired[0].alert.expected == 10  # 40 a day over 8 working hours, for 2 hours
+
+
+def test_inactivity_counts_working_minutes_only() -> None:
+    world = World()
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "12:40"), 6)  # last ends 12:39
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "15:00"))
+    idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
+    # 21 working minutes before lunch, lunch does not count, 24 more after 14:00 make 45.
+    assert idle[0].state is AlertState.FIRING
+    assert idle[0].at == at(TODAY, "14:24")
+
+
+def test_the_end_of_the_workday_resolves_what_fired() -> None:
+    world = World()
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "16:00"), 6)
+    notices = world.run(at(TODAY, "15:00"), at(TODAY, "18:30"))
+    idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
+    assert [n.state for n in idle] == [AlertState.FIRING, AlertState.RESOLVED]
+    assert idle[1].reason == "workday_over"
+    assert idle[1].at == at(TODAY, "18:00")
+
+
+def test_silenced_alerts_are_kept_but_not_for_people() -> None:
+    rules = RULES + "silences: [{manager: ivanova, rule: idle, comment: training}]\n"
+    world = World(rules_text=rules)
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "10:00"))
+    idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
+    assert idle[0].suppressed is Suppression.SILENCED
+    assert not idle[0].delivered_to_people
+
+
+def test_rate_limit_per_recipient() -> None:
+    rules = RULES + "notify: {default: [rop], per_recipient_per_hour: 1}\n"
+    world = World(rules_text=rules)
+    world.tasks += [
+        OpenTask(f"T-{i}", "ivanova", "msk", at(TODAY, "10:00"), at(TODAY, "09:00"))
+        for i in range(3)
+    ]
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    notices = world.run(at(TODAY, "10:15"), at(TODAY, "10:15"))
+    assert [n.suppressed for n in notices] == [
+        Suppression.NONE,
+        Suppression.RATE_LIMITED,
+        Suppression.RATE_LIMITED,
+    ]
+    assert notices[0].alert.recipients == ("rop",)
