@@ -19,12 +19,14 @@ from typing import Any
 import faust
 from prometheus_client import generate_latest
 
+from processors.alerting.service import AlertEvaluator, run_alerting
 from processors.health import readiness
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
 from salespulse.directory_topic import ensure_directory_topic
 from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
+from sinks.alerts.dispatch import AlertDispatcher
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from sinks.clickhouse.rollup import RollupUpdater
@@ -126,6 +128,9 @@ def build_app(settings: Settings) -> faust.App:
 
     app.timer(worker.rollup_interval_seconds, on_leader=True)(update_rollups)
 
+    if settings.alerts.enabled:
+        _add_alerting(app, settings, runtime)
+
     async def metrics_page(view: Any, request: Any) -> Any:
         # Prometheus' text format; plain text/plain because the web server refuses a charset
         # parameter in the content type, and every scraper accepts it.
@@ -143,6 +148,28 @@ def build_app(settings: Settings) -> faust.App:
     app.page("/healthz")(healthz)
     app.page("/readyz")(readyz)
     return app
+
+
+def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> None:
+    """Alert evaluation on the group leader, delivery from every worker that led at some point.
+
+    The evaluator is built now, so a broken rules or calendar file stops the worker at start
+    with the file's error rather than failing quietly later."""
+    alerts = settings.alerts
+    dashboard = alerts.dashboard_url or f"http://127.0.0.1:{settings.worker.web_port}"
+    evaluator = AlertEvaluator(
+        alerts,
+        settings.counting,
+        NativeClickHouse(settings.clickhouse),
+        lambda: runtime.directory.current,
+        dashboard,
+    )
+
+    async def evaluate_alerts() -> None:
+        async with AlertDispatcher.from_settings(settings) as dispatcher:
+            await run_alerting(evaluator, dispatcher, app.is_leader, alerts.tick_seconds)
+
+    app.task(evaluate_alerts)
 
 
 def prepare(settings: Settings) -> None:

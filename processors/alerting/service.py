@@ -1,0 +1,189 @@
+"""Alert evaluation as the worker runs it: once a second, on the group leader.
+
+Each tick reads today's activity from ClickHouse (where the stream made it durable, exactly
+counted), judges every rule at the current instant, records the resulting notices in the
+``alerts`` table and hands them to the delivery channels. Evaluating from the stored events
+rather than from the stream's own partitions means one evaluator sees every manager, whichever
+partitions their events came through, and a restart or a leader change loses nothing: the
+baselines are rebuilt from the rollups and the firing alerts restored from the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from processors.alerting.baseline import Baselines, build_baselines, local_today
+from processors.alerting.conditions import Situation, gone_reason, judge
+from processors.alerting.engine import AlertEngine
+from processors.alerting.model import Notice
+from processors.alerting.rules import RulesError, RulesFile, load_rules
+from processors.alerting.workdays import Workdays
+from salespulse import metrics
+from salespulse.alert_settings import AlertsSettings
+from salespulse.calendar import Calendar, CalendarError, load_calendar, parse_calendar
+from salespulse.calendar_ics import holidays_from_ics
+from salespulse.directory import Directory
+from salespulse.settings import CountingSettings
+from salespulse.watched_file import WatchedFile
+from sinks.alerts.dispatch import AlertDispatcher
+from sinks.clickhouse.alert_history import open_notices, record_notices
+from sinks.clickhouse.alert_queries import query_activity_snapshot, query_hourly_history
+from sinks.clickhouse.client import ClickHouse, ClickHouseError
+
+log = logging.getLogger(__name__)
+BASELINE_WEEKS = 8
+BASELINE_MIN_PERIODS = 4
+_RESTORE_DAYS = 3  # alerts firing longer than this are stale: their workday is long over
+
+
+def load_working_calendar(settings: AlertsSettings) -> Calendar:
+    """The calendar file (or the built-in Monday-Friday 09:00-18:00), plus ICS holidays."""
+    path = settings.calendar_path
+    calendar = load_calendar(path) if path is not None else parse_calendar("")
+    if settings.holidays_ics_path is not None:
+        try:
+            text = settings.holidays_ics_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CalendarError(f"cannot read {settings.holidays_ics_path}: {exc}") from exc
+        calendar = calendar.with_holidays(holidays_from_ics(text))
+    return calendar
+
+
+@dataclass
+class _BaselineCache:
+    built_for: date | None = None
+    baselines: Baselines | None = None
+
+
+class AlertEvaluator:
+    """Rules, calendar, baselines and the engine: ``evaluate(now)`` returns the notices.
+
+    Synchronous and blocking (ClickHouse queries): the worker runs it in a thread.
+    """
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        counting: CountingSettings,
+        clickhouse: ClickHouse,
+        directory: Callable[[], Directory],
+        dashboard_url: str,
+    ) -> None:
+        self.settings = settings
+        self._counting = counting
+        self._ch = clickhouse
+        self._directory = directory
+        self._dashboard_url = dashboard_url
+        self.rules = WatchedFile(settings.rules_path, load_rules, (RulesError,))
+        calendar_path = settings.calendar_path or Path("/dev/null")
+        self.calendar = WatchedFile(
+            calendar_path, lambda _: load_working_calendar(settings), (CalendarError,)
+        )
+        self._workdays = Workdays(self.calendar.current)
+        self.engine = AlertEngine()
+        self._baselines = _BaselineCache()
+
+    def _reload(self) -> None:
+        for name, watched in (("rules", self.rules), ("calendar", self.calendar)):
+            if watched.refresh():
+                metrics.ALERT_CONFIG_RELOADS.labels(name, "ok").inc()
+                log.info("alert %s reloaded from %s", name, watched.path)
+                if name == "calendar":
+                    self._workdays = Workdays(self.calendar.current)
+                    self._baselines = _BaselineCache()
+            elif watched.last_error:
+                metrics.ALERT_CONFIG_RELOADS.labels(name, "error").inc()
+                log.error(
+                    "alert %s not reloaded, the last good ones stay: %s", name, watched.last_error
+                )
+                watched.last_error = None
+
+    def _current_baselines(self, now: datetime, directory: Directory) -> Baselines:
+        today = now.date()
+        cache = self._baselines
+        if cache.baselines is None or cache.built_for != today:
+            started = time.monotonic()
+            # Two days of margin: every manager's local "before today" lies inside.
+            last = today - timedelta(days=1)
+            first = today - timedelta(weeks=BASELINE_WEEKS, days=2)
+            history = query_hourly_history(self._ch, first, last)
+            cache.baselines = build_baselines(
+                history,
+                self.calendar.current,
+                directory,
+                local_today(directory, now),
+                weeks=BASELINE_WEEKS,
+                min_periods=BASELINE_MIN_PERIODS,
+            )
+            cache.built_for = today
+            log.info("baselines built in %.1f s", time.monotonic() - started)
+        return cache.baselines
+
+    def restore(self, now: datetime) -> list[Notice]:
+        """Start from the history: the alerts still open are firing already (a restart or a
+        new leader must not fire them again). Returns their firing notices, for the channels
+        that keep re-sending open alerts."""
+        notices = open_notices(self._ch, now - timedelta(days=_RESTORE_DAYS))
+        self.engine = AlertEngine()
+        self.engine.restore(notice.alert for notice in notices)
+        return notices
+
+    def evaluate(self, now: datetime) -> list[Notice]:
+        """One evaluation at ``now``; raises ClickHouseError when the data cannot be read.
+
+        The notices are recorded in the history before they are returned for delivery: the
+        history is what a restart resumes from."""
+        self._reload()
+        rules: RulesFile = self.rules.current
+        directory = self._directory()
+        baselines = self._current_baselines(now, directory)
+        snapshot = query_activity_snapshot(self._ch, directory, now, self._counting)
+        situation = Situation(
+            now, rules, directory, self._workdays, snapshot, baselines, self._dashboard_url
+        )
+        notices = self.engine.step(now, judge(situation), rules, gone_reason)
+        record_notices(self._ch, notices)
+        return notices
+
+
+async def run_alerting(
+    evaluator: AlertEvaluator,
+    dispatcher: AlertDispatcher,
+    is_leader: Callable[[], bool],
+    tick_seconds: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Evaluate every ``tick_seconds`` while this worker leads, until cancelled.
+
+    Leadership can move between workers: on gaining it, the engine restarts from the history,
+    so what the previous leader fired is neither lost nor fired again."""
+    restored = False
+    while True:
+        started = time.monotonic()
+        if not is_leader():
+            restored = False
+        else:
+            try:
+                if not restored:
+                    dispatcher.resume(await asyncio.to_thread(evaluator.restore, clock()))
+                    restored = True
+                notices = await asyncio.to_thread(evaluator.evaluate, clock())
+            except ClickHouseError as exc:
+                metrics.ALERT_EVALUATIONS.labels("error").inc()
+                log.warning("alerts not evaluated this time: %s", exc)
+            else:
+                metrics.ALERT_EVALUATIONS.labels("ok").inc()
+                metrics.ALERT_EVALUATION_SECONDS.observe(time.monotonic() - started)
+                for notice in notices:
+                    metrics.ALERT_NOTICES.labels(notice.alert.rule, notice.state).inc()
+                    log.info(
+                        "alert %s %s: %s", notice.state, notice.alert.key, notice.alert.summary_en
+                    )
+                dispatcher.submit(notices)
+        await asyncio.sleep(max(0.0, tick_seconds - (time.monotonic() - started)))
