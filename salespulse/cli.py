@@ -18,7 +18,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ingest.tailer_state import TailerStateError
+from processors.alerting.rules import RulesError
+from salespulse.alert_commands import add_alert_commands
 from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
+from salespulse.calendar import CalendarError
 from salespulse.directory import DirectoryError, load_directory
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
@@ -221,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(func=cmd_summary)
 
     add_bridge_commands(sub)
+    add_alert_commands(sub)
 
     directory = sub.add_parser("directory", help="the manager directory")
     directory.add_argument(
@@ -257,6 +261,8 @@ def _add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
 
 _USER_ERRORS = (
     UsageError,
+    RulesError,
+    CalendarError,
     StackError,
     DirectoryError,
     ClickHouseError,
