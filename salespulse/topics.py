@@ -11,8 +11,9 @@ from salespulse.settings import KafkaSettings, TopicSettings
 
 
 async def ensure_topics(kafka: KafkaSettings, topics: TopicSettings) -> list[str]:
-    """Create whichever of the raw and dead-letter topics are missing; returns those created."""
-    wanted = [*topics.raw_topics(), topics.dead_letter]
+    """Create whichever of the raw, dead-letter and alerts topics are missing; returns those
+    created."""
+    wanted = [*topics.raw_topics(), topics.dead_letter, topics.alerts]
     admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
     await admin.start()
     try:
