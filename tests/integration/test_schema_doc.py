@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from sinks.clickhouse.alert_history import record_notices
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from sinks.clickhouse.rollup import rebuild
 from sinks.clickhouse.sink import ClickHouseSink
+from tests.alert_samples import fired, resolved, sample_alert
 from tests.integration.test_rollups import every_scenario, process
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
@@ -26,6 +28,14 @@ PARAMS = {
     "since": int(datetime(2026, 11, 26, 6, 0, tzinfo=UTC).timestamp()),
 }
 
+# One alert that resolved and one still firing, after PARAMS["since"].
+_DIP = sample_alert(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+ALERTS = [
+    fired(_DIP),
+    resolved(_DIP, datetime(2026, 11, 26, 10, 40, tzinfo=UTC)),
+    fired(sample_alert(datetime(2026, 11, 26, 11, 0, tzinfo=UTC))),
+]
+
 
 def test_the_document_has_examples() -> None:
     assert len(QUERIES) >= 8
@@ -36,6 +46,7 @@ async def test_example_query_runs_and_answers(clickhouse: ClickHouse, sql: str) 
     apply_migrations(clickhouse)
     await ClickHouseSink(lambda: clickhouse).write_events(process(every_scenario()).rows)
     rebuild(clickhouse, date(2026, 10, 24), date(2026, 11, 27))
+    record_notices(clickhouse, ALERTS)
     rows = clickhouse.execute(sql.replace("salespulse.", f"{clickhouse.database}."), PARAMS)
     # No batches are logged here, and every identity of the examples is in the directory.
     if "ingest_batches" not in sql and "manager_id = ''" not in sql:
