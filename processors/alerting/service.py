@@ -157,16 +157,21 @@ async def run_alerting(
     dispatcher: AlertDispatcher,
     is_leader: Callable[[], bool],
     tick_seconds: float,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
 ) -> None:
     """Evaluate every ``tick_seconds`` while this worker leads, until cancelled.
 
     Leadership can move between workers: on gaining it, the engine restarts from the history,
-    so what the previous leader fired is neither lost nor fired again."""
+    so what the previous leader fired is neither lost nor fired again. Times are whole UTC
+    seconds, as the history stores them, so notice ids stay the same across a restart."""
     restored = False
     while True:
         started = time.monotonic()
         if not is_leader():
+            if restored:
+                # The new leader owns the open alerts now: stop re-posting ours to Alertmanager,
+                # or an alert it resolves would come back with our next resend.
+                dispatcher.resume([])
             restored = False
         else:
             try:
