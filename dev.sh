@@ -26,7 +26,7 @@ system_packages() {
   local missing=()
   command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] \
     || missing+=(clickhouse-server clickhouse-client)
-  # A real Alertmanager receives alerts in the delivery tests.
+  # The local stack runs a real Alertmanager (demo and tests deliver alerts to it).
   [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
   "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then

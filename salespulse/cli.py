@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    stack = sub.add_parser("stack", help="local Kafka-protocol broker and ClickHouse")
+    stack = sub.add_parser("stack", help="local Kafka-protocol broker, ClickHouse, Alertmanager")
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.set_defaults(func=cmd_stack)
 

@@ -162,12 +162,19 @@ class WorkerSettings(BaseModel):
 
 
 class StackSettings(BaseModel):
-    """The local development/CI stack: Tansu and ClickHouse as plain processes on loopback."""
+    """The local development/CI stack: Tansu, ClickHouse and Alertmanager as plain processes
+    on loopback."""
 
     state_dir: Path = REPO_ROOT / ".state" / "stack"
     kafka_port: int = Field(default=19092, ge=1, le=65535)
     clickhouse_tcp_port: int = Field(default=19000, ge=1, le=65535)
     clickhouse_http_port: int = Field(default=18123, ge=1, le=65535)
+    alertmanager_port: int = Field(default=19093, ge=1, le=65535)
+
+    @property
+    def alertmanager_url(self) -> str:
+        """Base URL of the stack's Alertmanager, in the form ``alerts.alertmanager_url`` takes."""
+        return f"http://127.0.0.1:{self.alertmanager_port}"
 
 
 class ParsingSettings(BaseModel):

@@ -1,9 +1,11 @@
-"""The local stack behind ``salespulse stack up|down|status``: Tansu and ClickHouse on loopback.
+"""The local stack behind ``salespulse stack up|down|status``: Tansu, ClickHouse and Alertmanager
+on loopback.
 
-Both run as plain detached processes with their files under ``StackSettings.state_dir``
-(``kafka/`` and ``clickhouse/``). Each service has a pid file plus a record of the exact command
-line it was started with; a pid is only reused or signalled while its live command line and
-working directory still match that record, so a recycled pid is never mistaken for ours.
+All run as plain detached processes with their files under ``StackSettings.state_dir``
+(``kafka/``, ``clickhouse/`` and ``alertmanager/``). Each service has a pid file plus a record of
+the exact command line it was started with; a pid is only reused or signalled while its live
+command line and working directory still match that record, so a recycled pid is never mistaken
+for ours.
 Linux only: process identity is read from /proc.
 """
 
@@ -24,6 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salespulse.settings import StackSettings
+from salespulse.stack_alertmanager import (
+    alertmanager_answers,
+    alertmanager_argv,
+    alertmanager_dir,
+    alertmanager_log_path,
+    find_alertmanager,
+    render_alertmanager_config,
+)
 from salespulse.stack_clickhouse import (
     LISTEN_HOST,
     clickhouse_answers,
@@ -61,22 +71,28 @@ class ServiceStatus:
     port: int
     answering: bool
     log_path: Path
+    # Where people and clients reach an HTTP service, when that is more useful than host:port.
+    url: str | None = None
+
+    @property
+    def address(self) -> str:
+        return self.url or f"{LISTEN_HOST}:{self.port}"
 
     def describe(self) -> str:
         # A server answering without a pid of ours is someone else's (e.g. a compose stack).
         owner = f"pid {self.pid}" if self.pid else ("not ours" if self.answering else "stopped")
         health = "answering" if self.answering else "not answering"
-        address = f"{LISTEN_HOST}:{self.port}"
-        return f"{self.name:<10} {owner:<10} {address:<15} {health:<13} log {self.log_path}"
+        return f"{self.name:<12} {owner:<10} {self.address:<22} {health:<13} log {self.log_path}"
 
 
 @dataclass(frozen=True)
 class StackStatus:
     kafka: ServiceStatus
     clickhouse: ServiceStatus
+    alertmanager: ServiceStatus
 
     def __iter__(self) -> Iterator[ServiceStatus]:
-        return iter((self.kafka, self.clickhouse))
+        return iter((self.kafka, self.clickhouse, self.alertmanager))
 
     @property
     def all_answering(self) -> bool:
@@ -98,6 +114,7 @@ class _Service:
     # Logs worth showing when the service fails to start, besides its stdout/stderr.
     extra_logs: tuple[Path, ...]
     answers: Callable[[], bool]
+    url: str | None = None
 
     @property
     def pid_file(self) -> Path:
@@ -112,7 +129,7 @@ class _Service:
         return self.directory / f"{self.name}.stdout.log"
 
 
-def _services(settings: StackSettings) -> tuple[_Service, _Service]:
+def _services(settings: StackSettings) -> tuple[_Service, _Service, _Service]:
     kafka_dir = settings.state_dir / "kafka"
     kafka = _Service(
         name="kafka",
@@ -135,7 +152,17 @@ def _services(settings: StackSettings) -> tuple[_Service, _Service]:
         extra_logs=(clickhouse_error_log_path(settings),),
         answers=lambda: clickhouse_answers(settings),
     )
-    return kafka, clickhouse
+    alertmanager = _Service(
+        name="alertmanager",
+        directory=alertmanager_dir(settings),
+        port=settings.alertmanager_port,
+        bound_ports=((settings.alertmanager_port, "SALESPULSE_STACK__ALERTMANAGER_PORT"),),
+        log_path=alertmanager_log_path(settings),
+        extra_logs=(),
+        answers=lambda: alertmanager_answers(settings),
+        url=settings.alertmanager_url,
+    )
+    return kafka, clickhouse, alertmanager
 
 
 def kafka_answers(port: int, timeout: float = 1.0) -> bool:
@@ -321,39 +348,45 @@ def stack_up(
     install_missing: bool = True,
     tansu_bin: Path | None = None,
     clickhouse_bin: Path | None = None,
+    alertmanager_bin: Path | None = None,
     timeout: float = START_TIMEOUT_SECONDS,
 ) -> StackStatus:
     """Start whatever part of the stack is not already running and wait until all of it answers.
 
-    ``tansu_bin``/``clickhouse_bin`` override where the binaries are looked up.
+    ``tansu_bin``/``clickhouse_bin``/``alertmanager_bin`` override where the binaries are looked
+    up; ``install_missing`` lets ClickHouse and Alertmanager be installed with apt (as root).
     """
-    kafka, clickhouse = _services(settings)
+    services = _services(settings)
+    kafka, clickhouse, alertmanager = services
     with _state_lock(settings):
-        kafka_pid = _recorded_pid(kafka, forget_stale=True)
-        clickhouse_pid = _recorded_pid(clickhouse, forget_stale=True)
+        pids = {service.name: _recorded_pid(service, forget_stale=True) for service in services}
         # Resolve every binary and check every port before launching anything, so that a
         # missing piece never leaves half a stack running.
         planned: list[tuple[_Service, list[str]]] = []
-        if kafka_pid is None:
+        if pids[kafka.name] is None:
             planned.append((kafka, _tansu_argv(find_tansu(tansu_bin), settings.kafka_port)))
-        if clickhouse_pid is None:
+        if pids[clickhouse.name] is None:
             server = find_clickhouse_server(clickhouse_bin, install_missing=install_missing)
             planned.append(
                 (clickhouse, [str(server), f"--config-file={clickhouse_config_path(settings)}"])
             )
+        if pids[alertmanager.name] is None:
+            binary = find_alertmanager(alertmanager_bin, install_missing=install_missing)
+            planned.append((alertmanager, alertmanager_argv(binary, settings)))
         for service, _ in planned:
             _check_ports_free(service)
-        if clickhouse_pid is None:
+        if pids[clickhouse.name] is None:
             render_clickhouse_config(settings)
+        if pids[alertmanager.name] is None:
+            render_alertmanager_config(settings)
 
         deadline = time.monotonic() + timeout
-        pids = {kafka.name: kafka_pid, clickhouse.name: clickhouse_pid}
         launched: list[_Service] = []  # pids of these are unreaped children, so surely ours
         try:
             for service, argv in planned:
                 pids[service.name] = _launch(service, argv)
                 launched.append(service)
-            for service in (kafka, clickhouse):
+            for service in services:
                 pid = pids[service.name]
                 assert pid is not None
                 _wait_until_answering(service, pid, deadline, timeout)
@@ -397,14 +430,15 @@ def stack_down(settings: StackSettings, *, timeout: float = STOP_TIMEOUT_SECONDS
 
 
 def stack_status(settings: StackSettings) -> StackStatus:
-    kafka, clickhouse = (
+    kafka, clickhouse, alertmanager = (
         ServiceStatus(
             name=service.name,
             pid=_recorded_pid(service, forget_stale=False),
             port=service.port,
             answering=service.answers(),
             log_path=service.log_path,
+            url=service.url,
         )
         for service in _services(settings)
     )
-    return StackStatus(kafka=kafka, clickhouse=clickhouse)
+    return StackStatus(kafka=kafka, clickhouse=clickhouse, alertmanager=alertmanager)

@@ -36,9 +36,10 @@ def _search_clickhouse_server() -> Path | None:
     return next((path for path in _WELL_KNOWN_PATHS if _is_executable(path)), None)
 
 
-def _apt_install() -> None:
+def apt_install(packages: tuple[str, ...]) -> None:
+    """``apt-get install -y`` the Debian ``packages``, refreshing the package lists if need be."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    command = ["apt-get", "install", "-y", *CLICKHOUSE_PACKAGES]
+    command = ["apt-get", "install", "-y", *packages]
     first = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if first.returncode == 0:
         return
@@ -53,6 +54,10 @@ def _apt_install() -> None:
             f"`{' '.join(command)}` failed after apt-get update:\n"
             f"{(second.stdout + second.stderr)[-2000:]}"
         )
+
+
+def can_apt_install() -> bool:
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
 
 
 def find_clickhouse_server(explicit: Path | None = None, *, install_missing: bool = True) -> Path:
@@ -71,10 +76,9 @@ def find_clickhouse_server(explicit: Path | None = None, *, install_missing: boo
     found = _search_clickhouse_server()
     if found is not None:
         return found
-    can_install = os.geteuid() == 0 and shutil.which("apt-get") is not None
-    if not (install_missing and can_install):
+    if not (install_missing and can_apt_install()):
         raise StackError(f"clickhouse-server is not installed; install it with `{INSTALL_HINT}`")
-    _apt_install()
+    apt_install(CLICKHOUSE_PACKAGES)
     found = _search_clickhouse_server()
     if found is None:
         raise StackError(

@@ -22,20 +22,29 @@ def free_ports(count: int) -> list[int]:
 
 def private_stack(state_dir: Path) -> StackSettings:
     """A stack of its own in ``state_dir`` on free ports, beside any other running stack."""
-    kafka_port, tcp_port, http_port = free_ports(3)
+    kafka_port, tcp_port, http_port, alertmanager_port = free_ports(4)
     return StackSettings(
         state_dir=state_dir,
         kafka_port=kafka_port,
         clickhouse_tcp_port=tcp_port,
         clickhouse_http_port=http_port,
+        alertmanager_port=alertmanager_port,
     )
 
 
 def pointed_at_stack(settings: Settings, stack: StackSettings | None = None) -> Settings:
-    """``settings`` aimed at the local ``stack``'s Kafka and ClickHouse (default: its own)."""
+    """``settings`` aimed at the local ``stack``'s Kafka, ClickHouse and Alertmanager.
+
+    ``stack`` defaults to the settings' own. Every address is replaced, an Alertmanager URL the
+    user configured included: whatever runs against the local stack (the demo, tests,
+    benchmarks) must not page anyone through a real Alertmanager.
+    """
     stack = stack or settings.stack
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{stack.kafka_port}"})
     clickhouse = settings.clickhouse.model_copy(
         update={"host": "127.0.0.1", "port": stack.clickhouse_tcp_port}
     )
-    return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "stack": stack})
+    alerts = settings.alerts.model_copy(update={"alertmanager_url": stack.alertmanager_url})
+    return settings.model_copy(
+        update={"kafka": kafka, "clickhouse": clickhouse, "alerts": alerts, "stack": stack}
+    )

@@ -1,4 +1,4 @@
-"""Shared fixtures: a private local stack (Tansu + ClickHouse) for the whole test session."""
+"""Shared fixtures: a private local stack (Tansu, ClickHouse, Alertmanager) for the session."""
 
 from __future__ import annotations
 
@@ -32,6 +32,12 @@ class LocalStack:
     @property
     def clickhouse_http_port(self) -> int:
         return self.settings.stack.clickhouse_http_port
+
+    @property
+    def alertmanager_url(self) -> str:
+        """The stack's Alertmanager, shared by the session: tests tell their alerts apart by
+        label values of their own (``salespulse_key``)."""
+        return self.settings.stack.alertmanager_url
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ from ingest.generator import Traffic, make_population, simulate, write_directory
 from sinks.clickhouse.chdb_client import ChdbClickHouse
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from tests.conftest import LocalStack
-from tests.integration.alertmanager_process import AlertmanagerProcess
 from tests.integration.pipeline_harness import DAYS, WEEK_END
 
 _database_numbers = itertools.count(1)
@@ -53,14 +52,3 @@ def week_traffic(tmp_path_factory: pytest.TempPathFactory) -> tuple[Traffic, Pat
     directory_path = tmp_path_factory.mktemp("directory") / "directory.yaml"
     write_directory_yaml(population, directory_path)
     return simulate(population, WEEK_END - timedelta(days=DAYS), WEEK_END, seed=7), directory_path
-
-
-@pytest.fixture(scope="session")
-def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlertmanagerProcess]:
-    """A real Alertmanager for the session; tests tell their alerts apart by a unique key."""
-    process = AlertmanagerProcess(tmp_path_factory.mktemp("alertmanager"))
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()

@@ -1,18 +1,26 @@
-"""Alert delivery to real receivers: Alertmanager 0.25, an HTTP server, the Tansu broker."""
+"""Alert delivery to real receivers: the stack's Alertmanager 0.25, an HTTP server, the broker.
+
+The session shares one Alertmanager (the local stack's, which workers in other tests may post
+to as well), so every alert here has a key of its own and is looked up by it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import json
+import urllib.parse
+import urllib.request
+import uuid
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 
-from processors.alerting.model import Notice, Suppression
+from processors.alerting.model import Alert, Notice, Suppression
 from salespulse.alert_settings import AlertsSettings
 from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
@@ -27,7 +35,6 @@ from sinks.alerts import (
 )
 from tests.alert_samples import fired, resolved, sample_alert
 from tests.conftest import LocalStack
-from tests.integration.alertmanager_process import AlertmanagerProcess
 
 FAST = Backoff(base=0.02, cap=0.1, max_seconds=20)
 SECRET = "s3cret"
@@ -45,8 +52,25 @@ def am_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def active(alertmanager: AlertmanagerProcess, notice: Notice) -> list[dict[str, Any]]:
-    return alertmanager.alerts(active="true", filter=f'salespulse_key="{notice.alert.key}"')
+# No proxy for loopback, whatever http_proxy says.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def own_alert() -> Alert:
+    """A sample alert whose key no other test, run or worker posting to the stack uses."""
+    return sample_alert(key=f"calls_out_dip:ivanova:{uuid.uuid4().hex}")
+
+
+def alertmanager_alerts(stack: LocalStack, **filters: str) -> list[dict[str, Any]]:
+    """``GET /api/v2/alerts`` of the stack's Alertmanager (``active='true'``, ``filter=...``)."""
+    url = f"{stack.alertmanager_url}/api/v2/alerts?{urllib.parse.urlencode(filters)}"
+    with _direct.open(url, timeout=5) as response:
+        result: list[dict[str, Any]] = json.loads(response.read())
+        return result
+
+
+def active(stack: LocalStack, notice: Notice) -> list[dict[str, Any]]:
+    return alertmanager_alerts(stack, active="true", filter=f'salespulse_key="{notice.alert.key}"')
 
 
 class Receiver:
@@ -79,15 +103,15 @@ class Receiver:
 
 
 async def test_alertmanager_shows_a_fired_alert_keeps_it_and_ends_it_on_resolve(
-    alertmanager: AlertmanagerProcess,
+    stack: LocalStack,
 ) -> None:
-    alert = sample_alert()
+    alert = own_alert()
     fire = fired(alert)
-    channel = AlertmanagerChannel(alertmanager.url, language="ru", resend_seconds=0.5)
+    channel = AlertmanagerChannel(stack.alertmanager_url, language="ru", resend_seconds=0.5)
     async with AlertDispatcher([channel], backoff=FAST) as dispatcher:
         dispatcher.submit([fire])
         await asyncio.wait_for(dispatcher.drain(), 10)
-        (shown,) = active(alertmanager, fire)
+        (shown,) = active(stack, fire)
         assert shown["labels"] == {
             "alertname": "calls_out_dip",
             "severity": "warning",
@@ -110,30 +134,28 @@ async def test_alertmanager_shows_a_fired_alert_keeps_it_and_ends_it_on_resolve(
 
         # Past the first endsAt (4 resends ahead, 2 s): re-posts kept it active, and later.
         await asyncio.sleep(2.5)
-        (kept,) = active(alertmanager, fire)
+        (kept,) = active(stack, fire)
         assert am_time(kept["endsAt"]) > first_end
         assert am_time(kept["startsAt"]) == alert.fired_at
 
         dispatcher.submit([resolved(alert)])
         await asyncio.wait_for(dispatcher.drain(), 10)
-        assert active(alertmanager, fire) == []
+        assert active(stack, fire) == []
         # And the resender does not bring it back.
         await asyncio.sleep(1.2)
-        assert alertmanager.alerts(filter=f'salespulse_key="{alert.key}"') == []
+        assert alertmanager_alerts(stack, filter=f'salespulse_key="{alert.key}"') == []
 
 
-async def test_alertmanager_resolves_alerts_by_itself_when_we_stop(
-    alertmanager: AlertmanagerProcess,
-) -> None:
-    fire = fired(sample_alert())
-    channel = AlertmanagerChannel(alertmanager.url, resend_seconds=0.4)
+async def test_alertmanager_resolves_alerts_by_itself_when_we_stop(stack: LocalStack) -> None:
+    fire = fired(own_alert())
+    channel = AlertmanagerChannel(stack.alertmanager_url, resend_seconds=0.4)
     async with AlertDispatcher([channel], backoff=FAST) as dispatcher:
         dispatcher.submit([fire])
         await asyncio.wait_for(dispatcher.drain(), 10)
-        assert len(active(alertmanager, fire)) == 1
+        assert len(active(stack, fire)) == 1
     # No resolve was sent: salespulse "died". Alertmanager ends it 4 resends (1.6 s) later.
     await asyncio.sleep(2.5)
-    assert active(alertmanager, fire) == []
+    assert active(stack, fire) == []
 
 
 # -- the webhook -------------------------------------------------------------------------------
@@ -251,23 +273,22 @@ async def test_every_notice_lands_on_the_alerts_topic_keyed_by_alert(stack: Loca
     assert same_alert == ["firing", "resolved"]
 
 
-async def test_suppressed_notices_reach_kafka_but_not_people(
-    stack: LocalStack, alertmanager: AlertmanagerProcess
-) -> None:
+async def test_suppressed_notices_reach_kafka_but_not_people(stack: LocalStack) -> None:
     receiver = Receiver()
     await receiver.start()
-    alerts = AlertsSettings(
-        alertmanager_url=alertmanager.url, webhook_url=receiver.url, webhook_secret=SECRET
+    # The session's settings, pointed at the stack, already name the stack's Alertmanager.
+    alerts = stack.settings.alerts.model_copy(
+        update={"webhook_url": receiver.url, "webhook_secret": SecretStr(SECRET)}
     )
     settings = await own_alerts_topic(stack, alerts)
-    silenced, loud = fired(sample_alert(), Suppression.SILENCED), fired(sample_alert())
+    silenced, loud = fired(own_alert(), Suppression.SILENCED), fired(own_alert())
     try:
         async with AlertDispatcher.from_settings(settings, backoff_base=0.02) as dispatcher:
             assert [c.name for c in dispatcher.channels] == ["kafka", "alertmanager", "webhook"]
             dispatcher.submit([silenced, loud])
             await asyncio.wait_for(dispatcher.drain(), 30)
-            assert active(alertmanager, silenced) == []
-            assert len(active(alertmanager, loud)) == 1
+            assert active(stack, silenced) == []
+            assert len(active(stack, loud)) == 1
             dispatcher.submit([resolved(loud.alert)])
             await asyncio.wait_for(dispatcher.drain(), 30)
     finally:

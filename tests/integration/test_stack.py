@@ -1,15 +1,18 @@
-"""The local stack: start/reuse/stop semantics, and that both services really serve clients."""
+"""The local stack: start/reuse/stop semantics, and that its services really serve clients."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from clickhouse_driver import Client
@@ -36,26 +39,61 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
+# No proxy for loopback, whatever http_proxy says.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with _direct.open(url, timeout=5) as response:
+        return response.status, response.read()
+
+
 def test_stack_up_is_idempotent(stack: LocalStack) -> None:
     before = stack_status(stack.settings.stack)
     again = stack_up(stack.settings.stack)
 
     assert before.all_answering
     assert again.all_answering
-    assert before.kafka.pid is not None
-    assert before.clickhouse.pid is not None
-    assert (again.kafka.pid, again.clickhouse.pid) == (before.kafka.pid, before.clickhouse.pid)
+    pids = [service.pid for service in before]
+    assert None not in pids
+    assert [service.pid for service in again] == pids
 
 
 def test_status_reports_each_service(stack: LocalStack) -> None:
     status = stack_status(stack.settings.stack)
+    state_dir = stack.settings.stack.state_dir
 
-    assert [service.name for service in status] == ["kafka", "clickhouse"]
+    assert [service.name for service in status] == ["kafka", "clickhouse", "alertmanager"]
     assert status.kafka.port == stack.settings.stack.kafka_port
     assert status.clickhouse.port == stack.clickhouse_port
-    assert status.kafka.log_path.is_relative_to(stack.settings.stack.state_dir / "kafka")
-    assert status.clickhouse.log_path.is_relative_to(stack.settings.stack.state_dir / "clickhouse")
+    assert status.alertmanager.port == stack.settings.stack.alertmanager_port
+    assert status.alertmanager.url == stack.alertmanager_url
+    assert status.kafka.log_path.is_relative_to(state_dir / "kafka")
+    assert status.clickhouse.log_path.is_relative_to(state_dir / "clickhouse")
+    assert status.alertmanager.log_path.is_relative_to(state_dir / "alertmanager")
     assert status.clickhouse.log_path.exists()
+    assert status.alertmanager.log_path.exists()
+    # What `stack up|status` and the demo print: the Alertmanager's URL, for people to open.
+    (line,) = [line for line in status.describe().splitlines() if line.startswith("alertmanager")]
+    assert f"pid {status.alertmanager.pid}" in line
+    assert stack.alertmanager_url in line
+    assert "answering" in line
+
+
+def test_alertmanager_is_ready_alone_and_notifies_nobody(stack: LocalStack) -> None:
+    assert stack.alertmanager_url == f"http://127.0.0.1:{stack.settings.stack.alertmanager_port}"
+    assert stack.settings.alerts.alertmanager_url == stack.alertmanager_url
+    assert _get(f"{stack.alertmanager_url}/-/ready") == (200, b"OK")
+
+    status, body = _get(f"{stack.alertmanager_url}/api/v2/status")
+    info = json.loads(body)
+    assert status == 200
+    assert info["versionInfo"]["version"].startswith("0.")
+    assert info["cluster"]["status"] == "disabled"  # no gossip with other Alertmanagers
+    config = yaml.safe_load(info["config"]["original"])
+    assert config["route"]["receiver"] == "null"
+    assert config["receivers"] == [{"name": "null"}]  # no integration: nobody is notified
+    assert (stack.settings.stack.state_dir / "alertmanager" / "data").is_dir()
 
 
 def test_clickhouse_answers_on_native_port(stack: LocalStack) -> None:
@@ -106,22 +144,24 @@ def test_stack_down_stops_exactly_its_own_processes(
     main_before = stack_status(stack.settings.stack)
     other = stack_settings_factory(tmp_path / "other")
     started = stack_up(other)
-    other_pids = {started.kafka.pid, started.clickhouse.pid}
+    other_pids = {service.pid for service in started}
     assert None not in other_pids
-    assert other_pids.isdisjoint({main_before.kafka.pid, main_before.clickhouse.pid})
+    assert len(other_pids) == 3
+    assert other_pids.isdisjoint({service.pid for service in main_before})
+    assert _get(f"{other.alertmanager_url}/-/ready") == (200, b"OK")
 
     stopped = stack_down(other)
 
     assert stopped == [
         f"kafka (pid {started.kafka.pid})",
         f"clickhouse (pid {started.clickhouse.pid})",
+        f"alertmanager (pid {started.alertmanager.pid})",
     ]
     assert not any(_alive(pid) for pid in other_pids if pid is not None)
     assert not list(tmp_path.glob("other/*/*.pid"))
     after = stack_status(other)
-    assert (after.kafka.pid, after.clickhouse.pid) == (None, None)
-    assert not after.kafka.answering
-    assert not after.clickhouse.answering
+    assert [service.pid for service in after] == [None, None, None]
+    assert not any(service.answering for service in after)
     main_after = stack_status(stack.settings.stack)
     assert main_after == main_before
     assert main_after.all_answering
@@ -164,15 +204,37 @@ def test_missing_tansu_binary_names_the_wheel(
     assert not list(tmp_path.glob("*/*.pid"))
 
 
-def test_port_taken_by_a_foreign_process_is_reported(
+def test_missing_alertmanager_binary_names_the_package(
     tmp_path: Path, stack_settings_factory: Callable[[Path], StackSettings]
 ) -> None:
     settings = stack_settings_factory(tmp_path)
+
+    with pytest.raises(StackError, match=r"apt-get install prometheus-alertmanager"):
+        stack_up(settings, alertmanager_bin=tmp_path / "no-such-alertmanager")
+
+    assert not list(tmp_path.glob("*/*.pid"))
+
+
+@pytest.mark.parametrize(
+    ("port_name", "setting"),
+    [
+        ("clickhouse_http_port", "SALESPULSE_STACK__CLICKHOUSE_HTTP_PORT"),
+        ("alertmanager_port", "SALESPULSE_STACK__ALERTMANAGER_PORT"),
+    ],
+)
+def test_port_taken_by_a_foreign_process_is_reported(
+    tmp_path: Path,
+    stack_settings_factory: Callable[[Path], StackSettings],
+    port_name: str,
+    setting: str,
+) -> None:
+    settings = stack_settings_factory(tmp_path)
+    port = getattr(settings, port_name)
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", settings.clickhouse_http_port))
+        squatter.bind(("127.0.0.1", port))
         squatter.listen()
 
-        with pytest.raises(StackError, match=rf"port {settings.clickhouse_http_port} .* in use"):
+        with pytest.raises(StackError, match=rf"port {port} .* in use.*{setting}"):
             stack_up(settings)
 
     assert not list(tmp_path.glob("*/*.pid"))

@@ -8,8 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from processors.privacy import PhoneProtector
+from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
-from salespulse.settings import ClickHouseSettings, Settings, environment_names
+from salespulse.settings import ClickHouseSettings, Settings, StackSettings, environment_names
+from salespulse.stack_settings import pointed_at_stack
 
 
 def test_environment_overrides_file_and_nested_sections(
@@ -72,3 +74,24 @@ def test_every_setting_is_documented() -> None:
     documented = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     missing = [name for name in environment_names() if f"`{name}`" not in documented]
     assert missing == []
+
+
+def test_settings_pointed_at_the_stack_use_all_of_it(tmp_path: Path) -> None:
+    # A configured Alertmanager is replaced too: demo and test alerts must never page anyone.
+    mine = Settings(alerts=AlertsSettings(alertmanager_url="https://alertmanager.example.com"))
+    stack = StackSettings(
+        state_dir=tmp_path,
+        kafka_port=29092,
+        clickhouse_tcp_port=29000,
+        clickhouse_http_port=28123,
+        alertmanager_port=29093,
+    )
+
+    settings = pointed_at_stack(mine, stack)
+
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:29092"
+    assert (settings.clickhouse.host, settings.clickhouse.port) == ("127.0.0.1", 29000)
+    assert settings.alerts.alertmanager_url == "http://127.0.0.1:29093"
+    assert settings.stack == stack
+    assert mine.alerts.alertmanager_url == "https://alertmanager.example.com"
+    assert StackSettings().alertmanager_url == "http://127.0.0.1:19093"
