@@ -168,6 +168,20 @@ class Calendar:
             return min(start if start > at else end, horizon)
         return horizon
 
+    def working_intervals(
+        self, manager_id: str, department_id: str, tz: ZoneInfo, day: date
+    ) -> list[Interval]:
+        """The UTC working intervals of one local day, in order, absences removed.
+
+        For callers that walk many days (baselines over weeks of history): one call per day
+        instead of one ``working_time`` per hour. Their total is that day's ``working_time``.
+        """
+        return [
+            part
+            for piece in self._day_intervals(manager_id, department_id, tz, day)
+            for part in self._present(manager_id, piece)
+        ]
+
     def _intervals(
         self, manager_id: str, department_id: str, tz: ZoneInfo, low: datetime, high: datetime
     ) -> Iterator[Interval]:
