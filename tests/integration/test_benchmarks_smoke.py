@@ -20,6 +20,11 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
             ["--events", "20000", "--days", "20", "--repeat", "1"],
             "manager_two_years_ms",
         ),
+        (
+            "alert_snapshot.py",
+            ["--managers", "4", "--days", "2", "--repeat", "1"],
+            "snapshot_ms",
+        ),
     ],
 )
 def test_benchmark_runs(script: str, arguments: list[str], prints: str) -> None:
