@@ -24,6 +24,7 @@ from processors.health import readiness
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
 from salespulse.directory_topic import ensure_directory_topic
+from salespulse.lag import LagProbe
 from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
 from sinks.alerts.dispatch import AlertDispatcher
@@ -160,14 +161,15 @@ def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> 
     evaluator = AlertEvaluator(
         alerts,
         settings.counting,
-        NativeClickHouse(settings.clickhouse),
+        lambda: NativeClickHouse(settings.clickhouse),
         lambda: runtime.directory.current,
         dashboard,
     )
 
     async def evaluate_alerts() -> None:
-        async with AlertDispatcher.from_settings(settings) as dispatcher:
-            await run_alerting(evaluator, dispatcher, app.is_leader, alerts.tick_seconds)
+        probe = LagProbe(settings.kafka, settings.worker.app_id, settings.topics.raw_topics())
+        async with probe, AlertDispatcher.from_settings(settings) as dispatcher:
+            await run_alerting(evaluator, dispatcher, app.is_leader, probe.behind_seconds)
 
     app.task(evaluate_alerts)
 

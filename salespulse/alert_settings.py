@@ -19,6 +19,10 @@ class AlertsSettings(BaseModel):
     calendar_path: Path | None = _REPO_ROOT / "deploy" / "calendar.example.yaml"
     holidays_ics_path: Path | None = None
     tick_seconds: float = Field(default=1.0, gt=0, le=60, description="evaluation interval")
+    # While the oldest raw message the worker has not made durable is older than this (catching
+    # up after a restart, an outage, a backfill), today's stored activity is not current:
+    # nothing is judged.
+    max_lag_seconds: float = Field(default=60.0, gt=0)
     language: str = Field(default="en", pattern="^(en|ru)$")
     # Base of the links in messages; '' means the worker's own page on its web port.
     dashboard_url: str = ""

@@ -17,32 +17,81 @@ from aiokafka.admin import AIOKafkaAdminClient
 from salespulse.settings import KafkaSettings
 
 
-async def group_lag(kafka: KafkaSettings, group_id: str, topics: tuple[str, ...]) -> int:
-    """Messages in ``topics`` past the group's committed offsets (uncommitted counts in full)."""
-    admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
-    consumer = AIOKafkaConsumer(**kafka.aiokafka_options(), enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        await consumer.topics()  # loads cluster metadata, so partitions_for_topic can answer
+class LagProbe:
+    """Measures a group's lag again and again over one pair of clients (alert evaluation asks
+    every second whether the stored data is current)."""
+
+    def __init__(self, kafka: KafkaSettings, group_id: str, topics: tuple[str, ...]) -> None:
+        self.group_id = group_id
+        self.topics = topics
+        self._admin = AIOKafkaAdminClient(**kafka.aiokafka_options())
+        self._consumer = AIOKafkaConsumer(**kafka.aiokafka_options(), enable_auto_commit=False)
+
+    async def start(self) -> None:
+        await self._admin.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._admin.close()
+            raise
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def __aenter__(self) -> LagProbe:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _positions(self) -> dict[TopicPartition, tuple[int, int]]:
+        """Per partition: (committed offset, end offset)."""
+        await self._consumer.topics()  # (re)loads metadata, so new partitions are seen
         partitions = [
             TopicPartition(topic, p)
-            for topic in topics
-            for p in sorted(consumer.partitions_for_topic(topic) or ())
+            for topic in self.topics
+            for p in sorted(self._consumer.partitions_for_topic(topic) or ())
         ]
         if not partitions:
-            return 0
-        ends = await consumer.end_offsets(partitions)
-        committed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
-        lag = 0
+            return {}
+        ends = await self._consumer.end_offsets(partitions)
+        committed = await self._admin.list_consumer_group_offsets(
+            self.group_id, partitions=partitions
+        )
+        positions = {}
         for tp in partitions:
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(ends[tp] - done, 0)
-        return lag
-    finally:
-        await consumer.stop()
-        await admin.close()
+            positions[tp] = (done, ends[tp])
+        return positions
+
+    async def lag(self) -> int:
+        """Messages in the topics past the group's committed offsets (uncommitted in full)."""
+        positions = await self._positions()
+        return sum(max(end - done, 0) for done, end in positions.values())
+
+    async def behind_seconds(self) -> float:
+        """How long ago the oldest message the group has not committed yet was written: 0 when
+        it is caught up. Unlike a count of messages, this means the same at any traffic rate."""
+        lagging = {tp: done for tp, (done, end) in (await self._positions()).items() if end > done}
+        if not lagging:
+            return 0.0
+        self._consumer.assign(list(lagging))
+        for tp, done in lagging.items():
+            self._consumer.seek(tp, done)
+        fetched = await self._consumer.getmany(*lagging, timeout_ms=500)
+        stamps: list[int] = [records[0].timestamp for records in fetched.values() if records]
+        if not stamps:
+            return 0.0  # nothing readable yet: the next call asks again
+        return max(0.0, time.time() - min(stamps) / 1000)
+
+
+async def group_lag(kafka: KafkaSettings, group_id: str, topics: tuple[str, ...]) -> int:
+    """Messages in ``topics`` past the group's committed offsets (uncommitted counts in full)."""
+    async with LagProbe(kafka, group_id, topics) as probe:
+        return await probe.lag()
 
 
 async def wait_for_zero_lag(

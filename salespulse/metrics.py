@@ -44,7 +44,7 @@ LAST_BATCH_DURABLE = Gauge(
 # Alert evaluation (processors.alerting); delivery has its own in sinks.alerts.
 ALERT_EVALUATIONS = Counter(
     "salespulse_alert_evaluations_total",
-    "Alert evaluations on the group leader, by result (ok, error).",
+    "Alert evaluations on the group leader, by result (ok, error, paused_lag).",
     ["result"],
 )
 ALERT_EVALUATION_SECONDS = Histogram(

@@ -98,6 +98,16 @@ class RuleKind(StrEnum):
     THRESHOLD = "threshold"
 
 
+# Dips and pace: 15 minutes. Inactivity: a minute, since idle time is already its delay but
+# absence of activity is also what records still on their way look like. Deadlines and event
+# counts: none, they are exact.
+_DEFAULT_HOLD = {
+    RuleKind.INACTIVITY: timedelta(minutes=1),
+    RuleKind.OVERDUE_TASK: timedelta(0),
+    RuleKind.THRESHOLD: timedelta(0),
+}
+
+
 class Rule(_Strict):
     """One rule. Which fields apply depends on ``kind``; ``docs/alerts.md`` has one example each."""
 
@@ -106,10 +116,8 @@ class Rule(_Strict):
     severity: Severity = Severity.WARNING
     enabled: bool = True
     # How long the condition must hold before the alert fires, and how long it must be clear
-    # before the alert resolves: together they turn a flapping condition into one alert. The
-    # default hold is 15 minutes for dips and pace, none where the rule has its own delay
-    # (idle time, a deadline's grace) or counts events (threshold).
-    hold: Duration = timedelta(minutes=15)
+    # before the alert resolves: together they turn a flapping condition into one alert.
+    hold: Duration = timedelta(minutes=15)  # the default depends on the kind: _DEFAULT_HOLD
     resolve_hold: Duration = timedelta(minutes=10)
     departments: tuple[str, ...] = ()  # empty: every department
     roles: tuple[str, ...] = ()  # empty: every role
@@ -128,9 +136,8 @@ class Rule(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_hold(cls, data: Any) -> Any:
-        immediate = (RuleKind.INACTIVITY, RuleKind.OVERDUE_TASK, RuleKind.THRESHOLD)
-        if isinstance(data, dict) and "hold" not in data and data.get("kind") in immediate:
-            return {**data, "hold": timedelta(0)}
+        if isinstance(data, dict) and "hold" not in data and data.get("kind") in _DEFAULT_HOLD:
+            return {**data, "hold": _DEFAULT_HOLD[data["kind"]]}
         return data
 
     @field_validator("name")

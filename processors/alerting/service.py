@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from processors.alerting.baseline import Baselines, build_baselines, local_today
+from aiokafka.errors import KafkaError
+
+from processors.alerting.activity import ActivitySnapshot
+from processors.alerting.baseline_keeper import BaselineKeeper
 from processors.alerting.conditions import Situation, gone_reason, judge
 from processors.alerting.engine import AlertEngine
 from processors.alerting.model import Notice
@@ -33,12 +35,10 @@ from salespulse.settings import CountingSettings
 from salespulse.watched_file import WatchedFile
 from sinks.alerts.dispatch import AlertDispatcher
 from sinks.clickhouse.alert_history import open_notices, record_notices
-from sinks.clickhouse.alert_queries import query_activity_snapshot, query_hourly_history
+from sinks.clickhouse.alert_queries import ingest_marker, query_activity_snapshot
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)
-BASELINE_WEEKS = 8
-BASELINE_MIN_PERIODS = 4
 _RESTORE_DAYS = 3  # alerts firing longer than this are stale: their workday is long over
 
 
@@ -55,12 +55,6 @@ def load_working_calendar(settings: AlertsSettings) -> Calendar:
     return calendar
 
 
-@dataclass
-class _BaselineCache:
-    built_for: date | None = None
-    baselines: Baselines | None = None
-
-
 class AlertEvaluator:
     """Rules, calendar, baselines and the engine: ``evaluate(now)`` returns the notices.
 
@@ -71,13 +65,13 @@ class AlertEvaluator:
         self,
         settings: AlertsSettings,
         counting: CountingSettings,
-        clickhouse: ClickHouse,
+        connect: Callable[[], ClickHouse],
         directory: Callable[[], Directory],
         dashboard_url: str,
     ) -> None:
         self.settings = settings
         self._counting = counting
-        self._ch = clickhouse
+        self._ch = connect()
         self._directory = directory
         self._dashboard_url = dashboard_url
         self.rules = WatchedFile(settings.rules_path, load_rules, (RulesError,))
@@ -87,7 +81,9 @@ class AlertEvaluator:
         )
         self._workdays = Workdays(self.calendar.current)
         self.engine = AlertEngine()
-        self._baselines = _BaselineCache()
+        self.baselines = BaselineKeeper(connect)
+        self._last_snapshot: ActivitySnapshot | None = None
+        self._snapshot_key: tuple[object, ...] = ()
 
     def _reload(self) -> None:
         for name, watched in (("rules", self.rules), ("calendar", self.calendar)):
@@ -96,7 +92,7 @@ class AlertEvaluator:
                 log.info("alert %s reloaded from %s", name, watched.path)
                 if name == "calendar":
                     self._workdays = Workdays(self.calendar.current)
-                    self._baselines = _BaselineCache()
+                    self.baselines.invalidate()
             elif watched.last_error:
                 metrics.ALERT_CONFIG_RELOADS.labels(name, "error").inc()
                 log.error(
@@ -104,26 +100,15 @@ class AlertEvaluator:
                 )
                 watched.last_error = None
 
-    def _current_baselines(self, now: datetime, directory: Directory) -> Baselines:
-        today = now.date()
-        cache = self._baselines
-        if cache.baselines is None or cache.built_for != today:
-            started = time.monotonic()
-            # Two days of margin: every manager's local "before today" lies inside.
-            last = today - timedelta(days=1)
-            first = today - timedelta(weeks=BASELINE_WEEKS, days=2)
-            history = query_hourly_history(self._ch, first, last)
-            cache.baselines = build_baselines(
-                history,
-                self.calendar.current,
-                directory,
-                local_today(directory, now),
-                weeks=BASELINE_WEEKS,
-                min_periods=BASELINE_MIN_PERIODS,
-            )
-            cache.built_for = today
-            log.info("baselines built in %.1f s", time.monotonic() - started)
-        return cache.baselines
+    def _snapshot(self, now: datetime, directory: Directory) -> ActivitySnapshot:
+        """Today's activity, read again only when something was stored since, the day
+        changed or the directory changed (a snapshot costs up to a second on a large team;
+        ticks in between judge the same activity at a later instant)."""
+        key = (ingest_marker(self._ch), now.date(), id(directory))
+        if self._last_snapshot is None or key != self._snapshot_key:
+            self._last_snapshot = query_activity_snapshot(self._ch, directory, now, self._counting)
+            self._snapshot_key = key
+        return self._last_snapshot
 
     def restore(self, now: datetime) -> list[Notice]:
         """Start from the history: the alerts still open are firing already (a restart or a
@@ -142,8 +127,8 @@ class AlertEvaluator:
         self._reload()
         rules: RulesFile = self.rules.current
         directory = self._directory()
-        baselines = self._current_baselines(now, directory)
-        snapshot = query_activity_snapshot(self._ch, directory, now, self._counting)
+        baselines = self.baselines.current(now, directory, self.calendar.current)
+        snapshot = self._snapshot(now, directory)
         situation = Situation(
             now, rules, directory, self._workdays, snapshot, baselines, self._dashboard_url
         )
@@ -156,14 +141,20 @@ async def run_alerting(
     evaluator: AlertEvaluator,
     dispatcher: AlertDispatcher,
     is_leader: Callable[[], bool],
-    tick_seconds: float,
+    behind_seconds: Callable[[], Awaitable[float]],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(microsecond=0),
 ) -> None:
     """Evaluate every ``tick_seconds`` while this worker leads, until cancelled.
 
     Leadership can move between workers: on gaining it, the engine restarts from the history,
     so what the previous leader fired is neither lost nor fired again. Times are whole UTC
-    seconds, as the history stores them, so notice ids stay the same across a restart."""
+    seconds, as the history stores them, so notice ids stay the same across a restart.
+
+    While the worker is more than ``max_lag_seconds`` behind the raw topics, the stored
+    activity is not today's yet (a backlog after a restart or an outage): judging it would
+    report managers inactive who are not. Evaluation pauses until the worker has caught up."""
+    settings = evaluator.settings
+    tick_seconds = settings.tick_seconds
     restored = False
     while True:
         started = time.monotonic()
@@ -175,11 +166,17 @@ async def run_alerting(
             restored = False
         else:
             try:
+                behind = await behind_seconds()
+                if behind > settings.max_lag_seconds:
+                    metrics.ALERT_EVALUATIONS.labels("paused_lag").inc()
+                    log.info("alerts paused: the worker is %.0f s behind", behind)
+                    await asyncio.sleep(tick_seconds)
+                    continue
                 if not restored:
                     dispatcher.resume(await asyncio.to_thread(evaluator.restore, clock()))
                     restored = True
                 notices = await asyncio.to_thread(evaluator.evaluate, clock())
-            except ClickHouseError as exc:
+            except (ClickHouseError, KafkaError) as exc:
                 metrics.ALERT_EVALUATIONS.labels("error").inc()
                 log.warning("alerts not evaluated this time: %s", exc)
             else:

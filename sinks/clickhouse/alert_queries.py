@@ -246,3 +246,10 @@ def _days(ch: ClickHouse, params: dict[str, Any]) -> dict[str, dict[date, dict[s
             name: int(value) for name, value in zip(DAILY.metrics, values, strict=True) if value
         }
     return dict(days)
+
+
+def ingest_marker(ch: ClickHouse) -> int:
+    """Grows whenever a batch becomes durable: the batch log is written after its events, so
+    an unchanged marker means no event was stored since it was last read (a cheap count)."""
+    ((batches,),) = ch.execute(f"SELECT count() FROM {ch.database}.ingest_batches")
+    return int(batches)

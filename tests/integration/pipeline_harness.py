@@ -17,6 +17,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from ingest.generator import Expected
+from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
 from salespulse.settings import Settings, TopicSettings, WorkerSettings
@@ -51,13 +52,17 @@ _run_numbers = itertools.count(1)
 
 
 def isolated_settings(stack: LocalStack, tmp_path: Path) -> Settings:
-    """Own topics, consumer group and database, so tests cannot see each other's data."""
+    """Own topics, consumer group and database, so tests cannot see each other's data.
+
+    Alerting is off: the stack's Alertmanager is shared by the whole session, and these workers
+    count generated history; tests of alerting switch it on with their own rules."""
     run = f"e2e{next(_run_numbers)}_{int(time.time())}"
     topics = TopicSettings(
         raw_pbx=f"{run}.raw.pbx",
         raw_chat=f"{run}.raw.chat",
         raw_crm=f"{run}.raw.crm",
         dead_letter=f"{run}.deadletter",
+        alerts=f"{run}.alerts",
         partitions=4,
     )
     (web_port,) = free_ports(1)
@@ -67,6 +72,7 @@ def isolated_settings(stack: LocalStack, tmp_path: Path) -> Settings:
             "worker": WorkerSettings(app_id=f"salespulse-{run}", web_port=web_port),
             "clickhouse": stack.settings.clickhouse.model_copy(update={"database": run}),
             "directory_path": tmp_path / "directory.yaml",
+            "alerts": AlertsSettings(enabled=False),
         }
     )
 
