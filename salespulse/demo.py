@@ -2,8 +2,8 @@
 
 The demo is what a new user runs first: local stack up, schema and topics ready, a worker started
 as its own process (exactly as in production), a week of realistic traffic for a generated sales
-team sent through Kafka, and the per-manager table read back from ClickHouse once the worker has
-committed everything it consumed.
+team sent through Kafka, the per-manager table read back from ClickHouse once the worker has
+committed everything it consumed, and an alert arriving in the local Alertmanager.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ingest.generator import (
     write_directory_yaml,
     write_files,
 )
+from salespulse.demo_alerts import add_duty_desk, show_alert_in_alertmanager, write_alert_files
 from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
 from salespulse.settings import Settings
@@ -85,11 +86,18 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         "malformed records"
     )
 
+    add_duty_desk(directory_path)
+    calendar_path, rules_path = write_alert_files(demo_dir)
+    alerts = settings.alerts.model_copy(
+        update={"calendar_path": calendar_path, "rules_path": rules_path}
+    )
+    settings = settings.model_copy(update={"directory_path": directory_path, "alerts": alerts})
+
     from processors.worker import prepare
 
     prepare(settings)
     log_path = demo_dir / "worker.log"
-    worker = start_worker(settings.model_copy(update={"directory_path": directory_path}), log_path)
+    worker = start_worker(settings, log_path)
     try:
         report = asyncio.run(send_to_kafka(traffic, settings.kafka, settings.topics))
         print(
@@ -109,6 +117,9 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"the worker exited with {worker.returncode}; see {log_path}", file=sys.stderr)
             return 1
         _print_tables(settings, directory_path, args.days)
+        if not show_alert_in_alertmanager(settings):
+            print(f"see the worker log {log_path}", file=sys.stderr)
+            return 1
         print(f"\nend to end in {time.monotonic() - started:.0f} s. Worker log: {log_path}")
         if args.keep_running:
             print(f"worker still running as pid {worker.pid}; stop it with: kill {worker.pid}")
