@@ -20,6 +20,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
             ["--events", "20000", "--days", "20", "--repeat", "1"],
             "manager_two_years_ms",
         ),
+        ("alert_latency.py", ["--samples", "3"], "deadline → alert"),
         (
             "alert_snapshot.py",
             ["--managers", "4", "--days", "2", "--repeat", "1"],
