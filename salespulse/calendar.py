@@ -108,6 +108,20 @@ class Calendar:
             self.absences,
         )
 
+    def with_absences(self, absences: Iterable[Absence]) -> Calendar:
+        """This calendar with more absences, e.g. ``directory_topic.absences_of(entries)``.
+
+        They count exactly like the file's; an absence given twice, or overlapping another,
+        removes its time once.
+        """
+        return Calendar(
+            self.default,
+            self.departments,
+            self.holidays,
+            self.working_days,
+            (*self.absences, *absences),
+        )
+
     def schedule_of(self, department_id: str) -> Schedule:
         return self.departments.get(department_id, self.default)
 

@@ -11,7 +11,14 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    model_validator,
+)
 
 MAX_CALENDAR_BYTES = 4 * 1024 * 1024
 # How far next_working_change looks ahead: a year and a bit covers the longest plausible leave.
@@ -98,7 +105,18 @@ def _date_or_time(value: object) -> date | datetime:
 
 SpanField = Annotated[Span, PlainValidator(_parse_span)]
 Weekday = Annotated[int, PlainValidator(_parse_weekday)]
-DateOrTime = Annotated[date | datetime, PlainValidator(_date_or_time)]
+
+
+def _iso(value: date) -> str:
+    # pydantic's own JSON serializer for the validated union warns about every value.
+    return value.isoformat()
+
+
+DateOrTime = Annotated[
+    date | datetime,
+    PlainValidator(_date_or_time),
+    PlainSerializer(_iso, return_type=str, when_used="json"),
+]
 
 
 class _Strict(BaseModel):

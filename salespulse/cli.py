@@ -119,13 +119,40 @@ def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _publish_directory_change(args: argparse.Namespace, settings: Settings) -> int:
-    from salespulse.directory_publish import publish_deletion, publish_from_file
+    from salespulse.directory_publish import (
+        publish_absence_from_file,
+        publish_deletion,
+        publish_from_file,
+    )
 
     topics = settings.topics
     # Checked against the file and the topic as they are now, so a change the workers would
     # reject is refused here, where its author sees why.
     check = None if args.no_check else settings.directory_path
-    if args.manager or args.department:
+    if bool(args.absence) != bool(args.id):
+        raise UsageError("--absence FILE and --id ID go together (ID: the HR system's record id)")
+    if args.absence:
+        key = asyncio.run(
+            publish_absence_from_file(
+                settings.kafka,
+                topics.directory,
+                args.absence,
+                args.id,
+                directory_path=check,
+                replication_factor=topics.replication_factor,
+            )
+        )
+    elif args.delete_absence:
+        key = asyncio.run(
+            publish_deletion(
+                settings.kafka,
+                topics.directory,
+                "absence",
+                args.delete_absence,
+                replication_factor=topics.replication_factor,
+            )
+        )
+    elif args.manager or args.department:
         key = asyncio.run(
             publish_from_file(
                 settings.kafka,
@@ -149,8 +176,8 @@ def _publish_directory_change(args: argparse.Namespace, settings: Settings) -> i
         )
     else:
         raise UsageError(
-            "directory publish needs --manager, --department, --delete-manager or "
-            "--delete-department"
+            "directory publish needs --manager, --department, --absence (with --id), "
+            "--delete-manager, --delete-department or --delete-absence"
         )
     print(f"published {key} on {topics.directory}")
     return 0
@@ -239,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--department", type=Path, metavar="FILE", help="one department, YAML")
     change.add_argument("--delete-manager", metavar="ID", help="delete a manager (file's too)")
     change.add_argument("--delete-department", metavar="ID", help="delete a department")
+    change.add_argument("--absence", type=Path, metavar="FILE", help="one absence, YAML; with --id")
+    change.add_argument("--delete-absence", metavar="ID", help="delete an absence by its id")
+    directory.add_argument("--id", metavar="ID", help="the absence's id in the HR system")
     directory.add_argument(
         "--no-check", action="store_true", help="publish without checking the merged directory"
     )

@@ -1,7 +1,8 @@
-"""Publishing directory changes on the directory topic (``salespulse directory publish``).
+"""Publishing directory changes and absences on the directory topic (``salespulse directory
+publish``).
 
 Each change is checked against the file and the topic as they are now, so a change the workers
-would reject is refused where its author sees why.
+would reject, or an absence of a manager they do not know, is refused where its author sees why.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from salespulse.calendar_file import Absence
 from salespulse.directory import (
     DepartmentEntry,
     Directory,
@@ -20,39 +22,40 @@ from salespulse.directory import (
     ManagerEntry,
     load_directory_file,
 )
-from salespulse.directory_topic import (
-    DirectoryTopic,
+from salespulse.directory_messages import (
     Entry,
+    KeyKind,
     Kind,
-    ensure_directory_topic,
+    absence_key,
+    encode_value,
     entry_key,
     merge,
     parse_message,
+    problems_of,
+    split_key,
 )
+from salespulse.directory_topic import DirectoryTopic, ensure_directory_topic
 from salespulse.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
-
-
-def _encode(entry: Entry | None) -> bytes:
-    # Deletions are empty values, not Kafka's null tombstones: compaction drops a null
-    # tombstone after delete.retention.ms (a day by default), and a worker reading the topic
-    # afresh after that would see the file's entry again. An empty value is kept for good.
-    return entry.model_dump_json(exclude_none=True).encode() if entry is not None else b""
 
 
 async def publish(
     kafka: KafkaSettings,
     topic: str,
     key: str,
-    entry: Entry | None,
+    value: Entry | Absence | None,
     *,
     replication_factor: int = 1,
 ) -> None:
-    """Publish one entry under ``key``, or its deletion when ``entry`` is None."""
-    kind, _, _ = parse_message(key, None)
-    if entry is not None and entry_key(entry) != key:
-        raise DirectoryError(f"a {kind} entry with id {entry.id!r} cannot go under key {key!r}")
+    """Publish one entry or absence under ``key``, or its deletion when ``value`` is None."""
+    kind, _ = split_key(key)
+    if isinstance(value, Absence) and kind != "absence":
+        raise DirectoryError(f"an absence cannot go under key {key!r}; use absence:<id>")
+    if isinstance(value, Entry) and entry_key(value) != key:
+        raise DirectoryError(f"a {kind} entry with id {value.id!r} cannot go under key {key!r}")
+    encoded = encode_value(value)
+    parse_message(key, encoded)  # what the workers will read must parse, the size included
     await ensure_directory_topic(kafka, topic, replication_factor=replication_factor)
     producer = AIOKafkaProducer(
         **kafka.aiokafka_options(),
@@ -61,10 +64,10 @@ async def publish(
     )
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value=_encode(entry), key=key.encode())
+        await producer.send_and_wait(topic, value=encoded, key=key.encode())
     finally:
         await producer.stop()
-    log.info("published %s %s on %s", "deletion of" if entry is None else "entry", key, topic)
+    log.info("published %s %s on %s", "deletion of" if value is None else "value of", key, topic)
 
 
 async def read_overlay(
@@ -91,50 +94,90 @@ async def load_effective_directory(
     )
 
 
-def read_entry_file(path: Path, kind: Kind) -> Entry:
-    """One entry from a YAML (or JSON) file, shaped like one item under ``managers:`` or
-    ``departments:`` in the directory file."""
+class _DatesAsText(yaml.SafeLoader):
+    """YAML that leaves dates and times as text, as the calendar file does: PyYAML would fail on
+    a bad one without saying where, and would take a time without an offset as naive."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _read_mapping(
+    path: Path, what: str, loader: type[yaml.SafeLoader] = yaml.SafeLoader
+) -> dict[object, object]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506 - a SafeLoader
     except (OSError, UnicodeDecodeError) as exc:
         raise DirectoryError(f"cannot read {path}: {exc}") from exc
     except yaml.YAMLError as exc:
         raise DirectoryError(f"{path} does not parse as YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise DirectoryError(f"{path}: expected one {kind} entry, a mapping")
+        raise DirectoryError(f"{path}: expected one {what}, a mapping")
+    return raw
+
+
+def read_entry_file(path: Path, kind: Kind) -> Entry:
+    """One entry from a YAML (or JSON) file, shaped like one item under ``managers:`` or
+    ``departments:`` in the directory file."""
+    raw = _read_mapping(path, f"{kind} entry")
     try:
         return (ManagerEntry if kind == "manager" else DepartmentEntry).model_validate(raw)
     except ValidationError as exc:
-        raise DirectoryError(f"{path}: not a valid {kind} entry: {exc}") from exc
+        raise DirectoryError(f"{path}: not a valid {kind} entry: {problems_of(exc)}") from exc
+
+
+def read_absence_file(path: Path) -> Absence:
+    """One absence from a YAML (or JSON) file, shaped like one item under ``absences:`` in the
+    calendar file."""
+    raw = _read_mapping(path, "absence", _DatesAsText)
+    try:
+        return Absence.model_validate(raw)
+    except ValidationError as exc:
+        raise DirectoryError(f"{path}: not a valid absence: {problems_of(exc)}") from exc
 
 
 async def publish_checked(
     kafka: KafkaSettings,
     topic: str,
     key: str,
-    entry: Entry | None,
+    value: Entry | Absence | None,
     *,
     directory_path: Path | None,
     replication_factor: int = 1,
     timeout_seconds: float = 30.0,
 ) -> None:
     """``publish``, after checking that the directory file, the topic and this change together
-    make a consistent directory (skipped when ``directory_path`` is None).
+    make a consistent directory, and that an absence is of a manager in it (skipped when
+    ``directory_path`` is None, and for an absence's deletion, which cannot break anything).
 
     A courtesy to the publisher, not a guarantee: workers check every update themselves, since
     another change may be published between this check and this publication.
     """
-    if directory_path is not None:
+    kind, _ = split_key(key)
+    if directory_path is not None and (kind != "absence" or value is not None):
         base = load_directory_file(directory_path)
         overlay = await read_overlay(
             kafka, topic, timeout_seconds=timeout_seconds, replication_factor=replication_factor
         )
-        overlay[key] = _encode(entry) or None
+        overlay[key] = encode_value(value) or None
         try:
-            Directory.from_model(merge(base, overlay))
+            directory = Directory.from_model(merge(base, overlay))
         except DirectoryError as exc:
+            if isinstance(value, Absence):
+                raise DirectoryError(
+                    f"{key} not published: its manager cannot be checked in a directory that "
+                    f"is invalid with the topic's changes ({exc}); --no-check skips the check"
+                ) from exc
             raise DirectoryError(f"{key} not published, it would be rejected: {exc}") from exc
-    await publish(kafka, topic, key, entry, replication_factor=replication_factor)
+        if isinstance(value, Absence) and value.manager not in directory.managers:
+            raise DirectoryError(
+                f"{key} not published: manager {value.manager!r} is not in the directory "
+                f"({directory_path} with the topic's changes)"
+            )
+    await publish(kafka, topic, key, value, replication_factor=replication_factor)
 
 
 async def publish_from_file(
@@ -160,16 +203,43 @@ async def publish_from_file(
     return key
 
 
+async def publish_absence_from_file(
+    kafka: KafkaSettings,
+    topic: str,
+    path: Path,
+    absence_id: str,
+    *,
+    directory_path: Path | None = None,
+    replication_factor: int = 1,
+) -> str:
+    """Publish the absence in ``path`` under the HR system's ``absence_id``; returns its key.
+
+    Publishing under the same id again replaces the absence (a vacation moved or cut short).
+    """
+    key = absence_key(absence_id)
+    absence = read_absence_file(path)
+    await publish_checked(
+        kafka,
+        topic,
+        key,
+        absence,
+        directory_path=directory_path,
+        replication_factor=replication_factor,
+    )
+    return key
+
+
 async def publish_deletion(
     kafka: KafkaSettings,
     topic: str,
-    kind: Kind,
+    kind: KeyKind,
     entry_id: str,
     *,
     directory_path: Path | None = None,
     replication_factor: int = 1,
 ) -> str:
-    """Publish the deletion of a manager or department, the file's included; returns the key."""
+    """Publish the deletion of a manager or department (the file's included) or of an absence
+    published on the topic; returns the key."""
     key = f"{kind}:{entry_id}"
     await publish_checked(
         kafka,

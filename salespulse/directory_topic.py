@@ -1,10 +1,12 @@
 """The directory topic: changes to the manager directory published on a compacted Kafka topic.
 
 The directory file stays the base; an HR or CRM integration publishes single entries on the
-topic, and every worker lays them over the file without a restart (docs/adr/0005). A message's
-key is ``manager:<id>`` or ``department:<id>``; its value is the JSON of one entry, in the shape
-of the file's YAML, or empty to delete that entry, the file's included. Compaction keeps the last
-value per key, so reading the topic from its beginning gives the current overlay.
+topic, and every worker lays them over the file without a restart (docs/adr/0005). The same
+topic carries managers' absences for the working calendar. A message's key is
+``manager:<id>``, ``department:<id>`` or ``absence:<id>``; its value is the JSON of one entry or
+absence, or empty to delete it, the file's entry included. Compaction keeps the last value per
+key, so reading the topic from its beginning gives the current overlay. The message format
+lives in ``salespulse.directory_messages``; this module creates and reads the topic.
 """
 
 from __future__ import annotations
@@ -13,100 +15,49 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
-from typing import Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client import Counter
-from pydantic import ValidationError
 
-from salespulse.directory import (
-    DepartmentEntry,
-    DirectoryError,
-    DirectoryFile,
-    ManagerEntry,
+from salespulse.directory import DirectoryError, DirectoryFile
+from salespulse.directory_messages import (
+    MAX_ENTRY_BYTES,
+    Entry,
+    KeyKind,
+    Kind,
+    absence_key,
+    absences_of,
+    entry_key,
+    merge,
+    parse_message,
 )
 from salespulse.settings import KafkaSettings
 
-log = logging.getLogger(__name__)
+# The message format, for callers that know the topic by this module's name.
+__all__ = [
+    "MAX_ENTRY_BYTES",
+    "UPDATES",
+    "DirectoryTopic",
+    "Entry",
+    "KeyKind",
+    "Kind",
+    "absence_key",
+    "absences_of",
+    "ensure_directory_topic",
+    "entry_key",
+    "merge",
+    "parse_message",
+]
 
-Kind = Literal["manager", "department"]
-Entry = ManagerEntry | DepartmentEntry
-# One entry is a few hundred bytes; this only stops a runaway value from being parsed.
-MAX_ENTRY_BYTES = 1024 * 1024
+log = logging.getLogger(__name__)
 
 UPDATES = Counter(
     "salespulse_directory_updates_total",
     "Directory topic messages read, by result: ok (applied) or invalid (skipped).",
     ["result"],
 )
-
-
-def entry_key(entry: Entry) -> str:
-    """The topic key of an entry: ``manager:<id>`` or ``department:<id>``."""
-    return f"{'manager' if isinstance(entry, ManagerEntry) else 'department'}:{entry.id}"
-
-
-def parse_message(key: str, value: bytes | None) -> tuple[Kind, str, Entry | None]:
-    """Kind, id and entry of a message (None: delete); DirectoryError names the problem."""
-    kind, _, entry_id = key.partition(":")
-    if kind not in ("manager", "department") or not entry_id:
-        raise DirectoryError(f"key {key!r} is not manager:<id> or department:<id>")
-    entry_kind: Kind = "manager" if kind == "manager" else "department"
-    # A null value (Kafka's tombstone) and an empty one both delete; see publish() for why.
-    if not value:
-        return entry_kind, entry_id, None
-    if len(value) > MAX_ENTRY_BYTES:
-        raise DirectoryError(f"{key}: value of {len(value)} bytes is over {MAX_ENTRY_BYTES}")
-    entry_type = ManagerEntry if entry_kind == "manager" else DepartmentEntry
-    try:
-        entry: Entry = entry_type.model_validate_json(value)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, error['loc'])) or 'value'}: {error['msg']}"
-            for error in exc.errors()
-        )
-        raise DirectoryError(f"{key}: not a valid {kind} entry: {problems}") from exc
-    # Compaction keeps one value per key, so an entry filed under another id would never be
-    # replaced or deleted by the messages for its own key.
-    if entry.id != entry_id:
-        raise DirectoryError(f"{key}: the value's id is {entry.id!r}")
-    return entry_kind, entry_id, entry
-
-
-_E = TypeVar("_E", ManagerEntry, DepartmentEntry)
-
-
-def _overlaid(base: list[_E], changes: Mapping[str, _E | None]) -> list[_E]:
-    # Replaced in place rather than rebuilt from a dict: a duplicate id in the file stays a
-    # duplicate, so the merged directory is rejected for it just as the file alone would be.
-    merged = [changes.get(entry.id, entry) for entry in base]
-    present = {entry.id for entry in base}
-    merged += [entry for entry_id, entry in changes.items() if entry_id not in present]
-    return [entry for entry in merged if entry is not None]
-
-
-def merge(base: DirectoryFile, overlay: Mapping[str, bytes | None]) -> DirectoryFile:
-    """The file's entries overlaid by the topic's: the topic wins per key, an empty value deletes.
-
-    Each value's shape is checked here (DirectoryError); the consistency of the result (unknown
-    departments, an identity held twice at once) is checked by ``Directory.from_model``, exactly
-    as for the file.
-    """
-    managers: dict[str, ManagerEntry | None] = {}
-    departments: dict[str, DepartmentEntry | None] = {}
-    for key, value in overlay.items():
-        kind, entry_id, entry = parse_message(key, value)
-        if isinstance(entry, DepartmentEntry) or (entry is None and kind == "department"):
-            departments[entry_id] = entry
-        else:
-            managers[entry_id] = entry
-    return DirectoryFile(
-        departments=_overlaid(base.departments, departments),
-        managers=_overlaid(base.managers, managers),
-    )
 
 
 async def ensure_directory_topic(
@@ -138,7 +89,8 @@ class DirectoryTopic:
     directory. ``entries`` maps a key to its latest valid value (None: deleted); it shows only
     complete reads, so a worker never applies the first half of the log without the second.
     ``loaded`` turns true after the first complete read, and ``version`` grows whenever
-    ``entries`` changes (a restart's fresh read included).
+    ``entries`` changes (a restart's fresh read included). ``apply`` lays the directory entries
+    over the file; ``absences_of(entries)`` gives the absences.
     Messages that do not parse are skipped, logged and counted, leaving the key as it was.
     Everything runs on the caller's event loop, which is also where ``DirectoryWatcher.refresh``
     reads ``entries``, so no lock is needed.

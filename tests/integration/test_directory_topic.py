@@ -6,13 +6,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from prometheus_client import REGISTRY
 
+from salespulse.calendar import Absence, AbsenceKind
+from salespulse.cli import main
 from salespulse.directory import (
     Attribution,
     DirectoryError,
@@ -26,9 +28,9 @@ from salespulse.directory_publish import (
     publish_deletion,
     publish_from_file,
 )
-from salespulse.directory_topic import DirectoryTopic
+from salespulse.directory_topic import DirectoryTopic, absences_of
 from salespulse.models import Actor, SourceFamily
-from salespulse.settings import KafkaSettings
+from salespulse.settings import KafkaSettings, to_environment
 from tests.conftest import LocalStack
 from tests.unit.test_directory import YAML
 
@@ -235,3 +237,81 @@ async def test_publish_refuses_an_entry_under_another_key(kafka: KafkaSettings, 
         await publish(kafka, topic, "manager:petrov", manager("sidorova", "msk"))
     with pytest.raises(DirectoryError, match="not manager:<id>"):
         await publish(kafka, topic, "boss:petrov", None)
+    vacation = Absence.model_validate(
+        {"manager": "petrov", "from": "2026-12-01", "to": "2026-12-02", "kind": "vacation"}
+    )
+    with pytest.raises(DirectoryError, match="an absence cannot go under key 'manager:petrov'"):
+        await publish(kafka, topic, "manager:petrov", vacation)
+    with pytest.raises(DirectoryError, match="an absence id is 1-128"):
+        await publish(kafka, topic, "absence:with space", vacation)
+
+
+async def test_absences_published_with_the_cli_are_read_back_and_deleted(
+    stack: LocalStack,
+    topic: str,
+    directory_file: Path,
+    reader: DirectoryTopic,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in to_environment(stack.settings).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SALESPULSE_TOPICS__DIRECTORY", topic)
+    monkeypatch.setenv("SALESPULSE_DIRECTORY_PATH", str(directory_file))
+
+    async def salespulse(*argv: str) -> int:
+        # The command runs its own event loop, so it gets a thread of its own.
+        return await asyncio.to_thread(main, ["directory", "publish", *argv])
+
+    vacation = tmp_path / "vacation.yaml"
+    vacation.write_text("manager: ivanova\nfrom: 2026-12-01\nto: 2026-12-14\nkind: vacation\n")
+    trip = tmp_path / "trip.json"
+    trip.write_text(
+        '{"manager": "petrov", "from": "2026-11-26T14:00:00+10:00",'
+        ' "to": "2026-11-26T18:00:00+10:00", "kind": "business_trip"}'
+    )
+    assert await salespulse("--absence", str(vacation), "--id", "hr-4711") == 0
+    assert capsys.readouterr().out.strip() == f"published absence:hr-4711 on {topic}"
+    assert await salespulse("--absence", str(trip), "--id", "crm/trip/17") == 0
+    # Of a manager neither the file nor the topic knows: refused, nothing published.
+    vacation.write_text("manager: nobody\nfrom: 2026-12-01\nto: 2026-12-14\nkind: vacation\n")
+    assert await salespulse("--absence", str(vacation), "--id", "hr-1") == 2
+    assert "absence:hr-1 not published: manager 'nobody' is not in the directory" in (
+        capsys.readouterr().err
+    )
+    assert await salespulse("--absence", str(vacation)) == 2
+    assert "--id ID" in capsys.readouterr().err
+
+    await reader.start()
+    await reader.wait_loaded(30)
+    assert sorted(reader.entries) == ["absence:crm/trip/17", "absence:hr-4711"]
+    assert absences_of(reader.entries) == (
+        Absence.model_validate(
+            {
+                "manager": "petrov",
+                "from": datetime(2026, 11, 26, 4, tzinfo=UTC),
+                "to": datetime(2026, 11, 26, 8, tzinfo=UTC),
+                "kind": AbsenceKind.BUSINESS_TRIP,
+            }
+        ),
+        Absence.model_validate(
+            {
+                "manager": "ivanova",
+                "from": date(2026, 12, 1),
+                "to": date(2026, 12, 14),
+                "kind": AbsenceKind.VACATION,
+            }
+        ),
+    )
+    # Absences leave the directory as the file has it.
+    watcher = DirectoryWatcher(directory_file, reader)
+    assert watcher.refresh()
+    assert set(watcher.current.managers) == {"ivanova", "petrov"}
+
+    version = reader.version
+    assert await salespulse("--delete-absence", "hr-4711") == 0
+    assert capsys.readouterr().out.strip() == f"published absence:hr-4711 on {topic}"
+    await eventually(lambda: reader.version > version)
+    assert reader.entries["absence:hr-4711"] is None
+    assert [absence.manager for absence in absences_of(reader.entries)] == ["petrov"]

@@ -19,6 +19,7 @@ from salespulse.calendar import (
     parse_calendar,
 )
 from salespulse.calendar_ics import holidays_from_ics
+from salespulse.directory_topic import absences_of
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples" / "calendar"
 MSK = ZoneInfo("Europe/Moscow")
@@ -280,6 +281,69 @@ def test_documented_example_loads() -> None:
     cal = parse_calendar(example)
     assert cal.schedule_of("support").lunch is None
     assert [absence.kind.value for absence in cal.absences] == ["vacation", "business_trip"]
+
+
+def without_absences(cal: Calendar) -> Calendar:
+    return Calendar(cal.default, cal.departments, cal.holidays, cal.working_days)
+
+
+# The sample file's two absences, as an HR system would publish them on the directory topic.
+TOPIC_ABSENCES = {
+    "absence:hr-1": b'{"manager": "ivanova", "from": "2026-11-23", "to": "2026-11-27",'
+    b' "kind": "vacation"}',
+    "absence:hr-2": b'{"manager": "petrov", "from": "2026-11-26T04:00:00Z",'
+    b' "to": "2026-11-26T08:00:00Z", "kind": "business_trip"}',
+}
+
+
+@pytest.mark.parametrize(
+    ("manager", "department", "tz"),
+    [("ivanova", "msk", MSK), ("petrov", "vvo", VVO), ("petrov", "support", VVO)],
+)
+def test_absences_from_the_topic_remove_working_time_like_the_files(
+    cal: Calendar, manager: str, department: str, tz: ZoneInfo
+) -> None:
+    bare = without_absences(cal)
+    from_topic = bare.with_absences(absences_of(TOPIC_ABSENCES))
+    start, end = local(tz, "2026-11-20T00:00"), local(tz, "2026-12-01T00:00")
+    # The absences matter in this stretch, and the topic's remove exactly what the file's do.
+    assert bare.working_time(manager, department, tz, start, end) > cal.working_time(
+        manager, department, tz, start, end
+    )
+    assert from_topic.working_time(manager, department, tz, start, end) == cal.working_time(
+        manager, department, tz, start, end
+    )
+    at = start
+    while at < end:
+        assert from_topic.is_working_time(manager, department, tz, at) == cal.is_working_time(
+            manager, department, tz, at
+        )
+        assert from_topic.next_working_change(
+            manager, department, tz, at
+        ) == cal.next_working_change(manager, department, tz, at)
+        at += timedelta(minutes=30)
+
+
+def test_absences_from_the_topic_add_to_the_files(cal: Calendar) -> None:
+    sick = (
+        b'{"manager": "sidorova", "from": "2026-11-26", "to": "2026-11-26", "kind": "sick_leave"}'
+    )
+    both = cal.with_absences(absences_of({"absence:hr-3": sick, **TOPIC_ABSENCES}))
+    day = local(MSK, "2026-11-26T00:00"), local(MSK, "2026-11-27T00:00")
+    assert cal.working_seconds("sidorova", "msk", MSK, *day) == 8 * HOUR
+    assert both.working_seconds("sidorova", "msk", MSK, *day) == 0
+    assert both.working_seconds("sidorova", "msk", MSK, day[1], day[1] + timedelta(days=1)) == (
+        8 * HOUR
+    )
+    # The file's absences stay, and one given twice (file and topic) removes its time once.
+    assert both.working_seconds("ivanova", "msk", MSK, *day) == 0
+    friday = local(MSK, "2026-11-27T00:00"), local(MSK, "2026-11-28T00:00")
+    assert both.working_seconds("ivanova", "msk", MSK, *friday) == 0
+    trip_day = local(VVO, "2026-11-26T00:00"), local(VVO, "2026-11-27T00:00")
+    assert both.working_seconds("petrov", "support", VVO, *trip_day) == cal.working_seconds(
+        "petrov", "support", VVO, *trip_day
+    )
+    assert cal.with_absences([]).absences == cal.absences
 
 
 def test_department_inherits_what_it_does_not_override(cal: Calendar) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from salespulse.calendar import Absence, AbsenceKind
 from salespulse.directory import (
     Attribution,
     Directory,
@@ -19,7 +20,9 @@ from salespulse.directory import (
     parse_directory,
     parse_directory_file,
 )
-from salespulse.directory_topic import entry_key, merge, parse_message
+from salespulse.directory_messages import MAX_ENTRY_BYTES, encode_value
+from salespulse.directory_publish import read_absence_file
+from salespulse.directory_topic import absences_of, entry_key, merge, parse_message
 from salespulse.models import Actor, SourceFamily
 
 YAML = """
@@ -219,6 +222,144 @@ def test_entry_round_trips_through_its_topic_form() -> None:
 def test_bad_topic_messages_name_the_problem(key: str, value: bytes, message: str) -> None:
     with pytest.raises(DirectoryError, match=message):
         parse_message(key, value)
+
+
+# Absences on the directory topic: key absence:<id>, value one absence of the calendar file.
+
+
+def absence(manager: str, start: str, end: str, kind: str) -> bytes:
+    return json.dumps({"manager": manager, "from": start, "to": end, "kind": kind}).encode()
+
+
+VACATION = absence("ivanova", "2026-12-01", "2026-12-14", "vacation")
+TRIP = absence("petrov", "2026-11-26T14:00:00+10:00", "2026-11-26T18:00:00+10:00", "business_trip")
+
+
+def test_absence_of_whole_days_from_the_topic() -> None:
+    kind, absence_id, parsed = parse_message("absence:hr-4711", VACATION)
+    assert (kind, absence_id) == ("absence", "hr-4711")
+    assert isinstance(parsed, Absence)
+    assert parsed.whole_days
+    assert (parsed.manager, parsed.from_, parsed.to, parsed.kind) == (
+        "ivanova",
+        date(2026, 12, 1),
+        date(2026, 12, 14),
+        AbsenceKind.VACATION,
+    )
+
+
+def test_absence_of_exact_times_is_kept_in_utc() -> None:
+    _, absence_id, parsed = parse_message("absence:crm/trip/17", TRIP)
+    assert absence_id == "crm/trip/17"
+    assert isinstance(parsed, Absence)
+    assert not parsed.whole_days
+    assert (parsed.from_, parsed.to) == (
+        datetime(2026, 11, 26, 4, tzinfo=UTC),
+        datetime(2026, 11, 26, 8, tzinfo=UTC),
+    )
+    assert parsed.kind is AbsenceKind.BUSINESS_TRIP
+
+
+@pytest.mark.parametrize("tombstone", [None, b""])
+def test_absence_deletion(tombstone: bytes | None) -> None:
+    assert parse_message("absence:hr-4711", tombstone) == ("absence", "hr-4711", None)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "absence:hr-1",
+            absence("ivanova", "2026-12-01T09:00:00", "2026-12-01T18:00:00", "sick_leave"),
+            r"^absence:hr-1: not a valid absence: from: '2026-12-01T09:00:00' needs a UTC offset",
+        ),
+        (
+            "absence:hr-1",
+            absence("ivanova", "2026-12-14", "2026-12-01", "vacation"),
+            r"^absence:hr-1: not a valid absence: value: absence of 'ivanova' from 2026-12-14 to "
+            r"2026-12-01: 'to' is before 'from'$",
+        ),
+        (
+            "absence:hr-1",
+            absence("ivanova", "2026-12-01", "2026-12-14", "holiday"),
+            r"^absence:hr-1: not a valid absence: kind: Input should be 'vacation', 'sick_leave'",
+        ),
+        (
+            "absence:hr-1",
+            absence("ivanova", "2026-12-01", "2026-12-01T18:00:00Z", "other"),
+            "two dates or two times",
+        ),
+        ("absence:hr-1", b'{"manager": "ivanova", "kind": "other"}', "from: Field required"),
+        ("absence:hr-1", b"[1, 2]", "value: Input should be an object"),
+        ("absence:", VACATION, "an absence id is 1-128 letters"),
+        ("absence:hr 1", VACATION, "an absence id is 1-128 letters"),
+        ("absence:" + "x" * 129, VACATION, "an absence id is 1-128 letters"),
+        ("absence:hr-1", b" " * (MAX_ENTRY_BYTES + 1), "^absence:hr-1: value of .* is over"),
+    ],
+)
+def test_bad_absences_name_the_key_and_the_problem(key: str, value: bytes, message: str) -> None:
+    with pytest.raises(DirectoryError, match=message):
+        parse_message(key, value)
+
+
+@pytest.mark.parametrize("value", [VACATION, TRIP])
+def test_absence_round_trips_through_its_topic_form(value: bytes) -> None:
+    _, _, parsed = parse_message("absence:a", value)
+    assert isinstance(parsed, Absence)
+    assert parse_message("absence:a", encode_value(parsed)) == ("absence", "a", parsed)
+
+
+def test_merge_leaves_absences_out_of_the_directory() -> None:
+    # Not even an invalid one can make the directory inconsistent: workers skip it on reading.
+    assert merge(base(), {"absence:hr-1": VACATION, "absence:hr-2": b"garbage"}) == base()
+
+
+def test_absences_of_lists_the_current_absences_only() -> None:
+    entries: dict[str, bytes | None] = {
+        "manager:petrov": manager(id="petrov", department="vvo"),
+        "absence:hr-2": TRIP,
+        "absence:hr-1": VACATION,
+        "absence:hr-0": b"",
+        "absence:hr-9": None,
+    }
+    assert [(a.manager, a.kind.value) for a in absences_of(entries)] == [
+        ("ivanova", "vacation"),
+        ("petrov", "business_trip"),
+    ]
+    assert absences_of({}) == ()
+
+
+def test_documented_absence_messages_and_file_parse(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "calendar.md").read_text("utf-8")
+    section = doc.split("## Absences from Kafka", 1)[1]
+    kcat = [line.split("|", 1) for line in section.splitlines() if line.startswith("absence:")]
+    parsed = [parse_message(key, value.encode()) for key, value in kcat]
+    assert [(kind, absence_id, content is None) for kind, absence_id, content in parsed] == [
+        ("absence", "hr-4711", False),
+        ("absence", "hr-4699", True),
+    ]
+    path = tmp_path / "vacation.yaml"
+    path.write_text(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    assert read_absence_file(path) == parsed[0][2]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # YAML would read these as a naive time and as an error without a place; both are named.
+        ("from: 2026-12-01T09:00:00\nto: 2026-12-01T18:00:00\n", "needs a UTC offset"),
+        ("from: 2026-13-01\nto: 2026-12-14\n", "'2026-13-01' is neither a date"),
+        ("from: 2026-12-01\nto: 2026-12-14\nkind: leave\n", "kind"),
+    ],
+)
+def test_bad_absence_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "absence.yaml"
+    path.write_text("manager: ivanova\n" + text + ("" if "kind" in text else "kind: other\n"))
+    with pytest.raises(DirectoryError, match=rf"absence\.yaml: not a valid absence: .*{message}"):
+        read_absence_file(path)
+    path.write_text("- just a list\n")
+    with pytest.raises(DirectoryError, match="expected one absence, a mapping"):
+        read_absence_file(path)
 
 
 class FakeOverlay:
