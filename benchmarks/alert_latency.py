@@ -236,7 +236,7 @@ def record(args: argparse.Namespace, result: dict[str, dict[str, float]]) -> Non
             "",
         ]
     )
-    write_section(SECTION, body)
+    write_section(SECTION + (f", under {args.load:,} records/s" if args.load else ", idle"), body)
 
 
 def main() -> None:

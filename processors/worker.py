@@ -164,6 +164,7 @@ def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> 
         lambda: NativeClickHouse(settings.clickhouse),
         lambda: runtime.directory.current,
         dashboard,
+        runtime.directory_topic,
     )
 
     async def evaluate_alerts() -> None:

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client import Counter
 
+from salespulse.calendar_file import Absence
 from salespulse.directory import DirectoryError, DirectoryFile
 from salespulse.directory_messages import (
     MAX_ENTRY_BYTES,
@@ -124,6 +125,10 @@ class DirectoryTopic:
 
     def apply(self, base: DirectoryFile) -> DirectoryFile:
         return merge(base, self.entries)
+
+    def absences(self) -> tuple[Absence, ...]:
+        """The absences on the topic now (alert evaluation adds them to the calendar's)."""
+        return absences_of(self.entries)
 
     async def start(self) -> None:
         if self._task is not None:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
@@ -28,7 +29,7 @@ from processors.alerting.rules import RulesError, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
 from salespulse import metrics
 from salespulse.alert_settings import AlertsSettings
-from salespulse.calendar import Calendar, CalendarError, load_calendar, parse_calendar
+from salespulse.calendar import Absence, Calendar, CalendarError, load_calendar, parse_calendar
 from salespulse.calendar_ics import holidays_from_ics
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
@@ -55,6 +56,17 @@ def load_working_calendar(settings: AlertsSettings) -> Calendar:
     return calendar
 
 
+class AbsenceSource(Protocol):
+    """Absences published on a topic (``DirectoryTopic``): ``version`` grows on every change,
+    ``loaded`` turns true once the topic was read to its end."""
+
+    @property
+    def loaded(self) -> bool: ...
+    @property
+    def version(self) -> int: ...
+    def absences(self) -> Sequence[Absence]: ...
+
+
 class AlertEvaluator:
     """Rules, calendar, baselines and the engine: ``evaluate(now)`` returns the notices.
 
@@ -68,6 +80,7 @@ class AlertEvaluator:
         connect: Callable[[], ClickHouse],
         directory: Callable[[], Directory],
         dashboard_url: str,
+        absences: AbsenceSource | None = None,
     ) -> None:
         self.settings = settings
         self._counting = counting
@@ -79,7 +92,10 @@ class AlertEvaluator:
         self.calendar = WatchedFile(
             calendar_path, lambda _: load_working_calendar(settings), (CalendarError,)
         )
-        self._workdays = Workdays(self.calendar.current)
+        self._absences = absences
+        self._absences_version: int | None = None
+        self.working_calendar = self.calendar.current
+        self._workdays = Workdays(self.working_calendar)
         self.engine = AlertEngine()
         self.baselines = BaselineKeeper(connect)
         self._last_snapshot: ActivitySnapshot | None = None
@@ -91,14 +107,23 @@ class AlertEvaluator:
                 metrics.ALERT_CONFIG_RELOADS.labels(name, "ok").inc()
                 log.info("alert %s reloaded from %s", name, watched.path)
                 if name == "calendar":
-                    self._workdays = Workdays(self.calendar.current)
-                    self.baselines.invalidate()
+                    self._absences_version = None  # combine the new file with the topic's
+
             elif watched.last_error:
                 metrics.ALERT_CONFIG_RELOADS.labels(name, "error").inc()
                 log.error(
                     "alert %s not reloaded, the last good ones stay: %s", name, watched.last_error
                 )
                 watched.last_error = None
+        source = self._absences
+        if source is not None and source.version != self._absences_version:
+            self._absences_version = source.version
+            self.working_calendar = self.calendar.current.with_absences(source.absences())
+        elif source is None:
+            self.working_calendar = self.calendar.current
+        if self._workdays.calendar is not self.working_calendar:
+            self._workdays = Workdays(self.working_calendar)
+            self.baselines.invalidate()
 
     def _snapshot(self, now: datetime, directory: Directory) -> ActivitySnapshot:
         """Today's activity, read again only when something was stored since, the day
@@ -117,6 +142,7 @@ class AlertEvaluator:
         notices = open_notices(self._ch, now - timedelta(days=_RESTORE_DAYS))
         self.engine = AlertEngine()
         self.engine.restore(notice.alert for notice in notices)
+        log.info("alert evaluation starts with %d open alerts from the history", len(notices))
         return notices
 
     def evaluate(self, now: datetime) -> list[Notice]:
@@ -124,10 +150,14 @@ class AlertEvaluator:
 
         The notices are recorded in the history before they are returned for delivery: the
         history is what a restart resumes from."""
+        if self._absences is not None and not self._absences.loaded:
+            # Judging before the absences are read would alert about people on vacation.
+            log.info("alerts wait for the directory topic to be read")
+            return []
         self._reload()
         rules: RulesFile = self.rules.current
         directory = self._directory()
-        baselines = self.baselines.current(now, directory, self.calendar.current)
+        baselines = self.baselines.current(now, directory, self.working_calendar)
         snapshot = self._snapshot(now, directory)
         situation = Situation(
             now, rules, directory, self._workdays, snapshot, baselines, self._dashboard_url

@@ -63,6 +63,7 @@ def isolated_settings(stack: LocalStack, tmp_path: Path) -> Settings:
         raw_crm=f"{run}.raw.crm",
         dead_letter=f"{run}.deadletter",
         alerts=f"{run}.alerts",
+        directory=f"{run}.directory",
         partitions=4,
     )
     (web_port,) = free_ports(1)

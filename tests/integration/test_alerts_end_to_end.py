@@ -24,6 +24,7 @@ import yaml
 from ingest.crm_records import crm_event_record
 from ingest.raw_producer import RawProducer, RawRecordOut
 from salespulse.alert_settings import AlertsSettings
+from salespulse.directory_publish import publish_absence_from_file, publish_deletion
 from salespulse.settings import Settings
 from salespulse.worker_process import stop_worker
 from sinks.clickhouse.alert_history import recent_notices
@@ -173,10 +174,45 @@ def test_a_restart_does_not_fire_again_and_new_rules_apply_without_one(
     worker = launch(settings, tmp_path / "worker-2.log")
     try:
         # The condition still holds. The first worker's last post to Alertmanager expires 8 s
-        # after it (4 x the 2 s resend): still active well after that means the new leader
-        # restored the open alert from the history and re-posts it, without firing it again.
-        time.sleep(15)
-        assert active_alerts(stack.alertmanager_url, "offer_spree")
+        # after it (4 x the 2 s resend), before the new worker leads the group: active again
+        # means the new leader restored the open alert from the history and re-posts it...
+        time.sleep(10)
+        assert eventually(lambda: active_alerts(stack.alertmanager_url, "offer_spree"))
+        time.sleep(3)
+        # ... without firing it a second time.
         assert history(settings) == [(key, "firing")]
+    finally:
+        stop_worker(worker.process)
+
+
+def test_an_absence_published_on_the_directory_topic_keeps_alerts_away(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    settings = alerting_settings(stack, tmp_path)
+    topic = settings.topics.directory
+    today = datetime.now(ZONE).date()
+    absence = tmp_path / "vacation.yaml"
+    absence.write_text(yaml.safe_dump({"manager": "kim", "from": str(today), "to": str(today),
+                                       "kind": "vacation"}))  # fmt: skip
+    asyncio.run(
+        publish_absence_from_file(
+            settings.kafka, topic, absence, "hr-17", directory_path=settings.directory_path
+        )
+    )
+    task = f"T-{time.time_ns()}"
+    now = datetime.now(UTC).replace(microsecond=0)
+    created = crm_event_record(
+        f"{task}:c", "task.created", "u-kim", now - timedelta(hours=1),
+        entity=task, due_at=(now - timedelta(minutes=10)).isoformat(),
+    )  # fmt: skip
+    worker = launch(settings, tmp_path / "worker.log")
+    try:
+        asyncio.run(send(settings, created))
+        asyncio.run(worker.wait_until_durable())
+        time.sleep(5)  # several evaluations with the task overdue and Kim on vacation
+        assert history(settings) == []
+        asyncio.run(publish_deletion(settings.kafka, topic, "absence", "hr-17"))
+        # Back from vacation (the HR system withdrew it): the overdue task is told at once.
+        assert eventually(lambda: history(settings)) == [(f"late_task/task/{task}", "firing")]
     finally:
         stop_worker(worker.process)
