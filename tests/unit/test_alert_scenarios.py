@@ -7,11 +7,13 @@ expected count over two working hours is 20 and the dip rule fires under 10.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from processors.alerting.activity import OpenTask
 from processors.alerting.engine import AlertEngine, Verdict
 from processors.alerting.model import Alert, AlertState, Suppression
-from processors.alerting.rules import parse_rules
+from processors.alerting.rules import RulesError, load_rules, parse_rules
+from salespulse.watched_file import WatchedFile
 from tests.unit.alert_world import RULES, TODAY, World, at
 
 
@@ -191,3 +193,59 @@ def test_rate_limit_per_recipient() -> None:
         Suppression.RATE_LIMITED,
     ]
     assert notices[0].alert.recipients == ("rop",)
+
+
+def test_pace_below_the_norm_projects_the_day() -> None:
+    rules = (
+        RULES + "  - {name: pace, kind: pace, metric: calls_out, below: 0.8, after: 2h, hold: 0m}\n"
+    )
+    world = World(rules_text=rules)
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
+    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 20)  # 3 an hour
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "11:30"))
+    paces = [n for n in notices if n.alert.rule == "pace"]
+    # At 11:00, two of eight working hours: 6 calls, at this pace 24 by the end of the day,
+    # under 0.8 x 40 = 32. Ivanova's 20 project to 80: no alert about her.
+    assert [(n.alert.manager_id, n.at) for n in paces] == [("petrov", at(TODAY, "11:00"))]
+    assert paces[0].alert.actual == 6
+    assert paces[0].alert.expected == 40
+    assert paces[0].alert.summary_en == (
+        "Pavel Petrov (Moscow sales): outgoing calls 6 so far; at this pace 24 of the norm 40 "
+        "by the end of the day"
+    )
+    assert paces[0].alert.summary_ru == (
+        "Pavel Petrov (Moscow sales): исходящие звонки — пока 6; в таком темпе 24 из нормы 40 "
+        "до конца дня"
+    )
+
+
+def test_a_department_dip_sums_baselines_and_norms_of_its_members() -> None:
+    rules = RULES + (
+        "  - {name: dept, kind: department_dip, metric: calls_out, window: 2h, below: 0.5, "
+        "hold: 0m}\n"
+    )
+    world = World(rules_text=rules)
+    # Nobody calls from 09:00. At 10:00 half the window is worked: ivanova was expected to make
+    # 10 (her baseline), petrov 5 (the norm of 40 over 8 hours), the department 15.
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "10:00"))
+    dept = [n for n in notices if n.alert.rule == "dept"]
+    assert [(n.alert.key, n.at) for n in dept] == [("dept/department/msk", at(TODAY, "10:00"))]
+    assert dept[0].alert.expected == 15
+    assert dept[0].alert.actual == 0
+    assert dept[0].alert.manager_id == ""
+    assert dept[0].alert.summary_en.startswith("Moscow sales: outgoing calls 0 in the last")
+    assert dept[0].alert.dashboard_url == "http://dash.example/departments/msk"
+
+
+def test_the_rules_file_is_reloaded_and_a_broken_one_keeps_the_last_good(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(RULES)
+    watched = WatchedFile(path, load_rules, (RulesError,))
+    assert [rule.name for rule in watched.current.rules] == ["calls_dip", "idle", "overdue"]
+    path.write_text(RULES + "  - {name: late, kind: overdue_task, grace: 1h}\n")
+    assert watched.refresh()
+    assert watched.current.rules[-1].name == "late"
+    path.write_text(RULES + "  - {name: broken, kind: dip}\n")
+    assert not watched.refresh()
+    assert "a dip rule needs metric, window, below" in (watched.last_error or "")
+    assert watched.current.rules[-1].name == "late"
