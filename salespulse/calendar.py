@@ -35,6 +35,7 @@ from salespulse.calendar_file import (
     WorkingDay,
     _resolve,
 )
+from salespulse.config_text import describe_validation, read_config_text
 
 __all__ = [
     "SEARCH_DAYS",
@@ -283,34 +284,13 @@ def parse_calendar(text: str) -> Calendar:
     try:
         data = CalendarFile.model_validate(raw)
     except ValidationError as exc:
-        raise CalendarError(f"calendar is invalid: {_describe(exc)}") from exc
+        raise CalendarError(f"calendar is invalid: {describe_validation(exc)}") from exc
     return Calendar.from_model(data)
 
 
 def load_calendar(path: Path) -> Calendar:
-    try:
-        size = path.stat().st_size
-        if size > MAX_CALENDAR_BYTES:
-            raise CalendarError(f"{path}: {size} bytes is over the {MAX_CALENDAR_BYTES} limit")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalendarError(f"cannot read calendar {path}: {exc}") from exc
+    text = read_config_text(path, MAX_CALENDAR_BYTES, "calendar", CalendarError)
     try:
         return parse_calendar(text)
     except CalendarError as exc:
         raise CalendarError(f"{path}: {exc}") from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    """Each problem on one line part: where (``absences[1].to``), what, and the bad input."""
-    problems = []
-    for error in exc.errors():
-        where = ""
-        for part in error["loc"]:
-            where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] != "value_error":
-            shown = repr(error["input"])
-            message += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)

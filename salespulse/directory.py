@@ -22,7 +22,9 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from salespulse.config_text import read_config_text
 from salespulse.models import Actor, SourceFamily, TimeZoneName
+from salespulse.watched_file import WatchedFile
 
 MAX_DIRECTORY_BYTES = 32 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -234,13 +236,7 @@ def load_directory(path: Path) -> Directory:
 
 
 def load_directory_file(path: Path) -> DirectoryFile:
-    try:
-        size = path.stat().st_size
-        if size > MAX_DIRECTORY_BYTES:
-            raise DirectoryError(f"{path}: {size} bytes is over the {MAX_DIRECTORY_BYTES} limit")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DirectoryError(f"cannot read directory {path}: {exc}") from exc
+    text = read_config_text(path, MAX_DIRECTORY_BYTES, "directory", DirectoryError)
     return parse_directory_file(text, suffix=path.suffix.lower())
 
 
@@ -271,45 +267,31 @@ class DirectoryWatcher:
     def __init__(self, path: Path, overlay: DirectoryOverlay | None = None) -> None:
         self.path = path
         self.overlay = overlay
-        self._stamp = self._read_stamp()
-        self._base = load_directory_file(path)
-        self.current = Directory.from_model(self._base)
+        self._file = WatchedFile(path, _load_consistent, (DirectoryError,))
+        self.current = Directory.from_model(self._file.current)
         # Even an overlay loaded already is applied by the first refresh, so that an inconsistent
         # one is reported like any later update instead of stopping the worker from starting.
         self._version: int | None = None
         self.last_error: str | None = None
         self.reloads = 0
 
-    def _read_stamp(self) -> tuple[int, int]:
-        stat = self.path.stat()
-        return (stat.st_mtime_ns, stat.st_size)
-
     def refresh(self) -> bool:
         """Reload if the file or the overlay changed; True when a new directory took effect."""
-        try:
-            stamp = self._read_stamp()
-        except OSError as exc:
-            self.last_error = f"cannot stat {self.path}: {exc}"
+        file_changed = self._file.refresh()
+        if self._file.last_error:
+            # An overlay change is applied to the last good file at the next refresh; applying
+            # it now would clear this error before the caller reported it.
+            self.last_error, self._file.last_error = self._file.last_error, None
             return False
         overlay = self.overlay if self.overlay is not None and self.overlay.loaded else None
         version = overlay.version if overlay is not None else None
-        if stamp == self._stamp and version == self._version:
+        if not file_changed and version == self._version:
             return False
-        if stamp != self._stamp:
-            self._stamp = stamp
-            try:
-                base = load_directory_file(self.path)
-                Directory.from_model(base)
-            except DirectoryError as exc:
-                # An overlay change is applied to the last good file at the next refresh; applying
-                # it now would clear this error before the caller reported it.
-                self.last_error = str(exc)
-                return False
-            self._base = base
         self._version = version
+        base = self._file.current
         try:
             self.current = Directory.from_model(
-                overlay.apply(self._base) if overlay is not None else self._base
+                overlay.apply(base) if overlay is not None else base
             )
         except DirectoryError as exc:
             self.last_error = f"directory with topic entries (version {version}) rejected: {exc}"
@@ -317,3 +299,10 @@ class DirectoryWatcher:
         self.last_error = None
         self.reloads += 1
         return True
+
+
+def _load_consistent(path: Path) -> DirectoryFile:
+    """The file, checked to be consistent on its own: other commands read it alone."""
+    base = load_directory_file(path)
+    Directory.from_model(base)
+    return base

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from processors.alerting.model import Severity
+from salespulse.config_text import describe_validation, read_config_text
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 
 MAX_RULES_BYTES = 1024 * 1024
@@ -264,30 +265,12 @@ def parse_rules(text: str) -> RulesFile:
     try:
         return RulesFile.model_validate(raw)
     except ValidationError as exc:
-        raise RulesError(f"rules are invalid: {_describe(exc)}") from exc
+        raise RulesError(f"rules are invalid: {describe_validation(exc)}") from exc
 
 
 def load_rules(path: Path) -> RulesFile:
-    try:
-        size = path.stat().st_size
-        if size > MAX_RULES_BYTES:
-            raise RulesError(f"{path}: {size} bytes is over the {MAX_RULES_BYTES} limit")
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RulesError(f"cannot read rules {path}: {exc}") from exc
+    text = read_config_text(path, MAX_RULES_BYTES, "rules", RulesError)
     try:
         return parse_rules(text)
     except RulesError as exc:
         raise RulesError(f"{path}: {exc}") from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
-    return "; ".join(problems)
-
-
-Language = Literal["en", "ru"]

@@ -80,6 +80,17 @@ async def send(settings: Settings, *records: RawRecordOut) -> None:
         await producer.send_many(records)
 
 
+def overdue_task(due: datetime) -> tuple[str, RawRecordOut]:
+    """A task of Kim's with a deadline of ``due``, created an hour before it."""
+    task = f"T-{time.time_ns()}"
+    due = due.replace(microsecond=0)
+    record = crm_event_record(
+        f"{task}:c", "task.created", "u-kim", due - timedelta(hours=1),
+        entity=task, due_at=due.isoformat(),
+    )  # fmt: skip
+    return task, record
+
+
 def active_alerts(url: str, alertname: str) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"filter": f'alertname="{alertname}"', "active": "true"})
     with urllib.request.urlopen(f"{url}/api/v2/alerts?{query}", timeout=5) as response:
@@ -109,12 +120,8 @@ def test_an_overdue_task_reaches_alertmanager_and_resolves_when_done(
     stack: LocalStack, tmp_path: Path
 ) -> None:
     settings = alerting_settings(stack, tmp_path)
-    task = f"T-{time.time_ns()}"
     now = datetime.now(UTC).replace(microsecond=0)
-    created = crm_event_record(
-        f"{task}:c", "task.created", "u-kim", now - timedelta(hours=2),
-        entity=task, due_at=(now - timedelta(minutes=30)).isoformat(),
-    )  # fmt: skip
+    task, created = overdue_task(now - timedelta(minutes=30))
     worker = launch(settings, tmp_path / "worker.log")
     try:
         asyncio.run(send(settings, created))
@@ -199,12 +206,7 @@ def test_an_absence_published_on_the_directory_topic_keeps_alerts_away(
             settings.kafka, topic, absence, "hr-17", directory_path=settings.directory_path
         )
     )
-    task = f"T-{time.time_ns()}"
-    now = datetime.now(UTC).replace(microsecond=0)
-    created = crm_event_record(
-        f"{task}:c", "task.created", "u-kim", now - timedelta(hours=1),
-        entity=task, due_at=(now - timedelta(minutes=10)).isoformat(),
-    )  # fmt: skip
+    task, created = overdue_task(datetime.now(UTC) - timedelta(minutes=10))
     worker = launch(settings, tmp_path / "worker.log")
     try:
         asyncio.run(send(settings, created))

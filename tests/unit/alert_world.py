@@ -100,6 +100,12 @@ class World:
             self.calls.setdefault(manager, []).append(moment)
             moment += timedelta(minutes=minutes)
 
+    def usual_day(self, *managers: str) -> None:
+        """Today as usual: ivanova 10 calls an hour, petrov 5, 09:00 to 18:00."""
+        for manager in managers:
+            every = {"ivanova": 6, "petrov": 12}[manager]
+            self.call_every(manager, at(self.today, "09:00"), at(self.today, "18:00"), every)
+
     def snapshot(self, now: datetime) -> ActivitySnapshot:
         minutes: dict[str, dict[str, tuple[tuple[datetime, int], ...]]] = {}
         last: dict[str, datetime] = {}

@@ -46,7 +46,7 @@ def test_a_vacation_raises_nothing_about_that_manager() -> None:
 
 def test_a_gradual_dip_fires_once_after_the_hold_and_resolves_on_recovery() -> None:
     world = World()
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("petrov")
     world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "11:00"), 6)  # 10 an hour
     world.call_every("ivanova", at(TODAY, "11:00"), at(TODAY, "12:00"), 12)  # 5 an hour
     world.call_every("ivanova", at(TODAY, "12:00"), at(TODAY, "13:00"), 30)  # 2 an hour
@@ -106,8 +106,7 @@ def test_a_flapping_condition_is_one_alert() -> None:
 
 def test_an_overdue_task_fires_at_deadline_plus_grace() -> None:
     world = World()
-    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("ivanova", "petrov")
     world.tasks.append(OpenTask("T-7", "ivanova", "msk", at(TODAY, "15:00"), at(TODAY, "09:30")))
     notices = world.run(at(TODAY, "09:00"), at(TODAY, "17:00"))
     assert states(notices) == [("overdue/task/T-7", "firing")]
@@ -118,8 +117,7 @@ def test_an_overdue_task_fires_at_deadline_plus_grace() -> None:
 
 def test_a_completed_task_resolves_its_alert() -> None:
     world = World()
-    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("ivanova", "petrov")
     world.tasks.append(OpenTask("T-8", "ivanova", "msk", at(TODAY, "10:00"), at(TODAY, "09:00")))
     notices = world.run(at(TODAY, "09:00"), at(TODAY, "11:00"))
     world.tasks.clear()  # the completion arrived
@@ -146,7 +144,7 @@ def test_a_new_manager_is_judged_by_the_norm() -> None:
 
 def test_inactivity_counts_working_minutes_only() -> None:
     world = World()
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("petrov")
     world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "12:40"), 6)  # last ends 12:39
     notices = world.run(at(TODAY, "09:00"), at(TODAY, "15:00"))
     idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
@@ -158,7 +156,7 @@ def test_inactivity_counts_working_minutes_only() -> None:
 
 def test_the_end_of_the_workday_resolves_what_fired() -> None:
     world = World()
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("petrov")
     world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "16:00"), 6)
     notices = world.run(at(TODAY, "15:00"), at(TODAY, "18:30"))
     idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
@@ -170,7 +168,7 @@ def test_the_end_of_the_workday_resolves_what_fired() -> None:
 def test_silenced_alerts_are_kept_but_not_for_people() -> None:
     rules = RULES + "silences: [{manager: ivanova, rule: idle, comment: training}]\n"
     world = World(rules_text=rules)
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("petrov")
     notices = world.run(at(TODAY, "09:00"), at(TODAY, "10:00"))
     idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
     assert idle[0].suppressed is Suppression.SILENCED
@@ -184,8 +182,7 @@ def test_rate_limit_per_recipient() -> None:
         OpenTask(f"T-{i}", "ivanova", "msk", at(TODAY, "10:00"), at(TODAY, "09:00"))
         for i in range(3)
     ]
-    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "18:00"), 6)
-    world.call_every("petrov", at(TODAY, "09:00"), at(TODAY, "18:00"), 12)
+    world.usual_day("ivanova", "petrov")
     notices = world.run(at(TODAY, "10:15"), at(TODAY, "10:15"))
     assert [n.suppressed for n in notices] == [
         Suppression.NONE,
