@@ -10,15 +10,13 @@ Alertmanager on the machine. ``stack.py`` starts, probes and stops it like the o
 from __future__ import annotations
 
 import http.client
-import os
-import shutil
 from pathlib import Path
 
 from salespulse.settings import StackSettings
-from salespulse.stack_clickhouse import LISTEN_HOST, StackError, apt_install, can_apt_install
+from salespulse.stack_clickhouse import LISTEN_HOST
+from salespulse.stack_packages import find_binary
 
 ALERTMANAGER_PACKAGE = "prometheus-alertmanager"
-INSTALL_HINT = f"apt-get install {ALERTMANAGER_PACKAGE}"
 # Debian names the binary after its package; upstream tarballs call it plain ``alertmanager``.
 _BINARY_NAMES = (ALERTMANAGER_PACKAGE, "alertmanager")
 _WELL_KNOWN_DIR = Path("/usr/bin")
@@ -33,47 +31,15 @@ receivers:
 """
 
 
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)
-
-
-def _search_alertmanager() -> Path | None:
-    for name in _BINARY_NAMES:
-        found = shutil.which(name)
-        if found:
-            return Path(found)
-    candidates = (_WELL_KNOWN_DIR / name for name in _BINARY_NAMES)
-    return next((path for path in candidates if _is_executable(path)), None)
-
-
 def find_alertmanager(explicit: Path | None = None, *, install_missing: bool = True) -> Path:
-    """The Alertmanager binary: ``explicit`` if given, else from PATH or /usr/bin, else via apt.
-
-    As for ClickHouse, a binary named explicitly is never swapped for another one found.
-    """
-    if explicit is not None:
-        if _is_executable(explicit):
-            return explicit
-        raise StackError(
-            f"Alertmanager not found at {explicit}; install the Debian package "
-            f"{ALERTMANAGER_PACKAGE} (`{INSTALL_HINT}`)"
-        )
-    found = _search_alertmanager()
-    if found is not None:
-        return found
-    if not (install_missing and can_apt_install()):
-        raise StackError(
-            f"Alertmanager is not installed; install the Debian package {ALERTMANAGER_PACKAGE} "
-            f"(`{INSTALL_HINT}`)"
-        )
-    apt_install((ALERTMANAGER_PACKAGE,))
-    found = _search_alertmanager()
-    if found is None:
-        raise StackError(
-            f"`{INSTALL_HINT}` succeeded but neither {' nor '.join(_BINARY_NAMES)} appeared "
-            f"on PATH or in {_WELL_KNOWN_DIR}"
-        )
-    return found
+    """The Alertmanager binary: ``explicit``, else from PATH or /usr/bin, else via apt."""
+    return find_binary(
+        explicit,
+        _BINARY_NAMES,
+        tuple(_WELL_KNOWN_DIR / name for name in _BINARY_NAMES),
+        (ALERTMANAGER_PACKAGE,),
+        install_missing=install_missing,
+    )
 
 
 def alertmanager_dir(settings: StackSettings) -> Path:
