@@ -18,15 +18,13 @@ import argparse
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from results import RESULTS, write_section  # the sibling module: run as a script
+from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
 
 from ingest.generator import directory_yaml, frame_messages, make_population, simulate
 from processors.alerting.baseline import build_baselines, local_today
@@ -36,12 +34,9 @@ from processors.privacy import PhoneProtector
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
 from salespulse.models import FORMAT_HEADER
-from salespulse.settings import ClickHouseSettings, CountingSettings, ParsingSettings
-from salespulse.stack import stack_down, stack_up
-from salespulse.stack_settings import private_stack
+from salespulse.settings import CountingSettings, ParsingSettings
 from sinks.clickhouse.alert_queries import query_activity_snapshot, query_hourly_history
 from sinks.clickhouse.client import NativeClickHouse, Row
-from sinks.clickhouse.migrations import apply_migrations
 from sinks.clickhouse.rollup import rebuild
 
 SECTION = "## Alert engine reads"
@@ -190,21 +185,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="salespulse-bench-") as state:
-        stack = private_stack(Path(state))
-        stack_up(stack)
-        ch = NativeClickHouse(ClickHouseSettings(port=stack.clickhouse_tcp_port), database="bench")
-        try:
-            apply_migrations(ch)
-            result = measure(ch, args)
-        finally:
-            ch.close()
-            stack_down(stack)
-    for name, value in result.items():
-        print(f"{name:>22}: {value:,.1f}")
-    if not args.no_record:
-        record(args, result)
-        print(f"recorded in {RESULTS}")
+    with scratch_clickhouse() as ch:
+        result = measure(ch, args)
+    report(result, lambda: record(args, result), keep=not args.no_record)
 
 
 if __name__ == "__main__":

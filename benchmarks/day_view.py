@@ -15,19 +15,13 @@ import argparse
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
-from results import RESULTS, write_section  # the sibling module: run as a script
+from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
 
-from salespulse.settings import ClickHouseSettings
-from salespulse.stack import stack_down, stack_up
-from salespulse.stack_settings import private_stack
-from sinks.clickhouse.client import ClickHouse, NativeClickHouse
-from sinks.clickhouse.migrations import apply_migrations
+from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.rollup import rebuild
 
 SECTION = "## Dashboard queries over a large history"
@@ -182,21 +176,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=DAYS, help="local days the events span")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="salespulse-bench-") as state:
-        stack = private_stack(Path(state))
-        stack_up(stack)
-        ch = NativeClickHouse(ClickHouseSettings(port=stack.clickhouse_tcp_port), database="bench")
-        try:
-            apply_migrations(ch)
-            result = measure(ch, args.events, args.repeat, args.days)
-        finally:
-            ch.close()
-            stack_down(stack)
-    for name, value in result.items():
-        print(f"{name:>30}: {value:,.1f}")
-    if not args.no_record:
-        record(args, result)
-        print(f"recorded in {RESULTS}")
+    with scratch_clickhouse() as ch:
+        result = measure(ch, args.events, args.repeat, args.days)
+    report(result, lambda: record(args, result), keep=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from salespulse.settings import REPO_ROOT
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from salespulse.settings import REPO_ROOT, ClickHouseSettings
+from salespulse.stack import stack_down, stack_up
+from salespulse.stack_settings import private_stack
+from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.migrations import apply_migrations
 
 RESULTS = REPO_ROOT / "docs" / "benchmarks.md"
 
@@ -18,3 +27,28 @@ def write_section(heading: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     RESULTS.write_text(text)
+
+
+@contextmanager
+def scratch_clickhouse() -> Iterator[NativeClickHouse]:
+    """A private stack's ClickHouse with the schema applied, in a folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="salespulse-bench-") as state:
+        stack = private_stack(Path(state))
+        stack_up(stack)
+        ch = NativeClickHouse(ClickHouseSettings(port=stack.clickhouse_tcp_port), database="bench")
+        try:
+            apply_migrations(ch)
+            yield ch
+        finally:
+            ch.close()
+            stack_down(stack)
+
+
+def report(result: Mapping[str, float], record: Callable[[], object], *, keep: bool) -> None:
+    """Print the numbers; unless ``keep`` is false, record them in docs/benchmarks.md."""
+    width = max(len(name) for name in result) + 2
+    for name, value in result.items():
+        print(f"{name:>{width}}: {value:,.1f}")
+    if keep:
+        record()
+        print(f"recorded in {RESULTS}")
