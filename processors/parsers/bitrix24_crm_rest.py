@@ -203,6 +203,9 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
         if not wanted:
             return []
         due_at = optional_time(act.deadline, "DEADLINE")
+        # A task is identified by itself, not by its deal: two open tasks on one deal are two
+        # tasks (an overdue-task alert is per task, and one's completion must not close both).
+        task = {**common, "external_ref": f"activity:{act.id}"}
         return [
             _event(
                 ("activity", act.id, action),
@@ -210,7 +213,7 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
                 action,
                 _required(at, field),
                 due_at=due_at,
-                **common,
+                **task,
             )
             for action, at, field in wanted
         ]
