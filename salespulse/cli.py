@@ -22,6 +22,7 @@ from processors.alerting.rules import RulesError
 from salespulse.alert_commands import add_alert_commands
 from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
 from salespulse.calendar import CalendarError
+from salespulse.demo_worker import stop_demo_worker
 from salespulse.directory import DirectoryError, load_directory
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
@@ -51,7 +52,9 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "up":
         status = stack_up(settings.stack)
     elif args.action == "down":
-        stopped = stack_down(settings.stack)
+        worker = stop_demo_worker(settings.stack)
+        stopped = [f"demo worker (pid {worker})"] if worker else []
+        stopped += stack_down(settings.stack)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     else:
@@ -276,7 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
     _add_traffic_arguments(demo)
-    demo.add_argument("--keep-running", action="store_true", help="leave the worker running")
+    demo.add_argument(
+        "--stop-worker", action="store_true", help="stop the worker at the end (default: keep it)"
+    )
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -24,6 +24,8 @@ from ingest.generator import (
     write_files,
 )
 from salespulse.demo_alerts import add_duty_desk, show_alert_in_alertmanager, write_alert_files
+from salespulse.demo_worker import demo_dir as demo_folder
+from salespulse.demo_worker import remember, stop_demo_worker
 from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
 from salespulse.settings import Settings
@@ -75,7 +77,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings = pointed_at_stack(settings)
     status = stack_up(settings.stack)
     print(status.describe())
-    demo_dir = settings.stack.state_dir.parent / "demo"
+    demo_dir = demo_folder(settings.stack)
     demo_dir.mkdir(parents=True, exist_ok=True)
     directory_path = demo_dir / "directory.yaml"
     traffic = _traffic(args, directory_path)
@@ -97,7 +99,11 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     prepare(settings)
     log_path = demo_dir / "worker.log"
+    if previous := stop_demo_worker(settings.stack):
+        print(f"stopped the previous demo's worker (pid {previous})")
     worker = start_worker(settings, log_path)
+    remember(settings.stack, worker.pid)
+    succeeded = False
     try:
         report = asyncio.run(send_to_kafka(traffic, settings.kafka, settings.topics))
         print(
@@ -121,13 +127,14 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"see the worker log {log_path}", file=sys.stderr)
             return 1
         print(f"\nend to end in {time.monotonic() - started:.0f} s. Worker log: {log_path}")
-        if args.keep_running:
-            print(f"worker still running as pid {worker.pid}; stop it with: kill {worker.pid}")
-            return 0
+        succeeded = True
     finally:
-        if not args.keep_running:
+        if args.stop_worker or not succeeded:
             stop_worker(worker)
-    print("stack still up (stop it with: salespulse stack down)")
+            stop_demo_worker(settings.stack)
+    if not args.stop_worker:
+        print(f"the worker keeps running (pid {worker.pid}) with its page and /metrics")
+    print("stack still up; stop it and the worker with: .venv/bin/salespulse stack down")
     return 0
 
 
