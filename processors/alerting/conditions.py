@@ -18,6 +18,7 @@ from processors.alerting import messages
 from processors.alerting.activity import ActivitySnapshot, OpenTask
 from processors.alerting.baseline import Baselines
 from processors.alerting.engine import Verdict
+from processors.alerting.expectation import expected_count, projected_total
 from processors.alerting.model import Alert
 from processors.alerting.rules import Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
@@ -190,49 +191,6 @@ def _draft(
     )
 
 
-def _norm_rate(
-    situation: Situation, metric: str, subject: _Subject, manager: ManagerEntry
-) -> float | None:
-    """A manager's norm for the day as a rate per working second of that day."""
-    norm = situation.rules.norm_for(metric, Period.DAY, subject.department.id, manager.role)
-    if norm is None:
-        return None
-    day_seconds = situation.workdays.seconds(
-        manager.id,
-        subject.department.id,
-        subject.zone,
-        subject.day_start,
-        local_midnight(subject.today + timedelta(days=1), subject.zone),
-    )
-    return norm.at_least / day_seconds if day_seconds else None
-
-
-def _expected(
-    situation: Situation,
-    metric: str,
-    subject: _Subject,
-    manager: ManagerEntry,
-    start: datetime,
-    end: datetime,
-) -> tuple[float, str] | None:
-    """The count a manager was expected to reach in [start, end): their baseline, or for a
-    manager without enough history, the norm of their role. None when neither exists."""
-    department_id, zone = subject.department.id, subject.zone
-    pieces = situation.workdays.hour_pieces(manager.id, department_id, zone, start, end)
-    total = 0.0
-    for day, hour, seconds in pieces:
-        rate = situation.baselines.rate(manager.id, metric, day.weekday(), hour)
-        if rate is None:
-            break
-        total += rate * seconds
-    else:
-        return total, "baseline"
-    norm_rate = _norm_rate(situation, metric, subject, manager)
-    if norm_rate is None:
-        return None
-    return norm_rate * sum(seconds for _, _, seconds in pieces), "norm"
-
-
 def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
     assert rule.metric is not None
     assert rule.window is not None
@@ -248,11 +206,21 @@ def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdi
     actual, expected, sources = 0, 0.0, set()
     for person in people:
         assert person is not None
-        found = _expected(situation, metric, subject, person, start, now)
+        found = expected_count(
+            situation.workdays,
+            situation.baselines,
+            situation.rules,
+            person,
+            subject.department.id,
+            subject.zone,
+            metric,
+            start,
+            now,
+        )
         if found is None:
             continue  # nothing to hold this person against: neither history nor norm
-        expected += found[0]
-        sources.add(found[1])
+        expected += found.count
+        sources.add(found.source)
         actual += situation.snapshot.count(person.id, metric, start, now)
     if not sources:
         return Verdict(key, rule, None)
@@ -293,13 +261,15 @@ def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verd
     args = (manager.id, subject.department.id, subject.zone)
     elapsed = situation.workdays.seconds(*args, start, now)
     total = situation.workdays.seconds(*args, start, end)
-    if elapsed < rule.after.total_seconds() or not total:
+    if elapsed < rule.after.total_seconds():
         return Verdict(key, rule, None)
     snapshot = situation.snapshot
     actual = snapshot.count(manager.id, metric, subject.day_start, now) + sum(
         snapshot.day_total(manager.id, metric, day) for day in _days(first, subject.today)
     )
-    projected = actual * total / elapsed
+    projected = projected_total(actual, elapsed, total)
+    if projected is None:
+        return Verdict(key, rule, None)  # no working time in the period, or none yet
     breached = actual < norm.at_least and projected < rule.below * norm.at_least
     details = {"projected": f"{projected:.1f}", "norm": f"{norm.at_least:g}", "per": norm.per}
     draft = _draft(situation, rule, subject, key, metric, actual, norm.at_least, now, details)

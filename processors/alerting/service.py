@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -94,12 +95,21 @@ class AlertEvaluator:
         )
         self._absences = absences
         self._absences_version: int | None = None
+        self._config_lock = threading.Lock()
         self.working_calendar = self.calendar.current
         self._workdays = Workdays(self.working_calendar)
         self.engine = AlertEngine()
         self.baselines = BaselineKeeper(connect)
         self._last_snapshot: ActivitySnapshot | None = None
         self._snapshot_key: tuple[object, ...] = ()
+
+    def refresh_config(self) -> None:
+        """Take up changes of the rules and calendar files and of the absences on the topic.
+
+        Evaluation calls it every tick; the head of sales' page calls it too, from another
+        thread and on workers that do not evaluate (``processors.web``)."""
+        with self._config_lock:
+            self._reload()
 
     def _reload(self) -> None:
         for name, watched in (("rules", self.rules), ("calendar", self.calendar)):
@@ -154,7 +164,7 @@ class AlertEvaluator:
             # Judging before the absences are read would alert about people on vacation.
             log.info("alerts wait for the directory topic to be read")
             return []
-        self._reload()
+        self.refresh_config()
         rules: RulesFile = self.rules.current
         directory = self._directory()
         baselines = self.baselines.current(now, directory, self.working_calendar)
