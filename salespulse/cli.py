@@ -24,6 +24,7 @@ from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
 from salespulse.calendar import CalendarError
 from salespulse.demo_worker import stop_demo_worker
 from salespulse.directory import DirectoryError, load_directory
+from salespulse.reports.commands import add_report_commands
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
@@ -255,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bridge_commands(sub)
     add_alert_commands(sub)
+    add_report_commands(sub)
 
     directory = sub.add_parser("directory", help="the manager directory")
     directory.add_argument(

@@ -31,6 +31,7 @@ from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import TailerSettings
 from salespulse.alert_settings import AlertsSettings
 from salespulse.models import SourceFamily, TimeZoneName
+from salespulse.reports.settings import ReportsSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Meeting places (Bitrix24 activity LOCATION) that mean "in our office" or "by video"; anything
@@ -149,6 +150,8 @@ class WorkerSettings(BaseModel):
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     max_record_bytes: int = Field(default=65_536, ge=256)
     web_port: int = Field(default=6066, ge=1, le=65535)
+    # The pages and /metrics have no login: loopback unless a proxy in front adds one.
+    web_bind: str = "127.0.0.1"
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     rollup_interval_seconds: float = Field(
@@ -284,6 +287,7 @@ class Settings(BaseSettings):
     ami: AmiSettings | None = None
     bitrix24: Bitrix24Settings | None = None
     alerts: AlertsSettings = AlertsSettings()
+    reports: ReportsSettings = ReportsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

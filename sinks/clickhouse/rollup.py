@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -138,9 +138,14 @@ def _replace(
 
 
 def recompute_days(
-    ch: ClickHouse, days: Iterable[date], counting: CountingSettings | None = None
+    ch: ClickHouse,
+    days: Iterable[date],
+    counting: CountingSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Recompute every rollup for the given local days; returns the rows written."""
+    """Recompute every rollup for the given local days; returns the rows written.
+
+    ``progress(days done, days in all)`` is called after each pass (up to a month of days)."""
     ordered = sorted(set(days))
     written = 0
     counting = counting or CountingSettings()
@@ -153,6 +158,8 @@ def recompute_days(
         daily = _by_day(quarters, query_working_time(ch, params))
         written += _replace(ch, DAILY, daily, params, version)
         written += _replace(ch, PAYMENTS, _payment_rows(ch, params), params, version)
+        if progress is not None:
+            progress(start + len(chunk), len(ordered))
     return written
 
 
@@ -199,9 +206,13 @@ class RollupUpdater:
 
 
 def rebuild(
-    ch: ClickHouse, first: date, last: date, counting: CountingSettings | None = None
+    ch: ClickHouse,
+    first: date,
+    last: date,
+    counting: CountingSettings | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Recompute the rollups of every local day from ``first`` to ``last`` (after a change of
     counting settings, or to fill them for history loaded before they existed)."""
     days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-    return recompute_days(ch, days, counting)
+    return recompute_days(ch, days, counting, progress)
