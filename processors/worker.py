@@ -23,6 +23,7 @@ from processors.alerting.service import AlertEvaluator, run_alerting
 from processors.health import readiness
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
+from processors.web import add_web_pages
 from salespulse.directory_topic import ensure_directory_topic
 from salespulse.lag import LagProbe
 from salespulse.settings import Settings
@@ -85,7 +86,7 @@ def build_app(settings: Settings) -> faust.App:
         broker_session_timeout=worker.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         web_enabled=True,
-        web_bind="127.0.0.1",
+        web_bind=worker.web_bind,
         web_port=worker.web_port,
         web_host="127.0.0.1",
     )
@@ -129,8 +130,8 @@ def build_app(settings: Settings) -> faust.App:
 
     app.timer(worker.rollup_interval_seconds, on_leader=True)(update_rollups)
 
-    if settings.alerts.enabled:
-        _add_alerting(app, settings, runtime)
+    evaluator = _add_alerting(app, settings, runtime) if settings.alerts.enabled else None
+    add_web_pages(app, settings, lambda: runtime.directory.current, evaluator)
 
     async def metrics_page(view: Any, request: Any) -> Any:
         # Prometheus' text format; plain text/plain because the web server refuses a charset
@@ -151,7 +152,7 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
-def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> None:
+def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> AlertEvaluator:
     """Alert evaluation on the group leader, delivery from every worker that led at some point.
 
     The evaluator is built now, so a broken rules or calendar file stops the worker at start
@@ -173,6 +174,7 @@ def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> 
             await run_alerting(evaluator, dispatcher, app.is_leader, probe.behind_seconds)
 
     app.task(evaluate_alerts)
+    return evaluator
 
 
 def prepare(settings: Settings) -> None:

@@ -1,0 +1,198 @@
+"""The board as JSON (``/api/today``), with every text a page shows already written.
+
+The server-rendered pages take their texts from here too, so a number reads the same in the
+first view and after the script updated it. Counts are whole numbers (one decimal under 10
+when expected or projected), talk time is h:mm, times are the wall clock of the manager's (or
+department's) time zone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from processors.alerting.messages import metric_name
+from processors.alerting.model import Alert
+from processors.alerting.today import (
+    LOWER_IS_BETTER,
+    DepartmentToday,
+    ManagerToday,
+    MetricToday,
+    TodayBoard,
+)
+
+NO_VALUE = "—"
+_DURATIONS = frozenset({"talk_seconds"})
+
+
+def hours_minutes(seconds: float) -> str:
+    """Hours and minutes: 3900 seconds are "1:05"."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours}:{minutes:02d}"
+
+
+def amount_text(metric: str, value: float | None) -> str:
+    if value is None:
+        return NO_VALUE
+    if metric in _DURATIONS:
+        return hours_minutes(value)
+    if abs(value - round(value)) < 0.05 or value >= 10:
+        return f"{value:.0f}"
+    return f"{value:.1f}"
+
+
+def clock(moment: datetime, zone: ZoneInfo) -> str:
+    return moment.astimezone(zone).strftime("%H:%M")
+
+
+def manager_link(manager_id: str) -> str:
+    """A manager's page, relative to the root of the pages."""
+    return f"managers/{quote(manager_id, safe='')}"
+
+
+def department_link(department_id: str) -> str:
+    return f"departments/{quote(department_id, safe='')}"
+
+
+def metric_payload(row: MetricToday) -> dict[str, Any]:
+    share = row.share
+    return {
+        "label": metric_name(row.metric, "en"),
+        "actual": row.actual,
+        "expected": row.expected,
+        "expected_from": row.expected_from,
+        "norm": row.norm,
+        "projected": row.projected,
+        "share": share,
+        "behind": row.behind,
+        "lower_is_better": row.metric in LOWER_IS_BETTER,
+        "bar": None if share is None else round(min(share, 1.0) * 100),
+        "text": {
+            "actual": amount_text(row.metric, row.actual),
+            "expected": amount_text(row.metric, row.expected),
+            "norm": amount_text(row.metric, row.norm),
+            "projected": amount_text(row.metric, row.projected),
+            "share": NO_VALUE if share is None else f"{share:.0%}",
+            "expected_from": row.expected_from.replace("+", " + ") or "nothing to expect",
+        },
+    }
+
+
+def _working_text(working: bool) -> str:
+    return "at work" if working else "off"
+
+
+def manager_payload(row: ManagerToday, now: datetime) -> dict[str, Any]:
+    manager = row.manager
+    return {
+        "id": manager.id,
+        "name": manager.name or manager.id,
+        "role": manager.role,
+        "department_id": manager.department,
+        "timezone": row.zone.key,
+        "local_date": row.local_date.isoformat(),
+        "working": row.working,
+        "worked_seconds": row.worked_seconds,
+        "day_seconds": row.day_seconds,
+        "metrics": {metric.metric: metric_payload(metric) for metric in row.metrics},
+        "alerts": len(row.alerts),
+        "text": {
+            "clock": clock(now, row.zone),
+            "working": _working_text(row.working),
+            "worked": f"{hours_minutes(row.worked_seconds)} of {hours_minutes(row.day_seconds)}",
+            "alerts": str(len(row.alerts)),
+        },
+    }
+
+
+def department_payload(row: DepartmentToday, now: datetime) -> dict[str, Any]:
+    department = row.department
+    at_work = sum(manager.working for manager in row.managers)
+    return {
+        "id": department.id,
+        "name": department.name or department.id,
+        "timezone": row.zone.key,
+        "local_date": row.local_date.isoformat(),
+        "working": row.working,
+        "metrics": {metric.metric: metric_payload(metric) for metric in row.totals},
+        "managers": [manager_payload(manager, now) for manager in row.managers],
+        "alerts": len(row.alerts),
+        "text": {
+            "clock": clock(now, row.zone),
+            "working": _working_text(row.working),
+            "at_work": f"{at_work} of {len(row.managers)}",
+            "alerts": str(len(row.alerts)),
+        },
+    }
+
+
+def alert_payload(alert: Alert, zone: ZoneInfo) -> dict[str, Any]:
+    """An open alert; its times on the wall clock of its department."""
+    who = alert.manager_name or alert.manager_id or alert.department_name or alert.department_id
+    link = manager_link(alert.manager_id) if alert.manager_id else ""
+    if not link and alert.department_id:
+        link = department_link(alert.department_id)
+    return {
+        "key": alert.key,
+        "rule": alert.rule,
+        "kind": alert.kind,
+        "severity": alert.severity.value,
+        "manager_id": alert.manager_id,
+        "manager_name": alert.manager_name,
+        "department_id": alert.department_id,
+        "department_name": alert.department_name,
+        "metric": alert.metric,
+        "since": alert.since.isoformat(),
+        "fired_at": alert.fired_at.isoformat(),
+        "link": link,
+        "text": {
+            "summary": alert.summary_en or f"{who}: {alert.rule}",
+            "when": f"since {clock(alert.since, zone)}, fired {clock(alert.fired_at, zone)}",
+        },
+    }
+
+
+def layout_of(board: TodayBoard | None) -> str:
+    """Changes when a department or manager comes, goes or is renamed: the pages then reload
+    rather than patch numbers into a table that no longer fits."""
+    if board is None:
+        return ""
+    shape = [
+        (d.department.id, d.department.name, d.zone.key,
+         [(m.manager.id, m.manager.name, m.manager.role) for m in d.managers])
+        for d in board.departments
+    ]  # fmt: skip
+    return hashlib.sha256(json.dumps(shape).encode()).hexdigest()[:16]
+
+
+def status_text(board: TodayBoard | None, error: str) -> str:
+    if board is None:
+        return f"waiting for the first numbers: {error}" if error else "waiting for the numbers"
+    updated = board.taken_at.astimezone(UTC).strftime("%H:%M:%S UTC")
+    if error:
+        return f"not updated ({error}); numbers as of {updated}"
+    return f"updated {updated}"
+
+
+def board_payload(board: TodayBoard | None, error: str, refresh_seconds: float) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "taken_at": None,
+        "stale": bool(error),
+        "error": error,
+        "status": status_text(board, error),
+        "layout": layout_of(board),
+        "refresh_seconds": refresh_seconds,
+        "departments": [],
+        "alerts": [],
+    }
+    if board is not None:
+        payload["taken_at"] = board.taken_at.isoformat()
+        payload["departments"] = [department_payload(d, board.taken_at) for d in board.departments]
+        payload["alerts"] = [
+            alert_payload(alert, board.zone_of(alert.department_id)) for alert in board.alerts
+        ]
+    return payload
