@@ -22,12 +22,19 @@ apt_install() {
   }
 }
 
+# $1: the extras being installed; "dev" (tests, CI) also needs the browser the pages are tested in.
 system_packages() {
+  local extras=${1:-dev}
   local missing=()
   command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] \
     || missing+=(clickhouse-server clickhouse-client)
   # The local stack runs a real Alertmanager (demo and tests deliver alerts to it).
   [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
+  # The worker's web pages are tested in a real headless Chromium, driven through chromedriver.
+  if [ "$extras" = dev ]; then
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  fi
   "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "dev.sh: installing Debian packages: ${missing[*]}"
@@ -49,7 +56,7 @@ python_env() {
   fi
 }
 
-setup() { system_packages; python_env "${1:-dev}"; }
+setup() { system_packages "${1:-dev}"; python_env "${1:-dev}"; }
 
 cmd=${1:-}
 shift || true

@@ -30,8 +30,8 @@ _DURATIONS = frozenset({"talk_seconds"})
 
 
 def hours_minutes(seconds: float) -> str:
-    """Hours and minutes: 3900 seconds are "1:05"."""
-    hours, minutes = divmod(round(seconds / 60), 60)
+    """Hours and minutes, as a clock shows them (whole minutes): 3959 seconds are "1:05"."""
+    hours, minutes = divmod(int(seconds // 60), 60)
     return f"{hours}:{minutes:02d}"
 
 

@@ -195,10 +195,10 @@ def manager(board: TodayBoard, found: ManagerToday, error: str, refresh: float) 
             f'<tr class="{_classes(values)}" data-subject="{_attr(subject)}" '
             f'data-metric="{_attr(metric)}">'
             f"<th>{escape(values['label'].capitalize())}</th>{fields}"
-            f'<td class="share"><span class="bar"><span data-field="bar" '
-            f'style="width:{values["bar"] or 0}%"></span></span>'
-            f'<span data-field="share">{escape(text["share"])}</span>'
-            f'<small data-field="expected_from">{escape(text["expected_from"])}</small></td></tr>'
+            f'<td class="share"><span data-field="share">{escape(text["share"])}</span> '
+            f'<small data-field="expected_from">{escape(text["expected_from"])}</small>'
+            f'<span class="bar"><span data-field="bar" style="width:{values["bar"] or 0}%">'
+            "</span></span></td></tr>"
         )
     role = f" · {escape(data['role'])}" if data["role"] else ""
     department_href = _attr(root + department_link(found.manager.department))
@@ -209,13 +209,14 @@ def manager(board: TodayBoard, found: ManagerToday, error: str, refresh: float) 
 <p class="facts">Local time {_state(subject, "clock", data["text"]["clock"])}
 ({escape(data["timezone"])}), {escape(data["local_date"])}{role} · {_working(subject, data)} ·
 worked {_state(subject, "worked", data["text"]["worked"])} working hours today</p>
+<h2>Open alerts</h2>
+{alert_list(root, board, found.alerts, subject)}
+<h2>Today so far</h2>
 <table class="detail">
 <thead><tr><th>Metric</th><th>Today</th><th>Expected by now</th><th>Norm for the day</th>
 <th>At this pace by the end of the day</th><th>Of expected</th></tr></thead>
 <tbody>{"".join(rows)}</tbody>
-</table>
-<h2>Open alerts</h2>
-{alert_list(root, board, found.alerts, subject)}"""
+</table>"""
     return page(data["name"], root, body, board, error, refresh)
 
 

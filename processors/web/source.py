@@ -108,16 +108,17 @@ class TodaySource:
         self._snapshot_key: tuple[object, ...] = ()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="today-page")
         self._lock = asyncio.Lock()
-        self._due = 0.0
+        self._read_at: float | None = None  # time.monotonic() of the last attempt
         self._reading = Reading(None, "")
 
     async def reading(self) -> Reading:
         """The board, read again when the last one is older than ``max_age_seconds``."""
         async with self._lock:
-            if time.monotonic() >= self._due:
+            last = self._read_at
+            if last is None or time.monotonic() - last >= self.max_age_seconds:
                 loop = asyncio.get_running_loop()
                 self._reading = await loop.run_in_executor(self._executor, self._refresh)
-                self._due = time.monotonic() + self.max_age_seconds
+                self._read_at = time.monotonic()
         return self._reading
 
     def _refresh(self) -> Reading:
