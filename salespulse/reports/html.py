@@ -59,7 +59,7 @@ def render_html(report: Report, language: str = "en") -> str:
     parts.append(f"{escape(phrase('generated', language))}: {escape(generated)}</p>")
     if not report.managers:
         parts.append(f"<p>{escape(phrase('no_managers', language))}</p></body></html>")
-        return "\n".join(parts)
+        return "\n".join(parts) + "\n"
     parts.append(f"<h2>{escape(phrase('departments', language))}</h2>")
     parts.append(_table(report.departments, report.total, language, per_manager=False))
     parts.append(f"<h2>{escape(phrase('managers', language))}</h2>")
@@ -72,7 +72,7 @@ def render_html(report: Report, language: str = "en") -> str:
         parts.append(f"<h2>{escape(phrase('trend', language))}</h2>")
         parts.append(_trend(report, language))
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"
 
 
 def _scope(report: Report, language: str) -> str:
