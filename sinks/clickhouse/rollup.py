@@ -63,6 +63,12 @@ PAYMENTS = RollupShape(
 )
 
 
+def _key(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A rollup key as read back: the local date as a ``date`` whichever client read it (chDB
+    returns text), so keys of every query, and of working time, match."""
+    return (row[0], row[1], as_date(row[2]), *row[3:])
+
+
 def _params(days: Sequence[date], counting: CountingSettings) -> dict[str, Any]:
     return {**day_params(min(days), max(days), counting), "days": tuple(days)}
 
@@ -75,7 +81,7 @@ def _activity_rows(
     calls_sql, activity_sql = per_manager_metrics(ch.database, _BUCKET, counting)
     for sql, metrics in ((calls_sql, CALL_METRICS), (activity_sql, ACTIVITY_METRICS)):
         for row in ch.execute(sql, params):
-            vector = merged.setdefault(tuple(row[:4]), [0] * len(ACTIVITY_METRIC_NAMES))
+            vector = merged.setdefault(_key(row[:4]), [0] * len(ACTIVITY_METRIC_NAMES))
             for (name, _), value in zip(metrics, row[4:], strict=True):
                 vector[position[name]] = int(value)
     return merged
@@ -110,7 +116,7 @@ def _payment_rows(
         "AND excluded = 0 GROUP BY manager_id, department_id, local_date, currency",
         params,
     )
-    return {tuple(row[:4]): [int(row[4]), Decimal(str(row[5]))] for row in rows}
+    return {_key(row[:4]): [int(row[4]), Decimal(str(row[5]))] for row in rows}
 
 
 def _replace(
@@ -129,7 +135,7 @@ def _replace(
         params,
     )
     for key in existing:
-        rows.setdefault(tuple(key), [0] * len(shape.metrics))  # activity that moved away
+        rows.setdefault(_key(key), [0] * len(shape.metrics))  # activity that moved away
     if rows:
         data = [(*key, *values, version) for key, values in rows.items()]
         columns = [list(column) for column in zip(*data, strict=True)]
