@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 
 from salespulse.reports.period import ReportPeriod
@@ -26,16 +26,18 @@ def report_stem(
 
 def write_atomically(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, flush it to disk, then rename it over
-    ``path``: a reader (a file share, a sync job) sees the old file or the new one, whole."""
+    ``path``: a reader (a file share, a sync job) sees the old file or the new one, whole.
+
+    The file gets the permissions the process's umask gives new files, like any other."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise

@@ -14,6 +14,7 @@ import pytest
 from processors.alerting.rules import parse_rules
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
+from salespulse.progress import Progress
 from salespulse.reports.csv_table import CSV_COLUMNS, render_csv
 from salespulse.reports.data import (
     METRICS,
@@ -273,3 +274,35 @@ def test_schedule_settings_travel_through_the_environment(monkeypatch: pytest.Mo
 def test_bad_schedule_entries_are_refused(entry: dict[str, object], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         ReportsSettings.model_validate({"schedule": [entry]})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_writes_lines_elsewhere() -> None:
+    terminal = _Terminal()
+    progress = Progress("report", "days read", terminal)
+    for done in (1, 2, 3):
+        progress(done, 3)
+    shown = terminal.getvalue()
+    assert shown.count("\r\x1b[K") == 3
+    assert shown.endswith("\n")
+    assert shown.count("\n") == 1
+    assert re.sub(r" \(\d+\.\d s\)", "", shown.split("\r\x1b[K")[-1]) == "report: 3/3 days read\n"
+
+    stopped = _Terminal()
+    early = Progress("rollups rebuild", "days", stopped)
+    early.step(1, 4)
+    early.finish()  # the command failed half-way: the terminal line is ended all the same
+    assert stopped.getvalue().endswith("\n")
+
+    log = io.StringIO()
+    lines = Progress("report", "days read", log)
+    for done in (1, 2):
+        lines(done, 2)
+    assert [line.split(" (")[0] for line in log.getvalue().splitlines()] == [
+        "report: 1/2 days read",
+        "report: 2/2 days read",
+    ]
