@@ -124,6 +124,17 @@ class TodayBoard:
         return found.zone if found is not None else ZoneInfo("UTC")
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    now: datetime
+    rules: RulesFile
+    workdays: Workdays
+    snapshot: ActivitySnapshot
+    baselines: Baselines
+    metrics: Sequence[str]
+    alerts: Sequence[Alert]
+
+
 def today_board(
     now: datetime,
     rules: RulesFile,
@@ -134,8 +145,11 @@ def today_board(
     open_alerts: Iterable[Alert] = (),
     metrics: Sequence[str] = HEADLINE_METRICS,
 ) -> TodayBoard:
+    """Every manager of ``directory`` on their local today, as of ``now``; ``open_alerts`` are
+    the alerts open now (from the history), handed to their manager and department."""
     alerts = sorted(open_alerts, key=lambda a: (a.fired_at, a.key), reverse=True)
     alerts.sort(key=lambda a: _SEVERITY_RANK.get(a.severity, 3))
+    inputs = _Inputs(now, rules, workdays, snapshot, baselines, metrics, alerts)
     members: dict[str, list[ManagerEntry]] = {}
     for manager in directory.managers.values():
         members.setdefault(manager.department, []).append(manager)
@@ -144,10 +158,9 @@ def today_board(
         zone = directory.timezone_of(department.id)
         today = now.astimezone(zone).date()
         people = tuple(
-            _manager_today(now, rules, department, zone, today, workdays, snapshot, baselines,
-                           manager, metrics, alerts)
+            _manager_today(inputs, department, zone, today, manager)
             for manager in members.get(department.id, ())
-        )  # fmt: skip
+        )
         departments.append(
             DepartmentToday(
                 department=department,
@@ -163,30 +176,22 @@ def today_board(
 
 
 def _manager_today(
-    now: datetime,
-    rules: RulesFile,
-    department: DepartmentEntry,
-    zone: ZoneInfo,
-    today: date,
-    workdays: Workdays,
-    snapshot: ActivitySnapshot,
-    baselines: Baselines,
-    manager: ManagerEntry,
-    metrics: Sequence[str],
-    alerts: Sequence[Alert],
+    inputs: _Inputs, department: DepartmentEntry, zone: ZoneInfo, today: date, manager: ManagerEntry
 ) -> ManagerToday:
+    now, workdays = inputs.now, inputs.workdays
     day_start = local_midnight(today, zone)
     day_end = local_midnight(today + timedelta(days=1), zone)
     args = (manager.id, department.id, zone)
     worked = workdays.seconds(*args, day_start, now)
     day_seconds = workdays.seconds(*args, day_start, day_end)
     rows = []
-    for metric in metrics:
-        actual = snapshot.count(manager.id, metric, day_start, now)
+    for metric in inputs.metrics:
+        actual = inputs.snapshot.count(manager.id, metric, day_start, now)
         expected = expected_count(
-            workdays, baselines, rules, manager, department.id, zone, metric, day_start, now
-        )
-        norm = rules.norm_for(metric, Period.DAY, department.id, manager.role)
+            workdays, inputs.baselines, inputs.rules, manager, department.id, zone, metric,
+            day_start, now,
+        )  # fmt: skip
+        norm = inputs.rules.norm_for(metric, Period.DAY, department.id, manager.role)
         rows.append(
             MetricToday(
                 metric=metric,
@@ -205,7 +210,7 @@ def _manager_today(
         worked_seconds=worked,
         day_seconds=day_seconds,
         metrics=tuple(rows),
-        alerts=tuple(a for a in alerts if a.manager_id == manager.id),
+        alerts=tuple(a for a in inputs.alerts if a.manager_id == manager.id),
     )
 
 
