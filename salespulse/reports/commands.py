@@ -8,7 +8,7 @@ import signal
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from salespulse.directory import Directory, load_directory
 from salespulse.progress import Progress
@@ -78,7 +78,7 @@ def report_zone(
     if explicit:
         try:
             return ZoneInfo(explicit)
-        except (ValueError, OSError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
             raise ReportError(f"unknown time zone {explicit!r}") from None
     if manager is not None and manager in directory.managers:
         department = directory.managers[manager].department

@@ -8,8 +8,11 @@ import asyncio
 import csv
 import email
 import io
+import os
+import signal
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -263,3 +266,28 @@ async def test_an_unreachable_mail_server_is_given_up_and_the_folder_still_writt
     assert scheduler.delivered == [("daily", "day-2026-11-20", "folder")]
     csv_file = tmp_path / "salespulse-day-2026-11-20.csv"
     assert csv_file.read_text(encoding="utf-8").startswith("row_type,period,")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_schedule_command_stops_cleanly_on_a_signal(
+    sig: signal.Signals, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "SALESPULSE_REPORTS__DIRECTORY": str(tmp_path),
+        "SALESPULSE_REPORTS__SCHEDULE": '[{"name": "daily", "period": "day", "at": "19:00"}]',
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "salespulse", "report", "schedule"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stderr is not None
+            assert "report daily: next at" in process.stderr.readline()
+            process.send_signal(sig)
+            assert process.wait(timeout=10) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
