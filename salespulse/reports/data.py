@@ -58,8 +58,10 @@ class PaymentRow(NamedTuple):
 class Line:
     """A manager's line, or the sum of several (``kind`` says which).
 
-    ``norms`` has the metrics with a norm; for a sum, the sum of the norms of the managers
-    who have one. ``working_days`` is None where there is no calendar to ask (unattributed).
+    ``norms`` has the metrics with a norm; a sum has a metric's norm only when every manager
+    in it with a calendar has one (a norm of some against the activity of all would flatter).
+    ``working_days`` is None where there is no calendar to ask (unattributed activity,
+    managers no longer in the directory).
     """
 
     kind: Literal["manager", "department", "total"]
@@ -216,9 +218,7 @@ def assemble_report(
             for metric, value in row.counts.items():
                 day_counts[metric] = day_counts.get(metric, 0) + value
     departments = _department_lines(selected)
-    total = Line("total", "", "", "", "", members=0)
-    for line in departments:
-        total.add(line)
+    total = _sum("total", "", "", selected)
     return Report(
         period,
         selected,
@@ -267,17 +267,26 @@ def _order(line: Line) -> tuple[bool, str, str, str]:
 
 
 def _department_lines(managers: Sequence[Line]) -> list[Line]:
-    departments: dict[str, Line] = {}
+    groups: dict[str, list[Line]] = {}
     for line in managers:
         key = UNATTRIBUTED if line.manager_id == UNATTRIBUTED else line.department_id
-        if key not in departments:
-            departments[key] = Line(
-                "department",
-                "",
-                line.department_name,
-                line.department_id,
-                line.department_name,
-                members=0,
-            )
-        departments[key].add(line)
-    return list(departments.values())
+        groups.setdefault(key, []).append(line)
+    return [
+        _sum("department", lines[0].department_id, lines[0].department_name, lines)
+        for lines in groups.values()
+    ]
+
+
+def _sum(
+    kind: Literal["department", "total"], department_id: str, name: str, lines: Sequence[Line]
+) -> Line:
+    total = Line(kind, "", name, department_id, name, members=0)
+    for line in lines:
+        total.add(line)
+    judged = [line for line in lines if line.working_days is not None]
+    total.norms = {
+        metric: norm
+        for metric, norm in total.norms.items()
+        if judged and all(metric in line.norms for line in judged)
+    }
+    return total

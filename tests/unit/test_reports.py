@@ -140,6 +140,9 @@ def test_totals_working_days_and_norms_add_up() -> None:
     msk = report.departments[0]
     assert (msk.members, msk.counts["calls_out"], msk.norms["calls_out"]) == (2, 125, 320)
     assert report.total.counts["calls_out"] == 255
+    # Only Petrov has a talk-time norm: the sums show none rather than his against everyone's.
+    assert report.departments[1].norms["talk_seconds"] == 10800
+    assert report.total.norms == {"calls_out": 440, "offers": 11.0}
     assert report.total.counts["calls_in"] == 2
     assert report.total.amounts == {"RUB": Decimal("1600.75"), "USD": Decimal("200.00")}
     assert report.total.members == 4
@@ -225,6 +228,7 @@ def test_csv_has_fixed_columns_raw_numbers_and_marked_sum_rows() -> None:
     total = rows[-1]
     assert (total["calls_out"], total["calls_in"], total["managers"]) == ("255", "2", "4")
     assert total["payment_amounts"] == "RUB=1600.75;USD=200.00"
+    assert total["norms"] == "calls_out=440;offers=11"
     department = next(row for row in rows if row["row_type"] == "department")
     assert (department["department_id"], department["calls_out"]) == ("msk", "125")
     assert render_csv(week_report(), bom=True).startswith("\ufeffrow_type,")
