@@ -3,7 +3,8 @@
 The demo is what a new user runs first: local stack up, schema and topics ready, a worker started
 as its own process (exactly as in production), a week of realistic traffic for a generated sales
 team sent through Kafka, the per-manager table read back from ClickHouse once the worker has
-committed everything it consumed, and an alert arriving in the local Alertmanager.
+committed everything it consumed, an alert arriving in the local Alertmanager, and the address
+of the head of sales' page the worker serves (it keeps running after the demo).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ingest.generator import (
     write_files,
 )
 from salespulse.demo_alerts import add_duty_desk, show_alert_in_alertmanager, write_alert_files
+from salespulse.demo_page import show_page
 from salespulse.demo_worker import demo_dir as demo_folder
 from salespulse.demo_worker import remember, stop_demo_worker
 from salespulse.directory import load_directory
@@ -123,7 +125,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             print(f"the worker exited with {worker.returncode}; see {log_path}", file=sys.stderr)
             return 1
         _print_tables(settings, directory_path, args.days)
-        if not show_alert_in_alertmanager(settings):
+        if not (show_alert_in_alertmanager(settings) and show_page(settings)):
             print(f"see the worker log {log_path}", file=sys.stderr)
             return 1
         print(f"\nend to end in {time.monotonic() - started:.0f} s. Worker log: {log_path}")
