@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -40,7 +41,9 @@ def add_report_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     report.add_argument("--department", metavar="ID", help="only this department")
     report.add_argument("--manager", metavar="ID", help="only this manager")
     report.add_argument("--format", choices=["html", "csv"])
-    report.add_argument("--out", type=Path, help="file or folder to write to (default: stdout)")
+    report.add_argument(
+        "--out", help="file, or folder (existing, or ending in /) to write to (default: stdout)"
+    )
     report.add_argument("--language", choices=["en", "ru"], help="default: configured")
     report.set_defaults(func=cmd_report)
 
@@ -130,8 +133,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is None:
         sys.stdout.write(text)
         return 0
-    path: Path = args.out
-    if path.is_dir():
+    path = Path(args.out)
+    if path.is_dir() or args.out.endswith(("/", os.sep)):
         stem = report_stem(period, department=args.department, manager=args.manager)
         path = path / f"{stem}.{args.format}"
     write_atomically(path, text)

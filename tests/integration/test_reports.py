@@ -183,6 +183,13 @@ def test_report_command_writes_csv_and_html_files_with_progress(
     day_rows = list(csv.DictReader(io.StringIO(out)))
     assert {row["department_id"] for row in day_rows if row["row_type"] != "total"} == {department}
 
+    assert main([*day_argv, "--manager", "m-0001", "--out", f"{tmp_path}/daily/"]) == 0
+    (one,) = (tmp_path / "daily").iterdir()
+    assert one.name == "salespulse-day-2026-11-18-m-0001.csv"
+    rows = list(csv.DictReader(io.StringIO(one.read_text(encoding="utf-8"))))
+    assert [row["row_type"] for row in rows] == ["manager", "department", "total"]
+    assert rows[0]["manager_id"] == "m-0001"
+
 
 def test_report_command_user_errors_are_one_line(
     report_env: Settings, capsys: pytest.CaptureFixture[str]
