@@ -1,6 +1,7 @@
-"""Prometheus counters every bridge shares, labelled by bridge name (``ami``, ...).
+"""Prometheus counters every bridge shares, labelled by bridge name (``ami``, ...) or topic.
 
-Labels are bounded sets: a bridge name and a short reason code, never a host, user or call.
+Labels are bounded sets: a bridge name, a topic and a short reason code, never a host, user or
+call.
 """
 
 from __future__ import annotations
@@ -21,4 +22,9 @@ BRIDGE_ERRORS = Counter(
     "salespulse_bridge_errors_total",
     "Bridge failures by reason (auth, connection, keepalive, protocol, produce, ...).",
     ["bridge", "reason"],
+)
+PRODUCED_MESSAGES = Counter(
+    "salespulse_produced_messages_total",
+    "Messages written to a raw topic and acknowledged by Kafka, by topic.",
+    ["topic"],
 )

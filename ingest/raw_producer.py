@@ -10,6 +10,7 @@ its HTTP client, and not before.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Iterable
 from types import TracebackType
 from typing import NamedTuple
@@ -17,6 +18,7 @@ from typing import NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from ingest.bridge_metrics import PRODUCED_MESSAGES
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
@@ -76,11 +78,11 @@ class RawProducer:
     ) -> None:
         await self.stop()
 
-    async def _enqueue(self, record: RawRecordOut) -> Awaitable[object]:
+    async def _enqueue(self, record: RawRecordOut, topic: str) -> Awaitable[object]:
         if self._producer is None:
             raise RuntimeError("RawProducer used before start()")
         future: Awaitable[object] = await self._producer.send(
-            self._topics.for_family(record.family),
+            topic,
             record.value,
             key=record.key,
             headers=[(FORMAT_HEADER, record.format.encode())]
@@ -95,17 +97,28 @@ class RawProducer:
     async def send_many(self, records: Iterable[RawRecordOut]) -> int:
         """Write records in order, pipelined, and wait until all are acknowledged."""
         pending: list[Awaitable[object]] = []
+        topics: Counter[str] = Counter()  # of the pending writes, counted once acknowledged
         count = 0
         try:
             for record in records:
-                pending.append(await self._enqueue(record))
+                topic = self._topics.for_family(record.family)
+                pending.append(await self._enqueue(record, topic))
+                topics[topic] += 1
                 count += 1
                 if len(pending) >= _IN_FLIGHT:
                     await asyncio.gather(*pending)
+                    _count_produced(topics)
                     pending.clear()
             await asyncio.gather(*pending)
+            _count_produced(topics)
         except KafkaError as exc:
             raise ProduceError(
                 f"Kafka did not take the write: {exc}", retriable=exc.retriable
             ) from exc
         return count
+
+
+def _count_produced(topics: Counter[str]) -> None:
+    for topic, count in topics.items():
+        PRODUCED_MESSAGES.labels(topic).inc(count)
+    topics.clear()

@@ -102,7 +102,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
 class BatchResult:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
-    records: Counter[str] = field(default_factory=Counter)
+    records: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, format)
     kinds: Counter[str] = field(default_factory=Counter)
     unattributed: Counter[str] = field(default_factory=Counter)
 
@@ -192,8 +192,9 @@ class BatchProcessor:
         grace = self._grace.get(parser.family)
         if message.received_at is None or _is_backfill(message.headers):
             grace = None
+        counted = (message.topic, format_name)
         for index, record in enumerate(parser.split(payload)):
-            result.records[format_name] += 1
+            result.records[counted] += 1
             record_source = source._replace(position=index)
             try:
                 events = parser.parse(record, record_source)

@@ -12,9 +12,11 @@ import logging
 import os
 import socket
 import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import Any
 
 from processors.parsers import build_parsers
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, RawMessage
@@ -29,6 +31,9 @@ from sinks.deadletter import DeadLetterSink
 
 log = logging.getLogger(__name__)
 _LOCAL_DATE = EVENT_COLUMNS.index("local_date")
+_OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")
+_ENDED_AT = EVENT_COLUMNS.index("ended_at")
+_SOURCE_TOPIC = EVENT_COLUMNS.index("source_topic")
 # How long the first batch waits for the directory topic to be read; after that the worker starts
 # with the file alone and applies the topic once it is read.
 DIRECTORY_LOAD_SECONDS = 30.0
@@ -70,6 +75,32 @@ def batch_log(
     ]
 
 
+def observe_latencies(messages: Sequence[RawMessage], rows: Sequence[tuple[Any, ...]]) -> None:
+    """End-to-end latencies of a batch that has just become durable, one histogram update per
+    topic: from each activity's end to now, and from each message's Kafka timestamp to now.
+
+    Events and messages older than the horizon are left out: a backfill or a replay says
+    nothing about how fast live data flows, and would hide it."""
+    now = time.time()
+    oldest = now - metrics.LATENCY_HORIZON_SECONDS
+    finished: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        # A record exists only once its activity ended (a CDR at hangup, a chat at close).
+        moment = (row[_ENDED_AT] or row[_OCCURRED_AT]).timestamp()
+        if moment >= oldest:
+            finished[row[_SOURCE_TOPIC]].append(max(now - moment, 0.0))
+    for topic, values in finished.items():
+        metrics.EVENT_TO_DURABLE.observe_many(values, topic)
+    written: dict[str, list[float]] = defaultdict(list)
+    for message in messages:
+        if message.received_at is not None:
+            moment = message.received_at.timestamp()
+            if moment >= oldest:
+                written[message.topic].append(max(now - moment, 0.0))
+    for topic, values in written.items():
+        metrics.INGEST_TO_DURABLE.observe_many(values, topic)
+
+
 class BatchRuntime:
     def __init__(self, settings: Settings) -> None:
         self.directory_topic = DirectoryTopic(
@@ -93,6 +124,12 @@ class BatchRuntime:
         )
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
         self.dead_letters = DeadLetterSink(settings.kafka, settings.topics.dead_letter)
+        # Series that exist from the start, so a rule can tell "nothing arrived" (a zero that
+        # stays zero) from "never measured", and sees the first increase of a counter.
+        for topic in settings.topics.raw_topics():
+            metrics.CONSUMED_MESSAGES.labels(topic)
+        for outcome in ("ok", "error"):
+            metrics.DIRECTORY_RELOADS.labels(outcome)
 
     async def __aenter__(self) -> BatchRuntime:
         await self.dead_letters.start()
@@ -138,15 +175,18 @@ class BatchRuntime:
         await self.clickhouse.insert(
             BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, self.worker_name)
         )
-        self._count(len(messages), result)
+        self._count(messages, result)
         return result
 
     @staticmethod
-    def _count(message_count: int, result: BatchResult) -> None:
-        metrics.BATCH_MESSAGES.observe(message_count)
+    def _count(messages: Sequence[RawMessage], result: BatchResult) -> None:
+        metrics.BATCH_MESSAGES.observe(len(messages))
         metrics.LAST_BATCH_DURABLE.set(time.time())
-        for name, count in result.records.items():
-            metrics.RECORDS.labels(name).inc(count)
+        observe_latencies(messages, result.rows)
+        for topic, count in Counter(message.topic for message in messages).items():
+            metrics.CONSUMED_MESSAGES.labels(topic).inc(count)
+        for (topic, name), count in result.records.items():
+            metrics.RECORDS.labels(name, topic).inc(count)
         for kind, count in result.kinds.items():
             metrics.EVENTS_STORED.labels(kind).inc(count)
         for family, count in result.unattributed.items():

@@ -12,6 +12,7 @@ Nothing happens at import time: ``build_app`` constructs the application from se
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -20,10 +21,12 @@ import faust
 from prometheus_client import generate_latest
 
 from processors.alerting.service import AlertEvaluator, run_alerting
+from processors.consumer_lag import LAG_UPDATE_SECONDS, LagGauge, faust_committed
 from processors.health import readiness
 from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
 from processors.web import add_web_pages
+from salespulse import metrics
 from salespulse.directory_topic import ensure_directory_topic
 from salespulse.lag import LagProbe
 from salespulse.settings import Settings
@@ -130,6 +133,15 @@ def build_app(settings: Settings) -> faust.App:
 
     app.timer(worker.rollup_interval_seconds, on_leader=True)(update_rollups)
 
+    # Every worker, not only the leader: each reports the lag of its own partitions.
+    lag = LagGauge(
+        settings.topics.raw_topics(),
+        lambda: app.consumer.assignment(),
+        lambda *partitions: app.consumer.highwaters(*partitions),
+        faust_committed(lambda: app.consumer),
+    )
+    app.timer(LAG_UPDATE_SECONDS)(lag.update)
+
     evaluator = _add_alerting(app, settings, runtime) if settings.alerts.enabled else None
     add_web_pages(app, settings, lambda: runtime.directory.current, evaluator)
 
@@ -158,6 +170,11 @@ def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> 
     The evaluator is built now, so a broken rules or calendar file stops the worker at start
     with the file's error rather than failing quietly later."""
     alerts = settings.alerts
+    # Series that exist before the first evaluation, so rules see the first error as an increase.
+    for result in ("ok", "error", "paused_lag"):
+        metrics.ALERT_EVALUATIONS.labels(result)
+    for name, result in itertools.product(("rules", "calendar"), ("ok", "error")):
+        metrics.ALERT_CONFIG_RELOADS.labels(name, result)
     dashboard = alerts.dashboard_url or f"http://127.0.0.1:{settings.worker.web_port}"
     evaluator = AlertEvaluator(
         alerts,

@@ -1,15 +1,26 @@
 """Prometheus metrics shared by the worker and the bridges.
 
-Labels are bounded sets (topic, format, reason, kind, family): never a manager, a call or a
-customer, so cardinality stays fixed whatever the traffic.
+Labels are bounded sets (topic, partition, format, reason, kind, family, table): never a
+manager, a call or a customer, so cardinality stays fixed whatever the traffic. What each one
+means for the people running the pipeline, and what healthy values look like, is in
+docs/operations.md.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from salespulse.batch_histogram import BatchHistogram
+
+CONSUMED_MESSAGES = Counter(
+    "salespulse_consumed_messages_total",
+    "Kafka messages of the raw topics the worker has made durable (events and dead letters).",
+    ["topic"],
+)
 RECORDS = Counter(
-    "salespulse_records_total", "Raw records read from Kafka, by source format.", ["format"]
+    "salespulse_records_total",
+    "Raw records read from Kafka (a message may hold several), by topic and source format.",
+    ["format", "topic"],
 )
 EVENTS_STORED = Counter(
     "salespulse_events_stored_total", "Canonical events durable in ClickHouse, by kind.", ["kind"]
@@ -20,7 +31,15 @@ UNATTRIBUTED = Counter(
     ["family"],
 )
 DEAD_LETTERS = Counter(
-    "salespulse_dead_letters_total", "Records sent to the dead-letter topic, by reason.", ["reason"]
+    "salespulse_dead_letters_total",
+    "Records or messages sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
+)
+CONSUMER_LAG = Gauge(
+    "salespulse_consumer_lag_messages",
+    "Messages in a partition past the offset its worker committed, i.e. not yet durable; "
+    "each worker reports the partitions assigned to it.",
+    ["topic", "partition"],
 )
 BATCH_MESSAGES = Histogram(
     "salespulse_batch_messages",
@@ -28,10 +47,20 @@ BATCH_MESSAGES = Histogram(
     buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 50000),
 )
 CLICKHOUSE_INSERT_SECONDS = Histogram(
-    "salespulse_clickhouse_insert_seconds", "Duration of one ClickHouse insert of a batch."
+    "salespulse_clickhouse_insert_seconds",
+    "Duration of one successful ClickHouse insert of a batch, by table.",
+    ["table"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CLICKHOUSE_INSERT_ERRORS = Counter(
+    "salespulse_clickhouse_insert_errors_total",
+    "Failed ClickHouse insert attempts, by table and reason (unreachable, busy, server, client).",
+    ["table", "reason"],
 )
 CLICKHOUSE_RETRIES = Counter(
-    "salespulse_clickhouse_retries_total", "ClickHouse inserts retried after a retriable error."
+    "salespulse_clickhouse_retries_total",
+    "ClickHouse inserts retried after a retriable error, by table and reason.",
+    ["table", "reason"],
 )
 DIRECTORY_RELOADS = Counter(
     "salespulse_directory_reloads_total", "Manager directory reloads, by result.", ["result"]
@@ -39,6 +68,26 @@ DIRECTORY_RELOADS = Counter(
 LAST_BATCH_DURABLE = Gauge(
     "salespulse_last_batch_durable_timestamp_seconds",
     "Unix time when the last batch became durable in ClickHouse.",
+)
+
+# End-to-end latency, observed once per batch for all its events (see BatchHistogram). Only
+# what happened, or reached Kafka, within LATENCY_HORIZON_SECONDS is observed: a backfill or a
+# replay of old history would otherwise swamp the live latency.
+LATENCY_HORIZON_SECONDS = 86_400.0
+_LATENCY_BUCKETS = (0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 86_400)
+EVENT_TO_DURABLE = BatchHistogram(
+    "salespulse_event_to_durable_seconds",
+    "From when an activity ended (a call hung up, a chat closed; or happened, for instant "
+    "events) to its event being durable in ClickHouse, by source topic.",
+    ["topic"],
+    _LATENCY_BUCKETS,
+)
+INGEST_TO_DURABLE = BatchHistogram(
+    "salespulse_ingest_to_durable_seconds",
+    "From a raw message's Kafka timestamp (written by a bridge) to its batch being durable, "
+    "by topic.",
+    ["topic"],
+    _LATENCY_BUCKETS,
 )
 
 # Alert evaluation (processors.alerting); delivery has its own in sinks.alerts.

@@ -9,6 +9,7 @@ committed: a dead letter is as durable as a stored event.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -72,5 +73,6 @@ class DeadLetterSink:
             for letter in letters
         ]
         await asyncio.gather(*futures)
-        for letter in letters:
-            metrics.DEAD_LETTERS.labels(letter.reason).inc()
+        counts = Counter((letter.source.topic, letter.reason) for letter in letters)
+        for (topic, reason), count in counts.items():
+            metrics.DEAD_LETTERS.labels(topic, reason).inc(count)

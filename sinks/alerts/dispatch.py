@@ -64,6 +64,10 @@ class _Lane:
         self._backoff = backoff
         self._dropped = 0
         self._gauge = metrics.QUEUE_NOTICES.labels(channel.name)
+        # Every outcome's series from the start: a rule then sees the first give-up as an
+        # increase, not as a series appearing out of nowhere.
+        for outcome in metrics.OUTCOMES:
+            metrics.NOTICES.labels(channel.name, outcome)
 
     def offer(self, notice: Notice) -> None:
         name = self.channel.name

@@ -23,11 +23,14 @@ Row = tuple[Any, ...]
 
 class ClickHouseError(Exception):
     """A ClickHouse call failed. ``retriable`` says whether trying again may succeed
-    (network trouble, server restarting) or not (bad SQL, schema mismatch)."""
+    (network trouble, server restarting) or not (bad SQL, schema mismatch). ``reason`` is a
+    short fixed code for metrics: ``unreachable``, ``busy`` (a retriable server error),
+    ``server`` (any other server error) or ``client``."""
 
-    def __init__(self, message: str, *, retriable: bool) -> None:
+    def __init__(self, message: str, *, retriable: bool, reason: str = "server") -> None:
         super().__init__(message)
         self.retriable = retriable
+        self.reason = reason
 
 
 _NETWORK_ERRORS = (
@@ -92,14 +95,22 @@ class NativeClickHouse:
             return self._client.execute(sql, params, **options)
         except _NETWORK_ERRORS as exc:
             self._client.disconnect()
-            raise ClickHouseError(f"ClickHouse unreachable: {exc}", retriable=True) from exc
+            raise ClickHouseError(
+                f"ClickHouse unreachable: {exc}", retriable=True, reason="unreachable"
+            ) from exc
         except driver_errors.ServerException as exc:
             retriable = exc.code in _RETRIABLE_SERVER_CODES
             # The server appends its C++ stack trace to the message; people need the first line.
             first_line = str(exc.message).split("\n", 1)[0]
-            raise ClickHouseError(f"ClickHouse error: {first_line}", retriable=retriable) from exc
+            raise ClickHouseError(
+                f"ClickHouse error: {first_line}",
+                retriable=retriable,
+                reason="busy" if retriable else "server",
+            ) from exc
         except driver_errors.Error as exc:
-            raise ClickHouseError(f"ClickHouse client error: {exc}", retriable=False) from exc
+            raise ClickHouseError(
+                f"ClickHouse client error: {exc}", retriable=False, reason="client"
+            ) from exc
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
         result = self._run(sql, params)

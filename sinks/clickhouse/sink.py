@@ -69,15 +69,16 @@ class ClickHouseSink:
             try:
                 await asyncio.to_thread(self._insert, table, names, columns)
             except ClickHouseError as exc:
+                metrics.CLICKHOUSE_INSERT_ERRORS.labels(table, exc.reason).inc()
                 if not exc.retriable:
                     raise
                 self._drop_client()
-                metrics.CLICKHOUSE_RETRIES.inc()
+                metrics.CLICKHOUSE_RETRIES.labels(table, exc.reason).inc()
                 log.warning("ClickHouse insert failed (%s); retrying in %.1f s", exc, delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, self._retry_max)
                 continue
-            metrics.CLICKHOUSE_INSERT_SECONDS.observe(time.perf_counter() - started)
+            metrics.CLICKHOUSE_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
             return
 
     async def write_events(self, rows: Sequence[tuple[Any, ...]]) -> None:
