@@ -30,6 +30,8 @@ system_packages() {
     || missing+=(clickhouse-server clickhouse-client)
   # The local stack runs a real Alertmanager (demo and tests deliver alerts to it).
   [ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
+  # promtool checks and unit-tests the pipeline's Prometheus rules (deploy/prometheus/).
+  command -v promtool >/dev/null || missing+=(prometheus)
   # The worker's web pages are tested in a real headless Chromium, driven through chromedriver.
   if [ "$extras" = dev ]; then
     [ -x /usr/bin/chromium ] || missing+=(chromium)
