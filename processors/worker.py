@@ -20,7 +20,7 @@ from typing import Any
 import faust
 from prometheus_client import generate_latest
 
-from processors.alerting.service import AlertEvaluator, run_alerting
+from processors.alerting.service import AlertEvaluator, DeliveryLog, run_alerting
 from processors.consumer_lag import LAG_UPDATE_SECONDS, LagGauge, faust_committed
 from processors.health import readiness
 from processors.pipeline import RawMessage
@@ -187,7 +187,9 @@ def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> 
 
     async def evaluate_alerts() -> None:
         probe = LagProbe(settings.kafka, settings.worker.app_id, settings.topics.raw_topics())
-        async with probe, AlertDispatcher.from_settings(settings) as dispatcher:
+        log_delivery = DeliveryLog(lambda: NativeClickHouse(settings.clickhouse))
+        dispatcher = AlertDispatcher.from_settings(settings, log_delivery=log_delivery)
+        async with probe, dispatcher:
             await run_alerting(evaluator, dispatcher, app.is_leader, probe.behind_seconds)
 
     app.task(evaluate_alerts)

@@ -36,12 +36,20 @@ from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
 from salespulse.watched_file import WatchedFile
 from sinks.alerts.dispatch import AlertDispatcher
-from sinks.clickhouse.alert_history import open_notices, record_notices
+from sinks.clickhouse.alert_history import (
+    open_notices,
+    record_delivery,
+    record_notices,
+    undelivered_notices,
+)
 from sinks.clickhouse.alert_queries import ingest_marker, query_activity_snapshot
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)
-_RESTORE_DAYS = 3  # alerts firing longer than this are stale: their workday is long over
+_RESTORE_DAYS = 3
+UNDELIVERED_LOOKBACK = timedelta(
+    days=1
+)  # alerts firing longer than this are stale: their workday is long over
 
 
 def load_working_calendar(settings: AlertsSettings) -> Calendar:
@@ -155,6 +163,9 @@ class AlertEvaluator:
         log.info("alert evaluation starts with %d open alerts from the history", len(notices))
         return notices
 
+    def undelivered(self, channel: str, since: datetime) -> list[Notice]:
+        return undelivered_notices(self._ch, channel, since)
+
     def evaluate(self, now: datetime) -> list[Notice]:
         """One evaluation at ``now``; raises ClickHouseError when the data cannot be read.
 
@@ -175,6 +186,36 @@ class AlertEvaluator:
         notices = self.engine.step(now, judge(situation), rules, gone_reason)
         record_notices(self._ch, notices)
         return notices
+
+
+class DeliveryLog:
+    """The delivery log (``alert_deliveries``) written as channels take notices, over a
+    connection of its own: the evaluation's connection is busy in another thread."""
+
+    def __init__(self, connect: Callable[[], ClickHouse]) -> None:
+        self._ch = connect()
+        self._lock = threading.Lock()
+
+    def _record(self, channel: str, notice: Notice) -> None:
+        with self._lock:
+            record_delivery(self._ch, notice.notice_id, channel, datetime.now(UTC))
+
+    async def __call__(self, channel: str, notice: Notice) -> None:
+        await asyncio.to_thread(self._record, channel, notice)
+
+
+async def _send_undelivered(
+    evaluator: AlertEvaluator, dispatcher: AlertDispatcher, now: datetime
+) -> None:
+    """Notices recorded in the last day that a channel never took (a leader died between
+    recording and delivering, or gave up on a receiver that was down): that channel gets them
+    now, with their original notice ids."""
+    since = now - UNDELIVERED_LOOKBACK
+    for channel in dispatcher.queue_sizes():
+        notices = await asyncio.to_thread(evaluator.undelivered, channel, since)
+        if notices:
+            log.info("sending %d notices %s never took", len(notices), channel)
+            dispatcher.submit_to(channel, notices)
 
 
 async def run_alerting(
@@ -213,7 +254,9 @@ async def run_alerting(
                     await asyncio.sleep(tick_seconds)
                     continue
                 if not restored:
-                    dispatcher.resume(await asyncio.to_thread(evaluator.restore, clock()))
+                    now = clock()
+                    dispatcher.resume(await asyncio.to_thread(evaluator.restore, now))
+                    await _send_undelivered(evaluator, dispatcher, now)
                     restored = True
                 notices = await asyncio.to_thread(evaluator.evaluate, clock())
             except (ClickHouseError, KafkaError) as exc:

@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -55,11 +55,18 @@ class Backoff:
         return max(wait, min(retry_after, self.cap)) if retry_after else wait
 
 
+DeliveryLog = Callable[[str, Notice], Awaitable[None]]
+"""Told of every notice a channel took (channel name, notice): see ``AlertDispatcher``."""
+
+
 class _Lane:
     """One channel's queue and worker."""
 
-    def __init__(self, channel: Channel, queue_max: int, backoff: Backoff) -> None:
+    def __init__(
+        self, channel: Channel, queue_max: int, backoff: Backoff, log_delivery: DeliveryLog | None
+    ) -> None:
         self.channel = channel
+        self._log_delivery = log_delivery
         self.queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=queue_max)
         self._backoff = backoff
         self._dropped = 0
@@ -125,7 +132,19 @@ class _Lane:
                 metrics.NOTICES.labels(name, "delivered").inc()
                 latency = max(0.0, time.time() - utc(notice.at).timestamp())
                 metrics.DELIVERY_SECONDS.labels(name).observe(latency)
+                await self._logged(notice)
                 return
+
+    async def _logged(self, notice: Notice) -> None:
+        if self._log_delivery is None:
+            return
+        try:
+            await self._log_delivery(self.channel.name, notice)
+        except Exception as exc:
+            # Unlogged, the notice is sent again by the next leader; that is all it costs.
+            log.warning(
+                "%s: delivery of %s not logged: %s", self.channel.name, notice.notice_id, exc
+            )
 
     def _give_up(self, notice: Notice, why: str) -> None:
         metrics.NOTICES.labels(self.channel.name, "given_up").inc()
@@ -149,18 +168,24 @@ class AlertDispatcher:
         queue_max: int = 10_000,
         backoff: Backoff | None = None,
         stop_timeout_seconds: float = 5.0,
+        log_delivery: DeliveryLog | None = None,
     ) -> None:
         names = [channel.name for channel in channels]
         if len(set(names)) != len(names):
             raise ValueError(f"channel names must differ: {names}")
         backoff = backoff or Backoff()
-        self._lanes = [_Lane(channel, queue_max, backoff) for channel in channels]
+        self._lanes = [_Lane(channel, queue_max, backoff, log_delivery) for channel in channels]
         self._stop_timeout = stop_timeout_seconds
         self._workers: list[asyncio.Task[None]] = []
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, backoff_base: float = 1.0, backoff_cap: float = 60.0
+        cls,
+        settings: Settings,
+        *,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        log_delivery: DeliveryLog | None = None,
     ) -> AlertDispatcher:
         """The Kafka topic always; Alertmanager and the webhook when their URL is set."""
         alerts = settings.alerts
@@ -190,7 +215,12 @@ class AlertDispatcher:
                 )
             )
         backoff = Backoff(backoff_base, backoff_cap, alerts.delivery_retry_max_seconds)
-        return cls(channels, queue_max=alerts.delivery_queue_max, backoff=backoff)
+        return cls(
+            channels,
+            queue_max=alerts.delivery_queue_max,
+            backoff=backoff,
+            log_delivery=log_delivery,
+        )
 
     @property
     def channels(self) -> list[Channel]:
@@ -247,6 +277,13 @@ class AlertDispatcher:
         for notice in notices:
             for lane in self._lanes:
                 lane.offer(notice)
+
+    def submit_to(self, channel: str, notices: Sequence[Notice]) -> None:
+        """Queue ``notices`` on one channel only: those it never took (the delivery log)."""
+        for lane in self._lanes:
+            if lane.channel.name == channel:
+                for notice in notices:
+                    lane.offer(notice)
 
     def resume(self, notices: Iterable[Notice]) -> None:
         """The alerts open now: after a restart or on becoming the alerting leader, their last

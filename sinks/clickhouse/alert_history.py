@@ -162,3 +162,31 @@ def recent_notices(ch: ClickHouse, since: datetime, limit: int = 100) -> list[No
     """
     rows = ch.execute(sql, {"since": int(utc(since).timestamp()), "limit": int(limit)})
     return [_notice(row) for row in rows]
+
+
+DELIVERIES = "alert_deliveries"
+
+
+def record_delivery(ch: ClickHouse, notice_id: str, channel: str, at: datetime) -> None:
+    """Note that ``channel`` took the notice (the delivery log, migration 0011)."""
+    ch.insert_columns(
+        DELIVERIES,
+        ("notice_id", "channel", "delivered_at"),
+        [[notice_id], [channel], [_second(at)]],
+    )
+
+
+def undelivered_notices(ch: ClickHouse, channel: str, since: datetime) -> list[Notice]:
+    """Notices recorded at or after ``since`` that ``channel`` has not taken, oldest first."""
+    sql = f"""
+        SELECT {_SELECTED}
+        FROM {ch.database}.{TABLE} FINAL
+        WHERE at >= toDateTime(%(since)s)
+          AND notice_id NOT IN (
+              SELECT notice_id FROM {ch.database}.{DELIVERIES}
+              WHERE channel = %(channel)s AND delivered_at >= toDateTime(%(since)s)
+          )
+        ORDER BY at, alert_key, state
+    """
+    rows = ch.execute(sql, {"since": int(utc(since).timestamp()), "channel": channel})
+    return [_notice(row) for row in rows]

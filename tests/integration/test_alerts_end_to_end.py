@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,9 +29,10 @@ from salespulse.alert_settings import AlertsSettings
 from salespulse.directory_publish import publish_absence_from_file, publish_deletion
 from salespulse.settings import Settings
 from salespulse.worker_process import stop_worker
-from sinks.clickhouse.alert_history import recent_notices
+from sinks.clickhouse.alert_history import recent_notices, record_notices
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
+from tests.alert_samples import fired, resolved, sample_alert
 from tests.conftest import LocalStack
 from tests.integration.pipeline_harness import isolated_settings, launch
 
@@ -218,3 +221,53 @@ def test_an_absence_published_on_the_directory_topic_keeps_alerts_away(
         assert eventually(lambda: history(settings)) == [(f"late_task/task/{task}", "firing")]
     finally:
         stop_worker(worker.process)
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    """A webhook receiver that keeps the notice ids it was sent, in order."""
+
+    received: list[tuple[str, str]]
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.received.append((body["notice_id"], body["state"]))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:  # quiet test output
+        pass
+
+
+def test_notices_recorded_but_never_delivered_are_sent_by_the_next_leader(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """A leader that died between recording notices and delivering them: the next one sends
+    them, once, with their own ids; the one after it sends nothing again."""
+    received: list[tuple[str, str]] = []
+    handler = type("Webhook", (_Webhook,), {"received": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = alerting_settings(stack, tmp_path)
+    alerts = settings.alerts.model_copy(
+        update={"webhook_url": f"http://127.0.0.1:{server.server_port}/hook"}
+    )
+    settings = settings.model_copy(update={"alerts": alerts})
+    client = NativeClickHouse(settings.clickhouse)
+    apply_migrations(client)
+    alert = sample_alert(datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20))
+    notices = [fired(alert), resolved(alert)]
+    record_notices(client, notices)
+    client.close()
+    expected = [(n.notice_id, str(n.state)) for n in notices]
+    try:
+        for run in (1, 2):
+            worker = launch(settings, tmp_path / f"worker-{run}.log")
+            try:
+                assert eventually(lambda: len(received) >= 2) is True
+                time.sleep(3)  # anything sent twice would be here by now
+                assert received == expected
+            finally:
+                stop_worker(worker.process)
+    finally:
+        server.shutdown()
+        server.server_close()
