@@ -10,9 +10,11 @@ import itertools
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -145,3 +147,14 @@ class RunningWorker:
 
 def launch(settings: Settings, log_path: Path) -> RunningWorker:
     return RunningWorker(settings, start_worker(settings, log_path))
+
+
+def eventually(check: Callable[[], Any], seconds: float = 90.0) -> Any:
+    """``check()`` once it is truthy (polled twice a second), or its last falsy value after
+    ``seconds``: the caller asserts on it, so a timeout fails with what was seen."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.5)

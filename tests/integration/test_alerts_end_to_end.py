@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,7 +33,7 @@ from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from tests.alert_samples import fired, resolved, sample_alert
 from tests.conftest import LocalStack
-from tests.integration.pipeline_harness import isolated_settings, launch
+from tests.integration.pipeline_harness import eventually, isolated_settings, launch
 
 DIRECTORY = {
     "departments": [{"id": "desk", "name": "Duty desk", "timezone": "Asia/Vladivostok"}],
@@ -99,15 +98,6 @@ def active_alerts(url: str, alertname: str) -> list[dict[str, Any]]:
     with urllib.request.urlopen(f"{url}/api/v2/alerts?{query}", timeout=5) as response:
         found: list[dict[str, Any]] = json.loads(response.read())
     return found
-
-
-def eventually(check: Callable[[], Any], seconds: float = 90.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
 
 
 def history(settings: Settings) -> list[tuple[str, str]]:

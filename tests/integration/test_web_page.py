@@ -13,10 +13,9 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -33,7 +32,7 @@ from salespulse.alert_settings import AlertsSettings
 from salespulse.settings import Settings
 from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
-from tests.integration.pipeline_harness import isolated_settings, launch
+from tests.integration.pipeline_harness import eventually, isolated_settings, launch
 
 # A name with markup characters and Cyrillic: the page must show it as text, never as HTML.
 KIM = 'Vera "Kim" <Ким> & Co'
@@ -91,15 +90,6 @@ def get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
     except OSError:
         return 0, b""
-
-
-def eventually(check: Callable[[], Any], seconds: float = 90.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
 
 
 @pytest.fixture
