@@ -16,8 +16,9 @@ from processors.alerting.activity import ActivitySnapshot, HourRow, OpenTask
 from processors.alerting.baseline import build_baselines, local_today
 from processors.alerting.conditions import Situation, gone_reason, judge
 from processors.alerting.engine import AlertEngine
-from processors.alerting.model import Notice
+from processors.alerting.model import Alert, Notice
 from processors.alerting.rules import RulesFile, parse_rules
+from processors.alerting.today import TodayBoard, today_board
 from processors.alerting.workdays import Workdays
 from salespulse.calendar import Calendar, parse_calendar
 from salespulse.directory import Directory, parse_directory
@@ -132,6 +133,18 @@ class World:
             "http://dash.example",
         )
         return self.engine.step(now, judge(situation), self.rules, gone_reason)
+
+    def board(self, now: datetime, alerts: tuple[Alert, ...] = ()) -> TodayBoard:
+        """The head of sales' page's numbers for this world at ``now``."""
+        return today_board(
+            now,
+            self.rules,
+            self.directory,
+            self.workdays,
+            self.snapshot(now),
+            self.baselines,
+            alerts,
+        )
 
     def run(
         self, start: datetime, end: datetime, every: timedelta = timedelta(minutes=1)

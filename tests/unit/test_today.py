@@ -11,20 +11,12 @@ from datetime import date, datetime
 import pytest
 
 from processors.alerting.model import Alert, Severity
-from processors.alerting.today import HEADLINE_METRICS, TodayBoard, today_board
+from processors.alerting.today import HEADLINE_METRICS, TodayBoard
 from tests.unit.alert_world import TODAY, World, at
 
 
 def board(world: World, now: datetime, alerts: tuple[Alert, ...] = ()) -> TodayBoard:
-    return today_board(
-        now,
-        world.rules,
-        world.directory,
-        world.workdays,
-        world.snapshot(now),
-        world.baselines,
-        alerts,
-    )
+    return world.board(now, alerts)
 
 
 def alert(key: str, manager_id: str, severity: Severity, fired: str) -> Alert:

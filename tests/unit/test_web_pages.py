@@ -13,7 +13,7 @@ import pytest
 
 from processors.alerting.model import Alert, Severity
 from processors.alerting.rules import RulesFile
-from processors.alerting.today import TodayBoard, today_board
+from processors.alerting.today import TodayBoard
 from processors.web import render
 from processors.web.payload import amount_text, board_payload, layout_of
 from processors.web.source import TodaySource
@@ -27,15 +27,7 @@ EVIL = '<script>alert("x")</script> & Co'
 
 
 def board_of(world: World, now: datetime, alerts: tuple[Alert, ...] = ()) -> TodayBoard:
-    return today_board(
-        now,
-        world.rules,
-        world.directory,
-        world.workdays,
-        world.snapshot(now),
-        world.baselines,
-        alerts,
-    )
+    return world.board(now, alerts)
 
 
 @pytest.fixture
