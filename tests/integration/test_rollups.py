@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, BatchResult, RawMessage
@@ -14,10 +17,12 @@ from salespulse.directory import Directory, parse_directory
 from salespulse.settings import CountingSettings, ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
-from sinks.clickhouse.migrations import apply_migrations
+from sinks.clickhouse.migrations import MIGRATIONS_DIR, apply_migrations
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, RollupUpdater, rebuild
 from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
-from tests.integration.test_worked_examples import DIRECTORY, SCENARIOS
+from tests.grafana_macros import QueryContext, expand
+from tests.integration.test_grafana_dashboards import GRAFANA, dialect_for, load, query_panels
+from tests.integration.test_worked_examples import DIRECTORY, NOV26, SCENARIOS, cdr
 
 OUTGOING_FROM_101 = [
     (
@@ -130,3 +135,135 @@ async def test_the_updater_follows_the_batch_log_and_payments_keep_currencies(
     ]
     (state,) = clickhouse.execute(f"SELECT count() FROM {clickhouse.database}.rollup_state")
     assert int(state[0]) == 1
+
+
+# Ivanova's 26 November (Moscow time, UTC+3, in both departments): three outgoing calls in the
+# morning while the directory has her in msk, then the directory moves her to spb and she makes
+# two more in the afternoon. Each call is attributed with the directory of its batch, so the
+# day is msk 3 and spb 2, 5 in all; no number of either department may be lost.
+MORNING_IN_MSK = [
+    cdr(caller="101", callee="79162220001", start="2026-11-26T09:05:00+03:00", talk=40),
+    cdr(caller="101", callee="79162220002", start="2026-11-26T09:20:00+03:00", talk=50),
+    cdr(caller="101", callee="79162220003", start="2026-11-26T11:40:00+03:00", talk=60),
+]
+AFTERNOON_IN_SPB = [
+    cdr(caller="101", callee="79162220004", start="2026-11-26T14:10:00+03:00", talk=70),
+    cdr(caller="101", callee="79162220005", start="2026-11-26T16:50:00+03:00", talk=80),
+]
+# The local 15-minute buckets the calls start in, and whose they are.
+EXPECTED_BUCKETS = [
+    ("msk", "09:00", 1),
+    ("msk", "09:15", 1),
+    ("msk", "11:30", 1),
+    ("spb", "14:00", 1),
+    ("spb", "16:45", 1),
+]
+EVENING = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # 18:00 in Moscow
+MOSCOW_OFFSET = "10800"
+
+
+def ivanova_in(department: str) -> Directory:
+    return parse_directory(
+        "departments: [{id: msk, timezone: Europe/Moscow}, {id: spb, timezone: Europe/Moscow}]\n"
+        f"managers: [{{id: ivanova, department: {department}, "
+        "identities: [{family: pbx, id: '101'}]}]\n",
+        suffix=".yaml",
+    )
+
+
+def department_panel(
+    ch: ClickHouse, title: str, columns: str, department: str = "msk"
+) -> list[tuple[Any, ...]]:
+    """``columns`` of what the department overview's panel ``title`` shows at 18:00 Moscow time
+    on 26 November, for ``department``."""
+    dashboard = load(GRAFANA / "dashboards" / "department-overview.json")
+    (panel,) = [p for p in query_panels(dashboard) if p["title"] == title]
+    variables = {"department": department, "utc_offset": MOSCOW_OFFSET}
+    context = QueryContext(EVENING - timedelta(days=30), EVENING, 60, variables)
+    sql = expand(panel["targets"][0]["rawSql"], context, dialect_for(ch))
+    ch.execute(f"USE {ch.database}")  # panels name tables without a database, as Grafana sends
+    try:
+        return [tuple(row) for row in ch.execute(f"SELECT {columns} FROM ({sql})")]
+    finally:
+        ch.execute("USE default")
+
+
+async def ivanova_moves(ch: ClickHouse) -> None:
+    """The morning's batch processed with the directory of the morning, the afternoon's with
+    the directory of the afternoon, and the rollup timer passing after each."""
+    sink = ClickHouseSink(lambda: ch)
+    updater = RollupUpdater(ch, CountingSettings())
+    for offset, (calls, department) in enumerate(
+        [(MORNING_IN_MSK, "msk"), (AFTERNOON_IN_SPB, "spb")]
+    ):
+        messages = [
+            RawMessage("pbx", 0, offset, [("sp-format", b"asterisk-cdr-csv")], b"\n".join(calls))
+        ]
+        result = process(messages, ivanova_in(department))
+        await sink.write_events(result.rows)
+        await sink.insert(BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, "test"))
+        assert updater.run_once() > 0
+
+
+def ivanova_by_department(ch: ClickHouse) -> list[tuple[str, int]]:
+    """Her outgoing calls of 26 November per department, as ``activity_daily`` holds them."""
+    rows = ch.execute(
+        f"SELECT department_id, calls_out FROM {ch.database}.activity_daily FINAL "
+        "WHERE manager_id = 'ivanova' AND local_date = %(day)s ORDER BY department_id",
+        {"day": NOV26},
+    )
+    return [(str(d), int(n)) for d, n in rows]
+
+
+async def test_a_manager_moved_to_another_department_keeps_both_departments_numbers(
+    clickhouse: ClickHouse,
+) -> None:
+    apply_migrations(clickhouse)
+    await ivanova_moves(clickhouse)
+    db = clickhouse.database
+
+    assert ivanova_by_department(clickhouse) == [("msk", 3), ("spb", 2)]
+    (total,) = clickhouse.execute(
+        f"SELECT sum(calls_out) FROM {db}.activity_daily FINAL "
+        "WHERE manager_id = 'ivanova' AND local_date = %(day)s",
+        {"day": NOV26},
+    )
+    assert int(total[0]) == 5
+    summary = query_summary(clickhouse, ivanova_in("spb"), last_day=NOV26, days=1)
+    assert [row.counts["calls_out"] for row in summary] == [5]  # the events agree
+
+    quarters = clickhouse.execute(
+        f"SELECT department_id, substring(toString(bucket), 12, 5), calls_out "
+        f"FROM {db}.activity_15m FINAL "
+        "WHERE manager_id = 'ivanova' AND local_date = %(day)s AND calls_out > 0 "
+        "ORDER BY bucket",
+        {"day": NOV26},
+    )
+    assert [(d, b, int(n)) for d, b, n in quarters] == EXPECTED_BUCKETS
+
+    for department, outgoing in (("msk", 3), ("spb", 2)):
+        today = department_panel(clickhouse, "Today in ${department}", "outgoing", department)
+        assert [int(n) for (n,) in today] == [outgoing], department
+        managers = department_panel(clickhouse, "Managers today", "manager, outgoing", department)
+        assert [(m, int(n)) for m, n in managers] == [("ivanova", outgoing)], department
+        by_day = department_panel(clickhouse, "Activity per day", "outgoing", department)
+        assert [int(n) for (n,) in by_day] == [outgoing], department
+    departments = department_panel(clickhouse, "All departments today", "department, outgoing")
+    assert sorted((d, int(n)) for d, n in departments) == [("msk", 3), ("spb", 2)]
+
+
+async def test_upgrading_recomputes_the_rollups_a_department_move_had_cut(
+    clickhouse: ClickHouse, tmp_path: Path
+) -> None:
+    # A database from before migration 0010, whose rollups lost one department's row.
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) < 10:
+            shutil.copy(path, tmp_path)
+    apply_migrations(clickhouse, tmp_path)
+    await ivanova_moves(clickhouse)
+    assert len(ivanova_by_department(clickhouse)) == 1
+
+    assert 10 in [m.version for m in apply_migrations(clickhouse)]
+    assert ivanova_by_department(clickhouse) == []  # recreated, with the watermark
+    assert RollupUpdater(clickhouse, CountingSettings()).run_once() > 0
+    assert ivanova_by_department(clickhouse) == [("msk", 3), ("spb", 2)]

@@ -1,5 +1,5 @@
-"""Every example query in docs/schema.md runs, on both engines, over real data: the
-documentation cannot silently rot."""
+"""Every example query in docs/schema.md runs, on both engines, over real data, and every
+table's engine and sorting key are the ones it shows: the documentation cannot silently rot."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from tests.alert_samples import fired, resolved, sample_alert
 from tests.integration.test_rollups import every_scenario, process
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
-QUERIES = re.findall(r"```sql\n(.*?)```", DOC.read_text(), flags=re.DOTALL)
+TEXT = DOC.read_text()
+QUERIES = re.findall(r"```sql\n(.*?)```", TEXT, flags=re.DOTALL)
 PARAMS = {
     "department": "msk",
     "manager": "sidorova",
@@ -39,6 +40,23 @@ ALERTS = [
 
 def test_the_document_has_examples() -> None:
     assert len(QUERIES) >= 8
+
+
+def test_the_tables_are_as_documented(clickhouse: ClickHouse) -> None:
+    apply_migrations(clickhouse)
+    documented = re.findall(r"^\| `(\w+)` \| (\w+(?:\(\w+\))?), `\((.+?)\)`", TEXT, re.M)
+    assert len(documented) >= 8
+    tables = {
+        str(name): (str(engine), str(key))
+        for name, engine, key in clickhouse.execute(
+            "SELECT name, engine_full, sorting_key FROM system.tables WHERE database = %(db)s",
+            {"db": clickhouse.database},
+        )
+    }
+    for name, engine, key in documented:
+        assert name in tables, name
+        assert tables[name][0].startswith(engine + " "), (name, tables[name][0])
+        assert tables[name][1] == key, name
 
 
 @pytest.mark.parametrize("sql", QUERIES, ids=[q.split("\n", 1)[0][:40] for q in QUERIES])
