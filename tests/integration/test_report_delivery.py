@@ -30,9 +30,8 @@ from salespulse.reports.scheduler import build_scheduler
 from salespulse.reports.settings import ReportsSettings, ScheduleEntry
 from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
-from sinks.clickhouse.client import NativeClickHouse
 from tests.conftest import LocalStack
-from tests.integration.report_data import load_week
+from tests.integration.report_data import week_database
 from tests.unit.test_report_schedule import MovedClock
 
 # Weekdays at 19:00 in Moscow, the day's report; Mondays at 09:00, last week's.
@@ -103,21 +102,8 @@ def server_context(certificate: tuple[Path, Path]) -> ssl.SSLContext:
 
 @pytest.fixture(scope="module")
 def week_settings(stack: LocalStack, week_traffic: tuple[Traffic, Path]) -> Iterator[Settings]:
-    traffic, directory_path = week_traffic
-    database = f"delivery_{datetime.now(UTC):%H%M%S%f}"
-    settings = stack.settings.model_copy(
-        update={
-            "clickhouse": stack.settings.clickhouse.model_copy(update={"database": database}),
-            "directory_path": directory_path,
-        }
-    )
-    client = NativeClickHouse(settings.clickhouse)
-    try:
-        load_week(client, traffic, load_directory(directory_path))
+    with week_database(stack, week_traffic, "delivery") as settings:
         yield settings
-        client.execute(f"DROP DATABASE IF EXISTS {database}")
-    finally:
-        client.close()
 
 
 def with_reports(settings: Settings, **reports: Any) -> Settings:

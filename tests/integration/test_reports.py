@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -26,10 +25,9 @@ from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 from tests.conftest import LocalStack
-from tests.integration.report_data import load_week
+from tests.integration.report_data import load_week, week_database
 
 MONDAY = date(2026, 11, 16)
-_databases = itertools.count(1)
 
 
 def report_of(ch: ClickHouse, directory: Directory, period: ReportPeriod) -> Report:
@@ -114,21 +112,8 @@ def test_report_totals_equal_the_summary_of_the_same_days(
 def loaded_settings(stack: LocalStack, week_traffic: tuple[Traffic, Path]) -> Iterator[Settings]:
     """A server database of its own holding the generated week, shared by this module's
     read-only command tests."""
-    traffic, directory_path = week_traffic
-    database = f"reports_{next(_databases)}_{datetime.now(UTC):%H%M%S}"
-    settings = stack.settings.model_copy(
-        update={
-            "clickhouse": stack.settings.clickhouse.model_copy(update={"database": database}),
-            "directory_path": directory_path,
-        }
-    )
-    client = NativeClickHouse(settings.clickhouse)
-    try:
-        load_week(client, traffic, load_directory(directory_path))
+    with week_database(stack, week_traffic, "reports") as settings:
         yield settings
-        client.execute(f"DROP DATABASE IF EXISTS {database}")
-    finally:
-        client.close()
 
 
 @pytest.fixture
