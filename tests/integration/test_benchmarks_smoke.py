@@ -26,6 +26,16 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
             ["--managers", "4", "--days", "2", "--repeat", "1"],
             "snapshot_ms",
         ),
+        # Every phase of the issue 7 suite, two workers and the latency phase included.
+        (
+            "suite.py",
+            [
+                *("--managers", "20", "--departments", "2", "--days", "1", "--workers", "2"),
+                *("--raw-repeats", "1", "--naive-max-seconds", "5"),
+                *("--latency-seconds", "3", "--alert-samples", "2"),
+            ],
+            "≥ 25 × naive faust",
+        ),
     ],
 )
 def test_benchmark_runs(script: str, arguments: list[str], prints: str) -> None:
