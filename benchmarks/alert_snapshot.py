@@ -26,15 +26,12 @@ from typing import Any
 
 from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
 
-from ingest.generator import directory_yaml, frame_messages, make_population, simulate
+from ingest.generator import directory_yaml, make_population, simulate
 from processors.alerting.baseline import build_baselines, local_today
-from processors.parsers import build_parsers
-from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
-from processors.privacy import PhoneProtector
+from processors.direct_load import store_traffic
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
-from salespulse.models import FORMAT_HEADER
-from salespulse.settings import CountingSettings, ParsingSettings
+from salespulse.settings import CountingSettings
 from sinks.clickhouse.alert_queries import query_activity_snapshot, query_hourly_history
 from sinks.clickhouse.client import NativeClickHouse, Row
 from sinks.clickhouse.rollup import rebuild
@@ -76,22 +73,7 @@ def load(ch: NativeClickHouse, managers: int, days: int) -> tuple[int, str]:
     traffic = simulate(
         population, NOW - timedelta(days=days), NOW, seed=11, malformed_share=0, now=NOW
     )
-    processor = BatchProcessor(
-        build_parsers(ParsingSettings()),
-        lambda: directory,
-        PhoneProtector(b"k"),
-        max_message_bytes=1 << 20,
-        clock=lambda: NOW,
-    )
-    messages = [
-        RawMessage(m.family.value, 0, n, [(FORMAT_HEADER, m.format.encode())], m.value)
-        for n, m in enumerate(frame_messages(traffic.all_records()))
-    ]
-    stored = 0
-    for start in range(0, len(messages), 5000):
-        rows = processor.process(messages[start : start + 5000]).rows
-        ch.insert_columns("events", EVENT_COLUMNS, [list(c) for c in zip(*rows, strict=True)])
-        stored += len(rows)
+    stored = store_traffic(ch, traffic, directory, NOW, batch=5000)
     return stored, text
 
 

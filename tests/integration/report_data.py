@@ -8,13 +8,10 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ingest.generator import Traffic, frame_messages
-from processors.parsers import build_parsers
-from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
-from processors.privacy import PhoneProtector
+from ingest.generator import Traffic
+from processors.direct_load import store_traffic
 from salespulse.directory import Directory, load_directory
-from salespulse.models import FORMAT_HEADER
-from salespulse.settings import ParsingSettings, Settings
+from salespulse.settings import Settings
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from sinks.clickhouse.rollup import rebuild
@@ -29,23 +26,7 @@ _databases = itertools.count(1)
 def load_week(ch: ClickHouse, traffic: Traffic, directory: Directory) -> int:
     """The traffic through the real parsers into ``events``, then the rollups rebuilt."""
     apply_migrations(ch)
-    processor = BatchProcessor(
-        build_parsers(ParsingSettings()),
-        lambda: directory,
-        PhoneProtector(b"k"),
-        max_message_bytes=1 << 20,
-        clock=lambda: WEEK_END,
-    )
-    messages = [
-        RawMessage(m.family.value, 0, n, [(FORMAT_HEADER, m.format.encode())], m.value)
-        for n, m in enumerate(frame_messages(traffic.all_records()))
-    ]
-    stored = 0
-    for start in range(0, len(messages), 500):
-        rows = processor.process(messages[start : start + 500]).rows
-        if rows:
-            ch.insert_columns("events", EVENT_COLUMNS, [list(c) for c in zip(*rows, strict=True)])
-            stored += len(rows)
+    stored = store_traffic(ch, traffic, directory, WEEK_END)
     rebuild(ch, FIRST_DAY, LAST_DAY)
     return stored
 
