@@ -117,9 +117,9 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": ordered[-1]}
 
 
-async def measure(args: argparse.Namespace, state: Path) -> dict[str, dict[str, float]]:
-    stack = private_stack(state / "stack")
-    web_port, hook_port = free_ports(2)
+def latency_settings(base: Settings, state: Path, hook_port: int) -> Settings:
+    """``base`` with the duty desk's rules and calendar written to ``state``, alerts going to
+    the webhook receiver on ``hook_port``, and the directory at ``state/directory.yaml``."""
     (state / "alerts.yaml").write_text(yaml.safe_dump(RULES))
     (state / "calendar.yaml").write_text(yaml.safe_dump(CALENDAR))
     alerts = AlertsSettings(
@@ -127,10 +127,14 @@ async def measure(args: argparse.Namespace, state: Path) -> dict[str, dict[str, 
         calendar_path=state / "calendar.yaml",
         webhook_url=f"http://127.0.0.1:{hook_port}/hook",
     )
-    settings = pointed_at_stack(
-        Settings(worker=WorkerSettings(web_port=web_port), directory_path=state / "directory.yaml"),
-        stack,
-    ).model_copy(update={"alerts": alerts})
+    return base.model_copy(update={"alerts": alerts, "directory_path": state / "directory.yaml"})
+
+
+async def measure(args: argparse.Namespace, state: Path) -> dict[str, dict[str, float]]:
+    stack = private_stack(state / "stack")
+    web_port, hook_port = free_ports(2)
+    base = Settings(worker=WorkerSettings(web_port=web_port))
+    settings = latency_settings(pointed_at_stack(base, stack), state, hook_port)
     team_path = None
     load = None
     if args.load:

@@ -24,15 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from aiohttp import web
-from alert_latency import CALENDAR, RULES, Receiver, crm_record, desk_directory, percentiles
+from alert_latency import Receiver, crm_record, desk_directory, latency_settings, percentiles
 from suite_parts import Watched, end_offsets_total, start_process, stop_all
 
 from ingest.crm_records import crm_event_record
 from ingest.generator import CRM_FORMAT, Population, Traffic, send_to_kafka
 from ingest.raw_producer import RawProducer
-from salespulse.alert_settings import AlertsSettings
 from salespulse.lag import group_lag
 from salespulse.models import derive_event_id
 from salespulse.settings import Settings
@@ -57,17 +55,6 @@ class LatencyResult:
     lag_messages: int = 0  # the worker's consumer lag when the load stopped
     worker_cpu_share: float = 0.0  # worker CPU seconds per wall second during the load
     peak_rss_mb: float = 0.0
-
-
-def latency_settings(base: Settings, state: Path, hook_port: int) -> Settings:
-    (state / "alerts.yaml").write_text(yaml.safe_dump(RULES))
-    (state / "calendar.yaml").write_text(yaml.safe_dump(CALENDAR))
-    alerts = AlertsSettings(
-        rules_path=state / "alerts.yaml",
-        calendar_path=state / "calendar.yaml",
-        webhook_url=f"http://127.0.0.1:{hook_port}/hook",
-    )
-    return base.model_copy(update={"alerts": alerts, "directory_path": state / "directory.yaml"})
 
 
 class ClickHouseProbe:
