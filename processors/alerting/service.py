@@ -21,7 +21,6 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from processors.alerting.activity import ActivitySnapshot
 from processors.alerting.baseline_keeper import BaselineKeeper
 from processors.alerting.conditions import Situation, gone_reason, judge
 from processors.alerting.engine import AlertEngine
@@ -42,7 +41,7 @@ from sinks.clickhouse.alert_history import (
     record_notices,
     undelivered_notices,
 )
-from sinks.clickhouse.alert_queries import ingest_marker, query_activity_snapshot
+from sinks.clickhouse.alert_queries import TodaysActivity
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,6 @@ class AlertEvaluator:
         absences: AbsenceSource | None = None,
     ) -> None:
         self.settings = settings
-        self._counting = counting
         self._ch = connect()
         self._directory = directory
         self._dashboard_url = dashboard_url
@@ -108,8 +106,7 @@ class AlertEvaluator:
         self._workdays = Workdays(self.working_calendar)
         self.engine = AlertEngine()
         self.baselines = BaselineKeeper(connect)
-        self._last_snapshot: ActivitySnapshot | None = None
-        self._snapshot_key: tuple[object, ...] = ()
+        self._today = TodaysActivity(counting)
 
     def refresh_config(self) -> None:
         """Take up changes of the rules and calendar files and of the absences on the topic.
@@ -143,16 +140,6 @@ class AlertEvaluator:
             self._workdays = Workdays(self.working_calendar)
             self.baselines.invalidate()
 
-    def _snapshot(self, now: datetime, directory: Directory) -> ActivitySnapshot:
-        """Today's activity, read again only when something was stored since, the day
-        changed or the directory changed (a snapshot costs up to a second on a large team;
-        ticks in between judge the same activity at a later instant)."""
-        key = (ingest_marker(self._ch), now.date(), id(directory))
-        if self._last_snapshot is None or key != self._snapshot_key:
-            self._last_snapshot = query_activity_snapshot(self._ch, directory, now, self._counting)
-            self._snapshot_key = key
-        return self._last_snapshot
-
     def restore(self, now: datetime) -> list[Notice]:
         """Start from the history: the alerts still open are firing already (a restart or a
         new leader must not fire them again). Returns their firing notices, for the channels
@@ -179,7 +166,7 @@ class AlertEvaluator:
         rules: RulesFile = self.rules.current
         directory = self._directory()
         baselines = self.baselines.current(now, directory, self.working_calendar)
-        snapshot = self._snapshot(now, directory)
+        snapshot = self._today.read(self._ch, directory, now)
         situation = Situation(
             now, rules, directory, self._workdays, snapshot, baselines, self._dashboard_url
         )

@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from processors.alerting.activity import ActivitySnapshot
 from processors.alerting.baseline_keeper import BaselineKeeper
 from processors.alerting.rules import RulesError, RulesFile, load_rules
 from processors.alerting.service import AlertEvaluator, load_working_calendar
@@ -31,7 +30,7 @@ from salespulse.calendar import Calendar, CalendarError, parse_calendar
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
 from sinks.clickhouse.alert_history import open_notices
-from sinks.clickhouse.alert_queries import ingest_marker, query_activity_snapshot
+from sinks.clickhouse.alert_queries import TodaysActivity
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)
@@ -99,13 +98,11 @@ class TodaySource:
         self._connect = connect
         self._ch: ClickHouse | None = None
         self._config = config
-        self._counting = counting
         self.max_age_seconds = max_age_seconds
         self._clock = clock
         self._baselines = BaselineKeeper(connect)
         self._workdays: Workdays | None = None
-        self._snapshot: ActivitySnapshot | None = None
-        self._snapshot_key: tuple[object, ...] = ()
+        self._today = TodaysActivity(counting)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="today-page")
         self._lock = asyncio.Lock()
         self._read_at: float | None = None  # time.monotonic() of the last attempt
@@ -139,7 +136,7 @@ class TodaySource:
         if self._ch is None:
             self._ch = self._connect()
         baselines = self._baselines.current(now, directory, calendar)
-        snapshot = self._today(self._ch, now, directory)
+        snapshot = self._today.read(self._ch, directory, now)
         notices = open_notices(self._ch, now - timedelta(days=OPEN_ALERT_DAYS))
         return today_board(
             now,
@@ -150,15 +147,6 @@ class TodaySource:
             baselines,
             [notice.alert for notice in notices],
         )
-
-    def _today(self, ch: ClickHouse, now: datetime, directory: Directory) -> ActivitySnapshot:
-        # Read again only when something was stored since, the day or the directory changed
-        # (as the evaluator does): the snapshot is the costly query.
-        key = (ingest_marker(ch), now.astimezone(UTC).date(), id(directory))
-        if self._snapshot is None or key != self._snapshot_key:
-            self._snapshot = query_activity_snapshot(ch, directory, now, self._counting)
-            self._snapshot_key = key
-        return self._snapshot
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -253,3 +253,21 @@ def ingest_marker(ch: ClickHouse) -> int:
     an unchanged marker means no event was stored since it was last read (a cheap count)."""
     ((batches,),) = ch.execute(f"SELECT count() FROM {ch.database}.ingest_batches")
     return int(batches)
+
+
+class TodaysActivity:
+    """Today's snapshot, read again only when a batch was stored since, the UTC day changed or
+    the directory changed: a snapshot costs up to a second on a large team, and the readers
+    (alert evaluation every second, the page every few) mostly find nothing new."""
+
+    def __init__(self, counting: CountingSettings) -> None:
+        self._counting = counting
+        self._snapshot: ActivitySnapshot | None = None
+        self._key: tuple[object, ...] = ()
+
+    def read(self, ch: ClickHouse, directory: Directory, now: datetime) -> ActivitySnapshot:
+        key = (ingest_marker(ch), now.astimezone(UTC).date(), id(directory))
+        if self._snapshot is None or key != self._key:
+            self._snapshot = query_activity_snapshot(ch, directory, now, self._counting)
+            self._key = key
+        return self._snapshot
