@@ -5,6 +5,11 @@ and replace the previous ones by version. That keeps the rollups as exact as the
 replays, late records, directory changes and counting-setting changes. Keys that existed and
 have no activity any more (an event re-attributed to another manager) get an explicit zero row.
 
+The recomputation runs inside ClickHouse: each rollup table gets one ``INSERT … SELECT``, so a
+pass sends four statements and reads back one row, however busy the days were. (It used to read
+every 15-minute row of the days into the worker and insert them back: under live traffic, the
+whole of today every 5 s.)
+
 Which days changed is durable: every batch logs its local days in ``ingest_batches``, and
 ``RollupUpdater`` advances a watermark over that log, so days touched just before a crash are
 recomputed after the restart.
@@ -14,10 +19,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from salespulse.settings import CountingSettings
@@ -25,10 +29,11 @@ from sinks.clickhouse.client import ClickHouse, as_date
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
     CALL_METRICS,
+    consolidated_calls,
+    conversation_threshold,
     day_params,
-    per_manager_metrics,
 )
-from sinks.clickhouse.worktime import WORKTIME_METRICS, query_working_time
+from sinks.clickhouse.worktime import WORKTIME_METRICS, working_time_sql
 
 log = logging.getLogger(__name__)
 
@@ -62,85 +67,119 @@ PAYMENTS = RollupShape(
     ("payments", "amount"),
 )
 
+# The rows of one pass are built as a UNION ALL of parts that each select the shape's keys as
+# ``k_<name>`` and every metric as ``m_<name>`` (prefixed: old servers read an alias equal to a
+# column name inside its own aggregate as a nested aggregate), then summed per key. Parts agree on
+# types, which 18.16 requires: a metric a part does not count is a typed zero, and departments
+# are plain strings (a consolidated call's department is not LowCardinality).
+_ZERO = {"amount": "toDecimal64(0, 2)"}
+_DAYS = "local_date >= %(low)s AND local_date <= %(high)s AND local_date IN %(days)s"
+_UTC_DAYS = "toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s"
 
-def _key(row: Sequence[Any]) -> tuple[Any, ...]:
-    """A rollup key as read back: the local date as a ``date`` whichever client read it (chDB
-    returns text), so keys of every query, and of working time, match."""
-    return (row[0], row[1], as_date(row[2]), *row[3:])
+
+def _keys(shape: RollupShape, bucket: str = "bucket") -> str:
+    """The ``k_`` columns of ``shape``; ``bucket`` is the 15-minute bucket's expression."""
+    sql = {"department_id": "CAST(department_id AS String)", "bucket": bucket}
+    return ", ".join(f"{sql.get(key, key)} AS k_{key}" for key in shape.keys)
+
+
+def _group(shape: RollupShape) -> str:
+    return ", ".join(f"k_{key}" for key in shape.keys)
+
+
+def _metrics(shape: RollupShape, values: Mapping[str, str]) -> str:
+    """The ``m_`` columns of ``shape``: ``values`` where given, zeros elsewhere."""
+    return ", ".join(
+        f"{values[name]} AS m_{name}"
+        if name in values
+        else f"{_ZERO.get(name, 'toUInt64(0)')} AS m_{name}"
+        for name in shape.metrics
+    )
+
+
+def _counted(metrics: Sequence[tuple[str, str]], threshold: str) -> dict[str, str]:
+    return {name: f"toUInt64({sql.format(threshold=threshold)})" for name, sql in metrics}
+
+
+def _quarter_parts(database: str, counting: CountingSettings) -> list[str]:
+    """The 15-minute rows with activity: calls consolidated from their legs, and every other
+    event (see queries.per_manager_metrics, whose numbers these are)."""
+    keys, group = _keys(ACTIVITY, _BUCKET), _group(ACTIVITY)
+    calls = _counted(CALL_METRICS, conversation_threshold(counting))
+    activity = _counted(ACTIVITY_METRICS, "")
+    return [
+        f"SELECT {keys}, {_metrics(ACTIVITY, calls)} "
+        f"FROM ({consolidated_calls(database)}) WHERE {_DAYS} GROUP BY {group}",
+        f"SELECT {keys}, {_metrics(ACTIVITY, activity)} "
+        f"FROM {database}.events FINAL WHERE kind != 'call' AND excluded = 0 AND {_DAYS} "
+        f"AND {_UTC_DAYS} GROUP BY {group}",
+    ]
+
+
+def _day_parts(database: str) -> list[str]:
+    """Day rows: the 15-minute rows this pass wrote (``version``), summed by the caller, and the
+    working time. Reading the rows back costs the server a few thousand rows a day instead of
+    a second pass over the events; a 15-minute zero row only adds a day key that already has a
+    row, since the pass that counted that quarter counted its day too."""
+    quarters = {name: f"toUInt64({name})" for name in ACTIVITY_METRIC_NAMES}
+    worktime = {
+        name: column
+        for name, column in zip(
+            WORKTIME_METRICS, ("w_office", "w_remote", "w_visit", "w_trips"), strict=True
+        )
+    }
+    keys = _keys(DAILY)
+    return [
+        f"SELECT {keys}, {_metrics(DAILY, quarters)} FROM {database}.{ACTIVITY_TABLE} "
+        "WHERE local_date IN %(days)s AND version = %(version)s",
+        f"SELECT {keys}, {_metrics(DAILY, worktime)} FROM ({working_time_sql(database)})",
+    ]
+
+
+def _payment_parts(database: str) -> list[str]:
+    values = {"payments": "toUInt64(1)", "amount": "amount"}
+    return [
+        f"SELECT {_keys(PAYMENTS)}, {_metrics(PAYMENTS, values)} "
+        f"FROM {database}.events FINAL WHERE kind = 'payment' AND excluded = 0 AND {_DAYS} "
+        f"AND {_UTC_DAYS}"
+    ]
+
+
+def _vanished(database: str, shape: RollupShape) -> str:
+    """Zeros for every key of the days that has activity now: summed with the fresh rows, a key
+    whose activity moved away (an event re-attributed) gets an explicit zero row."""
+    any_activity = " OR ".join(f"{name} != 0" for name in shape.metrics)
+    return (
+        f"SELECT {_keys(shape)}, {_metrics(shape, {})} "
+        f"FROM {database}.{shape.table} FINAL WHERE local_date IN %(days)s AND ({any_activity})"
+    )
+
+
+def _replace(ch: ClickHouse, shape: RollupShape, parts: list[str], params: dict[str, Any]) -> None:
+    """One statement: the sum per key of ``parts`` and of the vanished keys' zeros, written with
+    the pass's version. The SELECT reads the table before the INSERT adds to it."""
+    columns = ", ".join((*shape.keys, *shape.metrics))
+    union = " UNION ALL ".join([*parts, _vanished(ch.database, shape)])
+    ch.execute(
+        f"INSERT INTO {ch.database}.{shape.table} ({columns}, version) "
+        f"SELECT {_group(shape)}, {', '.join(f'sum(m_{name})' for name in shape.metrics)}, "
+        f"%(version)s FROM ({union}) GROUP BY {_group(shape)}",
+        params,
+    )
+
+
+def _written(ch: ClickHouse, params: dict[str, Any]) -> int:
+    counts = " + ".join(
+        f"(SELECT count() FROM {ch.database}.{shape.table} "
+        "WHERE local_date IN %(days)s AND version = %(version)s)"
+        for shape in (ACTIVITY, DAILY, PAYMENTS)
+    )
+    ((written,),) = ch.execute(f"SELECT {counts}", params)
+    return int(written)
 
 
 def _params(days: Sequence[date], counting: CountingSettings) -> dict[str, Any]:
     return {**day_params(min(days), max(days), counting), "days": tuple(days)}
-
-
-def _activity_rows(
-    ch: ClickHouse, params: dict[str, Any], counting: CountingSettings
-) -> dict[tuple[Any, ...], list[int | Decimal]]:
-    merged: dict[tuple[Any, ...], list[int | Decimal]] = {}
-    position = {name: i for i, name in enumerate(ACTIVITY_METRIC_NAMES)}
-    calls_sql, activity_sql = per_manager_metrics(ch.database, _BUCKET, counting)
-    for sql, metrics in ((calls_sql, CALL_METRICS), (activity_sql, ACTIVITY_METRICS)):
-        for row in ch.execute(sql, params):
-            vector = merged.setdefault(_key(row[:4]), [0] * len(ACTIVITY_METRIC_NAMES))
-            for (name, _), value in zip(metrics, row[4:], strict=True):
-                vector[position[name]] = int(value)
-    return merged
-
-
-def _by_day(
-    quarters: dict[tuple[Any, ...], list[int | Decimal]],
-    worktime: dict[tuple[Any, ...], list[int]],
-) -> dict[tuple[Any, ...], list[int | Decimal]]:
-    """Day rows: the day's 15-minute rows summed, then its working time."""
-    width = len(ACTIVITY_METRIC_NAMES)
-    days: dict[tuple[Any, ...], list[int | Decimal]] = {}
-    for (manager, department, day, _bucket), values in quarters.items():
-        total = days.setdefault((manager, department, day), [0] * width)
-        for i, value in enumerate(values):
-            total[i] += value
-    for key in worktime:
-        days.setdefault(key, [0] * width)
-    for key, total in days.items():
-        total.extend(worktime.get(key, [0] * len(WORKTIME_METRICS)))
-    return days
-
-
-def _payment_rows(
-    ch: ClickHouse, params: dict[str, Any]
-) -> dict[tuple[Any, ...], list[int | Decimal]]:
-    rows = ch.execute(
-        "SELECT manager_id, department_id, local_date, currency, count(), sum(amount) "
-        f"FROM {ch.database}.events FINAL WHERE kind = 'payment' "
-        "AND local_date >= %(low)s AND local_date <= %(high)s "
-        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
-        "AND excluded = 0 GROUP BY manager_id, department_id, local_date, currency",
-        params,
-    )
-    return {_key(row[:4]): [int(row[4]), Decimal(str(row[5]))] for row in rows}
-
-
-def _replace(
-    ch: ClickHouse,
-    shape: RollupShape,
-    fresh: dict[tuple[Any, ...], list[int | Decimal]],
-    params: dict[str, Any],
-    version: int,
-) -> int:
-    days = set(params["days"])
-    rows = {key: values for key, values in fresh.items() if as_date(key[2]) in days}
-    any_activity = " OR ".join(f"{name} != 0" for name in shape.metrics)
-    existing = ch.execute(
-        f"SELECT {', '.join(shape.keys)} FROM {ch.database}.{shape.table} FINAL "
-        f"WHERE local_date IN %(days)s AND ({any_activity})",
-        params,
-    )
-    for key in existing:
-        rows.setdefault(_key(key), [0] * len(shape.metrics))  # activity that moved away
-    if rows:
-        data = [(*key, *values, version) for key, values in rows.items()]
-        columns = [list(column) for column in zip(*data, strict=True)]
-        ch.insert_columns(shape.table, (*shape.keys, *shape.metrics, "version"), columns)
-    return len(rows)
 
 
 def recompute_days(
@@ -155,15 +194,15 @@ def recompute_days(
     ordered = sorted(set(days))
     written = 0
     counting = counting or CountingSettings()
+    db = ch.database
     for start in range(0, len(ordered), _MAX_DAYS_PER_PASS):
         chunk = ordered[start : start + _MAX_DAYS_PER_PASS]
-        params = _params(chunk, counting)
-        version = time.time_ns()
-        quarters = _activity_rows(ch, params, counting)
-        written += _replace(ch, ACTIVITY, quarters, params, version)
-        daily = _by_day(quarters, query_working_time(ch, params))
-        written += _replace(ch, DAILY, daily, params, version)
-        written += _replace(ch, PAYMENTS, _payment_rows(ch, params), params, version)
+        # One version for every row of the pass; the day rows read the 15-minute rows by it.
+        params = {**_params(chunk, counting), "version": time.time_ns()}
+        _replace(ch, ACTIVITY, _quarter_parts(db, counting), params)
+        _replace(ch, DAILY, _day_parts(db), params)
+        _replace(ch, PAYMENTS, _payment_parts(db), params)
+        written += _written(ch, params)
         if progress is not None:
             progress(start + len(chunk), len(ordered))
     return written

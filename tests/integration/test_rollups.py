@@ -9,20 +9,25 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ingest.generator import Traffic
+from processors.direct_load import store_traffic
 from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, BatchResult, RawMessage
 from processors.privacy import PhoneProtector
 from processors.runtime import batch_log
-from salespulse.directory import Directory, parse_directory
+from salespulse.directory import Directory, load_directory, parse_directory
 from salespulse.settings import CountingSettings, ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import MIGRATIONS_DIR, apply_migrations
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, RollupUpdater, rebuild
+from sinks.clickhouse.queries import day_params
+from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, RollupUpdater, rebuild, recompute_days
 from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
+from sinks.clickhouse.worktime import WORKTIME_METRICS, query_working_time
 from tests.grafana_macros import QueryContext, expand
+from tests.integration.pipeline_harness import WEEK_END
 from tests.integration.test_grafana_dashboards import GRAFANA, dialect_for, load, query_panels
-from tests.integration.test_worked_examples import DIRECTORY, NOV26, SCENARIOS, cdr
+from tests.integration.test_worked_examples import DIRECTORY, NOV26, SCENARIOS, cdr, crm
 
 OUTGOING_FROM_101 = [
     (
@@ -110,6 +115,154 @@ async def test_activity_moved_to_another_manager_leaves_no_stale_rows(
         after = rolled_up(clickhouse, day, table)
         assert not after.get("ivanova"), table  # only zero rows left
         assert after["sidorova"]["calls_out"] == 2, table
+
+
+def rows_of(ch: ClickHouse, table: str, manager: str, day: date) -> list[tuple[Any, ...]]:
+    """``manager``'s rows of ``day`` in ``table`` (latest versions), without the first three
+    keys: the bucket or currency, if any, then the metrics, then the version."""
+    rows = ch.execute(
+        f"SELECT * FROM {ch.database}.{table} FINAL "
+        "WHERE manager_id = %(manager)s AND local_date = %(day)s",
+        {"manager": manager, "day": day},
+    )
+    return [tuple(row[3:]) for row in rows]
+
+
+async def test_a_reattributed_event_leaves_an_explicit_zero_row_in_every_rollup(
+    clickhouse: ClickHouse,
+) -> None:
+    apply_migrations(clickhouse)
+    sink = ClickHouseSink(lambda: clickhouse)
+    day = date(2026, 11, 26)
+    payment = crm(
+        "p-zero", "payment.received", "2026-11-26T12:05:00+03:00", amount="99.90", currency="RUB"
+    )
+    messages = [
+        RawMessage("pbx", 0, 0, [("sp-format", b"asterisk-cdr-csv")], OUTGOING_FROM_101[0]),
+        RawMessage("crm", 0, 1, [("sp-format", b"crm-event-json")], payment),
+    ]
+    await sink.write_events(process(messages).rows)
+    recompute_days(clickhouse, [day])
+    # Extension 101 and CRM user u-101 were Sidorova's: the replay moves both events to her.
+    corrected = parse_directory(
+        "departments: [{id: msk, timezone: Europe/Moscow}]\n"
+        "managers: [{id: sidorova, department: msk, identities: "
+        "[{family: pbx, id: '101'}, {family: crm, id: u-101}]}]\n",
+        suffix=".yaml",
+    )
+    await sink.write_events(process(messages, corrected).rows)
+    recompute_days(clickhouse, [day])
+
+    db = clickhouse.database
+    ((version,),) = clickhouse.execute(f"SELECT max(version) FROM {db}.activity_15m")
+    # Ivanova's quarter (07:00 local, the call; 12:00, the payment), her day and her roubles are
+    # still there, all zero, written by the latest pass.
+    quarters = rows_of(clickhouse, "activity_15m", "ivanova", day)
+    assert len(quarters) == 2
+    assert all(set(map(int, row[1:-1])) == {0} for row in quarters)
+    assert {int(row[-1]) for row in quarters} == {int(version)}
+    (daily,) = rows_of(clickhouse, "activity_daily", "ivanova", day)
+    assert set(map(int, daily[:-1])) == {0}
+    assert int(daily[-1]) == int(version)
+    ((currency, payments, amount, payment_version),) = rows_of(
+        clickhouse, "payments_daily", "ivanova", day
+    )
+    assert (currency, int(payments), Decimal(str(amount))) == ("RUB", 0, Decimal(0))
+    assert int(payment_version) == int(version)
+    ((moved, paid),) = clickhouse.execute(
+        f"SELECT sum(calls_out), sum(payments) FROM {db}.activity_daily FINAL "
+        "WHERE manager_id = 'sidorova' AND local_date = %(day)s",
+        {"day": day},
+    )
+    assert (int(moved), int(paid)) == (1, 1)
+    # A pass finding nothing new writes the zero rows again, and nothing else changes.
+    recompute_days(clickhouse, [day])
+    assert len(rows_of(clickhouse, "activity_15m", "ivanova", day)) == 2
+
+
+# Ivanova's time events (Moscow time), with the rules' corner cases; see worktime.py.
+NOV25 = date(2026, 11, 25)
+TIME_EVENTS = [
+    ("workday.start", "2026-11-25T22:00:00", "remote"),
+    ("workday.pause", "2026-11-25T23:00:00", ""),  # 1 h remote on the 25th
+    ("workday.resume", "2026-11-25T23:30:00", "office"),  # open at midnight: counts nothing
+    ("workday.stop", "2026-11-26T00:30:00", ""),  # nothing open on the 26th: ignored
+    ("workday.pause", "2026-11-26T08:55:00", ""),  # nothing open: ignored
+    ("workday.start", "2026-11-26T09:00:00", "office"),
+    ("workday.start", "2026-11-26T09:00:00", "office"),  # sent twice (two ids)
+    ("visit.trip_start", "2026-11-26T09:30:00", ""),
+    ("visit.visit_end", "2026-11-26T10:00:00", ""),  # nothing open: ignored
+    ("visit.visit_start", "2026-11-26T10:30:00", "visit"),
+    ("visit.visit_start", "2026-11-26T10:45:00", "visit"),  # already open: ignored
+    ("workday.pause", "2026-11-26T11:00:00", ""),  # 2 h in the office
+    ("visit.visit_end", "2026-11-26T11:30:00", ""),  # 1 h on the visit
+    ("workday.stop", "2026-11-26T11:30:00", ""),  # nothing open: ignored
+    ("workday.resume", "2026-11-26T12:00:00", "remote"),
+    ("visit.trip_start", "2026-11-26T12:00:00", ""),
+    ("workday.resume", "2026-11-26T13:00:00", "office"),  # already open: still remote
+    ("visit.visit_start", "2026-11-26T14:00:00", "visit"),
+    ("visit.visit_end", "2026-11-26T14:20:00", ""),  # 20 min
+    ("visit.trip_end", "2026-11-26T14:30:00", ""),
+    ("workday.stop", "2026-11-26T15:00:00", ""),  # 3 h remote
+    ("workday.start", "2026-11-26T16:00:00", "office"),  # never stopped: counts nothing
+    ("visit.visit_start", "2026-11-26T17:00:00", "visit"),  # never ended
+]
+EXPECTED_WORKTIME = {NOV25: [0, 3600, 0, 0], NOV26: [7200, 10800, 4800, 2]}
+
+
+def daily_worktime(ch: ClickHouse, first: date, last: date) -> dict[tuple[Any, ...], list[int]]:
+    rows = ch.execute(
+        f"SELECT manager_id, department_id, toString(local_date), {', '.join(WORKTIME_METRICS)} "
+        f"FROM {ch.database}.activity_daily FINAL "
+        "WHERE local_date >= %(first)s AND local_date <= %(last)s",
+        {"first": first, "last": last},
+    )
+    return {
+        (m, d, date.fromisoformat(day)): [int(v) for v in values]
+        for m, d, day, *values in rows
+        if any(int(v) for v in values)
+    }
+
+
+def reference_worktime(ch: ClickHouse, first: date, last: date) -> dict[tuple[Any, ...], list[int]]:
+    """Working time by the Python rules over the stored events."""
+    computed = query_working_time(ch, day_params(first, last, CountingSettings()))
+    return {
+        (m, d, day): values
+        for (m, d, day), values in computed.items()
+        if first <= day <= last and any(values)
+    }
+
+
+async def test_working_time_is_computed_in_clickhouse_by_the_rules(
+    clickhouse: ClickHouse,
+) -> None:
+    apply_migrations(clickhouse)
+    lines = [
+        crm(f"t-{n}", kind_action, f"{at}+03:00", location=location)
+        if location
+        else crm(f"t-{n}", kind_action, f"{at}+03:00")
+        for n, (kind_action, at, location) in enumerate(TIME_EVENTS)
+    ]
+    messages = [RawMessage("crm", 0, 0, [("sp-format", b"crm-event-json")], b"\n".join(lines))]
+    await ClickHouseSink(lambda: clickhouse).write_events(process(messages).rows)
+    rebuild(clickhouse, NOV25, NOV26)
+    expected = {("ivanova", "msk", day): values for day, values in EXPECTED_WORKTIME.items()}
+    assert daily_worktime(clickhouse, NOV25, NOV26) == expected
+    assert reference_worktime(clickhouse, NOV25, NOV26) == expected
+
+
+async def test_working_time_of_a_generated_week_equals_the_python_rules(
+    clickhouse: ClickHouse, week_traffic: tuple[Traffic, Path]
+) -> None:
+    apply_migrations(clickhouse)
+    traffic, directory_path = week_traffic
+    store_traffic(clickhouse, traffic, load_directory(directory_path), WEEK_END)
+    first, last = (WEEK_END - timedelta(days=7)).date(), WEEK_END.date()
+    rebuild(clickhouse, first, last)
+    computed = daily_worktime(clickhouse, first, last)
+    assert len(computed) >= 12 * 5  # every manager's working days
+    assert computed == reference_worktime(clickhouse, first, last)
 
 
 async def test_the_updater_follows_the_batch_log_and_payments_keep_currencies(
