@@ -31,14 +31,6 @@ EndOffsets = Callable[..., Awaitable[Mapping[Any, int]]]
 Committed = Callable[[], Mapping[Any, int | None]]
 
 
-def faust_committed(consumer: Callable[[], Any]) -> Committed:
-    """The offsets the faust consumer ``consumer()`` committed, and found committed when it was
-    assigned each partition. faust keeps them in a mapping it does not expose publicly; asking
-    the group coordinator instead would cost a request per update for what the process
-    already knows."""
-    return lambda: consumer()._committed_offset
-
-
 class LagGauge:
     """Keeps ``salespulse_consumer_lag_messages`` for the assigned partitions of ``topics``."""
 

@@ -1,10 +1,10 @@
-"""The stream worker: a faust-streaming application with one agent over the raw topics.
+"""The stream worker: a faust-streaming application around one batch consumer (ADR 0009).
 
-Faust provides the worker lifecycle, consumer-group membership, offset management and the web
-server. The agent takes *batches* of messages (``take_events``) and hands each whole batch to
-``BatchRuntime.handle``; faust acknowledges a batch's events only when the agent asks for the
-next batch, i.e. after ``handle`` returned, and commits only acknowledged offsets. That is how
-"offsets are committed only after the batch is durable in ClickHouse" holds.
+faust provides the worker lifecycle, timers, background tasks and the web server. The raw topics
+are read by ``BatchConsumer`` (aiokafka ``getmany``, no per-message framework work), which hands
+each whole batch to ``BatchRuntime.handle`` and commits the batch's offsets only after ``handle``
+returned, i.e. after the batch is durable in ClickHouse. faust's own Kafka consumer is not
+started: nothing in the application reads a topic through it.
 
 Nothing happens at import time: ``build_app`` constructs the application from settings.
 """
@@ -14,16 +14,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.app.base import BootStrategy
 from prometheus_client import generate_latest
 
 from processors.alerting.service import AlertEvaluator, DeliveryLog, run_alerting
-from processors.consumer_lag import LAG_UPDATE_SECONDS, LagGauge, faust_committed
+from processors.batch_consumer import BatchConsumer
+from processors.consumer_lag import LAG_UPDATE_SECONDS, LagGauge
 from processors.health import readiness
-from processors.pipeline import RawMessage
 from processors.runtime import BatchRuntime
 from processors.web import add_web_pages
 from salespulse import metrics
@@ -59,15 +60,22 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
-def _received_at(timestamp: float | None) -> datetime | None:
-    # faust gives the Kafka message timestamp in seconds; 0 or absent means the producer set none.
-    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
+class _WithoutFaustConsumer(BootStrategy):
+    """faust's services without its Kafka clients: the batch consumer reads the topics, and
+    a faust consumer with nothing to read would still join a group; nothing produces through
+    faust either."""
+
+    enable_kafka = False
+
+
+class _App(faust.App):
+    BootStrategy = _WithoutFaustConsumer
 
 
 def build_app(settings: Settings) -> faust.App:
     worker = settings.worker
     state_dir = settings.stack.state_dir.parent / "worker"
-    app = faust.App(
+    app = _App(
         worker.app_id,
         broker=_broker_url(settings),
         broker_credentials=_credentials(settings),
@@ -79,70 +87,52 @@ def build_app(settings: Settings) -> faust.App:
         value_serializer="raw",
         topic_partitions=settings.topics.partitions,
         topic_replication_factor=settings.topics.replication_factor,
-        consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # Enough buffered messages for a full batch per partition, and no more: this bounds
-        # memory while ClickHouse is slow or down.
-        stream_buffer_maxsize=max(worker.batch_max_messages, 1000),
-        broker_commit_interval=worker.commit_interval_seconds,
-        broker_rebalance_timeout=worker.rebalance_timeout_seconds,
-        broker_session_timeout=worker.session_timeout_seconds,
-        broker_heartbeat_interval=min(3.0, worker.session_timeout_seconds / 3),
         web_enabled=True,
         web_bind=worker.web_bind,
         web_port=worker.web_port,
         web_host="127.0.0.1",
     )
-    raw_topics = app.topic(*settings.topics.raw_topics(), key_type=bytes, value_type=bytes)
     runtime = BatchRuntime(settings)
+    consumer = BatchConsumer(settings.kafka, worker, settings.topics.raw_topics())
 
-    async def consume_raw(stream: Any) -> None:
-        async with runtime:
-            async for events in stream.take_events(
-                worker.batch_max_messages, worker.batch_within_seconds
-            ):
-                messages = [
-                    RawMessage(
-                        e.message.topic,
-                        e.message.partition,
-                        e.message.offset,
-                        e.message.headers or (),
-                        e.message.value,
-                        _received_at(e.message.timestamp),
-                    )
-                    for e in events
-                ]
-                result = await runtime.handle(messages)
-                log.debug(
-                    "batch: %d messages, %d rows, %d dead letters",
-                    len(messages),
-                    len(result.rows),
-                    len(result.dead_letters),
-                )
+    async def consume_raw() -> None:
+        try:
+            async with runtime:
+                await consumer.run(runtime.handle)
+        except Exception as exc:
+            # A worker that cannot store batches (schema mismatch, a bug) must not stay up
+            # looking healthy: it stops, and its supervisor restarts it or raises the alarm.
+            log.critical("the worker stops: the raw topics cannot be consumed: %r", exc)
+            await app.crash(exc)
+            raise
 
-    app.agent(raw_topics, name="salespulse.consume_raw")(consume_raw)
+    app.task(consume_raw)
 
     rollups = RollupUpdater(NativeClickHouse(settings.clickhouse), settings.counting)
 
     async def update_rollups() -> None:
         # Only the group leader recomputes: the work is idempotent but need not be done twice.
+        if not consumer.is_leader():
+            return
         try:
             await asyncio.to_thread(rollups.run_once)
         except ClickHouseError as exc:
             log.warning("rollups not updated this time: %s", exc)
 
-    app.timer(worker.rollup_interval_seconds, on_leader=True)(update_rollups)
+    app.timer(worker.rollup_interval_seconds)(update_rollups)
 
     # Every worker, not only the leader: each reports the lag of its own partitions.
     lag = LagGauge(
-        settings.topics.raw_topics(),
-        lambda: app.consumer.assignment(),
-        lambda *partitions: app.consumer.highwaters(*partitions),
-        faust_committed(lambda: app.consumer),
+        settings.topics.raw_topics(), consumer.assignment, consumer.end_offsets, consumer.committed
     )
     app.timer(LAG_UPDATE_SECONDS)(lag.update)
 
-    evaluator = _add_alerting(app, settings, runtime) if settings.alerts.enabled else None
+    evaluator = (
+        _add_alerting(app, settings, runtime, consumer.is_leader)
+        if settings.alerts.enabled
+        else None
+    )
     add_web_pages(app, settings, lambda: runtime.directory.current, evaluator)
 
     async def metrics_page(view: Any, request: Any) -> Any:
@@ -164,7 +154,9 @@ def build_app(settings: Settings) -> faust.App:
     return app
 
 
-def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> AlertEvaluator:
+def _add_alerting(
+    app: faust.App, settings: Settings, runtime: BatchRuntime, is_leader: Callable[[], bool]
+) -> AlertEvaluator:
     """Alert evaluation on the group leader, delivery from every worker that led at some point.
 
     The evaluator is built now, so a broken rules or calendar file stops the worker at start
@@ -190,7 +182,7 @@ def _add_alerting(app: faust.App, settings: Settings, runtime: BatchRuntime) -> 
         log_delivery = DeliveryLog(lambda: NativeClickHouse(settings.clickhouse))
         dispatcher = AlertDispatcher.from_settings(settings, log_delivery=log_delivery)
         async with probe, dispatcher:
-            await run_alerting(evaluator, dispatcher, app.is_leader, probe.behind_seconds)
+            await run_alerting(evaluator, dispatcher, is_leader, probe.behind_seconds)
 
     app.task(evaluate_alerts)
     return evaluator
