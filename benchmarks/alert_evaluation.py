@@ -1,0 +1,212 @@
+"""What alert evaluation costs the leader's interpreter, with a large team and a working day stored.
+
+Generates ``--managers`` managers' traffic (``ingest.generator``, 20 departments over six time
+zones) for today up to a fixed "now" (Thursday 26 November 2026, 07:45 UTC: five of the six
+zones at work, 09:45 to 17:45 local), stores it through the real parsers into a private
+ClickHouse, rebuilds the rollups and copies today's 15-minute rollup to the eight Thursdays
+before, so every manager has a baseline of today's weekday (the dip rules judge by baselines, as
+in production). Then, with the example rules and calendar (deploy/alerts.example.yaml,
+deploy/calendar.example.yaml), times in wall-clock and in this process's CPU
+(``time.process_time``; ClickHouse runs in its own process):
+
+* ``query_activity_snapshot`` as a whole (what every re-read cost before incremental reads);
+* one ``AlertEvaluator.evaluate`` tick right after a batch was stored, and one with nothing new;
+* ``--ticks`` ticks a second apart with a batch landing before each (the records of that second
+  of the traffic, and their ``ingest_batches`` row, as the worker writes them): the CPU seconds
+  spent per second of evaluation, i.e. the share of a core taken from event consumption.
+
+    .venv/bin/python benchmarks/alert_evaluation.py --managers 1000
+    .venv/bin/python benchmarks/alert_evaluation.py --managers 1000 --profile /tmp/evaluate.prof
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
+
+from ingest.generator import directory_yaml, make_population, simulate
+from ingest.generator.render import Traffic
+from processors.alerting.service import AlertEvaluator
+from processors.direct_load import store_traffic
+from salespulse.alert_settings import AlertsSettings
+from salespulse.directory import Directory, parse_directory
+from salespulse.settings import CountingSettings
+from sinks.clickhouse.alert_queries import query_activity_snapshot
+from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, rebuild
+
+SECTION = "## Alert evaluation cost"
+NOW = datetime(2026, 11, 26, 7, 45, tzinfo=UTC)
+HISTORY_WEEKS = 8
+
+
+def load(ch: NativeClickHouse, managers: int, ticks: int) -> tuple[int, Directory, Traffic]:
+    """Today's traffic up to NOW stored; returns (rows, directory, the traffic after NOW)."""
+    population = make_population(managers=managers, departments=max(1, managers // 50), seed=11)
+    directory = parse_directory(directory_yaml(population), suffix=".yaml")
+    end = NOW + timedelta(seconds=ticks + 1)
+    traffic = simulate(
+        population, NOW - timedelta(days=1), end, seed=11, malformed_share=0, now=end
+    )
+    cutoff = int(NOW.timestamp())
+    before = {f: [r for r in rs if r.ready <= cutoff] for f, rs in traffic.records.items()}
+    after = {f: [r for r in rs if r.ready > cutoff] for f, rs in traffic.records.items()}
+    stored = store_traffic(
+        ch, Traffic(population, before, traffic.expected), directory, NOW, batch=5000
+    )
+    return stored, directory, Traffic(population, after, traffic.expected)
+
+
+def copy_history(ch: NativeClickHouse) -> None:
+    """Today's 15-minute rollup copied to the same weekday of the weeks before: baselines."""
+    metrics = ", ".join(ACTIVITY_METRIC_NAMES)
+    for week in range(1, HISTORY_WEEKS + 1):
+        days = 7 * week
+        ch.execute(
+            f"INSERT INTO {ch.database}.activity_15m (manager_id, department_id, local_date, "
+            f"bucket, {metrics}, version) SELECT manager_id, department_id, "
+            f"local_date - {days}, bucket - {days * 86400}, {metrics}, version "
+            f"FROM {ch.database}.activity_15m FINAL WHERE local_date >= %(low)s",
+            {"low": NOW.date() - timedelta(days=1)},
+        )
+
+
+def land_batch(
+    ch: NativeClickHouse, traffic: Traffic, directory: Directory, low: int, high: int
+) -> int:
+    """The records that became ready in (low, high] stored, and their batch logged."""
+    records = {f: [r for r in rs if low < r.ready <= high] for f, rs in traffic.records.items()}
+    at = datetime.fromtimestamp(high, UTC)
+    rows = store_traffic(ch, Traffic(traffic.population, records, traffic.expected), directory, at)
+    ch.insert_columns(
+        "ingest_batches",
+        ("topic", "partition", "first_offset", "last_offset", "messages", "rows",
+         "dead_letters", "local_dates", "worker", "inserted_at"),
+        [["bench"], [0], [high], [high], [rows], [rows], [0], [[NOW.date()]], ["bench"], [at]],
+    )  # fmt: skip
+    return rows
+
+
+def timed(call: Callable[[], Any]) -> tuple[float, float]:
+    """(wall ms, CPU ms of this process) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    call()
+    return (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def median_pair(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
+
+
+def measure(ch: NativeClickHouse, args: argparse.Namespace) -> dict[str, float]:
+    started = time.perf_counter()
+    stored, directory, later = load(ch, args.managers, args.ticks)
+    rebuild(ch, NOW.date() - timedelta(days=2), NOW.date() + timedelta(days=1))
+    copy_history(ch)
+    result = {"events": float(stored), "load_s": time.perf_counter() - started}
+
+    counting = CountingSettings()
+    reads = [
+        timed(lambda: query_activity_snapshot(ch, directory, NOW, counting))
+        for _ in range(args.repeat)
+    ]
+    result["snapshot_wall_ms"], result["snapshot_cpu_ms"] = median_pair(reads)
+    snapshot = query_activity_snapshot(ch, directory, NOW, counting)
+    result["minute_series"] = float(sum(len(m) for m in snapshot.minutes.values()))
+    result["minute_counts"] = float(
+        sum(len(s) for m in snapshot.minutes.values() for s in m.values())
+    )
+
+    evaluator = AlertEvaluator(
+        AlertsSettings(), counting, lambda: ch, lambda: directory, "http://dash.example"
+    )
+    evaluator.restore(NOW)
+    evaluator.evaluate(NOW)  # baselines built, first snapshot read
+    now = int(NOW.timestamp())
+    cold, warm, ticks, landed = [], [], [], 0
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    for tick in range(1, args.ticks + 1):
+        landed += land_batch(ch, later, directory, now + tick - 1, now + tick)
+        at = datetime.fromtimestamp(now + tick, UTC)
+        if profile is not None:
+            profile.enable()
+        ticks.append(timed(lambda: evaluator.evaluate(at)))  # noqa: B023 - called at once
+        if profile is not None:
+            profile.disable()
+        if tick <= args.repeat:
+            cold.append(ticks[-1])
+            warm.append(timed(lambda: evaluator.evaluate(at)))  # noqa: B023
+    if profile is not None:
+        profile.dump_stats(args.profile)
+    result["tick_new_batch_wall_ms"], result["tick_new_batch_cpu_ms"] = median_pair(cold)
+    result["tick_nothing_new_wall_ms"], result["tick_nothing_new_cpu_ms"] = median_pair(warm)
+    result["ticks"] = float(args.ticks)
+    result["landed_events"] = float(landed)
+    result["cpu_per_tick_ms"] = statistics.fmean(cpu for _, cpu in ticks)
+    result["wall_per_tick_ms"] = statistics.fmean(wall for wall, _ in ticks)
+    # A tick starts every tick_seconds, or as soon as the last one ended when it took longer.
+    period = max(evaluator.settings.tick_seconds * 1000, result["wall_per_tick_ms"])
+    result["cpu_share_pct"] = 100 * result["cpu_per_tick_ms"] / period
+    result["managers"] = float(len(directory.managers))
+    return result
+
+
+def record(args: argparse.Namespace, result: dict[str, float]) -> None:
+    command = f".venv/bin/python benchmarks/alert_evaluation.py --managers {args.managers}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    rows = [
+        ("`query_activity_snapshot`, the whole of today", "snapshot"),
+        ("`evaluate` tick after a batch was stored", "tick_new_batch"),
+        ("`evaluate` tick with nothing new stored", "tick_nothing_new"),
+    ]
+    lines = [
+        f"| {label} | {result[key + '_wall_ms']:.0f} ms | {result[key + '_cpu_ms']:.0f} ms |"
+        for label, key in rows
+    ]
+    body = "\n".join(
+        [
+            f"Command: `{command}` — {datetime.now(UTC):%Y-%m-%d}, {machine}, ClickHouse 18.16 "
+            f"server on loopback. {result['events']:,.0f} events of {args.managers} managers "
+            f"(today up to {NOW:%H:%M} UTC: five of six time zones at work) through the real "
+            f"parsers, {result['minute_counts']:,.0f} manager-minute counts in "
+            f"{result['minute_series']:,.0f} series; the example rules and calendar; baselines "
+            f"from today's rollup copied to the {HISTORY_WEEKS} Thursdays before. Medians; "
+            "CPU is this process's (`time.process_time`), ClickHouse's own is not in it.",
+            "",
+            "| step | wall | CPU |",
+            "|---|---|---|",
+            *lines,
+            "",
+            f"With a batch landing every second ({result['ticks']:.0f} ticks, "
+            f"{result['landed_events']:,.0f} events): {result['cpu_per_tick_ms']:.0f} ms of CPU "
+            f"per tick, {result['wall_per_tick_ms']:.0f} ms wall, so evaluation takes "
+            f"**{result['cpu_share_pct']:.0f}% of a core**.",
+        ]
+    )
+    write_section(SECTION, body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--managers", type=int, default=1000)
+    parser.add_argument("--ticks", type=int, default=30, help="ticks with a batch before each")
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--profile", help="write a cProfile of the ticks to this file")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    with scratch_clickhouse() as ch:
+        result = measure(ch, args)
+    report(result, lambda: record(args, result), keep=not args.no_record)
+
+
+if __name__ == "__main__":
+    main()
