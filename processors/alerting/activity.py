@@ -107,6 +107,15 @@ class ActivitySnapshot:
             series = self._series[(manager_id, metric)] = _Series.of(minutes)
         return series.between(start.timestamp(), end.timestamp())
 
+    def carry_series_from(self, previous: ActivitySnapshot) -> None:
+        """Take over ``previous``'s indexes of the series this snapshot shares with it (the
+        very same object): a manager whose minutes did not change is not indexed again."""
+        for key, series in previous._series.items():
+            manager_id, metric = key
+            mine = self.minutes.get(manager_id, {}).get(metric)
+            if mine is not None and mine is previous.minutes.get(manager_id, {}).get(metric):
+                self._series.setdefault(key, series)
+
     def day_total(self, manager_id: str, metric: str, local_day: date) -> int:
         """The metric's total of one local day from the daily rollup; 0 when there is none."""
         return self.days.get(manager_id, {}).get(local_day, {}).get(metric, 0)

@@ -12,16 +12,23 @@ literal, and the two engines return DateTime values in different shapes.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from itertools import compress
-from typing import Any
+from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import ActivitySnapshot, HourRow, MinuteCounts, OpenTask
+from processors.alerting.minute_book import Group, MinuteBook
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
-from sinks.clickhouse.client import ClickHouse, as_date
-from sinks.clickhouse.queries import ACTIVITY_METRICS, CALL_METRICS, day_params, per_manager_metrics
+from sinks.clickhouse.client import ClickHouse, Row, as_date
+from sinks.clickhouse.queries import (
+    ACTIVITY_METRICS,
+    CALL_METRICS,
+    consolidated_calls,
+    conversation_threshold,
+    day_params,
+)
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, DAILY
 
 # An open task older than this is a CRM's forgotten leftover, not today's work.
@@ -30,6 +37,7 @@ OPEN_TASK_DAYS = 45
 SNAPSHOT_DAYS = 8
 # Minute groups as Unix seconds of the local wall-clock minute (local_time is stored as UTC).
 _MINUTE = "toUInt32(toStartOfMinute(local_time))"
+_T = TypeVar("_T")
 
 
 def query_hourly_history(ch: ClickHouse, first_day: date, last_day: date) -> list[HourRow]:
@@ -61,12 +69,21 @@ def query_hourly_history(ch: ClickHouse, first_day: date, last_day: date) -> lis
 
 
 def query_activity_snapshot(
-    ch: ClickHouse, directory: Directory, now: datetime, counting: CountingSettings
+    ch: ClickHouse,
+    directory: Directory,
+    now: datetime,
+    counting: CountingSettings,
+    metrics: Collection[str] | None = None,
 ) -> ActivitySnapshot:
-    """Today's activity of every manager, as of ``now`` (see ``ActivitySnapshot``).
+    """Today's activity of every manager, as of ``now`` (see ``ActivitySnapshot``), in one
+    read; ``metrics`` limits the minute series to those (default: every metric).
 
     Local days from UTC yesterday to UTC tomorrow hold today of every time zone on Earth.
     """
+    return TodaysActivity(counting, metrics).read(ch, directory, now, check_marker=False)
+
+
+def _snapshot_params(now: datetime, counting: CountingSettings) -> dict[str, Any]:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must carry a time zone; naive times are ambiguous")
     utc_today = now.astimezone(UTC).date()
@@ -77,13 +94,102 @@ def query_activity_snapshot(
         "tasks_utc_low": since.astimezone(UTC).date(),
         "tasks_since": int(since.timestamp()),
     }
-    return ActivitySnapshot(
-        taken_at=now,
-        minutes=_minutes(ch, directory, params, counting),
-        last_active=_last_active(ch, params),
-        open_tasks=_open_tasks(ch, params),
-        days=_days(ch, params),
+    return params
+
+
+# The latest version of an event without FINAL, which old servers run in one thread (over 45
+# days of task events at 200 managers: 580 ms with FINAL, 86 ms without): group by event id and
+# take each field by the highest processed_at, as ReplacingMergeTree(processed_at) keeps it.
+# Only fields a replay can change (attribution, exclusion, local day) need it; every copy of an
+# event agrees on the rest.
+_LATEST = "argMax({column}, processed_at)"
+
+
+def _last_active(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
+    # Per leg, not per consolidated call: each manager was busy until their own leg ended.
+    # Calls to service numbers (excluded) are not work with a customer.
+    return ch.execute(
+        "SELECT owner, max(busy_until) FROM ("
+        f"SELECT event_id, {_LATEST.format(column='manager_id')} AS owner, "
+        f"{_LATEST.format(column='excluded')} AS not_counted, "
+        f"{_LATEST.format(column='local_date')} AS owner_day, "
+        "any(if(kind = 'call', toUInt64(occurred_at) + duration_seconds, "
+        "toUInt64(ifNull(ended_at, occurred_at)))) AS busy_until "
+        f"FROM {ch.database}.events "
+        "WHERE kind IN ('call', 'chat_session') "
+        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
+        "GROUP BY event_id) AS latest "
+        "WHERE owner != '' AND not_counted = 0 "
+        "AND owner_day >= %(low)s AND owner_day <= %(high)s GROUP BY owner",
+        params,
     )
+
+
+def _ends(rows: list[Row]) -> dict[str, datetime]:
+    return {manager_id: datetime.fromtimestamp(int(at), UTC) for manager_id, at in rows}
+
+
+def _open_tasks(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
+    # A task is its CRM entity (external_ref); without one its events cannot be tied together.
+    # Without FINAL (see _LATEST): copies of one event agree on everything but attribution, so
+    # the owner is taken by event time, then processed_at; the rest is unaffected by copies.
+    # argMaxIf picks the deadline of the latest event that carries one (0: none did).
+    latest = "toUInt64(toUInt32(occurred_at)) * 4294967296 + toUInt32(processed_at)"
+    return ch.execute(
+        f"SELECT external_ref AS task_ref, argMax(manager_id, {latest}) AS owner, "
+        f"argMax(department_id, {latest}) AS owner_department, "
+        "argMaxIf(ifNull(toUInt32(due_at), 0), occurred_at, isNotNull(due_at)) AS deadline, "
+        "toUInt32(min(occurred_at)) AS first_seen, "
+        "countIf(action = 'completed') AS completions "
+        f"FROM {ch.database}.events "
+        "WHERE kind = 'task' AND external_ref != '' AND toDate(occurred_at) >= %(tasks_utc_low)s "
+        "GROUP BY task_ref "
+        "HAVING completions = 0 AND deadline > 0 AND owner != '' "
+        "AND first_seen >= %(tasks_since)s "
+        "ORDER BY deadline, task_ref",
+        params,
+    )
+
+
+def _tasks(rows: list[Row]) -> tuple[OpenTask, ...]:
+    return tuple(
+        OpenTask(
+            task_id=task_id,
+            manager_id=manager_id,
+            department_id=department_id,
+            due_at=datetime.fromtimestamp(int(due), UTC),
+            created_at=datetime.fromtimestamp(int(created), UTC),
+        )
+        for task_id, manager_id, department_id, due, created, _ in rows
+    )
+
+
+def _days(ch: ClickHouse, params: dict[str, Any], names: Sequence[str]) -> list[Row]:
+    if not names:
+        return []
+    sums = ", ".join(f"sum({name})" for name in names)
+    return ch.execute(
+        f"SELECT manager_id, local_date, {sums} FROM {ch.database}.{DAILY.table} FINAL "
+        "WHERE local_date >= %(days_low)s AND local_date <= %(high)s AND manager_id != '' "
+        "GROUP BY manager_id, local_date",
+        params,
+    )
+
+
+def _day_totals(rows: list[Row], names: Sequence[str]) -> dict[str, dict[date, dict[str, int]]]:
+    days: dict[str, dict[date, dict[str, int]]] = defaultdict(dict)
+    for manager_id, day, *values in rows:
+        days[manager_id][as_date(day)] = {
+            name: int(value) for name, value in zip(names, values, strict=True) if value
+        }
+    return dict(days)
+
+
+def ingest_marker(ch: ClickHouse) -> int:
+    """Grows whenever a batch becomes durable: the batch log is written after its events, so
+    an unchanged marker means no event was stored since it was last read (a cheap count)."""
+    ((batches,),) = ch.execute(f"SELECT count() FROM {ch.database}.ingest_batches")
+    return int(batches)
 
 
 class _WallClock:
@@ -113,161 +219,229 @@ def _offset(tz: ZoneInfo, wall: int) -> int:
     return int(offset.total_seconds())
 
 
-def _minutes(
-    ch: ClickHouse, directory: Directory, params: dict[str, Any], counting: CountingSettings
-) -> dict[str, dict[str, MinuteCounts]]:
-    zones: dict[tuple[str, str], ZoneInfo | None] = {}
-
-    def zone(manager_id: str, department_id: str) -> ZoneInfo | None:
-        # The department the activity was attributed to says which wall clock local_time is
-        # on; if it has left the directory since, the manager's current one is the best guess.
-        key = (manager_id, department_id)
-        if key not in zones:
-            if not manager_id:
-                zones[key] = None  # unattributed: not about anyone
-            elif department_id in directory.departments:
-                zones[key] = directory.timezone_of(department_id)
-            elif manager_id in directory.managers:
-                zones[key] = directory.timezone_of(directory.managers[manager_id].department)
-            else:
-                zones[key] = None  # nobody knows which clock it was on
-        return zones[key]
-
-    clock = _WallClock()
-    per_minute: dict[str, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    calls_sql, activity_sql = per_manager_metrics(ch.database, _MINUTE, counting)
-    for sql, metrics in ((calls_sql, CALL_METRICS), (activity_sql, ACTIVITY_METRICS)):
-        rows = ch.execute(sql, params)
-        if not rows:
-            continue
-        # Column by column: most cells are zero, and compress() skips them at C speed (tens of
-        # thousands of rows times twenty metrics arrive every time the engine looks).
-        managers, departments, _days, walls, *values = zip(*rows, strict=True)
-        minutes = [
-            None if tz is None else clock.to_unix(tz, int(wall))
-            for tz, wall in zip(map(zone, managers, departments), walls, strict=True)
-        ]
-        for (name, _), column in zip(metrics, values, strict=True):
-            for i in compress(range(len(rows)), column):
-                minute = minutes[i]
-                if minute is not None:
-                    series = per_minute[managers[i]][name]
-                    series[minute] = series.get(minute, 0) + int(column[i])
-    # Sorted as Unix seconds (aware datetimes compare slowly), then one datetime per distinct
-    # minute, shared by every series.
-    distinct = {
-        m for by_metric in per_minute.values() for series in by_metric.values() for m in series
-    }
-    instants = {minute: datetime.fromtimestamp(minute, UTC) for minute in distinct}
-    return {
-        manager_id: {name: _pairs(series, instants) for name, series in by_metric.items()}
-        for manager_id, by_metric in per_minute.items()
-    }
+# Minutes before now read in full at every read; the earlier ones are checked by fingerprint
+# (processors.alerting.minute_book). Most records arrive within this of their minute; a later
+# one (a long call's CDR) costs a full read of that manager only.
+RECENT_MINUTES = 5
 
 
-def _pairs(series: dict[int, int], instants: dict[int, datetime]) -> MinuteCounts:
-    ordered = sorted(series)
-    starts, counts = map(instants.__getitem__, ordered), map(series.__getitem__, ordered)
-    return tuple(zip(starts, counts, strict=True))
+class _Source(NamedTuple):
+    """Consolidated calls or the other activity: an aggregate per manager, department, local
+    date and wall-clock minute, with one ``v_<metric>`` column per metric."""
+
+    name: str
+    metrics: tuple[str, ...]
+    sql: str
 
 
-# The latest version of an event without FINAL, which old servers run in one thread (over 45
-# days of task events at 200 managers: 580 ms with FINAL, 86 ms without): group by event id and
-# take each field by the highest processed_at, as ReplacingMergeTree(processed_at) keeps it.
-# Only fields a replay can change (attribution, exclusion, local day) need it; every copy of an
-# event agrees on the rest.
-_LATEST = "argMax({column}, processed_at)"
+def _sources(database: str, counting: CountingSettings, wanted: Collection[str]) -> list[_Source]:
+    keys = "manager_id, department_id, local_date, minute"
+    days = "local_date >= %(low)s AND local_date <= %(high)s"
+    threshold = conversation_threshold(counting)
+    calls = [(name, sql.format(threshold=threshold)) for name, sql in CALL_METRICS]
+    sources = []
+    for name, metrics, source in (
+        ("calls", calls, f"({consolidated_calls(database)}) WHERE {days}"),
+        (
+            "activity",
+            list(ACTIVITY_METRICS),
+            f"{database}.events FINAL WHERE kind != 'call' AND excluded = 0 AND {days} "
+            "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s",
+        ),
+    ):
+        chosen = [(metric, sql) for metric, sql in metrics if metric in wanted]
+        if chosen:
+            columns = ", ".join(f"{sql} AS v_{metric}" for metric, sql in chosen)
+            sql = f"SELECT {keys.replace('minute', _MINUTE + ' AS minute')}, {columns} "
+            sources.append(
+                _Source(name, tuple(m for m, _ in chosen), f"{sql}FROM {source} GROUP BY {keys}")
+            )
+    return sources
 
 
-def _last_active(ch: ClickHouse, params: dict[str, Any]) -> dict[str, datetime]:
-    # Per leg, not per consolidated call: each manager was busy until their own leg ended.
-    # Calls to service numbers (excluded) are not work with a customer.
-    rows = ch.execute(
-        "SELECT owner, max(busy_until) FROM ("
-        f"SELECT event_id, {_LATEST.format(column='manager_id')} AS owner, "
-        f"{_LATEST.format(column='excluded')} AS not_counted, "
-        f"{_LATEST.format(column='local_date')} AS owner_day, "
-        "any(if(kind = 'call', toUInt64(occurred_at) + duration_seconds, "
-        "toUInt64(ifNull(ended_at, occurred_at)))) AS busy_until "
-        f"FROM {ch.database}.events "
-        "WHERE kind IN ('call', 'chat_session') "
-        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
-        "GROUP BY event_id) AS latest "
-        "WHERE owner != '' AND not_counted = 0 "
-        "AND owner_day >= %(low)s AND owner_day <= %(high)s GROUP BY owner",
-        params,
-    )
-    return {manager_id: datetime.fromtimestamp(int(at), UTC) for manager_id, at in rows}
-
-
-def _open_tasks(ch: ClickHouse, params: dict[str, Any]) -> tuple[OpenTask, ...]:
-    # A task is its CRM entity (external_ref); without one its events cannot be tied together.
-    # Without FINAL (see _LATEST): copies of one event agree on everything but attribution, so
-    # the owner is taken by event time, then processed_at; the rest is unaffected by copies.
-    # argMaxIf picks the deadline of the latest event that carries one (0: none did).
-    latest = "toUInt64(toUInt32(occurred_at)) * 4294967296 + toUInt32(processed_at)"
-    rows = ch.execute(
-        f"SELECT external_ref AS task_ref, argMax(manager_id, {latest}) AS owner, "
-        f"argMax(department_id, {latest}) AS owner_department, "
-        "argMaxIf(ifNull(toUInt32(due_at), 0), occurred_at, isNotNull(due_at)) AS deadline, "
-        "toUInt32(min(occurred_at)) AS first_seen, "
-        "countIf(action = 'completed') AS completions "
-        f"FROM {ch.database}.events "
-        "WHERE kind = 'task' AND external_ref != '' AND toDate(occurred_at) >= %(tasks_utc_low)s "
-        "GROUP BY task_ref "
-        "HAVING completions = 0 AND deadline > 0 AND owner != '' "
-        "AND first_seen >= %(tasks_since)s "
-        "ORDER BY deadline, task_ref",
-        params,
-    )
-    return tuple(
-        OpenTask(
-            task_id=task_id,
-            manager_id=manager_id,
-            department_id=department_id,
-            due_at=datetime.fromtimestamp(int(due), UTC),
-            created_at=datetime.fromtimestamp(int(created), UTC),
+def _minute_sql(source: _Source, *, split: bool, managers: bool = False) -> str:
+    """The groups of ``source`` with any of its metrics: every one (``split`` false), or those
+    from the cut on plus one fingerprint row per manager (wall minute 0) for the rest."""
+    values = ", ".join(f"v_{metric}" for metric in source.metrics)
+    digest = f"cityHash64(toString(department_id), local_date, minute, {values})"
+    where = "manager_id != '' AND (" + " OR ".join(f"v_{m} != 0" for m in source.metrics) + ")"
+    if managers:
+        where += " AND manager_id IN %(managers)s"
+    if not split:
+        return (
+            f"SELECT manager_id, toString(department_id), minute, {digest}, {values} "
+            f"FROM ({source.sql}) WHERE {where}"
         )
-        for task_id, manager_id, department_id, due, created, _ in rows
+    recent = (
+        "minute >= transform(toString(department_id), %(cut_departments)s, %(cut_minutes)s, "
+        "toUInt32(0))"
+    )
+    firsts = ", ".join(f"any(v_{metric})" for metric in source.metrics)
+    return (
+        f"SELECT manager_id, department, wall, groupBitXor(digest), {firsts} FROM ("
+        f"SELECT manager_id, {recent} AS recent, if(recent, toString(department_id), '') "
+        "AS department, if(recent, local_date, toDate(0)) AS day, "
+        f"if(recent, minute, toUInt32(0)) AS wall, {digest} AS digest, {values} "
+        f"FROM ({source.sql}) WHERE {where}) GROUP BY manager_id, department, day, wall"
     )
 
 
-def _days(ch: ClickHouse, params: dict[str, Any]) -> dict[str, dict[date, dict[str, int]]]:
-    sums = ", ".join(f"sum({name})" for name in DAILY.metrics)
-    rows = ch.execute(
-        f"SELECT manager_id, local_date, {sums} FROM {ch.database}.{DAILY.table} FINAL "
-        "WHERE local_date >= %(days_low)s AND local_date <= %(high)s AND manager_id != '' "
-        "GROUP BY manager_id, local_date",
-        params,
-    )
-    days: dict[str, dict[date, dict[str, int]]] = defaultdict(dict)
-    for manager_id, day, *values in rows:
-        days[manager_id][as_date(day)] = {
-            name: int(value) for name, value in zip(DAILY.metrics, values, strict=True) if value
-        }
-    return dict(days)
+def _groups(rows: Iterable[Row]) -> dict[str, list[Group]]:
+    found: dict[str, list[Group]] = defaultdict(list)
+    for manager_id, department_id, wall, digest, *values in rows:
+        found[manager_id].append(Group(department_id, int(wall), int(digest), tuple(values)))
+    return found
 
 
-def ingest_marker(ch: ClickHouse) -> int:
-    """Grows whenever a batch becomes durable: the batch log is written after its events, so
-    an unchanged marker means no event was stored since it was last read (a cheap count)."""
-    ((batches,),) = ch.execute(f"SELECT count() FROM {ch.database}.ingest_batches")
-    return int(batches)
+def _wall(zone: ZoneInfo, unix: int) -> int:
+    """Unix seconds to the zone's wall clock read as UTC, as ``local_time`` is stored."""
+    return int(datetime.fromtimestamp(unix, zone).replace(tzinfo=UTC).timestamp())
 
 
 class TodaysActivity:
-    """Today's snapshot, read again only when a batch was stored since, the UTC day changed or
-    the directory changed: a snapshot costs up to a second on a large team, and the readers
-    (alert evaluation every second, the page every few) mostly find nothing new."""
+    """Today's snapshot, kept between reads and brought up to date by what changed.
 
-    def __init__(self, counting: CountingSettings) -> None:
+    Read again only when a batch was stored since (the batch log grew), and then
+    incrementally: the minutes from a few minutes back in full, the earlier ones checked by a
+    fingerprint per manager and read again only for the managers whose fingerprint moved
+    (``processors.alerting.minute_book``). A manager whose minutes did not change keeps the
+    very same series objects, so their window sums stay indexed. The UTC day or the directory
+    changing starts from scratch. ``metrics`` limits the minute series to those (the alert
+    evaluator asks for the metrics its rules name; default: all).
+    """
+
+    def __init__(self, counting: CountingSettings, metrics: Collection[str] | None = None) -> None:
         self._counting = counting
+        every = (name for name, _ in CALL_METRICS + ACTIVITY_METRICS)
+        self._wanted = frozenset(every if metrics is None else metrics)
+        self.metrics: frozenset[str] | None = None if metrics is None else self._wanted
+        self._days_metrics = tuple(name for name in DAILY.metrics if name in self._wanted)
         self._snapshot: ActivitySnapshot | None = None
         self._key: tuple[object, ...] = ()
+        self._scope: tuple[object, ...] = ()
+        self._reset()
 
-    def read(self, ch: ClickHouse, directory: Directory, now: datetime) -> ActivitySnapshot:
-        key = (ingest_marker(ch), now.astimezone(UTC).date(), id(directory))
-        if self._snapshot is None or key != self._key:
-            self._snapshot = query_activity_snapshot(ch, directory, now, self._counting)
-            self._key = key
-        return self._snapshot
+    def _reset(self) -> None:
+        self._books: dict[str, MinuteBook] = {}
+        self._metrics_of: dict[str, tuple[str, ...]] = {}
+        self._cuts: dict[str, int] = {}
+        self._minutes: dict[str, dict[str, MinuteCounts]] = {}
+        self._parsed: dict[str, tuple[list[Row], Any]] = {}
+        self._zones: dict[tuple[str, str], ZoneInfo | None] = {}
+        self._clock = _WallClock()
+        self._instants: dict[int, datetime] = {}
+
+    def read(
+        self, ch: ClickHouse, directory: Directory, now: datetime, *, check_marker: bool = True
+    ) -> ActivitySnapshot:
+        params = _snapshot_params(now, self._counting)
+        scope = (now.astimezone(UTC).date(), id(directory))
+        key = (ingest_marker(ch) if check_marker else None, *scope)
+        if check_marker and self._snapshot is not None and key == self._key:
+            return self._snapshot
+        if scope != self._scope:
+            self._reset()
+            self._scope = scope
+        snapshot = ActivitySnapshot(
+            taken_at=now,
+            minutes=self._read_minutes(ch, directory, now, params),
+            last_active=self._parse("last_active", _last_active(ch, params), _ends),
+            open_tasks=self._parse("open_tasks", _open_tasks(ch, params), _tasks),
+            days=self._parse(
+                "days",
+                _days(ch, params, self._days_metrics),
+                lambda rows: _day_totals(rows, self._days_metrics),
+            ),
+        )
+        if self._snapshot is not None:
+            snapshot.carry_series_from(self._snapshot)
+        self._snapshot, self._key = snapshot, key
+        return snapshot
+
+    def _parse(self, name: str, rows: list[Row], parse: Callable[[list[Row]], _T]) -> _T:
+        """Rows equal to the last read's give the last read's value (no objects rebuilt)."""
+        previous = self._parsed.get(name)
+        if previous is not None and previous[0] == rows:
+            return cast(_T, previous[1])
+        value = parse(rows)
+        self._parsed[name] = (rows, value)
+        return value
+
+    def _read_minutes(
+        self, ch: ClickHouse, directory: Directory, now: datetime, params: dict[str, Any]
+    ) -> dict[str, dict[str, MinuteCounts]]:
+        cut = (int(now.timestamp()) // 60 - RECENT_MINUTES) * 60
+        cuts = {d: _wall(directory.timezone_of(d), cut) for d in directory.departments}
+        if any(cuts.get(d, 0) < wall for d, wall in self._cuts.items()):
+            self._books = {}  # the clock went back (or a wall clock did, at a DST change)
+        self._cuts = cuts
+        changed: set[str] = set()
+        for source in _sources(ch.database, self._counting, self._wanted):
+            self._metrics_of[source.name] = source.metrics
+            book = self._books.get(source.name)
+            if book is None:
+                book = self._books[source.name] = MinuteBook()
+                stale = set(self._minutes) | book.managers()
+                found = _groups(ch.execute(_minute_sql(source, split=False), params))
+                stale |= set(found)
+            else:
+                rows = ch.execute(
+                    _minute_sql(source, split=True),
+                    params | {"cut_departments": list(cuts), "cut_minutes": list(cuts.values())},
+                )
+                prints = {row[0]: int(row[3]) for row in rows if not row[2]}
+                recent = _groups(row for row in rows if row[2])
+                stale, moved = book.advance(cuts, recent, prints)
+                changed |= moved
+                found = {}
+                if stale:
+                    sql = _minute_sql(source, split=False, managers=True)
+                    found = _groups(ch.execute(sql, params | {"managers": tuple(sorted(stale))}))
+            for manager_id in stale:
+                book.fill(manager_id, found.get(manager_id, ()), cuts)
+            changed |= stale
+        for manager_id in changed:
+            minutes = self._manager_minutes(directory, manager_id)
+            if minutes:
+                self._minutes[manager_id] = minutes
+            else:
+                self._minutes.pop(manager_id, None)
+        return dict(self._minutes)
+
+    def _manager_minutes(self, directory: Directory, manager_id: str) -> dict[str, MinuteCounts]:
+        per_metric: dict[str, dict[int, int]] = defaultdict(dict)
+        for source, book in self._books.items():
+            metrics = self._metrics_of[source]
+            for group in book.groups(manager_id):
+                tz = self._zone(directory, manager_id, group.department_id)
+                if tz is None:
+                    continue
+                minute = self._clock.to_unix(tz, group.wall_minute)
+                for name, value in zip(metrics, group.values, strict=True):
+                    if value:
+                        series = per_metric[name]
+                        series[minute] = series.get(minute, 0) + int(value)
+        return {name: self._pairs(series) for name, series in per_metric.items()}
+
+    def _zone(self, directory: Directory, manager_id: str, department_id: str) -> ZoneInfo | None:
+        # The department the activity was attributed to says which wall clock local_time is
+        # on; if it has left the directory since, the manager's current one is the best guess.
+        key = (manager_id, department_id)
+        if key not in self._zones:
+            if department_id in directory.departments:
+                self._zones[key] = directory.timezone_of(department_id)
+            elif manager_id in directory.managers:
+                self._zones[key] = directory.timezone_of(directory.managers[manager_id].department)
+            else:
+                self._zones[key] = None  # nobody knows which clock it was on
+        return self._zones[key]
+
+    def _pairs(self, series: dict[int, int]) -> MinuteCounts:
+        instants = self._instants
+        pairs = []
+        for minute in sorted(series):
+            instant = instants.get(minute)
+            if instant is None:
+                instant = instants[minute] = datetime.fromtimestamp(minute, UTC)
+            pairs.append((instant, series[minute]))
+        return tuple(pairs)

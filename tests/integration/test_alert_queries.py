@@ -9,13 +9,14 @@ Vladivostok (UTC+10). It is 12:00 UTC on Thursday 26 November 2026 (15:00 in Mos
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import HourRow, OpenTask
 from processors.pipeline import RawMessage
 from salespulse.settings import CountingSettings
 from sinks.clickhouse.alert_queries import (
+    TodaysActivity,
     _WallClock,
     query_activity_snapshot,
     query_hourly_history,
@@ -245,6 +246,74 @@ async def test_the_hourly_history_equals_the_rollup(clickhouse: ClickHouse) -> N
     call = {"calls_out": 1, "conversations": 1, "talk_seconds": 45}
     assert HourRow("petrov", "vvo", NOV26, 0, call) in history
     assert all(row.manager_id for row in history)
+
+
+async def store(ch: ClickHouse, offset: int, cdrs: list[bytes]) -> None:
+    """CDRs stored as a batch of the worker: events, then the batch log."""
+    message = RawMessage("pbx", 0, offset, [("sp-format", b"asterisk-cdr-csv")], b"\n".join(cdrs))
+    result = process([message])
+    assert not result.dead_letters, result.dead_letters
+    await ClickHouseSink(lambda: ch).write_events(result.rows)
+    columns = ("topic", "partition", "first_offset", "last_offset", "rows", "inserted_at")
+    row = ["pbx", 0, offset, offset, len(result.rows), NOW]
+    ch.insert_columns("ingest_batches", columns, [[value] for value in row])
+
+
+async def test_reading_again_takes_up_recent_and_late_records_exactly(
+    clickhouse: ClickHouse,
+) -> None:
+    await load(clickhouse)
+    counting = CountingSettings()
+    reader = TodaysActivity(counting)
+    first = reader.read(clickhouse, DIRECTORY, NOW)
+    assert first.minutes == query_activity_snapshot(clickhouse, DIRECTORY, NOW, counting).minutes
+    assert reader.read(clickhouse, DIRECTORY, NOW + timedelta(seconds=1)) is first  # no batch
+
+    # A call of Sidorova's a minute ago (after the cut), and two late records of the morning
+    # (before it): one more leg of the 09:00 call, ringing Ivanova unanswered in between (the
+    # call is consolidated anew), and an outgoing call of Ivanova's at 08:00 UTC.
+    later = NOW + timedelta(minutes=1)
+    await store(
+        clickhouse,
+        10,
+        [
+            cdr(caller="102", callee="79161110004", start="2026-11-26T11:59:00+00:00", talk=40),
+            cdr(
+                caller="79161110001",
+                callee="101",
+                start="2026-11-26T09:00:10+00:00",
+                talk=0,
+                linkedid="L1",
+            ),
+            cdr(caller="101", callee="79161110005", start="2026-11-26T08:00:00+00:00", talk=35),
+        ],
+    )
+    second = reader.read(clickhouse, DIRECTORY, later)
+    assert second.minutes == query_activity_snapshot(clickhouse, DIRECTORY, later, counting).minutes
+    assert second.minutes["ivanova"]["calls_out"] == one("2026-11-26T08:00Z")
+    assert second.minutes["sidorova"]["calls_out"] == one("2026-11-26T11:59Z")
+    # Petrov's minutes did not change: the very same series, indexed once.
+    assert second.minutes["petrov"] is first.minutes["petrov"]
+
+    # Half an hour on, Sidorova's call is before the cut too; one more record of the evening.
+    evening = later + timedelta(minutes=30)
+    await store(
+        clickhouse,
+        11,
+        [cdr(caller="201", callee="74232000001", start="2026-11-26T12:20:00+00:00", talk=50)],
+    )
+    third = reader.read(clickhouse, DIRECTORY, evening)
+    full = query_activity_snapshot(clickhouse, DIRECTORY, evening, counting)
+    assert third.minutes == full.minutes
+    assert third.last_active == full.last_active
+    assert third.open_tasks == full.open_tasks
+    assert third.days == full.days
+    assert third.minutes["sidorova"] is second.minutes["sidorova"]
+
+
+def test_a_reader_for_some_metrics_reads_only_those() -> None:
+    assert TodaysActivity(CountingSettings(), {"calls_out"}).metrics == {"calls_out"}
+    assert TodaysActivity(CountingSettings()).metrics is None
 
 
 def test_local_minutes_become_utc_instants_across_clock_changes() -> None:
