@@ -76,6 +76,17 @@ def gone_reason(alert: Alert) -> str:
     return "completed" if alert.kind == RuleKind.OVERDUE_TASK else "gone"
 
 
+def judged_metrics(rules: RulesFile) -> frozenset[str]:
+    """The metrics whose minutes or day totals the active rules read."""
+    wanted: set[str] = set()
+    for rule in rules.active_rules():
+        if rule.kind is RuleKind.INACTIVITY:
+            wanted.update(rule.activity_metrics)
+        elif rule.metric is not None:
+            wanted.add(rule.metric)
+    return frozenset(wanted)
+
+
 def judge(situation: Situation) -> list[Verdict]:
     subjects = _subjects(situation)
     departments = _department_subjects(situation)
@@ -232,7 +243,12 @@ def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdi
         "working_seconds": f"{worked:.0f}",
         "expected_from": "+".join(sorted(sources)),
     }
-    draft = _draft(situation, rule, subject, key, metric, actual, expected, now, details)
+    # The facts of an alert are needed only when it may fire.
+    draft = (
+        _draft(situation, rule, subject, key, metric, actual, expected, now, details)
+        if breached
+        else None
+    )
 
     def describe(since: datetime) -> messages.Text:
         return messages.dip(subject.who, metric, actual, expected, worked, subject.clock(since))
@@ -272,7 +288,11 @@ def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verd
         return Verdict(key, rule, None)  # no working time in the period, or none yet
     breached = actual < norm.at_least and projected < rule.below * norm.at_least
     details = {"projected": f"{projected:.1f}", "norm": f"{norm.at_least:g}", "per": norm.per}
-    draft = _draft(situation, rule, subject, key, metric, actual, norm.at_least, now, details)
+    draft = (
+        _draft(situation, rule, subject, key, metric, actual, norm.at_least, now, details)
+        if breached
+        else None
+    )
     week = rule.per is Period.WEEK
 
     def describe(since: datetime) -> messages.Text:
@@ -323,8 +343,10 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     breached = idle >= rule.idle.total_seconds()
     details = {"idle_working_seconds": f"{idle:.0f}"}
     metric = "+".join(rule.activity_metrics)
-    draft = _draft(
-        situation, rule, subject, key, metric, 0, rule.idle.total_seconds(), since, details
+    draft = (
+        _draft(situation, rule, subject, key, metric, 0, rule.idle.total_seconds(), since, details)
+        if breached
+        else None
     )
     clock = subject.clock(since)
 
@@ -341,7 +363,11 @@ def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) ->
     now, metric, window = situation.now, rule.metric, rule.window
     actual = situation.snapshot.count(subject.manager_id, metric, now - window, now)
     breached = actual >= rule.at_least
-    draft = _draft(situation, rule, subject, key, metric, actual, rule.at_least, now, {})
+    draft = (
+        _draft(situation, rule, subject, key, metric, actual, rule.at_least, now, {})
+        if breached
+        else None
+    )
     seconds = window.total_seconds()
 
     def describe(_: datetime) -> messages.Text:

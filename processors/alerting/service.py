@@ -22,7 +22,7 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from processors.alerting.baseline_keeper import BaselineKeeper
-from processors.alerting.conditions import Situation, gone_reason, judge
+from processors.alerting.conditions import Situation, gone_reason, judge, judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.model import Notice
 from processors.alerting.rules import RulesError, RulesFile, load_rules
@@ -49,6 +49,9 @@ _RESTORE_DAYS = 3
 UNDELIVERED_LOOKBACK = timedelta(
     days=1
 )  # alerts firing longer than this are stale: their workday is long over
+# The share of a core evaluation may take from the stream it shares the interpreter with: the
+# next tick starts no sooner than the last tick's CPU time divided by this (docs/alerts.md).
+MAX_CPU_SHARE = 0.1
 
 
 def load_working_calendar(settings: AlertsSettings) -> Calendar:
@@ -106,7 +109,9 @@ class AlertEvaluator:
         self._workdays = Workdays(self.working_calendar)
         self.engine = AlertEngine()
         self.baselines = BaselineKeeper(connect)
-        self._today = TodaysActivity(counting)
+        self._counting = counting
+        self._today = TodaysActivity(counting, ())
+        self.last_cpu_seconds = 0.0  # this thread's CPU time of the last evaluation
 
     def refresh_config(self) -> None:
         """Take up changes of the rules and calendar files and of the absences on the topic.
@@ -158,6 +163,13 @@ class AlertEvaluator:
 
         The notices are recorded in the history before they are returned for delivery: the
         history is what a restart resumes from."""
+        started = time.thread_time()
+        try:
+            return self._evaluate(now)
+        finally:
+            self.last_cpu_seconds = time.thread_time() - started
+
+    def _evaluate(self, now: datetime) -> list[Notice]:
         if self._absences is not None and not self._absences.loaded:
             # Judging before the absences are read would alert about people on vacation.
             log.info("alerts wait for the directory topic to be read")
@@ -166,13 +178,21 @@ class AlertEvaluator:
         rules: RulesFile = self.rules.current
         directory = self._directory()
         baselines = self.baselines.current(now, directory, self.working_calendar)
-        snapshot = self._today.read(self._ch, directory, now)
+        snapshot = self._todays_activity(rules).read(self._ch, directory, now)
         situation = Situation(
             now, rules, directory, self._workdays, snapshot, baselines, self._dashboard_url
         )
         notices = self.engine.step(now, judge(situation), rules, gone_reason)
         record_notices(self._ch, notices)
         return notices
+
+    def _todays_activity(self, rules: RulesFile) -> TodaysActivity:
+        """The reader of today's activity, for the metrics the rules judge by (a reader of
+        every metric would decode several times more)."""
+        wanted = judged_metrics(rules)
+        if wanted != self._today.metrics:
+            self._today = TodaysActivity(self._counting, wanted)
+        return self._today
 
 
 class DeliveryLog:
@@ -220,7 +240,11 @@ async def run_alerting(
 
     While the worker is more than ``max_lag_seconds`` behind the raw topics, the stored
     activity is not today's yet (a backlog after a restart or an outage): judging it would
-    report managers inactive who are not. Evaluation pauses until the worker has caught up."""
+    report managers inactive who are not. Evaluation pauses until the worker has caught up.
+
+    Evaluation shares the interpreter (one core) with the stream: a tick that took a lot of
+    CPU time (a large team, a burst of late records) delays the next one so that evaluation
+    takes at most ``MAX_CPU_SHARE`` of the core; a tick that is cheap enough keeps the pace."""
     settings = evaluator.settings
     tick_seconds = settings.tick_seconds
     restored = False
@@ -258,4 +282,6 @@ async def run_alerting(
                         "alert %s %s: %s", notice.state, notice.alert.key, notice.alert.summary_en
                     )
                 dispatcher.submit(notices)
-        await asyncio.sleep(max(0.0, tick_seconds - (time.monotonic() - started)))
+        interval = max(tick_seconds, evaluator.last_cpu_seconds / MAX_CPU_SHARE)
+        evaluator.last_cpu_seconds = 0.0
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -25,6 +25,7 @@ class Workdays:
     def __init__(self, calendar: Calendar) -> None:
         self.calendar = calendar
         self._cache: dict[tuple[str, str, str, date], list[Interval]] = {}
+        self._before: dict[tuple[str, str, str, datetime, datetime], float] = {}
 
     def intervals(
         self, manager_id: str, department_id: str, zone: ZoneInfo, day: date
@@ -57,7 +58,28 @@ class Workdays:
     def seconds(
         self, manager_id: str, department_id: str, zone: ZoneInfo, start: datetime, end: datetime
     ) -> float:
-        """Working seconds in [start, end)."""
+        """Working seconds in [start, end).
+
+        Evaluation asks for the working time from the start of a day or a week until now, and
+        for the whole of them, every second: the part before ``end``'s local day is the same
+        on every tick, so it is computed once (working intervals start and end on whole
+        seconds, so the sum is the same either way)."""
+        if end <= start:
+            return 0.0
+        midnight = local_midnight(end.astimezone(zone).date(), zone)
+        if start >= midnight:
+            return self._seconds(manager_id, department_id, zone, start, end)
+        key = (manager_id, department_id, zone.key, start, midnight)
+        before = self._before.get(key)
+        if before is None:
+            if len(self._before) >= _MAX_CACHED:
+                self._before.clear()
+            before = self._before[key] = self._seconds(*key[:2], zone, start, midnight)
+        return before + self._seconds(manager_id, department_id, zone, midnight, end)
+
+    def _seconds(
+        self, manager_id: str, department_id: str, zone: ZoneInfo, start: datetime, end: datetime
+    ) -> float:
         if end <= start:
             return 0.0
         spans = self._spans(manager_id, department_id, zone, start, end)
