@@ -155,10 +155,11 @@ def summary(result: dict[str, float]) -> list[str]:
     worker = result["before_cpu_ms"], result["after_cpu_ms"]
     server = result["before_server_cpu_ms"], result["after_server_cpu_ms"]
     return [
-        f"At one pass every 5 s, the rollup timer took {worker[0] / 50:.1f}% of the worker's "
-        f"core and now takes {worker[1] / 50:.2f}%. The work did not vanish: the server now "
-        "does the summing, the zero rows and the working time the worker did, and decodes no "
-        "rows for it, so its CPU per pass went from "
+        f"With a day this busy and one pass every 5 s, the rollup timer took "
+        f"{worker[0] / 50:.1f}% of the worker's core; it now takes {worker[1] / 50:.2f}%. "
+        "The work did not vanish: the server now "
+        "does the summing, the zero rows and the working time the worker did (but sends no rows "
+        "for it), so its CPU per pass went from "
         f"{server[0]:.0f} to {server[1]:.0f} ms; worker and server together spend "
         f"{worker[0] + server[0]:.0f} ms before and {worker[1] + server[1]:.0f} ms after. Most "
         "of the server's share is the consolidation of call legs (a join of the day's legs), "
