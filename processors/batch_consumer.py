@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -33,14 +33,29 @@ from processors.pipeline import RawMessage
 from salespulse.settings import KafkaSettings, WorkerSettings
 
 log = logging.getLogger(__name__)
+Prepared = TypeVar("Prepared")
 
-Handler = Callable[[Sequence[RawMessage]], Awaitable[object]]
+
+class BatchHandler(Protocol[Prepared]):
+    """The work on a batch in two steps, so that the next batch's CPU work overlaps the
+    previous batch's writes."""
+
+    def prepare(self, messages: Sequence[RawMessage]) -> Prepared:
+        """CPU work only: no I/O."""
+        ...
+
+    async def store(self, batch: Prepared) -> None:
+        """Returns once the batch's effects are durable."""
+        ...
+
+
 # How long the consumer may go without fetching before the group gives its partitions away:
 # long enough for ClickHouse to come back while the worker waits to store a batch.
 MAX_POLL_INTERVAL_SECONDS = 900.0
 # Fetched but not yet handled bytes per partition; the fetcher stops at this, which bounds memory
 # while ClickHouse is slow.
 MAX_PARTITION_FETCH_BYTES = 4 * 1024 * 1024
+STOP_STORING_SECONDS = 10.0
 
 
 def raw_message(record: Any) -> RawMessage:
@@ -89,7 +104,10 @@ class BatchConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         # Held while a batch is being gathered and made durable; a rebalance waits for it.
         self._batch = asyncio.Lock()
+        self._storing: asyncio.Task[None] | None = None  # the batch being made durable
+        self._storing_offsets: dict[TopicPartition, int] = {}
         self._pending: dict[TopicPartition, int] = {}  # durable, not yet committed
+        self._failure: Exception | None = None  # a batch that could not be stored
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._epoch = 0  # assignments seen: a batch is handled only under the one it came from
@@ -127,31 +145,57 @@ class BatchConsumer:
             max_poll_interval_ms=int(MAX_POLL_INTERVAL_SECONDS * 1000),
         )
 
-    async def run(self, handler: Handler) -> None:
+    async def run(self, handler: BatchHandler[Prepared]) -> None:
         consumer = self._client()
         consumer.subscribe(self._topics, listener=_Handover(self))
         await consumer.start()
         self._consumer = consumer
         try:
-            while True:
+            while self._failure is None:
                 # Gathered without the lock: while the group rebalances, ``getmany`` waits for
-                # the new assignment, and the rebalance waits for the lock.
+                # the new assignment, and the rebalance waits for the lock. Meanwhile the
+                # previous batch is being stored.
                 messages, epoch = await self._gather(consumer)
                 async with self._batch:
                     if messages and epoch == self._epoch:
-                        await handler(messages)
-                        self._pending.update(next_offsets(messages))
-                    # Otherwise a rebalance came in between: the partitions' positions went
-                    # back to the committed offsets, so these messages come again.
+                        batch = handler.prepare(messages)
+                        await self._settle()  # one batch stored at a time, in order
+                        self._storing = asyncio.create_task(handler.store(batch))
+                        self._storing_offsets = next_offsets(messages)
+                    else:
+                        # Idle, or a rebalance came in between (the partitions' positions went
+                        # back to the committed offsets, so these messages come again).
+                        await self._settle()
                     if time.monotonic() - self._last_commit >= self._worker.commit_interval_seconds:
                         await self._commit()
+            raise self._failure
         finally:
             try:
-                async with self._batch:
-                    await self._commit()
+                await self._stop_storing()
+                await self._commit()
             finally:
                 self._consumer = None
                 await consumer.stop()
+
+    async def _settle(self) -> None:
+        """Waits for the batch being stored (raising what storing raised); its offsets become
+        committable."""
+        task, self._storing = self._storing, None
+        if task is not None:
+            await task
+            self._pending.update(self._storing_offsets)
+
+    async def _stop_storing(self) -> None:
+        """On the way out: a batch still being stored gets a few seconds to become durable; if
+        it does not, its offsets stay uncommitted and it is replayed."""
+        task, self._storing = self._storing, None
+        if task is None:
+            return
+        done, _ = await asyncio.wait({task}, timeout=STOP_STORING_SECONDS)
+        if task in done and not task.cancelled() and task.exception() is None:
+            self._pending.update(self._storing_offsets)
+        else:
+            task.cancel()
 
     async def _gather(self, consumer: AIOKafkaConsumer) -> tuple[list[RawMessage], int]:
         """Up to ``batch_max_messages``, waiting at most ``batch_within_seconds`` for them, all
@@ -194,6 +238,10 @@ class BatchConsumer:
     async def hand_over(self) -> None:
         """Before a rebalance: the batch in hand is made durable and committed."""
         async with self._batch:
+            try:
+                await self._settle()
+            except Exception as exc:  # raised again by the loop, which stops the worker
+                self._failure = exc
             await self._commit()
             self._pending.clear()
             self._epoch += 1

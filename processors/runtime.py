@@ -1,9 +1,10 @@
-"""What the worker does with one batch, independent of the stream framework that delivers it.
+"""What the worker does with one batch, independent of the consumer that delivers it.
 
-``handle`` returns only when the batch's effects are durable: rows inserted in ClickHouse and dead
-letters acknowledged by Kafka. The caller acknowledges the batch's offsets only after that, so a
-crash at any point replays the batch, and replays are harmless because rows are keyed by their
-deterministic event id.
+``prepare`` is the CPU work (parse, validate, attribute, build rows); ``store`` returns only when
+the batch's effects are durable: rows inserted in ClickHouse and dead letters acknowledged by
+Kafka. The consumer commits the batch's offsets only after that, so a crash at any point replays
+the batch, and replays are harmless because rows are keyed by their deterministic event id. The
+two are separate so that one batch is prepared while the previous one is being stored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple
 
 from processors.parsers import build_parsers
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, RawMessage
@@ -101,6 +102,11 @@ def observe_latencies(messages: Sequence[RawMessage], rows: Sequence[tuple[Any, 
         metrics.INGEST_TO_DURABLE.observe_many(values, topic)
 
 
+class PreparedBatch(NamedTuple):
+    messages: Sequence[RawMessage]
+    result: BatchResult
+
+
 class BatchRuntime:
     def __init__(self, settings: Settings) -> None:
         self.directory_topic = DirectoryTopic(
@@ -167,16 +173,26 @@ class BatchRuntime:
             log.error("manager directory not reloaded: %s", self.directory.last_error)
             self.directory.last_error = None  # report each failed change once
 
-    async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
+    def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
+        """The batch's CPU work, no I/O: what ``store`` will make durable."""
         self._refresh_directory()
-        result = self.processor.process(messages)
+        return PreparedBatch(messages, self.processor.process(messages))
+
+    async def store(self, batch: PreparedBatch) -> None:
+        """Returns once the batch's rows, dead letters and log entry are durable."""
+        messages, result = batch
         await self.clickhouse.write_events(result.rows)
         await self.dead_letters.write(result.dead_letters)
         await self.clickhouse.insert(
             BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, self.worker_name)
         )
         self._count(messages, result)
-        return result
+
+    async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
+        """``prepare`` then ``store``, for callers that do not overlap them."""
+        batch = self.prepare(messages)
+        await self.store(batch)
+        return batch.result
 
     @staticmethod
     def _count(messages: Sequence[RawMessage], result: BatchResult) -> None:

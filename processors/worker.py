@@ -2,9 +2,9 @@
 
 faust provides the worker lifecycle, timers, background tasks and the web server. The raw topics
 are read by ``BatchConsumer`` (aiokafka ``getmany``, no per-message framework work), which hands
-each whole batch to ``BatchRuntime.handle`` and commits the batch's offsets only after ``handle``
-returned, i.e. after the batch is durable in ClickHouse. faust's own Kafka consumer is not
-started: nothing in the application reads a topic through it.
+each whole batch to ``BatchRuntime`` (``prepare``, then ``store``) and commits the batch's
+offsets only after ``store`` returned, i.e. after the batch is durable in ClickHouse. faust's own
+Kafka consumer is not started: nothing in the application reads a topic through it.
 
 Nothing happens at import time: ``build_app`` constructs the application from settings.
 """
@@ -99,7 +99,7 @@ def build_app(settings: Settings) -> faust.App:
     async def consume_raw() -> None:
         try:
             async with runtime:
-                await consumer.run(runtime.handle)
+                await consumer.run(runtime)
         except Exception as exc:
             # A worker that cannot store batches (schema mismatch, a bug) must not stay up
             # looking healthy: it stops, and its supervisor restarts it or raises the alarm.
