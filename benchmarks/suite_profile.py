@@ -53,8 +53,9 @@ AREAS: tuple[tuple[str, str], ...] = (
     ),
     ("row building, batch bookkeeping", r"\(processors/(?:pipeline|runtime)\.py"),
     ("dead letters", r"\(sinks/deadletter\.py"),
+    ("batch consumer (gather, records → messages, commits)", r"\(processors/batch_consumer\.py"),
     ("aiokafka fetch, decode, commit", r"\(aiokafka/"),
-    ("faust per-message work (stream, conductor, acks)", r"\((?:faust|mode)/"),
+    ("faust and mode (per-message stream work; tasks, timers)", r"\((?:faust|mode)/"),
     ("logging", r"\(logging/|\(colorlog/"),
 )
 EVENT_LOOP = "event loop (scheduling, select, thread hand-off)"

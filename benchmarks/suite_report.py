@@ -17,7 +17,7 @@ from suite_profile import inside, summarise, top_functions
 from ingest.generator import SendReport
 
 SECTION = "## Issue 7 side by side: salespulse, the consume ceiling, naive faust"
-PROFILE_SECTION = "## Where the worker's CPU goes under the standard workload (before issue 7)"
+PROFILE_SECTION = "## Where the worker's CPU goes under the standard workload (after issue 7)"
 BACKFILL_TARGET_EVENTS = 10_000_000
 
 NOTES = """
