@@ -4,6 +4,8 @@ Asterisk's ``cdr_csv`` (Master.csv) and FreeSWITCH's ``mod_cdr_csv`` write one C
 tailer polls the file, cuts what was appended into chunks of up to ``lines_per_message`` complete
 lines and sends each chunk as one Kafka message: exactly the bytes the PBX wrote, minus the
 chunk's final newline (ADR 0002). A line still being written (no newline yet) waits for its end.
+While a backlog waits (more than one read block), chunks are bounded by ``max_message_bytes``
+alone, so that loading history is not paced by one acknowledgement per few hundred lines.
 
 Delivery: a chunk's position is saved only after the broker acknowledged it, and the next chunk is
 read only after the position is saved. A crash between the acknowledgement and the save re-sends
@@ -46,6 +48,7 @@ __all__ = ["FileTailer", "TailerSettings", "run_tailer"]
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_SECONDS = 30.0
+BACKLOG_LINES = 1_000_000  # lines per message while behind: max_message_bytes is the bound
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
@@ -195,9 +198,14 @@ class FileTailer:
             # Truncated and rewritten since the last look: these bytes are from the new
             # content at the old offset, not lines we have not read. The idle check sorts it out.
             return False
+        # A full block read means more is waiting (history being loaded, a backlog after an
+        # outage): then messages are as large as max_message_bytes allows, since each costs a
+        # broker acknowledgement and a saved position. Following live, lines_per_message keeps
+        # them small and prompt.
+        behind = len(data) == block
         chunks = frame(
             data,
-            lines_per_message=self.settings.lines_per_message,
+            lines_per_message=BACKLOG_LINES if behind else self.settings.lines_per_message,
             max_line_bytes=self.settings.max_line_bytes,
             max_message_bytes=self.settings.max_message_bytes,
             final=final and len(data) < block,

@@ -457,3 +457,29 @@ async def test_a_signal_stops_the_service_cleanly_with_its_position_saved(
     position = FileTailer(tail, RawProducer(settings.kafka, settings.topics)).store.load()
     assert position is not None
     assert position.offset == len(lines(0, 5))
+
+
+async def test_a_backlog_travels_in_full_messages_and_live_lines_in_small_ones(
+    env: tuple[Settings, Topic], producer: RawProducer, tmp_path: Path
+) -> None:
+    _, topic = env
+    settings = tailer_settings(
+        tmp_path, lines_per_message=2, max_message_bytes=4096, max_line_bytes=1024
+    )
+    settings.path.parent.mkdir()
+    backlog = lines(0, 200)  # about 45 read blocks of 4 KiB
+    settings.path.write_bytes(backlog)
+    tailer = Tailer(settings, producer)
+    try:
+        await topic.until(lambda: topic.delivered() == backlog)
+        backlog_messages = len(topic.values)
+        per_block = 4096 // len(cdr(0))  # the complete lines one read block holds
+        # Whole blocks per message, not 2 lines: 200 lines in ceil(200 / per_block) messages.
+        assert per_block > 2
+        assert backlog_messages == -(-200 // per_block)
+        append(settings.path, lines(200, 5))  # following live again
+        await topic.until(lambda: topic.delivered() == backlog + lines(200, 5))
+        live = topic.values[backlog_messages:]
+        assert all(value.count(b"\n") + 1 <= 2 for value in live)
+    finally:
+        await tailer.stop()
