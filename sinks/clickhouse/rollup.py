@@ -119,8 +119,9 @@ def _quarter_parts(database: str, counting: CountingSettings) -> list[str]:
 def _day_parts(database: str) -> list[str]:
     """Day rows: the 15-minute rows this pass wrote (``version``), summed by the caller, and the
     working time. Reading the rows back costs the server a few thousand rows a day instead of
-    a second pass over the events; a 15-minute zero row only adds a day key that already has a
-    row, since the pass that counted that quarter counted its day too."""
+    a second pass over the events. A 15-minute zero row adds no day key of its own: the pass
+    that counted that quarter counted its day too, so the day row has activity and is among
+    the vanished keys anyway."""
     quarters = {name: f"toUInt64({name})" for name in ACTIVITY_METRIC_NAMES}
     worktime = {
         name: column
@@ -146,8 +147,8 @@ def _payment_parts(database: str) -> list[str]:
 
 
 def _vanished(database: str, shape: RollupShape) -> str:
-    """Zeros for every key of the days that has activity now: summed with the fresh rows, a key
-    whose activity moved away (an event re-attributed) gets an explicit zero row."""
+    """Zeros for every key of the days whose latest row has activity: summed with the fresh
+    rows, a key whose activity moved away (an event re-attributed) gets an explicit zero row."""
     any_activity = " OR ".join(f"{name} != 0" for name in shape.metrics)
     return (
         f"SELECT {_keys(shape)}, {_metrics(shape, {})} "
