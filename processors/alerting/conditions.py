@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting import messages
 from processors.alerting.activity import ActivitySnapshot, OpenTask
 from processors.alerting.baseline import Baselines
 from processors.alerting.engine import Verdict
-from processors.alerting.expectation import expected_count, projected_total
+from processors.alerting.expectation import Expected, expected_count, projected_total
 from processors.alerting.model import Alert
 from processors.alerting.rules import Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
@@ -38,6 +38,45 @@ class Situation:
     snapshot: ActivitySnapshot
     baselines: Baselines
     dashboard_url: str = ""
+    quiet: QuietBook | None = None  # the evaluator's, kept between ticks
+    expected: dict[tuple[str, str, str, str, datetime], Expected | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )  # expected counts of this instant, shared by the dip rules
+
+
+# When a verdict can next turn into a breach with the same inputs (None: at any moment).
+_Judged = tuple[Verdict, datetime | None]
+FOREVER = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass
+class QuietBook:
+    """Verdicts that cannot become breaches before a known instant while their inputs stay the
+    same: an inactivity 20 working minutes short of its idle time, a pace that needs another
+    hour without calls to fall under the norm, a threshold not reached (its count only falls
+    as time passes). Until that instant, or until any input changes (the reader of today's
+    activity keeps a manager's objects while their data stays the same), the verdict is
+    given again instead of judged again, as it would come out the same. Alerts that fire are
+    always judged (``firing``: their keys, set by the evaluator before each tick), since
+    only their judgement can clear them; a verdict that is not a breach leaves no state in
+    the engine for any other key."""
+
+    firing: frozenset[str] = frozenset()
+    _kept: dict[str, tuple[tuple[object, ...], datetime, Verdict]] = field(default_factory=dict)
+
+    def verdict(self, key: str, inputs: tuple[object, ...], now: datetime) -> Verdict | None:
+        found = self._kept.get(key)
+        if found is None or now >= found[1] or len(found[0]) != len(inputs):
+            return None
+        if all(a is b or a == b for a, b in zip(found[0], inputs, strict=True)):
+            return found[2]
+        return None
+
+    def keep(self, key: str, inputs: tuple[object, ...], until: datetime, verdict: Verdict) -> None:
+        self._kept[key] = (inputs, until, verdict)
+
+    def forget(self, key: str) -> None:
+        self._kept.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -165,7 +204,58 @@ def _activity_verdict(situation: Situation, rule: Rule, subject: _Subject) -> Ve
         RuleKind.INACTIVITY: _inactivity,
         RuleKind.THRESHOLD: _threshold,
     }[rule.kind]
-    return judge_kind(situation, rule, subject, key)
+    book = situation.quiet
+    if book is None or subject.manager is None or key in book.firing:
+        return judge_kind(situation, rule, subject, key)[0]
+    inputs = _inputs(situation, rule, subject)
+    found = book.verdict(key, inputs, situation.now)
+    if found is not None:
+        return found
+    verdict, quiet = judge_kind(situation, rule, subject, key)
+    if quiet is not None and verdict.breached is not True:
+        future = _next_minute(situation.snapshot, subject.manager.id, rule, situation.now)
+        book.keep(key, inputs, min(quiet, future) if future is not None else quiet, verdict)
+    else:
+        book.forget(key)
+    return verdict
+
+
+def _inputs(situation: Situation, rule: Rule, subject: _Subject) -> tuple[object, ...]:
+    """What a manager's verdict depends on besides the clock (compared by identity: the reader
+    of today's activity keeps a manager's objects while their data does not change)."""
+    snapshot, manager_id = situation.snapshot, subject.manager_id
+    return (
+        rule,
+        situation.rules,
+        situation.workdays,
+        situation.baselines,
+        subject.department,
+        subject.zone,
+        subject.today,
+        subject.manager,
+        snapshot.minutes.get(manager_id),
+        snapshot.days.get(manager_id),
+        snapshot.last_active.get(manager_id),
+    )
+
+
+def _next_minute(
+    snapshot: ActivitySnapshot, manager_id: str, rule: Rule, now: datetime
+) -> datetime | None:
+    """The first minute from ``now`` on with activity (a record stamped ahead of the clock),
+    which enters the counts by the clock alone."""
+    metrics = rule.activity_metrics if rule.kind is RuleKind.INACTIVITY else (rule.metric,)
+    series = snapshot.minutes.get(manager_id, {})
+    later = [
+        next(minute for minute, _ in series[metric] if minute >= now)
+        for metric in metrics
+        if metric in series and series[metric] and series[metric][-1][0] >= now
+    ]
+    return min(later, default=None)
+
+
+def _after(now: datetime, seconds: float) -> datetime | None:
+    return now + timedelta(seconds=seconds) if seconds > 0 else None
 
 
 def _draft(
@@ -202,7 +292,7 @@ def _draft(
     )
 
 
-def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Judged:
     assert rule.metric is not None
     assert rule.window is not None
     assert rule.below is not None
@@ -212,31 +302,22 @@ def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdi
     )
     worked = workdays.seconds(subject.manager_id, subject.department.id, subject.zone, start, now)
     if worked < rule.window.total_seconds() / 2:
-        return Verdict(key, rule, None)  # too early in the day to speak of a dip
+        # Too early in the day to speak of a dip; working time grows no faster than the clock.
+        return Verdict(key, rule, None), _after(now, rule.window.total_seconds() / 2 - worked)
     people = (subject.manager,) if subject.manager is not None else subject.members
     actual, expected, sources = 0, 0.0, set()
     for person in people:
         assert person is not None
-        found = expected_count(
-            situation.workdays,
-            situation.baselines,
-            situation.rules,
-            person,
-            subject.department.id,
-            subject.zone,
-            metric,
-            start,
-            now,
-        )
+        found = _expected(situation, person, subject, metric, start)
         if found is None:
             continue  # nothing to hold this person against: neither history nor norm
         expected += found.count
         sources.add(found.source)
         actual += situation.snapshot.count(person.id, metric, start, now)
     if not sources:
-        return Verdict(key, rule, None)
+        return Verdict(key, rule, None), None
     if expected <= rule.min_expected:
-        return Verdict(key, rule, False)
+        return Verdict(key, rule, False), None
     breached = actual < rule.below * expected
     details = {
         "window_start": start.isoformat(),
@@ -253,7 +334,28 @@ def _dip(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdi
     def describe(since: datetime) -> messages.Text:
         return messages.dip(subject.who, metric, actual, expected, worked, subject.clock(since))
 
-    return Verdict(key, rule, breached, draft, describe)
+    return Verdict(key, rule, breached, draft, describe), None
+
+
+def _expected(
+    situation: Situation, person: ManagerEntry, subject: _Subject, metric: str, start: datetime
+) -> Expected | None:
+    """``expected_count`` up to now, once per tick for a manager's own dip and their
+    department's (whose windows mostly start at the same instant)."""
+    key = (person.id, subject.department.id, subject.zone.key, metric, start)
+    if key not in situation.expected:
+        situation.expected[key] = expected_count(
+            situation.workdays,
+            situation.baselines,
+            situation.rules,
+            person,
+            subject.department.id,
+            subject.zone,
+            metric,
+            start,
+            situation.now,
+        )
+    return situation.expected[key]
 
 
 def _period(subject: _Subject, per: Period) -> tuple[date, date]:
@@ -263,14 +365,14 @@ def _period(subject: _Subject, per: Period) -> tuple[date, date]:
     return monday, monday + timedelta(days=7)
 
 
-def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Judged:
     assert rule.metric is not None
     assert rule.below is not None
     assert subject.manager is not None
     metric, now, manager = rule.metric, situation.now, subject.manager
     norm = situation.rules.norm_for(metric, rule.per, subject.department.id, manager.role)
     if norm is None:
-        return Verdict(key, rule, None)
+        return Verdict(key, rule, None), FOREVER
     first, after_last = _period(subject, rule.per)
     start = local_midnight(first, subject.zone)
     end = local_midnight(after_last, subject.zone)
@@ -278,15 +380,24 @@ def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verd
     elapsed = situation.workdays.seconds(*args, start, now)
     total = situation.workdays.seconds(*args, start, end)
     if elapsed < rule.after.total_seconds():
-        return Verdict(key, rule, None)
+        return Verdict(key, rule, None), _after(now, rule.after.total_seconds() - elapsed)
     snapshot = situation.snapshot
     actual = snapshot.count(manager.id, metric, subject.day_start, now) + sum(
         snapshot.day_total(manager.id, metric, day) for day in _days(first, subject.today)
     )
     projected = projected_total(actual, elapsed, total)
     if projected is None:
-        return Verdict(key, rule, None)  # no working time in the period, or none yet
+        return Verdict(key, rule, None), None  # no working time in the period, or none yet
     breached = actual < norm.at_least and projected < rule.below * norm.at_least
+    if breached:
+        quiet = None
+    elif actual >= norm.at_least:
+        quiet = FOREVER  # the norm is reached: no pace can fall short of it
+    else:
+        # The projection falls as working time passes without activity: not under the norm's
+        # share while elapsed <= actual * total / share (a second of margin for rounding).
+        reach = actual * total / (rule.below * norm.at_least)
+        quiet = _after(now, reach - elapsed - 1)
     details = {"projected": f"{projected:.1f}", "norm": f"{norm.at_least:g}", "per": norm.per}
     draft = (
         _draft(situation, rule, subject, key, metric, actual, norm.at_least, now, details)
@@ -298,7 +409,7 @@ def _pace(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verd
     def describe(since: datetime) -> messages.Text:
         return messages.pace(subject.who, metric, actual, projected, norm.at_least, week)
 
-    return Verdict(key, rule, breached, draft, describe)
+    return Verdict(key, rule, breached, draft, describe), quiet
 
 
 def _days(first: date, stop: date) -> Iterator[date]:
@@ -325,7 +436,7 @@ def _last_active(
     return max(candidates, default=None)
 
 
-def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Judged:
     assert rule.idle is not None
     assert subject.manager is not None
     now, manager = situation.now, subject.manager
@@ -337,10 +448,14 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
         if last is not None and started
         else situation.workdays.first_start(*args, subject.today)
     )
-    if since is None or since > now:
-        return Verdict(key, rule, None)
+    if since is None:
+        return Verdict(key, rule, None), FOREVER  # no working time today
+    if since > now:
+        return Verdict(key, rule, None), since
     idle = situation.workdays.seconds(*args, since, now)
     breached = idle >= rule.idle.total_seconds()
+    # Idle working time grows no faster than the clock.
+    quiet = None if breached else _after(now, rule.idle.total_seconds() - idle)
     details = {"idle_working_seconds": f"{idle:.0f}"}
     metric = "+".join(rule.activity_metrics)
     draft = (
@@ -353,10 +468,10 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     def describe(_: datetime) -> messages.Text:
         return messages.inactivity(subject.who, idle, clock, started)
 
-    return Verdict(key, rule, breached, draft, describe)
+    return Verdict(key, rule, breached, draft, describe), quiet
 
 
-def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) -> Verdict:
+def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Judged:
     assert rule.metric is not None
     assert rule.window is not None
     assert rule.at_least is not None
@@ -373,7 +488,8 @@ def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) ->
     def describe(_: datetime) -> messages.Text:
         return messages.threshold(subject.who, metric, actual, rule.at_least or 0, seconds)
 
-    return Verdict(key, rule, breached, draft, describe)
+    # Without new records the count in the window only falls as minutes leave it.
+    return Verdict(key, rule, breached, draft, describe), None if breached else FOREVER
 
 
 def _overdue_tasks(

@@ -22,7 +22,13 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from processors.alerting.baseline_keeper import BaselineKeeper
-from processors.alerting.conditions import Situation, gone_reason, judge, judged_metrics
+from processors.alerting.conditions import (
+    QuietBook,
+    Situation,
+    gone_reason,
+    judge,
+    judged_metrics,
+)
 from processors.alerting.engine import AlertEngine
 from processors.alerting.model import Notice
 from processors.alerting.rules import RulesError, RulesFile, load_rules
@@ -108,6 +114,7 @@ class AlertEvaluator:
         self.working_calendar = self.calendar.current
         self._workdays = Workdays(self.working_calendar)
         self.engine = AlertEngine()
+        self._quiet = QuietBook()
         self.baselines = BaselineKeeper(connect)
         self._counting = counting
         self._today = TodaysActivity(counting, ())
@@ -152,6 +159,7 @@ class AlertEvaluator:
         notices = open_notices(self._ch, now - timedelta(days=_RESTORE_DAYS))
         self.engine = AlertEngine()
         self.engine.restore(notice.alert for notice in notices)
+        self._quiet = QuietBook()
         log.info("alert evaluation starts with %d open alerts from the history", len(notices))
         return notices
 
@@ -179,8 +187,16 @@ class AlertEvaluator:
         directory = self._directory()
         baselines = self.baselines.current(now, directory, self.working_calendar)
         snapshot = self._todays_activity(rules).read(self._ch, directory, now)
+        self._quiet.firing = frozenset(alert.key for alert in self.engine.firing())
         situation = Situation(
-            now, rules, directory, self._workdays, snapshot, baselines, self._dashboard_url
+            now,
+            rules,
+            directory,
+            self._workdays,
+            snapshot,
+            baselines,
+            self._dashboard_url,
+            self._quiet,
         )
         notices = self.engine.step(now, judge(situation), rules, gone_reason)
         record_notices(self._ch, notices)

@@ -8,6 +8,7 @@ local day. A new calendar (a reload) means a new ``Workdays``.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from salespulse.calendar import Calendar
@@ -16,6 +17,7 @@ Interval = tuple[datetime, datetime]
 _MAX_CACHED = 200_000  # manager-days; a tick touches a handful per manager
 
 
+@lru_cache(maxsize=65_536)
 def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     """The UTC instant a local day begins."""
     return datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
@@ -26,6 +28,10 @@ class Workdays:
         self.calendar = calendar
         self._cache: dict[tuple[str, str, str, date], list[Interval]] = {}
         self._before: dict[tuple[str, str, str, datetime, datetime], float] = {}
+        self._today_seconds: dict[tuple[str, str, str, datetime], float] = {}
+        self._today_end: datetime | None = None
+        self._spans_kept: dict[tuple[str, str, str, datetime], list[Interval]] = {}
+        self._spans_end: datetime | None = None
 
     def intervals(
         self, manager_id: str, department_id: str, zone: ZoneInfo, day: date
@@ -43,7 +49,21 @@ class Workdays:
     def _spans(
         self, manager_id: str, department_id: str, zone: ZoneInfo, start: datetime, end: datetime
     ) -> list[Interval]:
-        """Working intervals overlapping [start, end), clipped to it, in order."""
+        """Working intervals overlapping [start, end), clipped to it, in order (kept while
+        ``end`` stays the same: a dip asks for the same window three times). Not to be
+        changed by the caller."""
+        if end != self._spans_end:
+            self._spans_kept.clear()
+            self._spans_end = end
+        key = (manager_id, department_id, zone.key, start)
+        found = self._spans_kept.get(key)
+        if found is None:
+            found = self._spans_kept[key] = self._clip(manager_id, department_id, zone, start, end)
+        return found
+
+    def _clip(
+        self, manager_id: str, department_id: str, zone: ZoneInfo, start: datetime, end: datetime
+    ) -> list[Interval]:
         day = start.astimezone(zone).date() - timedelta(days=1)
         last = end.astimezone(zone).date()
         spans = []
@@ -67,7 +87,9 @@ class Workdays:
         if end <= start:
             return 0.0
         midnight = local_midnight(end.astimezone(zone).date(), zone)
-        if start >= midnight:
+        if start == midnight:
+            return self._today(manager_id, department_id, zone, midnight, end)
+        if start > midnight:
             return self._seconds(manager_id, department_id, zone, start, end)
         key = (manager_id, department_id, zone.key, start, midnight)
         before = self._before.get(key)
@@ -75,7 +97,23 @@ class Workdays:
             if len(self._before) >= _MAX_CACHED:
                 self._before.clear()
             before = self._before[key] = self._seconds(*key[:2], zone, start, midnight)
-        return before + self._seconds(manager_id, department_id, zone, midnight, end)
+        if midnight == end:
+            return before
+        return before + self._today(manager_id, department_id, zone, midnight, end)
+
+    def _today(
+        self, manager_id: str, department_id: str, zone: ZoneInfo, midnight: datetime, end: datetime
+    ) -> float:
+        """Working seconds from a local midnight to ``end``, kept while ``end`` stays the same
+        (a day's and a week's pace both ask for today's part)."""
+        if end != self._today_end:
+            self._today_seconds.clear()
+            self._today_end = end
+        key = (manager_id, department_id, zone.key, midnight)
+        found = self._today_seconds.get(key)
+        if found is None:
+            found = self._today_seconds[key] = self._seconds(*key[:2], zone, midnight, end)
+        return found
 
     def _seconds(
         self, manager_id: str, department_id: str, zone: ZoneInfo, start: datetime, end: datetime

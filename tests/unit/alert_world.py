@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import ActivitySnapshot, HourRow, OpenTask
 from processors.alerting.baseline import build_baselines, local_today
-from processors.alerting.conditions import Situation, gone_reason, judge
+from processors.alerting.conditions import QuietBook, Situation, gone_reason, judge
 from processors.alerting.engine import AlertEngine
 from processors.alerting.model import Alert, Notice
 from processors.alerting.rules import RulesFile, parse_rules
@@ -78,6 +78,8 @@ class World:
     calls: dict[str, list[datetime]] = field(default_factory=dict)
     tasks: list[OpenTask] = field(default_factory=list)
     engine: AlertEngine = field(default_factory=AlertEngine)
+    # As the evaluator runs: verdicts that cannot turn into breaches yet are given again.
+    quiet: QuietBook | None = field(default_factory=QuietBook)
 
     def __post_init__(self) -> None:
         self.directory: Directory = parse_directory(DIRECTORY, suffix=".yaml")
@@ -123,6 +125,8 @@ class World:
         return ActivitySnapshot(now, minutes, last, tasks)
 
     def step(self, now: datetime) -> list[Notice]:
+        if self.quiet is not None:
+            self.quiet.firing = frozenset(alert.key for alert in self.engine.firing())
         situation = Situation(
             now,
             self.rules,
@@ -131,6 +135,7 @@ class World:
             self.snapshot(now),
             self.baselines,
             "http://dash.example",
+            self.quiet,
         )
         return self.engine.step(now, judge(situation), self.rules, gone_reason)
 
