@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -157,25 +157,17 @@ class BatchProcessor:
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
         result = BatchResult()
-        directory = self._directory()  # one snapshot per batch: consistent attribution
-        now = self._clock()
-        processed_at = now.replace(microsecond=0)
-        latest_allowed = now + MAX_FUTURE_SKEW
+        # One directory snapshot per batch: consistent attribution.
+        batch = _Batch(self._directory(), self._clock(), result)
         for message in messages:
-            self._process_message(message, directory, processed_at, latest_allowed, result)
+            self._process_message(message, batch)
         return result
 
-    def _process_message(
-        self,
-        message: RawMessage,
-        directory: Directory,
-        processed_at: datetime,
-        latest_allowed: datetime,
-        result: BatchResult,
-    ) -> None:
+    def _process_message(self, message: RawMessage, batch: _Batch) -> None:
+        result = batch.result
         raw_format = header_value(message.headers, FORMAT_HEADER)
         format_name = raw_format.decode("utf-8", "replace")[:64] if raw_format else ""
-        source = SourceRef(format_name, message.topic, message.partition, message.offset, 0)
+        topic, partition, offset = message.topic, message.partition, message.offset
         payload = message.value or b""
         parser = self._parsers.get(format_name)
         if parser is None:
@@ -183,38 +175,49 @@ class BatchProcessor:
             detail = (
                 f"no parser for format {format_name!r}" if raw_format else "no sp-format header"
             )
+            source = SourceRef(format_name, topic, partition, offset, 0)
             result.dead_letters.append(DeadLetter(reason, detail, source, payload))
             return
         if len(payload) > self._max_message_bytes:
             detail = f"{len(payload)} bytes, limit {self._max_message_bytes}"
+            source = SourceRef(format_name, topic, partition, offset, 0)
             result.dead_letters.append(DeadLetter("too_large", detail, source, payload))
             return
+        received_at = message.received_at
         grace = self._grace.get(parser.family)
-        if message.received_at is None or _is_backfill(message.headers):
+        if received_at is None or _is_backfill(message.headers):
             grace = None
-        counted = (message.topic, format_name)
-        for index, record in enumerate(parser.split(payload)):
-            result.records[counted] += 1
-            record_source = source._replace(position=index)
+        records = parser.split(payload)
+        if records:
+            result.records[(topic, format_name)] += len(records)
+        parse = parser.parse
+        latest_allowed = batch.latest_allowed
+        dead_letters = result.dead_letters
+        append_row = result.rows.append
+        row = self._row
+        for index, record in enumerate(records):
+            record_source = SourceRef(format_name, topic, partition, offset, index)
             try:
-                events = parser.parse(record, record_source)
+                events = parse(record, record_source)
             except RecordError as exc:
-                result.dead_letters.append(
-                    DeadLetter(exc.reason, exc.detail, record_source, record)
-                )
+                dead_letters.append(DeadLetter(exc.reason, exc.detail, record_source, record))
                 continue
-            future = [e for e in events if e.occurred_at > latest_allowed]
-            if future:
-                detail = f"event time {future[0].occurred_at.isoformat()} is in the future"
-                result.dead_letters.append(DeadLetter("future_time", detail, record_source, record))
+            future = None
+            for event in events:
+                if event.occurred_at > latest_allowed:
+                    future = event
+                    break
+            if future is not None:
+                detail = f"event time {future.occurred_at.isoformat()} is in the future"
+                dead_letters.append(DeadLetter("future_time", detail, record_source, record))
                 continue
-            if grace is not None and message.received_at is not None:
-                late = _late(events, message.received_at, grace)
+            if grace is not None and received_at is not None:
+                late = _late(events, received_at, grace)
                 if late is not None:
-                    result.dead_letters.append(DeadLetter("late", late, record_source, record))
+                    dead_letters.append(DeadLetter("late", late, record_source, record))
                     continue
             for event in events:
-                result.rows.append(self._row(event, directory, processed_at, result))
+                append_row(row(event, batch))
 
     def _is_excluded(self, event: ActivityEvent) -> bool:
         """A call to or from a configured service number (voicemail, IVR, a test line): kept,
@@ -224,42 +227,40 @@ class BatchProcessor:
         parties = (event.counterpart or "", event.actor.id)
         return any(normalise_number(party) in self._excluded for party in parties)
 
-    def _row(
-        self,
-        event: ActivityEvent,
-        directory: Directory,
-        processed_at: datetime,
-        result: BatchResult,
-    ) -> tuple[Any, ...]:
-        owner = directory.resolve(event.actor, event.occurred_at)
+    def _row(self, event: ActivityEvent, batch: _Batch) -> tuple[Any, ...]:
+        occurred_at = event.occurred_at
+        actor = event.actor
+        owner = batch.resolve(actor, occurred_at)
         if owner is None:
             manager_id = department_id = ""
-            local = event.occurred_at
-            result.unattributed[event.actor.family.value] += 1
+            # Already UTC: the wall clock of an unattributed event is its UTC time.
+            local_time = occurred_at
+            batch.result.unattributed[actor.family._value_] += 1
         else:
             manager_id, department_id = owner
-            local = event.occurred_at.astimezone(directory.timezone_of(department_id))
-        # The manager's wall-clock time, stored as if it were UTC: every window (15 minutes,
-        # hour, day, week, month) is then a plain toStartOf... over it, whatever the zone.
-        local_time = local.replace(tzinfo=UTC)
-        local_date = local.date()
-        result.kinds[event.kind.value] += 1
+            # The manager's wall-clock time, stored as if it were UTC: every window (15
+            # minutes, hour, day, week, month) is then a plain toStartOf... over it, whatever
+            # the zone.
+            local_time = batch.local_time(occurred_at, department_id)
+        kind = event.kind._value_
+        batch.result.kinds[kind] += 1
+        direction = event.direction
         source = event.source
         return (
             event.event_id,
-            event.kind.value,
+            kind,
             event.action,
-            event.occurred_at,
-            local_date,
+            occurred_at,
+            local_time.date(),
             local_time,
             event.ended_at,
-            event.actor.family.value,
-            event.actor.id,
+            actor.family._value_,
+            actor.id,
             manager_id,
             department_id,
-            event.direction.value if event.direction else "",
+            "" if direction is None else direction._value_,
             1 if event.answered else 0,
-            1 if self._is_excluded(event) else 0,
+            1 if self._excluded and self._is_excluded(event) else 0,
             event.duration_seconds or 0,
             event.talk_seconds or 0,
             event.first_response_seconds,
@@ -276,5 +277,32 @@ class BatchProcessor:
             source.partition,
             source.offset,
             source.position,
-            processed_at,
+            batch.processed_at,
         )
+
+
+class _Batch:
+    """What the messages of one batch share: the directory snapshot, the clock read once, the
+    result being built, and the department time zones looked up so far."""
+
+    __slots__ = ("directory", "latest_allowed", "processed_at", "resolve", "result", "zones")
+
+    def __init__(self, directory: Directory, now: datetime, result: BatchResult) -> None:
+        self.directory = directory
+        self.resolve = directory.resolve
+        self.processed_at = now.replace(microsecond=0)
+        self.latest_allowed = now + MAX_FUTURE_SKEW
+        self.result = result
+        self.zones: dict[str, tzinfo] = {}
+
+    def local_time(self, occurred_at: datetime, department_id: str) -> datetime:
+        """The department's wall clock at ``occurred_at`` (a UTC time), labelled UTC."""
+        zone = self.zones.get(department_id)
+        if zone is None:
+            zone = self.zones[department_id] = self.directory.timezone_of(department_id)
+        local = occurred_at.astimezone(zone)
+        offset = local.utcoffset()
+        if offset is None or local.fold:  # the second pass through a fall-back hour
+            return local.replace(tzinfo=UTC)
+        # The same value as local.replace(tzinfo=UTC), without replace()'s cost.
+        return occurred_at + offset

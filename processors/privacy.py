@@ -14,6 +14,7 @@ import hmac
 
 _MIN_PHONE_DIGITS = 7
 _SEPARATORS = str.maketrans("", "", " +-().")
+_REMEMBERED_VALUES = 16_384
 
 
 def normalise_number(value: str) -> str:
@@ -24,10 +25,22 @@ def normalise_number(value: str) -> str:
 class PhoneProtector:
     def __init__(self, key: bytes | None) -> None:
         self._key = key
+        # The protected form of recently seen values: a customer calls more than once, and a
+        # CDR names the same counterpart on both legs of an internal call.
+        self._seen: dict[str, str] = {}
 
     def protect(self, value: str | None) -> str | None:
         if value is None:
             return None
+        protected = self._seen.get(value)
+        if protected is None:
+            protected = self._protect(value)
+            if len(self._seen) >= _REMEMBERED_VALUES:
+                self._seen.clear()
+            self._seen[value] = protected
+        return protected
+
+    def _protect(self, value: str) -> str:
         digits = normalise_number(value)
         if len(digits) < _MIN_PHONE_DIGITS or not digits.isdigit():
             return value

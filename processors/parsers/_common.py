@@ -36,6 +36,7 @@ _RFC3339 = re.compile(
 # parentheses). Details go to logs and dead-letter headers, which must not hold them in clear.
 _PHONEISH = re.compile(r"\+?\d[\d\s().\-]{3,}\d")
 _SAMPLE_CHARS = 40
+_KNOWN_CANDIDATES = 4096
 _SECOND = timedelta(seconds=1)
 
 
@@ -161,11 +162,22 @@ class Extensions:
 
     def __init__(self, pattern: str) -> None:
         self._pattern = re.compile(pattern)
+        # The answer per recently seen candidate: a PBX has few extensions and trunks.
+        self._known: dict[str, bool] = {}
 
     def first(self, *candidates: str | None) -> str | None:
         """The first candidate that is an internal extension, in order of trust."""
+        known = self._known
         for candidate in candidates:
-            if candidate and self._pattern.search(candidate) is not None:
+            if not candidate:
+                continue
+            internal = known.get(candidate)
+            if internal is None:
+                internal = self._pattern.search(candidate) is not None
+                if len(known) >= _KNOWN_CANDIDATES:
+                    known.clear()
+                known[candidate] = internal
+            if internal:
                 return candidate
         return None
 

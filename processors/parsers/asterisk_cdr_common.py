@@ -40,9 +40,8 @@ ID_NAMESPACE = "asterisk-cdr-csv"
 
 _CDR_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 _OFFSET_CACHE_SIZE = 4096
-_UNSIGNED = re.compile(r"\d{1,9}", re.ASCII)
-# ast_cdr.sequence is a C int written with %d; a negative value would mean a wrapped counter.
-_SEQUENCE = re.compile(r"\d{1,10}", re.ASCII)
+# The seconds of a minute as CDR times write them ("00" to "59").
+_SECONDS = {f"{second:02d}": timedelta(seconds=second) for second in range(60)}
 
 
 class CdrFields(NamedTuple):
@@ -106,6 +105,8 @@ class CdrInterpreter:
         path below) for usegmtime=yes."""
         self._zone = zone
         self._offsets: dict[str, timedelta] = {}
+        # UTC start of each recently seen wall-clock minute ("YYYY-MM-DD HH:MM") that converted.
+        self._minutes: dict[str, datetime] = {}
         self._extensions = extensions
 
     def events(self, cdr: CdrFields, source: SourceRef) -> list[ActivityEvent]:
@@ -113,7 +114,7 @@ class CdrInterpreter:
         end = self._time(cdr.end, "end")
         if cdr.answer:
             # Not used for the event, but a garbled answer time means a garbled record.
-            self._wall_clock(cdr.answer, "answer")
+            self._check_wall_clock(cdr.answer, "answer")
         if end < start:
             end = self._second_pass(cdr.end, start)
         duration = _seconds(cdr.duration, "duration")
@@ -122,8 +123,9 @@ class CdrInterpreter:
             raise RecordError("invalid", "billsec exceeds duration")
         if cdr.disposition not in DISPOSITIONS:
             raise RecordError("invalid", f"unknown disposition {redact(cdr.disposition)}")
-        if cdr.sequence and _SEQUENCE.fullmatch(cdr.sequence) is None:
-            raise RecordError("invalid", f"sequence: {redact(cdr.sequence)} is not an integer")
+        sequence = cdr.sequence
+        if sequence and not (len(sequence) <= 10 and sequence.isascii() and sequence.isdigit()):
+            raise RecordError("invalid", f"sequence: {redact(sequence)} is not an integer")
 
         caller = self._extension(cdr.channel)
         callee = self._extension(cdr.dstchannel)
@@ -131,28 +133,29 @@ class CdrInterpreter:
         dst = cdr.dst or None
 
         # (actor id, side, direction, counterpart) per event.
-        legs: list[tuple[str, str, Direction, str | None]]
+        legs: tuple[tuple[str, str, Direction, str | None], ...]
         if caller and callee:
-            legs = [
+            legs = (
                 (caller, "caller", Direction.INTERNAL, callee),
                 (callee, "callee", Direction.INTERNAL, caller),
-            ]
+            )
         elif caller:
-            legs = [(caller, "caller", Direction.OUTGOING, dst)]
+            legs = ((caller, "caller", Direction.OUTGOING, dst),)
         elif callee:
-            legs = [(callee, "callee", Direction.INCOMING, src)]
+            legs = ((callee, "callee", Direction.INCOMING, src),)
         elif dst:
             # A DID or queue number: attribution later reports it as unattributed.
-            legs = [(dst, "callee", Direction.INCOMING, src)]
+            legs = ((dst, "callee", Direction.INCOMING, src),)
         else:
             raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
 
         answered = cdr.disposition == "ANSWERED"
         # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
         key = cdr_event_key(cdr)
+        call_id = cdr.linkedid or None
         try:
             return [
-                ActivityEvent(
+                ActivityEvent.checked(
                     event_id=derive_event_id(*key, side),
                     kind=ActivityKind.CALL,
                     action="leg",
@@ -165,7 +168,7 @@ class CdrInterpreter:
                     duration_seconds=duration,
                     talk_seconds=billsec,
                     counterpart=counterpart,
-                    call_id=cdr.linkedid or None,
+                    call_id=call_id,
                 )
                 for actor_id, side, direction, counterpart in legs
             ]
@@ -186,26 +189,59 @@ class CdrInterpreter:
 
     def _time(self, value: str, field: str) -> datetime:
         """A CDR time (wall clock in the PBX's zone) as a UTC datetime."""
+        # Most CDRs fall in a minute an earlier one already converted: its UTC start plus the
+        # seconds, for the same value the full path below gives.
+        if len(value) == 19 and value[16] == ":":
+            minute = self._minutes.get(value[:16])
+            if minute is not None:
+                seconds = _SECONDS.get(value[17:])
+                if seconds is not None:
+                    return minute + seconds
+        return self._convert(value, field)
+
+    def _check_wall_clock(self, value: str, field: str) -> None:
+        """``_wall_clock`` for a time whose value is not needed, only its validity."""
+        if (
+            len(value) == 19
+            and value[16] == ":"
+            and value[17:] in _SECONDS
+            and value[:16] in self._minutes
+        ):
+            return  # a valid minute and valid seconds: a valid time
+        self._wall_clock(value, field)
+
+    def _convert(self, value: str, field: str) -> datetime:
         local = self._wall_clock(value, field)
         if self._zone is UTC:
-            return local.replace(tzinfo=UTC)
-        # zoneinfo's lookup is a visible share of a record's cost, and the offset only changes
-        # at a DST or zone transition, which tzdata places on whole local minutes since 1972.
-        key = value[:16]
-        offset = self._offsets.get(key)
-        if offset is None:
-            # fold=0 (the default): the earlier of two repeated times in a fold, and the
-            # pre-transition offset for a time skipped by a gap.
-            offset = local.replace(tzinfo=self._zone).utcoffset()
-            if offset is None:  # pragma: no cover - ZoneInfo always knows the offset
-                raise RecordError("bad_time", f"{field}: zone gives no UTC offset")
-            if len(self._offsets) >= _OFFSET_CACHE_SIZE:
-                self._offsets.clear()
-            self._offsets[key] = offset
+            converted = local.replace(tzinfo=UTC)
+        else:
+            # zoneinfo's lookup is a visible share of a record's cost, and the offset only
+            # changes at a DST or zone transition, which tzdata places on whole local minutes
+            # since 1972.
+            key = value[:16]
+            cached = self._offsets.get(key)
+            if cached is None:
+                # fold=0 (the default): the earlier of two repeated times in a fold, and the
+                # pre-transition offset for a time skipped by a gap.
+                cached = local.replace(tzinfo=self._zone).utcoffset()
+                if cached is None:  # pragma: no cover - ZoneInfo always knows the offset
+                    raise RecordError("bad_time", f"{field}: zone gives no UTC offset")
+                if len(self._offsets) >= _OFFSET_CACHE_SIZE:
+                    self._offsets.clear()
+                self._offsets[key] = cached
+            try:
+                converted = (local - cached).replace(tzinfo=UTC)
+            except OverflowError:
+                raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
+        # A valid time has the shape "YYYY-MM-DD HH:MM:SS", so its minute is value[:16].
         try:
-            return (local - offset).replace(tzinfo=UTC)
-        except OverflowError:
-            raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
+            minute = converted - _SECONDS[value[17:]]
+        except OverflowError:  # pragma: no cover - only a zone offset with seconds, in year 1
+            return converted
+        if len(self._minutes) >= _OFFSET_CACHE_SIZE:
+            self._minutes.clear()
+        self._minutes[value[:16]] = minute
+        return converted
 
     def _second_pass(self, end_raw: str, start: datetime) -> datetime:
         """The end of a call that spans a DST fall-back. Its end wall clock repeats an hour, so
@@ -231,6 +267,7 @@ class AsteriskCdrParser(PbxRecordParser):
 
 
 def _seconds(value: str, field: str) -> int:
-    if _UNSIGNED.fullmatch(value) is None:
+    # 1 to 9 ASCII digits: isdigit() alone would also take other scripts' digits.
+    if not (len(value) <= 9 and value.isascii() and value.isdigit()):
         raise RecordError("invalid", f"{field}: {redact(value)} is not a non-negative integer")
     return int(value)

@@ -299,7 +299,7 @@ def _event(
     **fields: Any,
 ) -> ActivityEvent:
     try:
-        return ActivityEvent(
+        return ActivityEvent.checked(
             event_id=derive_event_id(Bitrix24CrmRestParser.format_name, *id_parts),
             kind=kind,
             action=action,

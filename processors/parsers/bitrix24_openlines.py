@@ -129,7 +129,7 @@ class Bitrix24OpenLinesParser(JsonRecordParser[OpenLinesSession]):
         )
 
         try:
-            event = ActivityEvent(
+            event = ActivityEvent.checked(
                 event_id=derive_event_id(self.format_name, session.id),
                 kind=ActivityKind.CHAT_SESSION,
                 action="served" if first_response_seconds is not None else "missed",

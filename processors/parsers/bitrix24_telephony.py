@@ -128,7 +128,7 @@ class _CallParser(RecordParser):
             f"{call.CRM_ENTITY_TYPE}:{entity_id}" if call.CRM_ENTITY_TYPE and entity_id else None
         )
         try:
-            event = ActivityEvent(
+            event = ActivityEvent.checked(
                 event_id=derive_event_id("bitrix24", call.CALL_ID, user),
                 kind=ActivityKind.CALL,
                 action="leg",

@@ -62,7 +62,7 @@ class ChatSessionJsonParser(JsonRecordParser[ChatSession]):
         served = session.status == "closed" and first_response_seconds is not None
 
         try:
-            event = ActivityEvent(
+            event = ActivityEvent.checked(
                 event_id=derive_event_id(self.format_name, session.session_id),
                 kind=ActivityKind.CHAT_SESSION,
                 action="served" if served else "missed",

@@ -81,7 +81,7 @@ class CrmEventJsonParser(JsonRecordParser[CrmEvent]):
             raise RecordError("invalid", "amount without currency")
 
         try:
-            event = ActivityEvent(
+            event = ActivityEvent.checked(
                 event_id=derive_event_id(self.format_name, crm.id),
                 kind=kind,
                 action=action,

@@ -103,7 +103,7 @@ def leg_events(
         sides.append((leg.destination, "callee", Direction.INCOMING, leg.caller_number or None))
     try:
         return [
-            ActivityEvent(
+            ActivityEvent.checked(
                 event_id=derive_event_id(format_name, leg.uuid, side),
                 kind=ActivityKind.CALL,
                 action="leg",

@@ -3,9 +3,13 @@ with the expected events worked out by hand."""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pytest
 
-from processors.parsers import AsteriskCdrCsvParser
+from processors.parsers import AsteriskCdrCsvParser, RecordError
+from processors.parsers._common import Extensions
 from processors.parsers.asterisk_cdr_csv import channel_endpoint
 from salespulse.models import ActivityEvent, Actor, Direction, SourceFamily, derive_event_id
 from tests.unit.parsing_helpers import (
@@ -412,3 +416,63 @@ def test_details_do_not_leak_phone_numbers(line: bytes) -> None:
     detail = record_error(parse, line).detail
     assert PHONE not in detail
     assert "7" * 11 not in detail
+
+
+def outcome(parser: AsteriskCdrCsvParser, line: bytes) -> list[ActivityEvent] | str:
+    try:
+        return parser.parse(line, SOURCE)
+    except RecordError as exc:
+        return f"{exc.reason}: {exc.detail}"
+
+
+# Lines that share minutes, so that one parser reads most of their times from what it converted
+# before: valid and invalid seconds in a known minute, answer times, DST folds and gaps.
+SHARED_MINUTES = [
+    cdr(),
+    cdr(start="2026-11-26 09:15:59", answer="2026-11-26 09:16:00", end="2026-11-26 09:17:00"),
+    cdr(start="2026-11-26 09:15:60"),
+    cdr(end="2026-11-26 09:17:61"),
+    cdr(answer="2026-11-26 09:15:99"),
+    cdr(answer="2026-11-26 09:15:5"),
+    cdr(answer="2026-11-26 09:15:0x"),
+    cdr(start="2026-11-26 09:15:02 "),
+    cdr(start="2026-11-26T09:15:02"),
+    cdr(answer="2026-11-26 09:17:40", end="2026-11-26 09:15:02"),
+    cdr(start="2026-10-25 02:30:00", answer="2026-10-25 02:30:05", end="2026-10-25 02:31:00"),
+    cdr(start="2026-10-25 02:30:10", answer="", end="2026-10-25 02:30:50", billsec="0"),
+    cdr(start="2026-10-25 02:59:30", answer="2026-10-25 02:59:40", end="2026-10-25 02:00:30"),
+    cdr(start="2026-10-25 02:00:10", answer="", end="2026-10-25 02:00:40", billsec="0"),
+    cdr(start="2026-03-29 02:30:00", answer="2026-03-29 02:30:05", end="2026-03-29 03:31:00"),
+    cdr(start="2026-03-29 02:30:30", answer="", end="2026-03-29 03:30:59", billsec="0"),
+    cdr(start="0001-01-01 00:00:00", answer="", end="0001-01-01 00:00:10", billsec="0"),
+    cdr(start="0001-01-01 00:00:05", answer="", end="0001-01-01 00:00:10", billsec="0"),
+    cdr(start="9999-12-31 23:59:00", answer="", end="9999-12-31 23:59:59", billsec="0"),
+    cdr(start="9999-12-31 23:59:30", answer="9999-12-31 23:59:31", end="9999-12-31 23:59:59"),
+]
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Europe/Berlin", "Europe/Moscow", "America/New_York"])
+def test_one_parser_reads_every_line_as_a_fresh_parser_would(timezone: str) -> None:
+    shared = AsteriskCdrCsvParser(timezone=timezone)
+    for _ in range(2):
+        for line in SHARED_MINUTES:
+            assert outcome(shared, line) == outcome(AsteriskCdrCsvParser(timezone=timezone), line)
+
+
+def test_the_minutes_remembered_are_bounded() -> None:
+    parser = AsteriskCdrCsvParser(timezone="Europe/Berlin")
+    for minute in range(5000):
+        start = f"2026-11-{1 + minute // 1440:02d} {minute // 60 % 24:02d}:{minute % 60:02d}:07"
+        [event] = parser.parse(cdr(start=start, answer="", billsec="0", end=start), SOURCE)
+        assert event.occurred_at == utc(start) - timedelta(hours=1)
+    assert len(parser._cdr._minutes) <= 4096
+
+
+def test_extensions_remembered_answer_as_the_pattern_does() -> None:
+    extensions = Extensions(r"^1\d\d$")
+    candidates = [f"{n}" for n in range(5000)] + ["provider", "1O1", "", None]
+    for _ in range(2):
+        for candidate in candidates:
+            expected = candidate if candidate and re.search(r"^1\d\d$", candidate) else None
+            assert extensions.first(candidate) == expected
+    assert extensions.first(None, "provider", "", "150", "101") == "150"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -127,3 +128,108 @@ def test_only_an_explicit_yes_marks_a_backfill(value: bytes, backfill: bool) -> 
     headers = [*PBX, ("sp-backfill", value)]
     message = RawMessage("pbx", 0, 1, headers, CDR, received_at=NOW + timedelta(days=30))
     assert len(processor().process([message]).rows) == (1 if backfill else 0)
+
+
+# 302 passes from Schmidt to Weber at 01:15 UTC on 2026-10-25, the night Berlin falls back:
+# 02:30 happens twice there, at 00:30 UTC (CEST) and at 01:30 UTC (CET).
+BERLIN = parse_directory(
+    "departments: [{id: ber, timezone: Europe/Berlin}, {id: msk, timezone: Europe/Moscow}]\n"
+    "managers:\n"
+    "  - {id: schmidt, department: ber, identities: [{family: pbx, id: '302',"
+    " valid_to: '2026-10-25T01:15:00Z'}]}\n"
+    "  - {id: weber, department: msk, identities: [{family: pbx, id: '302',"
+    " valid_from: '2026-10-25T01:15:00Z'}]}\n",
+    suffix=".yaml",
+)
+
+
+def call_from_302(start: str, end: str, channel: str) -> bytes:
+    return (
+        f'"","302","79140000001","from-internal","","SIP/302-{channel}","SIP/provider-00000002",'
+        f'"Dial","","{start}","{start}","{end}",30,30,"ANSWERED","DOCUMENTATION"'
+    ).encode()
+
+
+def test_each_call_of_a_batch_goes_to_the_holder_at_its_time_in_that_holders_zone() -> None:
+    payload = b"\n".join(
+        call_from_302(start, end, channel)
+        for start, end, channel in [
+            ("2026-10-25 00:30:00", "2026-10-25 00:30:30", "01"),
+            ("2026-10-25 01:14:59", "2026-10-25 01:15:29", "02"),
+            ("2026-10-25 01:15:00", "2026-10-25 01:15:30", "03"),
+            ("2026-10-25 01:30:00", "2026-10-25 01:30:30", "04"),
+        ]
+    )
+    later = datetime(2026, 10, 25, 3, tzinfo=UTC)
+    batch = BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: BERLIN,
+        PhoneProtector(None),
+        max_message_bytes=4096,
+        clock=lambda: later,
+    ).process([RawMessage("pbx", 0, 1, PBX, payload), RawMessage("pbx", 0, 2, PBX, payload)])
+    rows = batch.rows[:4]
+    offset = EVENT_COLUMNS.index("source_offset")
+    assert [row[:offset] + row[offset + 1 :] for row in batch.rows[4:]] == [
+        row[:offset] + row[offset + 1 :] for row in rows
+    ]
+    assert [column(row, "manager_id") for row in rows] == ["schmidt", "schmidt", "weber", "weber"]
+    assert [column(row, "department_id") for row in rows] == ["ber", "ber", "msk", "msk"]
+    zones = [ZoneInfo("Europe/Berlin")] * 2 + [ZoneInfo("Europe/Moscow")] * 2
+    for row, zone in zip(rows, zones, strict=True):
+        occurred_at = column(row, "occurred_at")
+        assert isinstance(occurred_at, datetime)
+        expected = occurred_at.astimezone(zone).replace(tzinfo=UTC)
+        local_time = column(row, "local_time")
+        assert isinstance(local_time, datetime)
+        assert (local_time, local_time.tzinfo, local_time.fold) == (expected, UTC, expected.fold)
+        assert column(row, "local_date") == expected.date()
+    assert [column(row, "local_time") for row in rows] == [
+        datetime(2026, 10, 25, 2, 30, tzinfo=UTC),
+        datetime(2026, 10, 25, 2, 14, 59, tzinfo=UTC),
+        datetime(2026, 10, 25, 4, 15, tzinfo=UTC),
+        datetime(2026, 10, 25, 4, 30, tzinfo=UTC),
+    ]
+
+
+def test_the_second_pass_through_a_fall_back_hour_keeps_its_fold() -> None:
+    directory = parse_directory(
+        "departments: [{id: ber, timezone: Europe/Berlin}]\n"
+        "managers: [{id: schmidt, department: ber, identities: [{family: pbx, id: '302'}]}]\n",
+        suffix=".yaml",
+    )
+    payload = b"\n".join(
+        [
+            call_from_302("2026-10-25 00:30:00", "2026-10-25 00:30:30", "01"),
+            call_from_302("2026-10-25 01:30:00", "2026-10-25 01:30:30", "02"),
+        ]
+    )
+    rows = (
+        BatchProcessor(
+            build_parsers(ParsingSettings()),
+            lambda: directory,
+            PhoneProtector(None),
+            max_message_bytes=4096,
+            clock=lambda: datetime(2026, 10, 25, 3, tzinfo=UTC),
+        )
+        .process([RawMessage("pbx", 0, 1, PBX, payload)])
+        .rows
+    )
+    local_times = [column(row, "local_time") for row in rows]
+    assert local_times == [datetime(2026, 10, 25, 2, 30, tzinfo=UTC)] * 2
+    assert [getattr(t, "fold", None) for t in local_times] == [0, 1]
+
+
+def test_an_unattributed_event_keeps_its_utc_time_as_its_wall_clock() -> None:
+    payload = call_from_302("2026-11-26 10:00:00", "2026-11-26 10:00:30", "01")
+    result = processor().process([RawMessage("pbx", 0, 1, PBX, payload)])
+    (row,) = result.rows
+    assert column(row, "manager_id") == ""
+    assert column(row, "local_time") == column(row, "occurred_at")
+    assert column(row, "local_date") == date(2026, 11, 26)
+    assert result.unattributed == {"pbx": 1}
+    assert type(next(iter(result.unattributed))) is str
+    assert [type(value) for value in (column(row, "kind"), column(row, "actor_family"))] == [
+        str,
+        str,
+    ]

@@ -95,3 +95,15 @@ def test_settings_pointed_at_the_stack_use_all_of_it(tmp_path: Path) -> None:
     assert settings.stack == stack
     assert mine.alerts.alertmanager_url == "https://alertmanager.example.com"
     assert StackSettings().alertmanager_url == "http://127.0.0.1:19093"
+
+
+def test_a_remembered_number_is_protected_as_a_fresh_protector_would() -> None:
+    phones = PhoneProtector(b"k1")
+    numbers = [f"+7 (916) {n:03d}-45-67" for n in range(20_000)]  # more than it remembers
+    first = [phones.protect(number) for number in numbers]
+    again = [phones.protect(number) for number in reversed(numbers)]
+    assert again == first[::-1]
+    assert first == [PhoneProtector(b"k1").protect(number) for number in numbers]
+    assert len(set(first)) == len(numbers)
+    assert phones.protect("101") == "101"
+    assert phones.protect(None) is None
