@@ -9,7 +9,7 @@ whatever fired that day.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -47,6 +47,8 @@ class Situation:
 # When a verdict can next turn into a breach with the same inputs (None: at any moment).
 _Judged = tuple[Verdict, datetime | None]
 FOREVER = datetime.max.replace(tzinfo=UTC)
+# Kinds whose breach, once found, holds for as long as the inputs stay the same.
+_LASTING_BREACHES = frozenset({RuleKind.PACE, RuleKind.INACTIVITY})
 
 
 @dataclass
@@ -62,15 +64,22 @@ class QuietBook:
     the engine for any other key."""
 
     firing: frozenset[str] = frozenset()
+    pending: Mapping[str, datetime] = field(default_factory=dict)  # AlertEngine.pending()
     _kept: dict[str, tuple[tuple[object, ...], datetime, Verdict]] = field(default_factory=dict)
 
     def verdict(self, key: str, inputs: tuple[object, ...], now: datetime) -> Verdict | None:
         found = self._kept.get(key)
-        if found is None or now >= found[1] or len(found[0]) != len(inputs):
+        # Tuples compare item by item, each first by identity: the same objects match at once.
+        if found is None or now >= found[1] or found[0] != inputs:
             return None
-        if all(a is b or a == b for a, b in zip(found[0], inputs, strict=True)):
-            return found[2]
-        return None
+        verdict = found[2]
+        if verdict.breached:
+            # A lasting breach is given again while it waits for its hold; the tick it fires
+            # judges it anew, for the alert's facts of that instant.
+            since = self.pending.get(key)
+            if since is None or now >= since + verdict.rule.hold:
+                return None
+        return verdict
 
     def keep(self, key: str, inputs: tuple[object, ...], until: datetime, verdict: Verdict) -> None:
         self._kept[key] = (inputs, until, verdict)
@@ -212,7 +221,11 @@ def _activity_verdict(situation: Situation, rule: Rule, subject: _Subject) -> Ve
     if found is not None:
         return found
     verdict, quiet = judge_kind(situation, rule, subject, key)
-    if quiet is not None and verdict.breached is not True:
+    if verdict.breached and rule.kind in _LASTING_BREACHES:
+        quiet = FOREVER
+    elif verdict.breached:
+        quiet = None
+    if quiet is not None:
         future = _next_minute(situation.snapshot, subject.manager.id, rule, situation.now)
         book.keep(key, inputs, min(quiet, future) if future is not None else quiet, verdict)
     else:

@@ -75,6 +75,14 @@ class AlertEngine:
     def firing(self) -> list[Alert]:
         return [track.firing for track in self._tracks.values() if track.firing is not None]
 
+    def pending(self) -> dict[str, datetime]:
+        """The keys breached but not fired yet, with the instant each breach began."""
+        return {
+            key: track.pending_since
+            for key, track in self._tracks.items()
+            if track.pending_since is not None and track.firing is None
+        }
+
     def step(
         self,
         now: datetime,

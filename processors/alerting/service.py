@@ -188,6 +188,7 @@ class AlertEvaluator:
         baselines = self.baselines.current(now, directory, self.working_calendar)
         snapshot = self._todays_activity(rules).read(self._ch, directory, now)
         self._quiet.firing = frozenset(alert.key for alert in self.engine.firing())
+        self._quiet.pending = self.engine.pending()
         situation = Situation(
             now,
             rules,

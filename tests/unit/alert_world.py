@@ -127,6 +127,7 @@ class World:
     def step(self, now: datetime) -> list[Notice]:
         if self.quiet is not None:
             self.quiet.firing = frozenset(alert.key for alert in self.engine.firing())
+            self.quiet.pending = self.engine.pending()
         situation = Situation(
             now,
             self.rules,
