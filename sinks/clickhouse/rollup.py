@@ -43,7 +43,10 @@ PAYMENTS_TABLE = "payments_daily"
 STATE_TABLE = "rollup_state"
 ACTIVITY_METRIC_NAMES: tuple[str, ...] = tuple(n for n, _ in CALL_METRICS + ACTIVITY_METRICS)
 _BUCKET = "toStartOfFifteenMinutes(local_time)"
-_MAX_DAYS_PER_PASS = 31  # a backfill's days are recomputed a month at a time
+# A backfill's days are recomputed ten at a time. Each pass is one statement per table, whose
+# parts (the consolidated calls with their join, the other events, reading events FINAL) run
+# together: a month of 4 million events went over the 4 GB per-query limit of our 18.16 users.xml.
+_MAX_DAYS_PER_PASS = 10
 
 
 @dataclass(frozen=True)
