@@ -4,7 +4,10 @@ Generates ``--managers`` managers' traffic (``ingest.generator``) over the ``--d
 before a fixed "now" (Thursday 26 November 2026, 12:00 UTC), runs it through the real parsers
 and batch pipeline into a private ClickHouse, rebuilds the rollups, then times:
 
-* ``query_activity_snapshot``, which the engine runs every second, in total and per query;
+* ``query_activity_snapshot`` (a whole snapshot in one read, as the engine's first read of a
+  day), in total and per query;
+* ``TodaysActivity.read`` again with nothing changed (what each later read costs at least: the
+  recent minutes and a fingerprint per manager);
 * ``query_hourly_history`` over 8 weeks plus ``build_baselines`` (run when baselines refresh).
 
 Records median and 95th percentile in docs/benchmarks.md.
@@ -32,7 +35,11 @@ from processors.direct_load import store_traffic
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
 from salespulse.settings import CountingSettings
-from sinks.clickhouse.alert_queries import query_activity_snapshot, query_hourly_history
+from sinks.clickhouse.alert_queries import (
+    TodaysActivity,
+    query_activity_snapshot,
+    query_hourly_history,
+)
 from sinks.clickhouse.client import NativeClickHouse, Row
 from sinks.clickhouse.rollup import rebuild
 
@@ -104,6 +111,14 @@ def measure(ch: NativeClickHouse, args: argparse.Namespace) -> dict[str, float]:
     names = ("calls", "activity", "last_active", "open_tasks", "days", "python")
     for n, name in enumerate(names):
         result[f"{name}_ms"], result[f"{name}_p95_ms"] = percentiles(parts[n])
+    reader = TodaysActivity(CountingSettings())
+    reader.read(ch, directory, NOW)
+    again = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        reader.read(ch, directory, NOW, check_marker=False)
+        again.append((time.perf_counter() - started) * 1000)
+    result["again_ms"], result["again_p95_ms"] = percentiles(again)
     result["minute_series"] = float(sum(len(m) for m in snapshot.minutes.values()))
     result["open_tasks"] = float(len(snapshot.open_tasks))
 
@@ -132,6 +147,7 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> None:
         ("query: open tasks (45 days of task events)", "open_tasks"),
         ("query: daily rollup, 8 days", "days"),
         ("the rest: rows to minute series and tasks in Python", "python"),
+        ("`TodaysActivity.read` again, nothing changed (every later read at least)", "again"),
     ]
     body = "\n".join(
         [
@@ -149,7 +165,11 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> None:
             ),
             "",
             "Query times include clickhouse-driver decoding the rows; the rest is mostly turning "
-            "the per-minute rows (one per manager and minute with activity) into minute series.",
+            "the per-minute rows (one per manager and minute with activity) into minute series, "
+            "keeping each group's hash for later reads. A whole snapshot is read once (the first "
+            "read of a day, a new directory); later reads transfer the minutes from five minutes "
+            "back and one fingerprint per manager (see [Alert evaluation cost]"
+            "(#alert-evaluation-cost)).",
             "",
             f"Baselines: `query_hourly_history` over 8 weeks {result['history_s']:.1f} s "
             f"({result['history_rows']:,.0f} hour rows), `build_baselines` "
