@@ -135,6 +135,15 @@ def _late(events: Sequence[ActivityEvent], received_at: datetime, grace: timedel
     return None
 
 
+class _Format(NamedTuple):
+    name: str
+    parser: Parser | None
+    grace: timedelta | None
+
+
+_KNOWN_FORMATS = 256
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -154,6 +163,8 @@ class BatchProcessor:
         self._grace = dict(grace or {})
         self._excluded = frozenset(normalise_number(n) for n in excluded_numbers)
         self._clock = clock
+        # Per raw format header value: what _format makes of it.
+        self._formats: dict[bytes | None, _Format] = {}
 
     def process(self, messages: Sequence[RawMessage]) -> BatchResult:
         result = BatchResult()
@@ -165,11 +176,14 @@ class BatchProcessor:
 
     def _process_message(self, message: RawMessage, batch: _Batch) -> None:
         result = batch.result
-        raw_format = header_value(message.headers, FORMAT_HEADER)
-        format_name = raw_format.decode("utf-8", "replace")[:64] if raw_format else ""
+        headers = message.headers
+        raw_format = header_value(headers, FORMAT_HEADER)
+        known = self._formats.get(raw_format)
+        if known is None:
+            known = self._format(raw_format)
+        format_name, parser, grace = known
         topic, partition, offset = message.topic, message.partition, message.offset
         payload = message.value or b""
-        parser = self._parsers.get(format_name)
         if parser is None:
             reason = "unknown_format" if raw_format else "missing_format_header"
             detail = (
@@ -184,8 +198,7 @@ class BatchProcessor:
             result.dead_letters.append(DeadLetter("too_large", detail, source, payload))
             return
         received_at = message.received_at
-        grace = self._grace.get(parser.family)
-        if received_at is None or _is_backfill(message.headers):
+        if grace is not None and (received_at is None or _is_backfill(headers)):
             grace = None
         records = parser.split(payload)
         if records:
@@ -219,6 +232,17 @@ class BatchProcessor:
             for event in events:
                 append_row(row(event, batch))
 
+    def _format(self, raw_format: bytes | None) -> _Format:
+        """The format a header names, its parser (None: unknown) and its family's grace."""
+        format_name = raw_format.decode("utf-8", "replace")[:64] if raw_format else ""
+        parser = self._parsers.get(format_name)
+        grace = None if parser is None else self._grace.get(parser.family)
+        known = _Format(format_name, parser, grace)
+        if len(self._formats) >= _KNOWN_FORMATS:  # garbage headers must not grow it forever
+            self._formats.clear()
+        self._formats[raw_format] = known
+        return known
+
     def _is_excluded(self, event: ActivityEvent) -> bool:
         """A call to or from a configured service number (voicemail, IVR, a test line): kept,
         but never counted."""
@@ -241,7 +265,16 @@ class BatchProcessor:
             # The manager's wall-clock time, stored as if it were UTC: every window (15
             # minutes, hour, day, week, month) is then a plain toStartOf... over it, whatever
             # the zone.
-            local_time = batch.local_time(occurred_at, department_id)
+            zone = batch.zones.get(department_id)
+            if zone is None:
+                zone = batch.zone(department_id)
+            local = occurred_at.astimezone(zone)
+            offset = local.utcoffset()
+            if offset is None or local.fold:  # the second pass through a fall-back hour
+                local_time = local.replace(tzinfo=UTC)
+            else:
+                # The same value as local.replace(tzinfo=UTC), without replace()'s cost.
+                local_time = occurred_at + offset
         kind = event.kind._value_
         batch.result.kinds[kind] += 1
         direction = event.direction
@@ -295,14 +328,7 @@ class _Batch:
         self.result = result
         self.zones: dict[str, tzinfo] = {}
 
-    def local_time(self, occurred_at: datetime, department_id: str) -> datetime:
-        """The department's wall clock at ``occurred_at`` (a UTC time), labelled UTC."""
-        zone = self.zones.get(department_id)
-        if zone is None:
-            zone = self.zones[department_id] = self.directory.timezone_of(department_id)
-        local = occurred_at.astimezone(zone)
-        offset = local.utcoffset()
-        if offset is None or local.fold:  # the second pass through a fall-back hour
-            return local.replace(tzinfo=UTC)
-        # The same value as local.replace(tzinfo=UTC), without replace()'s cost.
-        return occurred_at + offset
+    def zone(self, department_id: str) -> tzinfo:
+        """The department's time zone, looked up once per batch."""
+        zone = self.zones[department_id] = self.directory.timezone_of(department_id)
+        return zone

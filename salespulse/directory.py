@@ -92,6 +92,16 @@ class Directory:
     departments: dict[str, DepartmentEntry]
     managers: dict[str, ManagerEntry]
     _index: dict[Actor, _Span] = field(default_factory=dict, repr=False)
+    # The same spans by identity id: a str key hashes in C, an Actor's enum member in Python.
+    _by_id: dict[str, tuple[tuple[SourceFamily, _Span], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        by_id: dict[str, tuple[tuple[SourceFamily, _Span], ...]] = {}
+        for actor, span in self._index.items():
+            by_id[actor.id] = (*by_id.get(actor.id, ()), (actor.family, span))
+        self._by_id = by_id
 
     @classmethod
     def from_model(cls, data: DirectoryFile) -> Directory:
@@ -131,13 +141,14 @@ class Directory:
 
     def resolve(self, actor: Actor, at: datetime) -> Attribution | None:
         """The manager holding ``actor`` at time ``at``, or None (unattributed)."""
-        span = self._index.get(actor)
-        if span is None:
-            return None
-        position = bisect_right(span.starts, at) - 1
-        if position < 0 or at >= span.ends[position]:
-            return None
-        return span.owners[position]
+        family, identity = actor
+        for held_family, span in self._by_id.get(identity, ()):
+            if held_family is family:
+                position = bisect_right(span.starts, at) - 1
+                if position < 0 or at >= span.ends[position]:
+                    return None
+                return span.owners[position]
+        return None
 
     def timezone_of(self, department_id: str) -> ZoneInfo:
         return ZoneInfo(self.departments[department_id].timezone)

@@ -15,6 +15,7 @@ import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
+from operator import itemgetter
 from typing import Annotated, Any, NamedTuple, Required, TypedDict, Unpack
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -195,10 +196,9 @@ class ActivityEvent(BaseModel):
         value near or beyond a limit, an unknown field) goes through full validation, so an
         invalid event raises pydantic's own ``ValidationError`` with its usual message.
         """
-        if not _trusted(values):
+        data: dict[str, Any] = {**_UNSET_FIELDS, **values}
+        if not _trusted(data):
             return cls(**values)
-        data = dict(_UNSET_FIELDS)
-        data.update(values)
         event = cls.__new__(cls)
         _object_setattr(event, "__dict__", data)
         _object_setattr(event, "__pydantic_fields_set__", set(values))
@@ -236,6 +236,32 @@ _object_setattr = object.__setattr__
 # Every optional field defaults to None; the required ones are always overwritten.
 _UNSET_FIELDS: dict[str, Any] = dict.fromkeys(ActivityEvent.model_fields)
 _FIELD_NAMES = frozenset(ActivityEvent.model_fields)
+_FIELD_COUNT = len(_FIELD_NAMES)
+# Every field's value in declaration order, in one call; _trusted unpacks them in this order.
+_field_values = itemgetter(*ActivityEvent.model_fields)
+assert tuple(ActivityEvent.model_fields) == (
+    "event_id",
+    "kind",
+    "action",
+    "occurred_at",
+    "actor",
+    "source",
+    "ended_at",
+    "direction",
+    "answered",
+    "duration_seconds",
+    "talk_seconds",
+    "first_response_seconds",
+    "amount",
+    "currency",
+    "location",
+    "channel",
+    "due_at",
+    "counterpart",
+    "external_ref",
+    "call_id",
+)
+_KIND_RULES = {kind.value: (KIND_ACTIONS[kind], _KIND_REQUIREMENTS[kind]) for kind in ActivityKind}
 assert all(
     info.default is None for info in ActivityEvent.model_fields.values() if not info.is_required()
 )
@@ -247,27 +273,39 @@ _MONTH_SECONDS = 30 * 24 * 3600
 _SOURCE_TYPES = (str, str, int, int, int)
 
 
-def _trusted(values: EventFields) -> bool:
-    """Whether validation would accept ``values`` unchanged: exact types, UTC times, every
-    constraint of the fields and of ``_kind_rules`` met. False sends them to validation, so
-    this may be stricter than the model, never looser."""
-    if not values.keys() <= _FIELD_NAMES:
-        return False
-    try:
-        event_id = values["event_id"]
-        kind = values["kind"]
-        action = values["action"]
-        occurred_at = values["occurred_at"]
-        actor = values["actor"]
-        source = values["source"]
-    except KeyError:
-        return False
+def _trusted(data: dict[str, Any]) -> bool:
+    """Whether validation would accept ``data`` (every field, None where not given) unchanged:
+    exact types, UTC times, every constraint of the fields and of ``_kind_rules`` met. False
+    sends the values to validation, so this may be stricter than the model, never looser."""
+    if len(data) != _FIELD_COUNT:
+        return False  # a field the model does not have
+    (
+        event_id,
+        kind,
+        action,
+        occurred_at,
+        actor,
+        source,
+        ended_at,
+        direction,
+        answered,
+        duration,
+        talk,
+        response,
+        amount,
+        currency,
+        location,
+        channel,
+        due_at,
+        counterpart,
+        external_ref,
+        call_id,
+    ) = _field_values(data)
     if (
         type(event_id) is not str
         or not 8 <= len(event_id) <= 64
         or type(kind) is not ActivityKind
         or type(action) is not str
-        or action not in KIND_ACTIONS[kind]
         or type(occurred_at) is not datetime
         or occurred_at.tzinfo is not UTC
         or type(actor) is not Actor
@@ -277,59 +315,48 @@ def _trusted(values: EventFields) -> bool:
         or tuple(map(type, source)) != _SOURCE_TYPES
     ):
         return False
-    get = values.get
-    for name in _KIND_REQUIREMENTS[kind]:
-        if get(name) is None:
+    # Keyed by the kind's text: an enum member hashes in Python, a str in C.
+    actions, required = _KIND_RULES[kind._value_]
+    if action not in actions:
+        return False
+    for name in required:
+        if data[name] is None:
             return False
-    ended_at = get("ended_at")
     if ended_at is not None and (
         type(ended_at) is not datetime or ended_at.tzinfo is not UTC or ended_at < occurred_at
     ):
         return False
-    due_at = get("due_at")
     if due_at is not None and (type(due_at) is not datetime or due_at.tzinfo is not UTC):
         return False
-    direction = get("direction")
     if direction is not None and type(direction) is not Direction:
         return False
-    answered = get("answered")
     if answered is not None and type(answered) is not bool:
         return False
-    duration = get("duration_seconds")
     if duration is not None and (type(duration) is not int or not 0 <= duration <= _WEEK_SECONDS):
         return False
-    talk = get("talk_seconds")
-    if talk is not None and (type(talk) is not int or not 0 <= talk <= _WEEK_SECONDS):
+    if talk is not None and (
+        type(talk) is not int
+        or not 0 <= talk <= _WEEK_SECONDS
+        or (duration is not None and talk > duration)
+    ):
         return False
-    if talk is not None and duration is not None and talk > duration:
-        return False
-    response = get("first_response_seconds")
     if response is not None and (type(response) is not int or not 0 <= response <= _MONTH_SECONDS):
         return False
-    amount = get("amount")
     if amount is not None and not _plain_amount(amount):
         return False
-    currency = get("currency")
     if currency is not None and (
         type(currency) is not str
         or len(currency) != 3
         or not (currency.isascii() and currency.isalpha() and currency.isupper())
     ):
         return False
-    for name, limit in _TEXT_LIMITS:
-        text = get(name)
-        if text is not None and (type(text) is not str or len(text) > limit):
-            return False
-    return True
-
-
-_TEXT_LIMITS = (
-    ("location", MAX_TEXT),
-    ("channel", 64),
-    ("counterpart", MAX_TEXT),
-    ("external_ref", MAX_TEXT),
-    ("call_id", 128),
-)
+    return (
+        (location is None or (type(location) is str and len(location) <= MAX_TEXT))
+        and (channel is None or (type(channel) is str and len(channel) <= 64))
+        and (counterpart is None or (type(counterpart) is str and len(counterpart) <= MAX_TEXT))
+        and (external_ref is None or (type(external_ref) is str and len(external_ref) <= MAX_TEXT))
+        and (call_id is None or (type(call_id) is str and len(call_id) <= 128))
+    )
 
 
 def _plain_amount(amount: object) -> bool:

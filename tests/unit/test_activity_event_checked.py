@@ -190,7 +190,7 @@ def test_an_invalid_event_raises_validations_own_error(fields: dict[str, Any]) -
     ("fields", "plain"), [(f, True) for f in PLAIN] + [(f, False) for f in CONVERTED + INVALID]
 )
 def test_only_values_stored_as_given_skip_validation(fields: dict[str, Any], plain: bool) -> None:
-    assert models._trusted(fields) is plain  # type: ignore[arg-type]
+    assert models._trusted({**models._UNSET_FIELDS, **fields}) is plain
 
 
 def test_a_checked_event_is_frozen() -> None:

@@ -476,3 +476,26 @@ def test_watcher_rejects_a_file_inconsistent_on_its_own_even_if_the_topic_mends_
     assert not watcher.refresh()
     assert watcher.last_error is not None
     assert "at the same time" in watcher.last_error
+
+
+def test_the_same_id_in_two_families_names_two_people_each_in_its_own_period() -> None:
+    directory = parse_directory(
+        "departments: [{id: msk, timezone: Europe/Moscow}]\n"
+        "managers:\n"
+        "  - {id: a, department: msk, identities: [{family: pbx, id: '7',"
+        " valid_to: '2026-11-26T12:00:00Z'}, {family: crm, id: '8'}]}\n"
+        "  - {id: b, department: msk, identities: [{family: crm, id: '7'},"
+        " {family: pbx, id: '7', valid_from: '2026-11-26T12:00:00Z',"
+        " valid_to: '2026-11-27T00:00:00Z'}]}\n",
+        suffix=".yaml",
+    )
+    pbx, crm = Actor(SourceFamily.PBX, "7"), Actor(SourceFamily.CRM, "7")
+    assert directory.resolve(pbx, at("2026-11-26T11:59:59Z")) == Attribution("a", "msk")
+    assert directory.resolve(pbx, at("2026-11-26T12:00:00Z")) == Attribution("b", "msk")
+    assert directory.resolve(pbx, at("2026-11-27T00:00:00Z")) is None
+    assert directory.resolve(crm, at("2026-11-26T11:59:59Z")) == Attribution("b", "msk")
+    assert directory.resolve(Actor(SourceFamily.CHAT, "7"), at("2026-11-26T11:00:00Z")) is None
+    assert directory.resolve(Actor(SourceFamily.CRM, "8"), at("1999-01-01T00:00:00Z")) == (
+        Attribution("a", "msk")
+    )
+    assert directory.resolve(Actor(SourceFamily.PBX, "8"), at("2026-11-26T11:00:00Z")) is None

@@ -233,3 +233,28 @@ def test_an_unattributed_event_keeps_its_utc_time_as_its_wall_clock() -> None:
         str,
         str,
     ]
+
+
+def test_format_headers_are_read_the_same_however_often_they_repeat() -> None:
+    pipeline = processor()
+    headers: list[list[tuple[str, bytes]]] = [
+        PBX,
+        [],
+        [("sp-format", b"fax-cdr")],
+        [("sp-format", "сдр".encode() + b"\xff")],
+        *([("sp-format", f"fax-{n}".encode())] for n in range(300)),
+        PBX,
+        [("sp-format", b"")],
+    ]
+    for _ in range(2):
+        result = pipeline.process([RawMessage("pbx", 0, 1, h, CDR) for h in headers])
+        assert len(result.rows) == 2
+        assert [(d.reason, d.detail, d.source.format) for d in result.dead_letters[:4]] == [
+            ("missing_format_header", "no sp-format header", ""),
+            ("unknown_format", "no parser for format 'fax-cdr'", "fax-cdr"),
+            ("unknown_format", "no parser for format 'сдр\ufffd'", "сдр\ufffd"),
+            ("unknown_format", "no parser for format 'fax-0'", "fax-0"),
+        ]
+        assert result.dead_letters[-1][:2] == ("missing_format_header", "no sp-format header")
+        assert len(result.dead_letters) == len(headers) - 2
+        assert result.records == {("pbx", "asterisk-cdr-csv"): 2}
