@@ -26,6 +26,12 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
             ["--managers", "4", "--days", "2", "--repeat", "1"],
             "snapshot_ms",
         ),
+        ("rollup_pass.py", ["--managers", "4", "--repeat", "1"], "after_cpu_ms"),
+        (
+            "alert_evaluation.py",
+            ["--managers", "4", "--ticks", "2", "--repeat", "1"],
+            "cpu_per_tick_ms",
+        ),
         # Every phase of the issue 7 suite, two workers and the latency phase included.
         (
             "suite.py",
