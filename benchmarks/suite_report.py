@@ -53,9 +53,10 @@ How each number is taken:
   seconds, too coarse). Event → alert: alert_latency.py's `offer_sent` threshold rule, one
   offer per desk manager, from the acknowledgement to the webhook.
 - Backfill: `salespulse tail` reads a generated Master.csv of the days before the workload
-  from its beginning (200 lines per message, one key, so one partition; each chunk awaited and
-  its position saved) into the running one-worker process; timed from the tailer's start to
-  the last line committed. The 10M-event target is judged on that rate, extrapolated.
+  from its beginning (a backlog travels in messages of up to 512 KB, about 2,000 lines; one
+  key, so one partition; each chunk awaited and its position saved) into the running
+  one-worker process; timed from the tailer's start to the last line committed. The 10M-event
+  target is judged on that rate, extrapolated.
 - The machine has 2 cores for everything: Tansu, ClickHouse, the consumer under test and the
   suite itself (which paces the latency load); the load averages at the start and the end say
   how busy it was with other work.
