@@ -31,7 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
+from results import run_on_scratch, write_section  # the sibling module: run as a script
 
 from ingest.generator import directory_yaml, make_population, simulate
 from ingest.generator.render import Traffic
@@ -256,11 +256,7 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=30, help="ticks with a batch before each")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--profile", help="write a cProfile of the ticks to this file")
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args()
-    with scratch_clickhouse() as ch:
-        result = measure(ch, args)
-    report(result, lambda: record(args, result), keep=not args.no_record)
+    run_on_scratch(parser, measure, record)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
+from results import run_on_scratch, write_section  # the sibling module: run as a script
 
 from ingest.generator import directory_yaml, make_population, simulate
 from processors.alerting.baseline import build_baselines, local_today
@@ -185,11 +185,7 @@ def main() -> None:
     parser.add_argument("--managers", type=int, default=200)
     parser.add_argument("--days", type=int, default=45, help="days of traffic before now")
     parser.add_argument("--repeat", type=int, default=30)
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args()
-    with scratch_clickhouse() as ch:
-        result = measure(ch, args)
-    report(result, lambda: record(args, result), keep=not args.no_record)
+    run_on_scratch(parser, measure, record)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from salespulse.settings import REPO_ROOT, ClickHouseSettings
 from salespulse.stack import stack_down, stack_up
@@ -13,6 +15,7 @@ from salespulse.stack_settings import private_stack
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 
+Result = TypeVar("Result", bound=Mapping[str, float])
 RESULTS = REPO_ROOT / "docs" / "benchmarks.md"
 
 
@@ -52,3 +55,17 @@ def report(result: Mapping[str, float], record: Callable[[], object], *, keep: b
     if keep:
         record()
         print(f"recorded in {RESULTS}")
+
+
+def run_on_scratch(
+    parser: argparse.ArgumentParser,
+    measure: Callable[[NativeClickHouse, argparse.Namespace], Result],
+    record: Callable[[argparse.Namespace, Result], object],
+) -> None:
+    """A benchmark's main: its arguments plus ``--no-record``, ``measure`` on a scratch
+    ClickHouse, then the numbers printed and (unless ``--no-record``) recorded."""
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    with scratch_clickhouse() as ch:
+        result = measure(ch, args)
+    report(result, lambda: record(args, result), keep=not args.no_record)

@@ -31,7 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
-from results import report, scratch_clickhouse, write_section  # the sibling module: run as a script
+from results import run_on_scratch, write_section  # the sibling module: run as a script
 
 from ingest.generator import directory_yaml, make_population, simulate
 from processors.direct_load import store_traffic
@@ -215,11 +215,7 @@ def main() -> None:
     parser.add_argument("--managers", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--before", metavar="REV", help="also time rollup.py of this revision")
-    parser.add_argument("--no-record", action="store_true")
-    args = parser.parse_args()
-    with scratch_clickhouse() as ch:
-        result = measure(ch, args)
-    report(result, lambda: record(args, result), keep=not args.no_record)
+    run_on_scratch(parser, measure, record)
 
 
 if __name__ == "__main__":
