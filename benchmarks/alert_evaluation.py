@@ -36,7 +36,7 @@ from results import run_on_scratch, write_section  # the sibling module: run as 
 from ingest.generator import directory_yaml, make_population, simulate
 from ingest.generator.render import Traffic
 from processors.alerting.conditions import judged_metrics
-from processors.alerting.service import MAX_CPU_SHARE, AlertEvaluator
+from processors.alerting.service import AlertEvaluator
 from processors.direct_load import store_traffic
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import Directory, parse_directory
@@ -44,6 +44,8 @@ from salespulse.settings import CountingSettings
 from sinks.clickhouse.alert_queries import TodaysActivity, query_activity_snapshot
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, rebuild
+
+SHARE = AlertsSettings().max_cpu_share  # the default cadence bound
 
 SECTION = "## Alert evaluation cost"
 # The same benchmark on commit ea14a90, before incremental reads and quiet verdicts (20 ticks,
@@ -73,7 +75,7 @@ short of its idle time, a pace above its share, a threshold not reached; a pace 
 breach waiting for its hold) is given again instead of judged again (`QuietBook`;
 tests/unit/test_alert_quiet.py checks that every notice of a day stays the same); drafts are
 built only for breaches; working time before today and a dip's window are computed once per
-tick. The cadence bound is in `run_alerting` (`MAX_CPU_SHARE`).
+tick. The cadence bound is in `run_alerting` (`SALESPULSE_ALERTS__MAX_CPU_SHARE`).
 
 Left as it is: ClickHouse still aggregates the whole day (legs consolidated into calls) on
 every read, ~1–1.5 s of server time per read on this shared machine, which is most of a tick's
@@ -197,8 +199,8 @@ def measure(ch: NativeClickHouse, args: argparse.Namespace) -> dict[str, float]:
     cpu = result["cpu_per_tick_ms"]
     period = max(evaluator.settings.tick_seconds * 1000, result["wall_per_tick_ms"])
     result["cpu_share_pct"] = 100 * cpu / period
-    # run_alerting's cadence: the next tick no sooner than the CPU time / MAX_CPU_SHARE.
-    result["interval_ms"] = max(period, cpu / MAX_CPU_SHARE)
+    # run_alerting's cadence: the next tick no sooner than the CPU time / max_cpu_share.
+    result["interval_ms"] = max(period, cpu / SHARE)
     result["bounded_share_pct"] = 100 * cpu / result["interval_ms"]
     result["managers"] = float(len(directory.managers))
     return result
@@ -240,7 +242,7 @@ def record(args: argparse.Namespace, result: dict[str, float]) -> None:
             f"{result['cpu_per_tick_ms']:.0f} ms of CPU and {result['wall_per_tick_ms']:.0f} ms "
             f"wall per tick: a tick every second would take {result['cpu_share_pct']:.0f}% of a "
             f"core; `run_alerting` starts the next tick no sooner than the last tick's CPU time "
-            f"/ {MAX_CPU_SHARE:g} (and at least a second after the last), so a tick every "
+            f"/ {SHARE:g} (and at least a second after the last), so a tick every "
             f"{result['interval_ms'] / 1000:.1f} s and **{result['bounded_share_pct']:.1f}% "
             "of a core**.",
             "",

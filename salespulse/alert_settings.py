@@ -19,6 +19,9 @@ class AlertsSettings(BaseModel):
     calendar_path: Path | None = _REPO_ROOT / "deploy" / "calendar.example.yaml"
     holidays_ics_path: Path | None = None
     tick_seconds: float = Field(default=1.0, gt=0, le=60, description="evaluation interval")
+    # Evaluation shares the worker's interpreter (one core) with the stream: the next tick starts
+    # no sooner than the last tick's CPU time divided by this share.
+    max_cpu_share: float = Field(default=0.1, gt=0, le=1)
     # While the oldest raw message the worker has not made durable is older than this (catching
     # up after a restart, an outage, a backfill), today's stored activity is not current:
     # nothing is judged.

@@ -55,9 +55,6 @@ _RESTORE_DAYS = 3
 UNDELIVERED_LOOKBACK = timedelta(
     days=1
 )  # alerts firing longer than this are stale: their workday is long over
-# The share of a core evaluation may take from the stream it shares the interpreter with: the
-# next tick starts no sooner than the last tick's CPU time divided by this (docs/alerts.md).
-MAX_CPU_SHARE = 0.1
 
 
 def load_working_calendar(settings: AlertsSettings) -> Calendar:
@@ -261,7 +258,7 @@ async def run_alerting(
 
     Evaluation shares the interpreter (one core) with the stream: a tick that took a lot of
     CPU time (a large team, a burst of late records) delays the next one so that evaluation
-    takes at most ``MAX_CPU_SHARE`` of the core; a tick that is cheap enough keeps the pace."""
+    takes at most ``max_cpu_share`` of the core; a tick that is cheap enough keeps the pace."""
     settings = evaluator.settings
     tick_seconds = settings.tick_seconds
     restored = False
@@ -299,6 +296,6 @@ async def run_alerting(
                         "alert %s %s: %s", notice.state, notice.alert.key, notice.alert.summary_en
                     )
                 dispatcher.submit(notices)
-        interval = max(tick_seconds, evaluator.last_cpu_seconds / MAX_CPU_SHARE)
+        interval = max(tick_seconds, evaluator.last_cpu_seconds / settings.max_cpu_share)
         evaluator.last_cpu_seconds = 0.0
         await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
