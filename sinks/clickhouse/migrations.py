@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from salespulse.settings import REPO_ROOT
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 MIGRATIONS_DIR = REPO_ROOT / "deploy" / "clickhouse" / "migrations"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -103,8 +103,15 @@ def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[M
                 )
             continue
         for statement in migration.statements(ch.database):
-            if not _already_done(ch, statement):
+            if _already_done(ch, statement):
+                continue
+            try:
                 ch.execute(statement)
+            except ClickHouseError:
+                # Workers starting together: another one added the column between the check
+                # and this statement.
+                if not _already_done(ch, statement):
+                    raise
         ch.execute(
             f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum, applied_at) "
             "SELECT %(version)s, %(name)s, %(checksum)s, now()",

@@ -6,6 +6,8 @@ the comments next to it.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import pytest
@@ -16,9 +18,10 @@ from processors.privacy import PhoneProtector
 from salespulse.directory import parse_directory
 from salespulse.settings import ParsingSettings
 from salespulse.summary import query_summary
-from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from sinks.clickhouse.migrations import MigrationError, apply_migrations, discover
 from sinks.clickhouse.sink import ClickHouseSink
+from tests.conftest import LocalStack
 
 DIRECTORY = parse_directory(
     """
@@ -176,3 +179,26 @@ def test_a_migration_edited_after_it_ran_is_refused(clickhouse: ClickHouse) -> N
     )
     with pytest.raises(MigrationError, match="0001_events changed after it was applied"):
         apply_migrations(clickhouse)
+
+
+def test_workers_starting_together_on_an_empty_database_all_get_the_schema(
+    stack: LocalStack,
+) -> None:
+    # Several workers started at once each bring the schema up to date; none may fail because
+    # another added a column between its check and its statement.
+    for attempt in range(3):
+        database = f"race_{os.getpid()}_{attempt}"
+        clients = [NativeClickHouse(stack.settings.clickhouse, database=database) for _ in range(4)]
+        try:
+            with ThreadPoolExecutor(len(clients)) as pool:
+                list(pool.map(apply_migrations, clients))
+            versions = clients[0].execute(
+                f"SELECT version, count() FROM {database}.schema_migrations FINAL GROUP BY version"
+            )
+            assert sorted(v for v, _ in versions) == [m.version for m in discover()]
+            assert all(count == 1 for _, count in versions)
+            assert apply_migrations(clients[0]) == []  # nothing left to do
+        finally:
+            clients[0].execute(f"DROP DATABASE IF EXISTS {database}")
+            for client in clients:
+                client.close()
