@@ -90,6 +90,17 @@ class Receiver:
             raise TimeoutError(f"{len(missing)} alerts never arrived, e.g. {missing[:3]}") from None
 
 
+async def serve_hook(port: int) -> tuple[Receiver, web.AppRunner]:
+    """A webhook receiver at http://127.0.0.1:``port``/hook; clean the runner up when done."""
+    receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return receiver, runner
+
+
 def desk_directory(managers: int, path: Path, team: Path | None) -> list[str]:
     ids = [f"desk-{i:03d}" for i in range(managers)]
     data: dict[str, Any] = {"departments": [], "managers": []}
@@ -145,12 +156,7 @@ async def measure(args: argparse.Namespace, state: Path) -> dict[str, dict[str, 
         load = simulate(population, end - timedelta(days=args.load_days), end, seed=3)
     managers = desk_directory(args.managers, settings.directory_path, team_path)
 
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    receiver, runner = await serve_hook(hook_port)
     stack_up(stack)
     worker = start_worker(settings, state / "worker.log")
     background: asyncio.Task[Any] | None = None

@@ -24,8 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-from alert_latency import Receiver, crm_record, desk_directory, latency_settings, percentiles
+from alert_latency import (
+    Receiver,
+    crm_record,
+    desk_directory,
+    latency_settings,
+    percentiles,
+    serve_hook,
+)
 from suite_parts import Watched, end_offsets_total, start_process, stop_all
 
 from ingest.crm_records import crm_event_record
@@ -130,12 +136,7 @@ async def measure_latency(
     settings = latency_settings(base, state, hook_port)
     desk = desk_directory(alert_samples + 1, settings.directory_path, team_path)
     users = [manager.crm_user for manager in population.managers]
-    receiver = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", receiver.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+    receiver, runner = await serve_hook(hook_port)
     log = state / "latency-worker.log"
     worker = start_process(["-m", "salespulse", "worker"], settings, log)
     watched = Watched([worker], [log])
