@@ -21,7 +21,7 @@ import struct
 import subprocess
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -420,12 +420,28 @@ def _stop(service: _Service, timeout: float) -> str | None:
     return f"{service.name} (pid {pid})"
 
 
-def stack_down(settings: StackSettings, *, timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
-    """Stop the processes this state dir's pid files name; return e.g. ``["kafka (pid 12)"]``."""
+SERVICE_NAMES = ("kafka", "clickhouse", "alertmanager")
+
+
+def stack_down(
+    settings: StackSettings,
+    *,
+    timeout: float = STOP_TIMEOUT_SECONDS,
+    services: Collection[str] = SERVICE_NAMES,
+) -> list[str]:
+    """Stop the processes this state dir's pid files name; return e.g. ``["kafka (pid 12)"]``.
+
+    ``services`` stops only some of them (an outage drill); ``stack_up`` starts them again.
+    """
+    unknown = set(services) - set(SERVICE_NAMES)
+    if unknown:
+        raise ValueError(f"no such service: {', '.join(sorted(unknown))}")
     if not settings.state_dir.is_dir():
         return []
     with _state_lock(settings):
-        stopped = [_stop(service, timeout) for service in _services(settings)]
+        stopped = [
+            _stop(service, timeout) for service in _services(settings) if service.name in services
+        ]
     return [entry for entry in stopped if entry is not None]
 
 
