@@ -11,11 +11,13 @@ import argparse
 import asyncio
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from ingest.tailer_state import TailerStateError
 from processors.alerting.rules import RulesError
@@ -25,6 +27,12 @@ from salespulse.calendar import CalendarError
 from salespulse.demo_worker import stop_demo_worker
 from salespulse.directory import DirectoryError, load_directory
 from salespulse.reports.commands import add_report_commands
+from salespulse.secret_config import (
+    environment_secrets,
+    install_log_redaction,
+    redact,
+    secret_values,
+)
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
@@ -304,6 +312,7 @@ _USER_ERRORS = (
     DirectoryError,
     ClickHouseError,
     ValidationError,
+    SettingsError,
     OSError,
     BridgeNotConfigured,
     TailerStateError,
@@ -317,14 +326,23 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Before the settings load, so that even an error in them is redacted; then with every
+    # secret they hold. Every log record of the process is redacted from here on.
+    install_log_redaction(environment_secrets())
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
-        return func(args, Settings())
+        settings = Settings()
+        install_log_redaction(secret_values(settings))
+        return func(args, settings)
     except _USER_ERRORS as exc:
-        print(f"salespulse {args.command}: {exc}", file=sys.stderr)
+        print(f"salespulse {args.command}: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # A traceback quotes messages, and messages may quote what a server or library said.
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 Nested sections use ``__``: ``SALESPULSE_KAFKA__BOOTSTRAP_SERVERS=broker:9092``. The file named by
 ``SALESPULSE_CONFIG_FILE`` has the same shape in YAML; the environment wins over it. Secrets are
-``SecretStr`` so they never appear in logs, reprs or error messages.
+``SecretStr`` so they never appear in logs, reprs or error messages, and may also be read from a
+file: ``SALESPULSE_<SETTING>_FILE`` names one, ``SALESPULSE_SECRETS_DIR`` a folder of files named
+after the variables (docs/security.md). Validation errors never quote what was given.
 """
 
 from __future__ import annotations
@@ -15,11 +17,22 @@ import typing
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, TypeAdapter, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -32,13 +45,27 @@ from ingest.tailer_state import TailerSettings
 from salespulse.alert_settings import AlertsSettings
 from salespulse.models import SourceFamily, TimeZoneName
 from salespulse.reports.settings import ReportsSettings
+from salespulse.secret_config import (
+    CONFIG_FILE_VARIABLE,
+    SECRETS_DIR_VARIABLE,
+    EnvironmentSource,
+    SecretFilesSource,
+    redacted_validation_error,
+    secrets_in_input,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Meeting places (Bitrix24 activity LOCATION) that mean "in our office" or "by video"; anything
 # else is a visit to the client. Narrow on purpose: "офис клиента" is a visit.
 OFFICE_LOCATION_KEYWORDS = ("наш офис", "our office", "переговорн", "meeting room")
 REMOTE_LOCATION_KEYWORDS = ("zoom", "teams", "meet.google", "skype", "telemost", "телемост")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# fullmatch, never ``^…$``: ``$`` also matches before a final line break. ASCII only, so that
+# look-alike letters (Cyrillic "а") are refused rather than sent to the server.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}", re.ASCII)
+_IDENTIFIER_RULE = (
+    "must be a plain SQL identifier: ASCII letters, digits and _, not starting with a digit, "
+    "at most 63 characters"
+)
 AsteriskCdrColumns = Literal[
     "auto",
     "default",
@@ -53,11 +80,35 @@ AsteriskCdrColumns = Literal[
 """An Asterisk cdr_csv column set, named after the ``[csv]`` options that add columns:
 ``uniqueid`` (loguniqueid), ``userfield`` (loguserfield), ``new`` (newcdrcolumns); ``all`` is all
 three. ``auto`` recognises the set per line."""
-_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}", re.ASCII)
+_TOPIC_RULE = "must be a Kafka name: 1 to 249 ASCII letters, digits, '.', '_' and '-'"
+# Sections refuse unknown keys: a misspelt SALESPULSE_CLICKHOUSE__PASWORD must fail loudly rather
+# than leave the password unset.
+_SECTION = ConfigDict(extra="forbid")
+
+
+def sql_identifier(value: str) -> str:
+    """``value`` if it is safe to write into SQL as a database or table name, else ValueError.
+
+    Values travel as parameters; names cannot, so every name that comes from configuration
+    passes through here when the configuration is loaded.
+    """
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError(_IDENTIFIER_RULE)
+    return value
+
+
+def kafka_name(value: str) -> str:
+    """``value`` if it is a valid Kafka topic or consumer-group name, else ValueError."""
+    if not _TOPIC.fullmatch(value) or value in (".", ".."):
+        raise ValueError(_TOPIC_RULE)
+    return value
 
 
 class KafkaSettings(BaseModel):
     """Plain bootstrap servers plus optional SASL/TLS: works with any Kafka-protocol broker."""
+
+    model_config = _SECTION
 
     bootstrap_servers: str = "127.0.0.1:19092"
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -97,6 +148,8 @@ class KafkaSettings(BaseModel):
 
 
 class ClickHouseSettings(BaseModel):
+    model_config = _SECTION
+
     host: str = "127.0.0.1"
     port: int = Field(default=19000, ge=1, le=65535, description="native protocol port")
     user: str = "default"
@@ -108,13 +161,13 @@ class ClickHouseSettings(BaseModel):
     @field_validator("database")
     @classmethod
     def _safe_identifier(cls, value: str) -> str:
-        # The database name is spliced into DDL, so it must be a plain identifier.
-        if not _IDENTIFIER.match(value):
-            raise ValueError(f"not a plain identifier: {value!r}")
-        return value
+        # The database name is written into every query (names cannot be parameters).
+        return sql_identifier(value)
 
 
 class TopicSettings(BaseModel):
+    model_config = _SECTION
+
     raw_pbx: str = "salespulse.raw.pbx"
     raw_chat: str = "salespulse.raw.chat"
     raw_crm: str = "salespulse.raw.crm"
@@ -127,9 +180,7 @@ class TopicSettings(BaseModel):
     @field_validator("raw_pbx", "raw_chat", "raw_crm", "dead_letter", "directory", "alerts")
     @classmethod
     def _valid_topic(cls, value: str) -> str:
-        if not _TOPIC.match(value):
-            raise ValueError(f"not a valid Kafka topic name: {value!r}")
-        return value
+        return kafka_name(value)
 
     def raw_topics(self) -> tuple[str, str, str]:
         return (self.raw_pbx, self.raw_chat, self.raw_crm)
@@ -144,6 +195,9 @@ class TopicSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    model_config = _SECTION
+
+    # The consumer group, and the prefix of the topics faust names after the application.
     app_id: str = "salespulse-worker"
     batch_max_messages: int = Field(default=2000, ge=1, le=1_000_000)
     batch_within_seconds: float = Field(default=0.5, gt=0, le=60)
@@ -163,10 +217,17 @@ class WorkerSettings(BaseModel):
     rebalance_timeout_seconds: float = Field(default=10.0, ge=1, le=300)
     session_timeout_seconds: float = Field(default=10.0, ge=3, le=300)
 
+    @field_validator("app_id")
+    @classmethod
+    def _valid_group(cls, value: str) -> str:
+        return kafka_name(value)
+
 
 class StackSettings(BaseModel):
     """The local development/CI stack: Tansu, ClickHouse and Alertmanager as plain processes
     on loopback."""
+
+    model_config = _SECTION
 
     state_dir: Path = REPO_ROOT / ".state" / "stack"
     kafka_port: int = Field(default=19092, ge=1, le=65535)
@@ -181,6 +242,8 @@ class StackSettings(BaseModel):
 
 
 class ParsingSettings(BaseModel):
+    model_config = _SECTION
+
     pbx_timezone: TimeZoneName = Field(
         default="UTC",
         description="time zone of the PBX's CDR timestamps (Asterisk writes local time unless "
@@ -231,6 +294,8 @@ class LatenessSettings(BaseModel):
     with the ``sp-backfill`` header if they should count after all. 0 switches the check off.
     """
 
+    model_config = _SECTION
+
     pbx_grace_seconds: int = Field(default=3600, ge=0, description="CDRs: 1 hour")
     chat_grace_seconds: int = Field(default=86400, ge=0, description="chat sessions: 24 hours")
     crm_grace_seconds: int = Field(default=86400, ge=0, description="CRM events: 24 hours")
@@ -246,6 +311,8 @@ class LatenessSettings(BaseModel):
 
 class CountingSettings(BaseModel):
     """What counts as what: the definitions in docs/metrics.md that an operator may tune."""
+
+    model_config = _SECTION
 
     conversation_min_seconds: int = Field(
         default=30, ge=0, le=3600, description="talk time from which a call is a conversation"
@@ -271,6 +338,9 @@ class Settings(BaseSettings):
         env_prefix="SALESPULSE_",
         env_nested_delimiter="__",
         extra="forbid",
+        # An error must not quote what was given: it may be a secret under a misspelt name,
+        # or a whole section's input (a password beside a missing user).
+        hide_input_in_errors=True,
     )
 
     kafka: KafkaSettings = KafkaSettings()
@@ -299,12 +369,32 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("SALESPULSE_CONFIG_FILE")
+        # First wins: arguments, the environment, secret files, the secrets folder, the file.
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            EnvironmentSource(settings_cls),
+            SecretFilesSource(settings_cls),
+        ]
+        secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
+        if secrets_dir:
+            sources.append(
+                NestedSecretsSettingsSource(
+                    file_secret_settings, secrets_dir=secrets_dir, secrets_dir_missing="error"
+                )
+            )
+        config_file = os.environ.get(CONFIG_FILE_VARIABLE)
         if config_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
-        sources.append(file_secret_settings)
         return tuple(sources)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_without_secrets(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Settings:
+        try:
+            settings: Settings = handler(data)
+        except ValidationError as exc:
+            raise redacted_validation_error(exc, secrets_in_input(data, cls)) from None
+        return settings
 
 
 def _section_model(settings_cls: type[BaseModel], name: str) -> type[BaseModel] | None:

@@ -1,0 +1,282 @@
+"""Where secrets come from and how they are kept out of logs, errors and pages.
+
+Secrets are the settings typed ``SecretStr`` plus the URLs that may carry a credential
+(``https://user:pass@host``, ``?token=…``). Each may come from the environment, from a file named
+by ``SALESPULSE_<SETTING>_FILE`` (the Docker and Kubernetes convention), or from a folder of files
+named after the variables (``SALESPULSE_SECRETS_DIR``, e.g. a mounted Kubernetes secret).
+
+Nothing here imports ``salespulse.settings``: the settings import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import traceback
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
+from pydantic_settings.sources import PydanticBaseSettingsSource
+
+PREFIX = "SALESPULSE_"
+FILE_SUFFIX = "_FILE"
+CONFIG_FILE_VARIABLE = "SALESPULSE_CONFIG_FILE"
+SECRETS_DIR_VARIABLE = "SALESPULSE_SECRETS_DIR"
+# Plain-string settings that are URLs and may hold a credential in their user part or query.
+CREDENTIAL_URLS = ("SALESPULSE_ALERTS__ALERTMANAGER_URL", "SALESPULSE_ALERTS__WEBHOOK_URL")
+REDACTED = "***"
+# Shorter values are not searched for in text: "ab" would blank every word containing it. A
+# secret that short is no secret anyway.
+MIN_REDACTED_LENGTH = 4
+
+# Credentials that are recognisable by their shape, whatever their value.
+_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # scheme://user:password@host → scheme://***@host
+    (re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@"), r"\1" + REDACTED + "@"),
+    # ?token=…, &api_key=…, ;password=… (any parameter whose name says it is a credential)
+    (
+        re.compile(
+            r"([?&;][A-Za-z0-9_.\[\]-]*(?:token|secret|passw|pwd|key|sig|auth|credential)"
+            r"[A-Za-z0-9_.\[\]-]*=)[^&#\s'\"]+",
+            re.IGNORECASE,
+        ),
+        r"\1" + REDACTED,
+    ),
+    # A Bitrix24 inbound webhook: https://portal/rest/<user>/<secret>/
+    (re.compile(r"(/rest/\d+/)[A-Za-z0-9]{6,}"), r"\1" + REDACTED),
+    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
+)
+
+
+def _is_secret_type(annotation: Any) -> bool:
+    return annotation is SecretStr or SecretStr in typing.get_args(annotation)
+
+
+def _section(annotation: Any) -> type[BaseModel] | None:
+    for candidate in typing.get_args(annotation) or (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def secret_paths(settings_cls: type[BaseModel]) -> dict[str, tuple[str, ...]]:
+    """Every secret setting: environment variable name → attribute path."""
+    found: dict[str, tuple[str, ...]] = {}
+    for name, field in settings_cls.model_fields.items():
+        section = _section(field.annotation)
+        if section is None:
+            if _is_secret_type(field.annotation):
+                found[f"{PREFIX}{name.upper()}"] = (name,)
+            continue
+        for inner, inner_field in section.model_fields.items():
+            variable = f"{PREFIX}{name.upper()}__{inner.upper()}"
+            if _is_secret_type(inner_field.annotation) or variable in CREDENTIAL_URLS:
+                found[variable] = (name, inner)
+    return found
+
+
+class EnvironmentSource(EnvSettingsSource):
+    """The environment, minus the ``…_FILE`` variables that name secret files (which
+    ``SecretFilesSource`` reads): a section would otherwise take them for unknown settings."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {
+            name: value
+            for name, value in super()._load_env_vars().items()
+            if not name.upper().endswith(FILE_SUFFIX)
+        }
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """``SALESPULSE_CLICKHOUSE__PASSWORD_FILE=/run/secrets/ch`` sets the ClickHouse password to
+    that file's content (surrounding white space removed, as ``echo`` adds a line break).
+
+    Only secret settings may be read this way; any other ``…_FILE`` name is an error, which
+    also catches a misspelt one. Setting a variable and its ``…_FILE`` together is an error:
+    which one wins would be a guess.
+    """
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(settings_cls)
+        self._environ = {
+            k.upper(): v for k, v in (os.environ if environ is None else environ).items()
+        }
+        self._secrets = secret_paths(settings_cls)
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads everything at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, location in sorted(self._environ.items()):
+            if not (name.startswith(PREFIX) and name.endswith(FILE_SUFFIX)):
+                continue
+            if name == CONFIG_FILE_VARIABLE:
+                continue
+            variable = name.removesuffix(FILE_SUFFIX)
+            path = self._secrets.get(variable)
+            if path is None:
+                raise SettingsError(
+                    f"{name}: {variable} is not a secret setting; only these may be read from "
+                    f"a file: {', '.join(sorted(self._secrets))}"
+                )
+            if variable in self._environ:
+                raise SettingsError(f"{variable} and {name} are both set; set only one")
+            try:
+                text = Path(location).read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise SettingsError(f"{name}: cannot read {location}: {reason}") from None
+            target = values
+            for part in path[:-1]:
+                target = target.setdefault(part, {})
+            target[path[-1]] = text
+        return values
+
+
+def secrets_in_input(data: object, settings_cls: type[BaseModel]) -> list[str]:
+    """The values given for secret settings in raw settings input (nested dicts)."""
+    found = []
+    for path in secret_paths(settings_cls).values():
+        value: object = data
+        for part in path:
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            found += credential_parts(value)
+    return found
+
+
+def credential_parts(value: str) -> list[str]:
+    """The values worth hiding in one secret setting: all of it, and for a URL also its
+    password and query values (which may appear in text without the rest of the URL)."""
+    parts = [value]
+    if "://" in value:
+        try:
+            url = urlsplit(value)
+            parts += [url.password or "", url.username or ""] if url.password else []
+            parts += [v for _, v in parse_qsl(url.query)]
+        except ValueError:
+            pass
+    return [part for part in parts if len(part) >= MIN_REDACTED_LENGTH]
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """The configured secret values of a settings object, to redact from any text."""
+    found: list[str] = []
+    for variable, path in secret_paths(type(settings)).items():
+        value: object = settings
+        for part in path:
+            value = getattr(value, part, None)
+        if isinstance(value, SecretStr):
+            found += credential_parts(value.get_secret_value())
+        elif isinstance(value, str) and variable in CREDENTIAL_URLS:
+            # Only the credential of a URL: the rest of it is the address people need to see.
+            found += [part for part in credential_parts(value) if part != value]
+    return found
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Secret values set in the environment, known before the settings have loaded (so that
+    an error while loading them can be redacted too)."""
+    environ = os.environ if environ is None else environ
+    names = re.compile(r"^SALESPULSE_.*(PASSWORD|SECRET|TOKEN|KEY|_URL)$", re.IGNORECASE)
+    found: list[str] = []
+    for name, value in environ.items():
+        if names.match(name):
+            found += credential_parts(value) if name.upper().endswith("_URL") else [value]
+    return [value for value in found if len(value) >= MIN_REDACTED_LENGTH and "://" not in value]
+
+
+class Redactor:
+    """Replaces known secret values and credential-shaped text with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        self._secrets |= {s for s in secrets if len(s) >= MIN_REDACTED_LENGTH}
+        if self._secrets:
+            # Longest first: a secret containing another is hidden whole.
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub(REDACTED, text)
+        for pattern, replacement in _SHAPES:
+            text = pattern.sub(replacement, text)
+        return text
+
+    def record(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The log record with its message and traceback redacted."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        redacted = self(message)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, ()
+        if record.exc_info and record.exc_info[0] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = self(text)  # formatters print exc_text when it is set
+        return record
+
+
+_ACTIVE = Redactor()
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret known to this process hidden."""
+    return _ACTIVE(text)
+
+
+def install_log_redaction(secrets: Iterable[str] = ()) -> Redactor:
+    """Redact every log record this process creates from now on, whoever configures the
+    handlers later (faust replaces them when the worker starts): the record factory is
+    process-wide and outlives handler changes. Further calls add secrets."""
+    _ACTIVE.add(secrets)
+    current: Callable[..., logging.LogRecord] = logging.getLogRecordFactory()
+    if not getattr(current, "redacting", False):
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            return _ACTIVE.record(current(*args, **kwargs))
+
+        factory.redacting = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(factory)
+    return _ACTIVE
+
+
+def redacted_validation_error(exc: ValidationError, secrets: Iterable[str]) -> ValidationError:
+    """``exc`` with every message redacted and naming its variable: a validator may quote the
+    value it refused (a URL with a token in it), and hiding inputs does not hide what a message
+    says."""
+    redactor = Redactor(secrets)
+    details: list[InitErrorDetails] = []
+    for error in exc.errors():
+        message = redactor(error["msg"])
+        names = [str(part).upper() for part in error["loc"][:2]]
+        if len(error["loc"]) <= 2 and all(isinstance(part, str) for part in error["loc"]):
+            message = f"{PREFIX}{'__'.join(names)}: {message}"
+        # Braces would be read as placeholders of the message template.
+        template = message.replace("{", "(").replace("}", ")")
+        details.append(
+            {
+                "type": PydanticCustomError(error["type"], template),
+                "loc": error["loc"],
+                "input": None,
+            }
+        )
+    return ValidationError.from_exception_data(exc.title, details, hide_input=True)
