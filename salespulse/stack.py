@@ -6,6 +6,14 @@ All run as plain detached processes with their files under ``StackSettings.state
 the exact command line it was started with; a pid is only reused or signalled while its live
 command line and working directory still match that record, so a recycled pid is never mistaken
 for ours.
+
+A private stack lives in a temporary folder that its owner removes on the way out, sometimes
+before ``stack_down`` ran or after it was cut short. So ``stack_down`` also finds a service whose
+pid file is gone by what identifies it without the folder: its working directory (shown as
+``<dir> (deleted)`` once removed) and its arguments, which name the stack's own ports and paths.
+And a Ctrl-C that arrives while servers are being stopped (or a failed start is being undone) is
+held until that is done, then raised: an impatient second Ctrl-C must not leave half a stack
+running. ``running_stack`` pairs ``stack_up`` with ``stack_down`` for such owners.
 Linux only: process identity is read from /proc.
 """
 
@@ -19,11 +27,13 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from salespulse.settings import StackSettings
 from salespulse.stack_alertmanager import (
@@ -114,6 +124,9 @@ class _Service:
     # Logs worth showing when the service fails to start, besides its stdout/stderr.
     extra_logs: tuple[Path, ...]
     answers: Callable[[], bool]
+    # The command line after the binary: the stack's own ports and paths, so together with the
+    # working directory it tells this stack's server from any other.
+    args: tuple[str, ...]
     url: str | None = None
 
     @property
@@ -139,6 +152,7 @@ def _services(settings: StackSettings) -> tuple[_Service, _Service, _Service]:
         log_path=kafka_dir / "kafka.stdout.log",
         extra_logs=(),
         answers=lambda: kafka_answers(settings.kafka_port),
+        args=tuple(_tansu_argv(Path("tansu"), settings.kafka_port)[1:]),
     )
     clickhouse = _Service(
         name="clickhouse",
@@ -151,6 +165,7 @@ def _services(settings: StackSettings) -> tuple[_Service, _Service, _Service]:
         log_path=clickhouse_log_path(settings),
         extra_logs=(clickhouse_error_log_path(settings),),
         answers=lambda: clickhouse_answers(settings),
+        args=(f"--config-file={clickhouse_config_path(settings)}",),
     )
     alertmanager = _Service(
         name="alertmanager",
@@ -160,6 +175,7 @@ def _services(settings: StackSettings) -> tuple[_Service, _Service, _Service]:
         log_path=alertmanager_log_path(settings),
         extra_logs=(),
         answers=lambda: alertmanager_answers(settings),
+        args=tuple(alertmanager_argv(Path("alertmanager"), settings)[1:]),
         url=settings.alertmanager_url,
     )
     return kafka, clickhouse, alertmanager
@@ -258,6 +274,55 @@ def _forget(service: _Service) -> None:
     service.cmdline_file.unlink(missing_ok=True)
 
 
+def _unrecorded_pids(service: _Service) -> list[int]:
+    """Live processes that are this service although no pid file says so: the folder was removed
+    under them, or a start was cut short before the pid file was written. Identified by working
+    directory (the kernel appends `` (deleted)`` once it is removed) and exact arguments."""
+    directory = str(service.directory.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            argv = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
+        except OSError:  # gone meanwhile, or not ours to look at
+            continue
+        if cwd in (directory, f"{directory} (deleted)") and [
+            os.fsdecode(arg) for arg in argv[1:]
+        ] == list(service.args):
+            pid = int(entry.name)
+            if not _gone(pid):
+                found.append(pid)
+    return found
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then deliver it.
+
+    For cleanups that must not stop half-way: a server left running once its folder is gone is
+    found again only by a process scan. In the main thread only (where Python handles signals);
+    elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        held.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        # None: a handler installed outside Python, which cannot be put back; leave ours off.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+        if held:
+            # Through the handler that was in place (asyncio's cancels its main task).
+            signal.raise_signal(signal.SIGINT)
+
+
 @contextlib.contextmanager
 def _state_lock(settings: StackSettings) -> Iterator[None]:
     """Serialise up/down on one state dir so two commands never race to start a service."""
@@ -297,7 +362,8 @@ def _log_tail(service: _Service) -> str:
     return "\n".join(parts) or "(no log output)"
 
 
-def _launch(service: _Service, argv: list[str]) -> int:
+def _launch(service: _Service, binary: Path) -> int:
+    argv = [str(binary), *service.args]
     service.directory.mkdir(parents=True, exist_ok=True)
     with service.stdout_log.open("ab") as log:
         child = subprocess.Popen(
@@ -362,17 +428,15 @@ def stack_up(
         pids = {service.name: _recorded_pid(service, forget_stale=True) for service in services}
         # Resolve every binary and check every port before launching anything, so that a
         # missing piece never leaves half a stack running.
-        planned: list[tuple[_Service, list[str]]] = []
+        planned: list[tuple[_Service, Path]] = []
         if pids[kafka.name] is None:
-            planned.append((kafka, _tansu_argv(find_tansu(tansu_bin), settings.kafka_port)))
+            planned.append((kafka, find_tansu(tansu_bin)))
         if pids[clickhouse.name] is None:
             server = find_clickhouse_server(clickhouse_bin, install_missing=install_missing)
-            planned.append(
-                (clickhouse, [str(server), f"--config-file={clickhouse_config_path(settings)}"])
-            )
+            planned.append((clickhouse, server))
         if pids[alertmanager.name] is None:
             binary = find_alertmanager(alertmanager_bin, install_missing=install_missing)
-            planned.append((alertmanager, alertmanager_argv(binary, settings)))
+            planned.append((alertmanager, binary))
         for service, _ in planned:
             _check_ports_free(service)
         if pids[clickhouse.name] is None:
@@ -383,16 +447,19 @@ def stack_up(
         deadline = time.monotonic() + timeout
         launched: list[_Service] = []  # pids of these are unreaped children, so surely ours
         try:
-            for service, argv in planned:
-                pids[service.name] = _launch(service, argv)
-                launched.append(service)
+            for service, binary in planned:
+                # A Ctrl-C between the launch and its note in ``launched`` would orphan it.
+                with interrupts_held():
+                    pids[service.name] = _launch(service, binary)
+                    launched.append(service)
             for service in services:
                 pid = pids[service.name]
                 assert pid is not None
                 _wait_until_answering(service, pid, deadline, timeout)
         except BaseException:
-            for service in launched:
-                _abort(service, pids[service.name])
+            with interrupts_held():
+                for service in launched:
+                    _abort(service, pids[service.name])
             raise
     return stack_status(settings)
 
@@ -413,11 +480,11 @@ def _abort(service: _Service, pid: int | None) -> None:
 
 def _stop(service: _Service, timeout: float) -> str | None:
     pid = _recorded_pid(service, forget_stale=True)
-    if pid is None:
-        return None
-    _terminate(service, pid, timeout)
+    pids = [pid] if pid is not None else _unrecorded_pids(service)
+    for each in pids:
+        _terminate(service, each, timeout)
     _forget(service)
-    return f"{service.name} (pid {pid})"
+    return f"{service.name} (pid {', '.join(map(str, pids))})" if pids else None
 
 
 SERVICE_NAMES = ("kafka", "clickhouse", "alertmanager")
@@ -436,13 +503,25 @@ def stack_down(
     unknown = set(services) - set(SERVICE_NAMES)
     if unknown:
         raise ValueError(f"no such service: {', '.join(sorted(unknown))}")
-    if not settings.state_dir.is_dir():
-        return []
-    with _state_lock(settings):
-        stopped = [
-            _stop(service, timeout) for service in _services(settings) if service.name in services
-        ]
+    chosen = [service for service in _services(settings) if service.name in services]
+    # The lock file lives in the state dir: a removed one is not recreated just to lock it (no
+    # pid files are left to race over).
+    lock = _state_lock(settings) if settings.state_dir.is_dir() else contextlib.nullcontext()
+    with interrupts_held(), lock:
+        stopped = [_stop(service, timeout) for service in chosen]
     return [entry for entry in stopped if entry is not None]
+
+
+@contextlib.contextmanager
+def running_stack(settings: StackSettings) -> Iterator[StackStatus]:
+    """The stack up for the block and down after it, however the block ends (an exception,
+    Ctrl-C): for benchmarks and tests that own a private stack. Leave the block before removing
+    the state dir."""
+    status = stack_up(settings)
+    try:
+        yield status
+    finally:
+        stack_down(settings)
 
 
 def stack_status(settings: StackSettings) -> StackStatus:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import signal
 import socket
+import threading
+import time
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +25,7 @@ from clickhouse_driver import Client
 from salespulse.settings import StackSettings
 from salespulse.stack import (
     StackError,
+    StackStatus,
     render_clickhouse_config,
     stack_down,
     stack_status,
@@ -37,6 +43,19 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+@contextlib.contextmanager
+def _killed_afterwards(status: StackStatus) -> Iterator[list[int]]:
+    """The stack's pids; whatever of it a failed test leaves running is killed, so that a test
+    proving a leak does not leak itself."""
+    pids = [service.pid for service in status if service.pid is not None]
+    try:
+        yield pids
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 # No proxy for loopback, whatever http_proxy says.
@@ -144,20 +163,21 @@ def test_stack_down_stops_exactly_its_own_processes(
     main_before = stack_status(stack.settings.stack)
     other = stack_settings_factory(tmp_path / "other")
     started = stack_up(other)
-    other_pids = {service.pid for service in started}
-    assert None not in other_pids
-    assert len(other_pids) == 3
-    assert other_pids.isdisjoint({service.pid for service in main_before})
-    assert _get(f"{other.alertmanager_url}/-/ready") == (200, b"OK")
+    with _killed_afterwards(started):
+        other_pids = {service.pid for service in started}
+        assert None not in other_pids
+        assert len(other_pids) == 3
+        assert other_pids.isdisjoint({service.pid for service in main_before})
+        assert _get(f"{other.alertmanager_url}/-/ready") == (200, b"OK")
 
-    stopped = stack_down(other)
+        stopped = stack_down(other)
 
-    assert stopped == [
-        f"kafka (pid {started.kafka.pid})",
-        f"clickhouse (pid {started.clickhouse.pid})",
-        f"alertmanager (pid {started.alertmanager.pid})",
-    ]
-    assert not any(_alive(pid) for pid in other_pids if pid is not None)
+        assert stopped == [
+            f"kafka (pid {started.kafka.pid})",
+            f"clickhouse (pid {started.clickhouse.pid})",
+            f"alertmanager (pid {started.alertmanager.pid})",
+        ]
+        assert not any(_alive(pid) for pid in other_pids if pid is not None)
     assert not list(tmp_path.glob("other/*/*.pid"))
     after = stack_status(other)
     assert [service.pid for service in after] == [None, None, None]
@@ -166,6 +186,60 @@ def test_stack_down_stops_exactly_its_own_processes(
     assert main_after == main_before
     assert main_after.all_answering
     assert stack_down(other) == []
+
+
+def test_stack_down_stops_a_stack_whose_folder_was_removed_first(
+    tmp_path: Path, stack_settings_factory: Callable[[Path], StackSettings]
+) -> None:
+    """A benchmark's temporary folder removed on its way out before (or without) stack_down:
+    the servers keep running with nothing on disk naming them, and must still be stopped."""
+    settings = stack_settings_factory(tmp_path / "scratch")
+    started = stack_up(settings)
+    with _killed_afterwards(started) as pids:
+        shutil.rmtree(tmp_path / "scratch")
+        assert all(_alive(pid) for pid in pids)
+
+        stopped = stack_down(settings)
+
+        assert stopped == [
+            f"kafka (pid {started.kafka.pid})",
+            f"clickhouse (pid {started.clickhouse.pid})",
+            f"alertmanager (pid {started.alertmanager.pid})",
+        ]
+        assert [pid for pid in pids if _alive(pid)] == []
+        assert not (tmp_path / "scratch").exists()  # not recreated by stopping
+
+
+def test_ctrl_c_while_the_stack_stops_is_raised_once_it_is_stopped(
+    tmp_path: Path, stack_settings_factory: Callable[[Path], StackSettings]
+) -> None:
+    """An impatient second Ctrl-C lands while stack_down waits for a server to exit: the user
+    still gets the KeyboardInterrupt, but only once every server is stopped."""
+    settings = stack_settings_factory(tmp_path)
+    started = stack_up(settings)
+    kafka = started.kafka.pid
+    assert kafka is not None
+
+    def interrupt_once_stopping_began() -> None:
+        # Kafka stops first: from then on stack_down is busy with the others.
+        deadline = time.monotonic() + 60
+        while _alive(kafka) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def stop() -> None:
+        stack_down(settings)
+        # Had stack_down finished before the signal came, it is raised here instead.
+        interrupter.join()
+        time.sleep(1)
+
+    with _killed_afterwards(started) as pids:
+        interrupter = threading.Thread(target=interrupt_once_stopping_began, daemon=True)
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt):
+            stop()
+        assert [pid for pid in pids if _alive(pid)] == []
+    assert stack_status(settings).kafka.pid is None
 
 
 def test_stack_down_ignores_a_pid_file_naming_a_foreign_process(
