@@ -308,6 +308,11 @@ class _Session:
             batch += self._bridge.cel.expired()
             if batch:
                 await self._bridge.deliver(batch)
+                if ping is not None:
+                    # Nothing was read while Kafka kept us waiting, so the Pong may sit unread:
+                    # judged by the clock now, a healthy session would be dropped, and with it
+                    # the events Asterisk already sent, which AMI never sends again.
+                    ping_deadline = max(ping_deadline, loop.time() + ami.ping_timeout_seconds)
                 continue
             now = loop.time()
             if ping is not None and now >= ping_deadline:

@@ -69,6 +69,9 @@ class Script:
     send: list[bytes] = field(default_factory=list)
     # If set: these bytes (a cut-off message) go out, then the connection is closed.
     drop_after: bytes | None = None
+    # If set: messages written as they are put, while the session lasts, as Asterisk raises
+    # events during a call day. A message taken as the session ends is lost, as with Asterisk.
+    live: asyncio.Queue[bytes] | None = None
 
 
 class FakeAsterisk:
@@ -80,9 +83,12 @@ class FakeAsterisk:
         *,
         pong: bool = True,
         banner: bytes = b"Asterisk Call Manager/9.0.0\r\n",
+        before_first_pong: bytes | None = None,
     ) -> None:
         self.scripts = scripts
         self.pong = pong
+        # An event raised between the first Ping and its Pong, which follows a moment later.
+        self.before_first_pong = before_first_pong
         self.banner = banner
         self.connections = 0
         self.logins: list[dict[str, str]] = []
@@ -151,11 +157,33 @@ class FakeAsterisk:
             writer.write(script.drop_after)
             await writer.drain()
             return
+        live = asyncio.create_task(self._raise_live(writer, script.live))
+        try:
+            await self._answer_actions(reader, writer)
+        finally:
+            live.cancel()
+            await asyncio.gather(live, return_exceptions=True)
+
+    async def _raise_live(
+        self, writer: asyncio.StreamWriter, queue: asyncio.Queue[bytes] | None
+    ) -> None:
+        while queue is not None:
+            message = await queue.get()
+            writer.write(message)
+            await writer.drain()  # Kafka blocks the bridge, the bridge stops reading, we wait
+
+    async def _answer_actions(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while (action := await read_message(reader)) is not None:
             name = action.get("action", "").lower()
             action_id = action.get("actionid", "")
             if name == "ping":
                 self.pings += 1
+                if self.pings == 1 and self.before_first_pong is not None:
+                    writer.write(self.before_first_pong)
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
                 if self.pong:
                     writer.write(respond(action_id, "Success", "Ping: Pong\r\nTimestamp: 1.5"))
             elif name == "logoff":
@@ -420,6 +448,27 @@ async def test_a_write_kafka_refuses_for_a_while_is_retried() -> None:
             await asyncio.wait_for(bridge, 5)
     assert [record.value for record in producer.written] == [cdr(8)]
     assert asterisk.connections == 1  # a Kafka outage is not the AMI session's fault
+
+
+async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() -> None:
+    # The Cdr comes between Ping and Pong; its write takes longer than the Ping may go
+    # unanswered, and the Pong waits unread meanwhile. Dropping the session then would lose
+    # whatever Asterisk had already sent.
+    producer = HeldProducer()
+    async with FakeAsterisk([Script()], before_first_pong=cdr(12)) as asterisk:
+        ami = ami_settings(asterisk.port, ping_interval_seconds=0.1, ping_timeout_seconds=0.3)
+        stop = asyncio.Event()
+        bridge = asyncio.create_task(run_ami_bridge(ami, producer, stop=stop))  # type: ignore[arg-type]
+        try:
+            await asyncio.wait_for(producer.called.wait(), 5)
+            await asyncio.sleep(3 * ami.ping_timeout_seconds)
+            producer.release.set()
+            await eventually(lambda: asterisk.pings >= 3)
+        finally:
+            stop.set()
+            await asyncio.wait_for(bridge, 5)
+    assert [record.value for record in producer.written] == [cdr(12)]
+    assert asterisk.connections == 1
 
 
 @pytest.mark.parametrize("failures", [0, 1, 3, 10, 100])
