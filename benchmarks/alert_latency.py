@@ -34,16 +34,15 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from results import RESULTS, write_section  # the sibling module: run as a script
+from results import RESULTS, running_worker, write_section  # the sibling module: run as a script
 
 from ingest.crm_records import crm_event_record
 from ingest.generator import make_population, send_to_kafka, simulate, write_directory_yaml
 from ingest.raw_producer import RawProducer, RawRecordOut
 from salespulse.alert_settings import AlertsSettings
 from salespulse.settings import Settings, WorkerSettings
-from salespulse.stack import stack_down, stack_up
+from salespulse.stack import running_stack
 from salespulse.stack_settings import free_ports, pointed_at_stack, private_stack
-from salespulse.worker_process import start_worker, stop_worker
 
 SECTION = "## Alert latency"
 RULES = {
@@ -157,28 +156,25 @@ async def measure(args: argparse.Namespace, state: Path) -> dict[str, dict[str, 
     managers = desk_directory(args.managers, settings.directory_path, team_path)
 
     receiver, runner = await serve_hook(hook_port)
-    stack_up(stack)
-    worker = start_worker(settings, state / "worker.log")
     background: asyncio.Task[Any] | None = None
     try:
-        async with RawProducer(settings.kafka, settings.topics, linger_ms=0) as producer:
-            # Warm up: the worker joins the group and becomes the leader that evaluates.
-            await producer.send(crm_record("warm", "offer.sent", f"u-{managers[0]}"))
-            await receiver.wait_for({f"offer_sent/manager/{managers[0]}"}, 120)
-            if load is not None:
-                background = asyncio.create_task(
-                    send_to_kafka(load, settings.kafka, settings.topics, rate=args.load)
-                )
-                await asyncio.sleep(3)  # let the load reach a steady state
-            event_latency = await events_to_alerts(args, producer, receiver, managers[1:])
-            deadline_latency = await deadlines_to_alerts(args, producer, receiver, managers)
+        with running_stack(stack), running_worker(settings, state / "worker.log"):
+            async with RawProducer(settings.kafka, settings.topics, linger_ms=0) as producer:
+                # Warm up: the worker joins the group and becomes the leader that evaluates.
+                await producer.send(crm_record("warm", "offer.sent", f"u-{managers[0]}"))
+                await receiver.wait_for({f"offer_sent/manager/{managers[0]}"}, 120)
+                if load is not None:
+                    background = asyncio.create_task(
+                        send_to_kafka(load, settings.kafka, settings.topics, rate=args.load)
+                    )
+                    await asyncio.sleep(3)  # let the load reach a steady state
+                event_latency = await events_to_alerts(args, producer, receiver, managers[1:])
+                deadline_latency = await deadlines_to_alerts(args, producer, receiver, managers)
     finally:
         if background is not None:
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await background
-        stop_worker(worker)
-        stack_down(stack)
         await runner.cleanup()
     return {"event → alert": event_latency, "deadline → alert": deadline_latency}
 

@@ -21,14 +21,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from results import RESULTS, write_section  # the sibling module: run as a script
+from results import RESULTS, running_worker, write_section  # the sibling module: run as a script
 
 from ingest.generator import make_population, send_to_kafka, simulate, write_directory_yaml
 from salespulse.lag import wait_for_zero_lag
 from salespulse.settings import Settings, TopicSettings, WorkerSettings
-from salespulse.stack import stack_down, stack_up
+from salespulse.stack import running_stack
 from salespulse.stack_settings import free_ports, pointed_at_stack, private_stack
-from salespulse.worker_process import start_worker, stop_worker
 from sinks.clickhouse.client import NativeClickHouse
 
 SECTION = "## End to end, one worker"
@@ -68,9 +67,7 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, float]:
     )
     traffic = simulate(population, WEEK_END - timedelta(days=args.days), WEEK_END, args.seed)
 
-    stack_up(stack)
-    worker = start_worker(settings, state / "worker.log")
-    try:
+    with running_stack(stack), running_worker(settings, state / "worker.log") as worker:
 
         async def durable() -> None:
             await wait_for_zero_lag(
@@ -98,9 +95,6 @@ async def run(args: argparse.Namespace, state: Path) -> dict[str, float]:
             )
         finally:
             client.close()
-    finally:
-        stop_worker(worker)
-        stack_down(stack)
     return {
         "records": report.records,
         "messages": report.messages,

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from salespulse.settings import REPO_ROOT, ClickHouseSettings
-from salespulse.stack import stack_down, stack_up
+from salespulse.settings import REPO_ROOT, ClickHouseSettings, Settings
+from salespulse.stack import interrupts_held, running_stack
 from salespulse.stack_settings import private_stack
+from salespulse.worker_process import start_worker, stop_worker
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 
@@ -37,14 +39,27 @@ def scratch_clickhouse() -> Iterator[NativeClickHouse]:
     """A private stack's ClickHouse with the schema applied, in a folder removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="salespulse-bench-") as state:
         stack = private_stack(Path(state))
-        stack_up(stack)
-        ch = NativeClickHouse(ClickHouseSettings(port=stack.clickhouse_tcp_port), database="bench")
-        try:
-            apply_migrations(ch)
-            yield ch
-        finally:
-            ch.close()
-            stack_down(stack)
+        with running_stack(stack):
+            settings = ClickHouseSettings(port=stack.clickhouse_tcp_port)
+            ch = NativeClickHouse(settings, database="bench")
+            try:
+                apply_migrations(ch)
+                yield ch
+            finally:
+                ch.close()
+
+
+@contextmanager
+def running_worker(settings: Settings, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``salespulse worker`` process for the block, stopped however the block ends. Enter it
+    after ``running_stack``: the worker then stops before the stack it uses, and a Ctrl-C while
+    it stops waits, so it cannot keep the stack's cleanup from running."""
+    worker = start_worker(settings, log_path)
+    try:
+        yield worker
+    finally:
+        with interrupts_held():
+            stop_worker(worker)
 
 
 def report(result: Mapping[str, float], record: Callable[[], object], *, keep: bool) -> None:
