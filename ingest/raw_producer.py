@@ -10,6 +10,8 @@ its HTTP client, and not before.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Iterable
 from types import TracebackType
@@ -22,8 +24,14 @@ from ingest.bridge_metrics import PRODUCED_MESSAGES
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
+log = logging.getLogger(__name__)
+
 # Bounds the memory held by unacknowledged sends while still pipelining them.
 _IN_FLIGHT = 2000
+# A healthy broker acknowledges in milliseconds. A hung or unreachable one makes aiokafka retry
+# quietly until its request timeout (40 s) expires, and only then does a write fail: without this
+# warning an outage shorter than that would leave no trace in the bridge's log.
+STALL_WARNING_SECONDS = 5.0
 
 
 class RawRecordOut(NamedTuple):
@@ -45,10 +53,21 @@ class ProduceError(Exception):
 
 
 class RawProducer:
-    def __init__(self, kafka: KafkaSettings, topics: TopicSettings, *, linger_ms: int = 5) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topics: TopicSettings,
+        *,
+        linger_ms: int = 5,
+        stall_warning_seconds: float = STALL_WARNING_SECONDS,
+    ) -> None:
         self._kafka = kafka
         self._topics = topics
         self._linger_ms = linger_ms
+        self._stall_warning_seconds = stall_warning_seconds
+        # When the oldest write of an ongoing stall was made; None while the broker answers.
+        # One per producer, so that concurrent writers (the receiver's requests) warn once.
+        self._stalled_since: float | None = None
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -106,16 +125,42 @@ class RawProducer:
                 topics[topic] += 1
                 count += 1
                 if len(pending) >= _IN_FLIGHT:
-                    await asyncio.gather(*pending)
+                    await self._acknowledged(pending)
                     _count_produced(topics)
                     pending.clear()
-            await asyncio.gather(*pending)
+            await self._acknowledged(pending)
             _count_produced(topics)
         except KafkaError as exc:
             raise ProduceError(
                 f"Kafka did not take the write: {exc}", retriable=exc.retriable
             ) from exc
         return count
+
+    async def _acknowledged(self, pending: list[Awaitable[object]]) -> None:
+        """Wait for the broker's acknowledgement of ``pending``, saying so in the log when it
+        takes longer than a healthy broker would, and again when the broker answers."""
+        acknowledged = asyncio.gather(*pending)
+        try:
+            done, _ = await asyncio.wait([acknowledged], timeout=self._stall_warning_seconds)
+            if not done and self._stalled_since is None:
+                self._stalled_since = time.monotonic() - self._stall_warning_seconds
+                log.warning(
+                    "Kafka (%s) has not acknowledged a write for %.0f s: the broker is hung or "
+                    "unreachable; waiting for it, and nothing is acknowledged to the source "
+                    "meanwhile",
+                    self._kafka.bootstrap_servers,
+                    self._stall_warning_seconds,
+                )
+            await acknowledged
+        except asyncio.CancelledError:
+            acknowledged.cancel()  # a caller's deadline: the retrieval of the outcome ends here
+            raise
+        if self._stalled_since is not None:
+            log.info(
+                "Kafka acknowledges writes again after %.0f s",
+                time.monotonic() - self._stalled_since,
+            )
+            self._stalled_since = None
 
 
 def _count_produced(topics: Counter[str]) -> None:
