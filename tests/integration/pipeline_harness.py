@@ -6,19 +6,24 @@ other's data; the truth they compare with comes from the generator's model of th
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import socket
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
-from ingest.generator import Expected
+from ingest.generator import Expected, SendReport, Traffic, send_to_kafka
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
@@ -26,7 +31,8 @@ from salespulse.settings import Settings, TopicSettings, WorkerSettings
 from salespulse.stack_settings import free_ports
 from salespulse.summary import query_summary
 from salespulse.worker_process import start_worker
-from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
+from sinks.clickhouse.rollup import DAILY_TABLE
 from tests.conftest import LocalStack
 
 # A fixed week in the past: the same traffic on every run, whatever today is.
@@ -95,6 +101,26 @@ def stored_totals(settings: Settings) -> dict[str, Counter[str]]:
     }
 
 
+def rolled_up_totals(settings: Settings) -> dict[str, Counter[str]]:
+    """Per-manager totals over the same days as ``stored_totals``, read from the day rollups
+    the dashboards show (``activity_daily``), which the leader recomputes after batches."""
+    compared = sorted(set(METRIC_OF_COUNTER.values()))
+    sums = ", ".join(f"sum({name})" for name in compared)
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        rows = client.execute(
+            f"SELECT manager_id, {sums} FROM {settings.clickhouse.database}.{DAILY_TABLE} FINAL "
+            "WHERE local_date >= %(low)s AND local_date <= %(high)s GROUP BY manager_id",
+            {"low": WEEK_END.date() - timedelta(days=DAYS + 1), "high": WEEK_END.date()},
+        )
+    finally:
+        client.close()
+    return {
+        manager: Counter(dict(zip(compared, map(int, values), strict=True)))
+        for manager, *values in rows
+    }
+
+
 def expected_totals(expected: Expected) -> dict[str, Counter[str]]:
     return {
         manager: Counter(
@@ -158,3 +184,209 @@ def eventually(check: Callable[[], Any], seconds: float = 90.0) -> Any:
         if result or time.monotonic() > deadline:
             return result
         time.sleep(0.5)
+
+
+async def until(check: Callable[[], Any], seconds: float = 90.0) -> Any:
+    """``eventually`` for async tests: the event loop (traffic being sent, say) runs on while
+    ``check`` is polled."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.5)
+
+
+def worker_name(worker: RunningWorker) -> str:
+    """How a worker signs its rows in ``ingest_batches``."""
+    return f"{socket.gethostname()}:{worker.process.pid}"
+
+
+def query(settings: Settings, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+    """One statement on a connection of its own; ``{db}`` in ``sql`` is the run's database."""
+    client = NativeClickHouse(settings.clickhouse)
+    try:
+        return client.execute(sql.format(db=settings.clickhouse.database), params)
+    finally:
+        client.close()
+
+
+def batches_done_by(worker: RunningWorker) -> int:
+    """Batches this worker process made durable, from its own log in ClickHouse."""
+    try:
+        ((count,),) = query(
+            worker.settings,
+            "SELECT count() FROM {db}.ingest_batches WHERE worker = %(name)s",
+            {"name": worker_name(worker)},
+        )
+    except ClickHouseError:
+        return 0  # the first worker has not created the schema yet
+    return int(count)
+
+
+async def until_busy(worker: RunningWorker, batches: int, seconds: float = 120.0) -> None:
+    """Until ``worker`` has made ``batches`` batches durable; fails if it dies or stalls."""
+    deadline = time.monotonic() + seconds
+    while batches_done_by(worker) < batches:
+        assert worker.process.poll() is None, "the worker died by itself"
+        assert time.monotonic() < deadline, f"the worker made no progress in {seconds:.0f} s"
+        await asyncio.sleep(0.1)
+
+
+def replayed_ranges(settings: Settings) -> int:
+    """How many logged batches cover offsets an earlier batch already covered: the work a
+    crash or a rebalance made someone do again."""
+    rows = query(
+        settings,
+        "SELECT topic, partition, first_offset, last_offset FROM {db}.ingest_batches "
+        "ORDER BY topic, partition, first_offset",
+    )
+    replays, reached = 0, {}
+    for topic, partition, first, last in rows:
+        if first <= reached.get((topic, partition), -1):
+            replays += 1
+        reached[(topic, partition)] = max(last, reached.get((topic, partition), -1))
+    return replays
+
+
+async def send_until(
+    traffic: Traffic,
+    settings: Settings,
+    done: asyncio.Event,
+    seconds_per_round: float,
+    sent: list[SendReport] | None = None,
+) -> int:
+    """Sends the traffic again and again, each round over ``seconds_per_round``, until ``done``
+    is set; returns the rounds sent, and appends each round's report to ``sent`` as it ends.
+    Every round repeats the same records, as a source that re-sends after its own restart does:
+    the numbers must not move, while the worker always has work in hand when a fault strikes."""
+    records = sum(len(r) for r in traffic.records.values())
+    rounds = 0
+    while not done.is_set():
+        report = await send_to_kafka(
+            traffic, settings.kafka, settings.topics, rate=records / seconds_per_round
+        )
+        rounds += 1
+        if sent is not None:
+            sent.append(report)
+    return rounds
+
+
+async def dead_letter_origins(settings: Settings) -> Counter[tuple[bytes, bytes, bytes]]:
+    """Every dead letter in the topic, up to its end, by its source coordinates."""
+    consumer = AIOKafkaConsumer(
+        settings.topics.dead_letter,
+        **settings.kafka.aiokafka_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()  # without a group: every partition is assigned to it
+    origins: Counter[tuple[bytes, bytes, bytes]] = Counter()
+    try:
+        ends = await consumer.end_offsets(
+            [
+                TopicPartition(settings.topics.dead_letter, partition)
+                for partition in consumer.partitions_for_topic(settings.topics.dead_letter) or ()
+            ]
+        )
+        assert ends, f"no partitions of {settings.topics.dead_letter} known"
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+        deadline = time.monotonic() + 60
+        while await behind():
+            assert time.monotonic() < deadline, "the dead-letter topic could not be read"
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    headers = dict(record.headers)
+                    origins[
+                        (
+                            headers["sp-source-topic"],
+                            headers["sp-source-offset"],
+                            headers["sp-source-index"],
+                        )
+                    ] += 1
+    finally:
+        await consumer.stop()
+    return origins
+
+
+async def assert_counted_once(settings: Settings, expected: Expected, *, sends: int = 1) -> None:
+    """What decision 4 promises after any mix of crashes, replays and re-sent traffic: every
+    manager's numbers equal the generator's truth, the events table holds each canonical event
+    once, and every malformed record sent (``sends`` times) has its dead letter."""
+    stored = stored_totals(settings)
+    for manager, counts in expected_totals(expected).items():
+        got = +stored.get(manager, Counter())
+        assert got == +counts, f"{manager}: stored {dict(got)}, truth {dict(+counts)}"
+    ((events, distinct),) = query(
+        settings, "SELECT count(), uniqExact(event_id) FROM {db}.events FINAL"
+    )
+    assert events == distinct == expected.canonical_events, (events, distinct)
+    origins = await dead_letter_origins(settings)
+    # Dead letters are at-least-once: a replay may send one again, but none may be missing.
+    assert len(origins) == expected.malformed_records * sends, (
+        f"{len(origins)} malformed records dead-lettered, {expected.malformed_records * sends} sent"
+    )
+
+
+def assert_rollups_catch_up(settings: Settings, expected: Expected, seconds: float = 120.0) -> None:
+    """The day rollups (what dashboards read) reach the exact numbers by themselves."""
+    truth = {m: +c for m, c in expected_totals(expected).items()}
+
+    def caught_up() -> bool:
+        rolled = rolled_up_totals(settings)
+        return all(+rolled.get(m, Counter()) == c for m, c in truth.items())
+
+    assert eventually(caught_up, seconds), {
+        m: dict(+rolled_up_totals(settings).get(m, Counter()) - c) for m, c in truth.items()
+    }
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, as the kernel reports it (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ProcessLookupError(pid)
+
+
+def scrape(worker: RunningWorker) -> list[Sample]:
+    """The worker's /metrics samples, as Prometheus reads them; none while its web server is
+    not up."""
+    url = f"http://127.0.0.1:{worker.settings.worker.web_port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return []
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+
+
+def assigned_partitions(worker: RunningWorker) -> set[tuple[str, int]]:
+    """The partitions a worker says it owns: those it reports a consumer lag for, as
+    operations see it."""
+    return {
+        (sample.labels["topic"], int(sample.labels["partition"]))
+        for sample in scrape(worker)
+        if sample.name == "salespulse_consumer_lag_messages"
+    }
+
+
+def consumer_lag(worker: RunningWorker) -> int:
+    """Messages waiting in the worker's partitions, not yet durable, by its own gauge."""
+    return int(metric_total(worker, "salespulse_consumer_lag_messages"))
+
+
+def metric_total(worker: RunningWorker, name: str) -> float:
+    """The sum of a metric's samples over all their labels."""
+    return sum(sample.value for sample in scrape(worker) if sample.name == name)
+
+
+def every_raw_partition(settings: Settings) -> set[tuple[str, int]]:
+    return {
+        (topic, partition)
+        for topic in settings.topics.raw_topics()
+        for partition in range(settings.topics.partitions)
+    }

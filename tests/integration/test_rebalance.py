@@ -12,12 +12,12 @@ from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
 from tests.integration.pipeline_harness import (
     RunningWorker,
+    batches_done_by,
     expected_totals,
     isolated_settings,
     launch,
     stored_totals,
 )
-from tests.integration.test_kill_worker import batches_done_by
 
 
 async def test_numbers_survive_a_worker_joining_and_one_leaving(
@@ -41,15 +41,15 @@ async def test_numbers_survive_a_worker_joining_and_one_leaving(
     second: RunningWorker | None = None
     try:
         for _ in range(600):  # until the first worker is busy
-            if batches_done_by(settings, first) >= 3:
+            if batches_done_by(first) >= 3:
                 break
             await asyncio.sleep(0.1)
         second = launch(second_settings, tmp_path / "second.log")
         for _ in range(600):  # until the group has rebalanced and the newcomer works too
-            if batches_done_by(second_settings, second) >= 2:
+            if batches_done_by(second) >= 2:
                 break
             await asyncio.sleep(0.1)
-        assert batches_done_by(second_settings, second) >= 2, "the second worker never got work"
+        assert batches_done_by(second) >= 2, "the second worker never got work"
         assert stop_worker(first.process) in (0, -15)  # leaves the group mid-stream
         await sending
         await second.wait_until_durable()
