@@ -47,9 +47,9 @@ from tests.integration.test_ami_bridge import SECRET, FakeAsterisk, Script
 from tests.integration.test_ami_bridge import cdr as ami_cdr
 from tests.integration.test_tailer import cdr as csv_cdr
 
-pytestmark = pytest.mark.integration
-
 OUTAGE_SECONDS = scaled(20, 180)
+# Room for the outage, the catch-up after it and a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(OUTAGE_SECONDS * 5 + 120)]
 Outage = Literal["frozen", "refused"]
 KINDS: list[Outage] = ["frozen", "refused"]
 STALL_WARNING = "has not acknowledged a write"

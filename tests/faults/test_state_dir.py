@@ -1,0 +1,218 @@
+"""The tailer's state directory on a real full or read-only filesystem.
+
+The directory is a tmpfs of 64 KiB mounted for the test (the suite runs as root, in CI too):
+filled to the last page it gives a real ENOSPC, remounted read-only a real EROFS, which no
+permission bit would give root. The tailer runs as ``salespulse tail`` runs. It must say what
+fails and where, keep the position file it has (the previous position, still readable), ship
+nothing it could not record, and go on by itself once the disk takes writes again; stopped
+meanwhile, it re-sends at most the one chunk whose position it could not save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from ingest.tailer_state import Position, StateStore, state_name
+from tests.faults.tcp_proxy import ProxiedBroker
+from tests.faults.test_broker_outage import (
+    RECORDS,
+    TOPICS,
+    BridgeProcess,
+    copies,
+    kafka_env,
+    read_topic,
+    report,
+    timed,
+)
+from tests.faults.test_broker_outage import broker as broker  # a fixture
+from tests.integration.test_tailer import lines
+
+pytestmark = pytest.mark.integration
+
+Fault = Literal["full", "read-only"]
+LINES_PER_MESSAGE = 50
+STATE_ERRORS = "salespulse_bridge_errors_total"
+SIZE_BYTES = 64 * 1024
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs at ``path`` for the body of the ``with``, unmounted after whatever
+    happened (lazily, if a process the test failed to stop still holds a file there)."""
+    path.mkdir(parents=True)
+    options = f"size={SIZE_BYTES}"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        while path.is_mount():  # a read-only view left on top by a failed test, then the tmpfs
+            if subprocess.run(["umount", str(path)], check=False).returncode != 0:
+                subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Take every free page of the filesystem: the next write there fails with ENOSPC."""
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as file:
+        file.write(b"\0" * SIZE_BYTES)  # a short write: what fits
+        with pytest.raises(OSError, match="No space left on device"):
+            file.write(b"\0")
+    return filler
+
+
+def read_only_view(path: Path) -> None:
+    """Put a read-only view of ``path`` over it: every write there fails with EROFS, as on a
+    filesystem remounted read-only after an error. (Remounting the tmpfs itself is refused
+    while the tailer holds its lock file open for writing; the kernel's own remount is not.)"""
+    subprocess.run(["mount", "--bind", str(path), str(path)], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
+
+
+class TailedCdrFile:
+    """The PBX's CDR file, the tailer's view of it (its saved position) and the process."""
+
+    def __init__(self, directory: Path, state_dir: Path, broker: ProxiedBroker) -> None:
+        self.path = directory / "cdr" / "Master.csv"
+        self.path.parent.mkdir()
+        self.path.touch()
+        self.store = StateStore(state_dir, state_name("pbx-disk", self.path))
+        self.env = kafka_env(broker) | {
+            "SALESPULSE_TAILER__PATH": str(self.path),
+            "SALESPULSE_TAILER__STATE_DIR": str(state_dir),
+            "SALESPULSE_TAILER__SOURCE_KEY": "pbx-disk",
+            "SALESPULSE_TAILER__POLL_INTERVAL_SECONDS": "0.05",
+            "SALESPULSE_TAILER__LINES_PER_MESSAGE": str(LINES_PER_MESSAGE),
+        }
+        self.directory = directory
+        self.written = 0
+
+    def shipped_whole(self, values: list[bytes]) -> bool:
+        """Whether ``values``, repeats dropped, are the file's lines exactly."""
+        unique = dict.fromkeys(values)
+        return b"".join(value + b"\n" for value in unique) == self.path.read_bytes()
+
+    def append(self, count: int) -> None:
+        with self.path.open("ab") as file:
+            file.write(lines(self.written, count))
+        self.written += count
+
+    @contextlib.asynccontextmanager
+    async def tailer(self) -> AsyncIterator[BridgeProcess]:
+        async with BridgeProcess("tail", self.env, self.directory) as bridge:
+            yield bridge
+
+    async def all_recorded(self, bridge: BridgeProcess, seconds: float = 60) -> None:
+        """Until the saved position is the end of the file."""
+        deadline = time.monotonic() + seconds
+        while (position := self.store.load()) is None or position.offset < len(
+            lines(0, self.written)
+        ):
+            assert bridge.process.returncode is None, bridge.log()
+            assert time.monotonic() < deadline, f"position {position} after {seconds} s"
+            await asyncio.sleep(0.05)
+
+
+async def until_logged(bridge: BridgeProcess, text: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while text not in bridge.log():
+        assert bridge.process.returncode is None, bridge.log()
+        assert time.monotonic() < deadline, f"{text!r} not logged:\n{bridge.log()}"
+        await asyncio.sleep(0.05)
+
+
+def break_disk(state_dir: Path, fault: Fault) -> Path | None:
+    """Make the state directory refuse writes; the filler file to delete for ``full``."""
+    if fault == "full":
+        return fill(state_dir)
+    read_only_view(state_dir)
+    return None
+
+
+def mend_disk(state_dir: Path, filler: Path | None) -> None:
+    if filler is None:
+        subprocess.run(["umount", str(state_dir)], check=True)  # the read-only view
+    else:
+        filler.unlink()
+
+
+CAUSES = {"full": "No space left on device", "read-only": "Read-only file system"}
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+async def test_unwritable_state_pauses_shipping_keeps_the_position_and_resumes(
+    broker: ProxiedBroker, tmp_path: Path, fault: Fault
+) -> None:
+    with timed() as elapsed, small_filesystem(tmp_path / "state") as state_dir:
+        cdr_file = TailedCdrFile(tmp_path, state_dir, broker)
+        async with cdr_file.tailer() as bridge:
+            cdr_file.append(100)
+            await cdr_file.all_recorded(bridge)
+            saved = cdr_file.store.path.read_bytes()
+            filler = break_disk(state_dir, fault)
+            try:
+                cdr_file.append(300)  # six chunks
+                await until_logged(bridge, "shipping paused until the position can be saved")
+                error = next(line for line in bridge.log().splitlines() if " ERROR " in line)
+                assert str(cdr_file.store.path) in error
+                assert CAUSES[fault] in error
+                shipped = await bridge.counter(RECORDS, bridge="tailer")
+                await asyncio.sleep(1)  # a few save attempts
+                # One chunk acknowledged whose position could not be saved, then nothing more.
+                assert shipped == 100 + LINES_PER_MESSAGE
+                assert await bridge.counter(RECORDS, bridge="tailer") == shipped
+                assert await bridge.counter(STATE_ERRORS, reason="state_write") >= 2
+                assert cdr_file.store.path.read_bytes() == saved
+                assert Position.model_validate_json(saved).offset == len(lines(0, 100))
+            finally:
+                mend_disk(state_dir, filler)
+            with timed() as resumed:
+                await cdr_file.all_recorded(bridge)
+                resumed_seconds = resumed()
+            assert "position saved again; shipping resumes" in bridge.log()
+            assert await bridge.stop() == 0
+        values = await read_topic(broker, TOPICS.raw_pbx, cdr_file.shipped_whole)
+    assert cdr_file.shipped_whole(values)
+    assert copies(values) == 0
+    report(
+        f"tailer/state-{fault}",
+        lines=cdr_file.written,
+        duplicates=0,
+        resumed_after_mend_s=round(resumed_seconds, 2),
+        test_s=round(elapsed(), 1),
+    )
+
+
+async def test_stopped_while_the_disk_is_full_it_resends_at_most_one_chunk(
+    broker: ProxiedBroker, tmp_path: Path
+) -> None:
+    with small_filesystem(tmp_path / "state") as state_dir:
+        cdr_file = TailedCdrFile(tmp_path, state_dir, broker)
+        async with cdr_file.tailer() as bridge:
+            cdr_file.append(100)
+            await cdr_file.all_recorded(bridge)
+            filler = fill(state_dir)
+            cdr_file.append(300)
+            await until_logged(bridge, "shipping paused until the position can be saved")
+            assert await bridge.stop() == 0
+        assert "stopping with the last chunk unrecorded: a restart re-sends it" in bridge.log()
+        position = cdr_file.store.load()
+        assert position is not None
+        assert position.offset == len(lines(0, 100))
+        filler.unlink()
+        async with cdr_file.tailer() as bridge:
+            await cdr_file.all_recorded(bridge)
+            assert await bridge.stop() == 0
+    values = await read_topic(broker, TOPICS.raw_pbx, cdr_file.shipped_whole)
+    assert cdr_file.shipped_whole(values)
+    [copy] = [value for value in set(values) if values.count(value) > 1]
+    assert values.count(copy) == 2
+    # The copy is the chunk right after the saved position: the lines from 100 on.
+    assert copy == lines(100, LINES_PER_MESSAGE)[:-1]
