@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from salespulse.config_text import read_config_text
 from salespulse.models import Actor, SourceFamily, TimeZoneName
 from salespulse.watched_file import WatchedFile
+from salespulse.yaml_limits import safe_load
 
 MAX_DIRECTORY_BYTES = 32 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -163,7 +164,7 @@ def parse_directory_file(text: str, *, suffix: str) -> DirectoryFile:
     """The entries of directory text, checked for shape but not yet for consistency."""
     try:
         if suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(text)
+            raw = safe_load(text)  # bounded: no alias bombs, no deep nesting
             if not isinstance(raw, dict):
                 raise DirectoryError("directory YAML must be a mapping with departments, managers")
             data = DirectoryFile.model_validate(raw)

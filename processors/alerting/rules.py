@@ -27,6 +27,7 @@ from pydantic import (
 
 from processors.alerting.model import Severity
 from salespulse.config_text import describe_validation, read_config_text
+from salespulse.yaml_limits import safe_load
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 
 MAX_RULES_BYTES = 1024 * 1024
@@ -253,7 +254,7 @@ class RulesFile(_Strict):
 
 def parse_rules(text: str) -> RulesFile:
     try:
-        raw: Any = yaml.safe_load(text)
+        raw: Any = safe_load(text)  # bounded: no alias bombs, no deep nesting
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -1,8 +1,13 @@
-"""Fuzzing helpers for the parser tests: whatever the bytes, ``parse()`` returns events or raises
-``RecordError`` with a known reason."""
+"""Fuzzing helpers: whatever the bytes, ``parse()`` returns events or raises ``RecordError`` with
+a known reason; and the number of examples every fuzz test runs.
+
+``SALESPULSE_FUZZ`` chooses how hard to try: unset or ``ci`` for the bounded run of every test
+suite, ``long`` for a local run with ``LONG_FACTOR`` times as many examples of each test.
+"""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -13,7 +18,32 @@ from salespulse.models import ActivityEvent, SourceRef
 
 REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large"}
 SOURCE = SourceRef("fuzz", "salespulse.raw.fuzz", 0, 0)
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+LONG_FACTOR = 50
+
+
+def _mode() -> str:
+    mode = os.environ.get("SALESPULSE_FUZZ", "ci") or "ci"
+    if mode not in ("ci", "long"):
+        # A typo must not quietly run the short suite under a long-run label.
+        raise ValueError(f"SALESPULSE_FUZZ must be ci or long, not {mode!r}")
+    return mode
+
+
+FUZZ_MODE = _mode()
+
+
+def fuzz_settings(examples: int) -> settings:
+    """``examples`` per test in CI, ``LONG_FACTOR`` times more in the long mode. No deadline:
+    the suite shares two cores with other work, and a slow example is not a failure."""
+    scale = LONG_FACTOR if FUZZ_MODE == "long" else 1
+    return settings(
+        max_examples=examples * scale,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+FUZZ = fuzz_settings(200)
 
 # Bytes that matter to the formats: quotes, separators, percent escapes, digits, braces, and
 # non-UTF-8.

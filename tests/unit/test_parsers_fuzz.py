@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.parsers import (
+    AsteriskAmiCdrParser,
     AsteriskCdrCsvParser,
+    AsteriskCelCallParser,
     Bitrix24CallEndEventParser,
     Bitrix24CrmRestParser,
     Bitrix24OpenLinesParser,
@@ -23,7 +25,10 @@ from processors.parsers import (
     FreeswitchCdrCsvParser,
     FreeswitchJsonCdrParser,
     Parser,
+    build_parsers,
 )
+from salespulse.settings import ParsingSettings
+from tests.unit import test_asterisk_ami_cdr, test_asterisk_cel
 from tests.unit.fuzzing import FUZZ, SOURCE, check, json_values, mutated, reshaped, truncated
 from tests.unit.parsing_helpers import ASTERISK_INCOMING_CSV, SAMPLES_DIR, compact, json_sample
 
@@ -56,6 +61,10 @@ OPENLINES_SAMPLES = sorted(
 )
 
 SAMPLES: dict[str, list[bytes]] = {
+    # The AMI formats have fuzz tests of their own (field reshuffles, CEL event orders); here
+    # they take the same generic mutations as every other format.
+    "asterisk-ami-cdr": test_asterisk_ami_cdr.SAMPLES,
+    "asterisk-cel-call": test_asterisk_cel.SAMPLES,
     "asterisk-cdr-csv": [
         ASTERISK_INCOMING_CSV,
         b'"","101","102","from-internal","""Anna"" <101>","SIP/101-00000050",'
@@ -104,10 +113,18 @@ SAMPLES: dict[str, list[bytes]] = {
         compact(json_sample(f"bitrix24/openlines/{name}")) for name in OPENLINES_SAMPLES
     ],
 }
-# Formats with samples of states that are no activity (yet): a planned meeting, an open session.
-NOT_ALL_ACTIVITY = {"bitrix24-crm-rest", "bitrix24-openlines-session"}
+# Formats with samples that are no activity (yet): a planned meeting, an open session, an AMI
+# event other than a CDR, a call that only reached the IVR.
+NOT_ALL_ACTIVITY = {
+    "bitrix24-crm-rest",
+    "bitrix24-openlines-session",
+    "asterisk-ami-cdr",
+    "asterisk-cel-call",
+}
 
 PARSERS: dict[str, Parser] = {
+    "asterisk-ami-cdr": AsteriskAmiCdrParser(timezone="Europe/Berlin"),
+    "asterisk-cel-call": AsteriskCelCallParser(timezone="Europe/Moscow"),
     "asterisk-cdr-csv": AsteriskCdrCsvParser(timezone="Europe/Berlin"),
     "chat-session-json": ChatSessionJsonParser(),
     "crm-event-json": CrmEventJsonParser(),
@@ -120,6 +137,11 @@ PARSERS: dict[str, Parser] = {
     "bitrix24-crm-rest": Bitrix24CrmRestParser(),
     "bitrix24-openlines-session": Bitrix24OpenLinesParser(),
 }
+
+
+def test_every_parser_the_worker_runs_is_fuzzed() -> None:
+    # A new format added to build_parsers without samples here fails this first.
+    assert set(build_parsers(ParsingSettings())) == set(PARSERS) == set(SAMPLES)
 
 
 @pytest.mark.parametrize("format_name", sorted(PARSERS))
