@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Before the settings load, so that even an error in them is redacted; then with every
     # secret they hold. Every log record of the process is redacted from here on.
-    install_log_redaction(environment_secrets())
+    install_log_redaction(environment_secrets(Settings))
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
         settings = Settings()

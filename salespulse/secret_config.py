@@ -54,6 +54,15 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
 )
 
+# Library debug lines that print what travels to and from Kafka: message bytes (source data,
+# customer numbers and all), and whole protocol requests (a SASL handshake holds the password).
+# The argument at that position is replaced by its size or type; the rest of the line stays.
+_PAYLOAD_ARGUMENTS = {
+    ("aiokafka.producer.producer", "Sending (key=%s value=%s) to %s"): 1,
+    ("aiokafka.conn", "Request to %s:%d %d: %s"): 3,
+    ("aiokafka.conn", "Response from %s:%d %d: %s"): 3,
+}
+
 
 def _is_secret_type(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in typing.get_args(annotation)
@@ -186,16 +195,20 @@ def secret_values(settings: BaseModel) -> list[str]:
     return found
 
 
-def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+def environment_secrets(
+    settings_cls: type[BaseModel], environ: Mapping[str, str] | None = None
+) -> list[str]:
     """Secret values set in the environment, known before the settings have loaded (so that
     an error while loading them can be redacted too)."""
     environ = os.environ if environ is None else environ
-    names = re.compile(r"^SALESPULSE_.*(PASSWORD|SECRET|TOKEN|KEY|_URL)$", re.IGNORECASE)
     found: list[str] = []
-    for name, value in environ.items():
-        if names.match(name):
-            found += credential_parts(value) if name.upper().endswith("_URL") else [value]
-    return [value for value in found if len(value) >= MIN_REDACTED_LENGTH and "://" not in value]
+    for variable in secret_paths(settings_cls):
+        value = environ.get(variable, "")
+        if variable in CREDENTIAL_URLS:
+            found += [part for part in credential_parts(value) if part != value]
+        else:
+            found += credential_parts(value)
+    return found
 
 
 class Redactor:
@@ -222,6 +235,14 @@ class Redactor:
 
     def record(self, record: logging.LogRecord) -> logging.LogRecord:
         """The log record with its message and traceback redacted."""
+        payload = _PAYLOAD_ARGUMENTS.get((record.name, str(record.msg)))
+        if payload is not None and isinstance(record.args, tuple) and len(record.args) > payload:
+            args = list(record.args)
+            value = args[payload]
+            args[payload] = (
+                f"<{len(value)} bytes>" if isinstance(value, bytes) else f"<{type(value).__name__}>"
+            )
+            record.args = tuple(args)
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
