@@ -4,7 +4,9 @@ topic.
 ``cdr_manager`` raises an ``Event: Cdr`` for every CDR on each AMI session whose user may read
 ``cdr``. The bridge logs in asking for that event class only (``Events: cdr``), and writes each
 Cdr message to Kafka byte for byte, format ``asterisk-ami-cdr``, keyed by the call (LinkedID, or
-else UniqueID, or else Channel), reading on only after the broker acknowledged the write.
+else UniqueID, or else Channel), in the order Asterisk sent them. While Kafka is slow or away the
+events read wait in memory, up to ``buffer_max_bytes``, and the session goes on being read: see
+``_Bridge`` for why.
 
 With CEL enabled (``CelOptions``) the bridge also asks for the ``call`` class, where
 ``cel_manager`` raises ``Event: CEL``. A CEL event says nothing about a call by itself, so the
@@ -21,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +40,7 @@ from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
 __all__ = [
+    "RECORDS_PER_WRITE",
     "AmiAuthError",
     "AmiBridge",
     "AmiError",
@@ -55,6 +59,9 @@ log = logging.getLogger(__name__)
 BRIDGE = "ami"
 _FORMAT = AsteriskAmiCdrParser.format_name
 _CEL_FORMAT = AsteriskCelCallParser.format_name
+# Records in one write: a failed write is retried whole, so this bounds the copies one
+# failure can leave on the topic.
+RECORDS_PER_WRITE = 500
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,15 @@ def cdr_record(message: bytes, fields: dict[str, str]) -> RawRecordOut:
 
 
 class _Bridge:
-    """Sessions one after another until stopped; the shared state run_ami_bridge looks at."""
+    """Sessions one after another until stopped; the shared state run_ami_bridge looks at.
+
+    Records read from Asterisk wait in an outbox for Kafka, written in order by one courier
+    task, and the session goes on reading while they wait, up to ``buffer_max_bytes``. A bridge
+    that stopped reading whenever Kafka was slow would leave Asterisk with a full socket, and
+    Asterisk gives a write to a session only ``writetimeout`` (manager.conf, 100 ms by default)
+    before dropping the session, and the events with it; AMI has no replay. Past the bound the
+    session does stop reading: memory stays bounded, and the socket buffers hold the rest.
+    """
 
     def __init__(self, ami: AmiSettings, producer: RawProducer, cel: CelOptions) -> None:
         self.ami = ami
@@ -182,9 +197,11 @@ class _Bridge:
         # Kept across sessions: a call's events before and after a reconnect still meet.
         self.cel = CelCalls(cel, asyncio.get_running_loop().time)
         self.stopping = False
-        # While True the bridge holds Cdr messages Asterisk will not send again, so a stop waits
-        # for the write to finish instead of cancelling it.
-        self.delivering = False
+        self._outbox: deque[RawRecordOut] = deque()
+        self._outbox_bytes = 0
+        self._room = asyncio.Event()
+        self._room.set()
+        self._courier: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         ami = self.ami
@@ -216,14 +233,43 @@ class _Bridge:
             BRIDGE_RECONNECTS.labels(BRIDGE).inc()
             await asyncio.sleep(delay)
 
-    async def deliver(self, records: list[RawRecordOut]) -> None:
-        self.delivering = True
-        try:
-            await self._deliver(records)
-        finally:
-            self.delivering = False
+    async def hand_over(self, records: list[RawRecordOut]) -> None:
+        """Queue ``records`` for Kafka; returns at once unless the outbox is over its bound,
+        then once the courier has made room. Records handed over are never taken back."""
+        self._outbox.extend(records)
+        self._outbox_bytes += sum(len(record.value) for record in records)
+        if self._courier is None or self._courier.done():
+            self._courier = asyncio.create_task(self._carry(), name="ami-courier")
+        if self._outbox_bytes > self.ami.buffer_max_bytes and self._room.is_set():
+            self._room.clear()
+            log.warning(
+                "AMI: %d records (%d bytes) wait for Kafka; reading from Asterisk paused until "
+                "it takes them",
+                len(self._outbox),
+                self._outbox_bytes,
+            )
+        await self._room.wait()
 
-    async def _deliver(self, records: list[RawRecordOut]) -> None:
+    async def flush(self) -> None:
+        """Until everything handed over is written (or, when stopping, given up)."""
+        while self._courier is not None and not self._courier.done():
+            await asyncio.shield(self._courier)
+
+    async def _carry(self) -> None:
+        while self._outbox:
+            records = list(itertools.islice(self._outbox, RECORDS_PER_WRITE))
+            written = await self._deliver(records)
+            if not written:
+                log.error("AMI: stopping with %d records not written", len(self._outbox))
+                records = list(self._outbox)
+            for _ in records:
+                self._outbox_bytes -= len(self._outbox.popleft().value)
+            if self._outbox_bytes <= self.ami.buffer_max_bytes and not self._room.is_set():
+                log.info("AMI: Kafka took the backlog; reading from Asterisk again")
+                self._room.set()
+
+    async def _deliver(self, records: list[RawRecordOut]) -> bool:
+        """Write ``records``, retrying while Kafka is away; False if stopped meanwhile."""
         delay = self.ami.reconnect_min_seconds
         while True:
             try:
@@ -234,18 +280,20 @@ class _Bridge:
                     if len(records) > 1:  # find the one Kafka refuses, keep the others
                         for record in records:
                             await self._deliver([record])
-                        return
+                        return True
                     log.error("AMI: Kafka refuses a record for good, dropping it: %s", exc)
-                    return
+                    return True
                 if self.stopping:
-                    log.error("AMI: stopping with %d records not written: %s", len(records), exc)
-                    return
-                log.warning("AMI: %s; retrying in %.2g s", exc, delay)
+                    log.error("AMI: Kafka did not take a write while stopping: %s", exc)
+                    return False
+                log.warning(
+                    "AMI: %s; %d records held, retrying in %.2g s", exc, len(self._outbox), delay
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.ami.reconnect_max_seconds)
             else:
                 BRIDGE_RECORDS.labels(BRIDGE).inc(len(records))
-                return
+                return True
 
 
 class _Session:
@@ -307,11 +355,11 @@ class _Session:
                         batch += self._bridge.cel.add(message, fields)
             batch += self._bridge.cel.expired()
             if batch:
-                await self._bridge.deliver(batch)
+                await self._bridge.hand_over(batch)
                 if ping is not None:
-                    # Nothing was read while Kafka kept us waiting, so the Pong may sit unread:
-                    # judged by the clock now, a healthy session would be dropped, and with it
-                    # the events Asterisk already sent, which AMI never sends again.
+                    # Nothing was read while a full outbox kept us waiting, so the Pong may sit
+                    # unread: judged by the clock now, a healthy session would be dropped, and
+                    # with it the events Asterisk already sent, which AMI never sends again.
                     ping_deadline = max(ping_deadline, loop.time() + ami.ping_timeout_seconds)
                 continue
             now = loop.time()
@@ -350,12 +398,13 @@ async def run_ami_bridge(
         with contextlib.suppress(asyncio.CancelledError):
             await stopped
         bridge.stopping = True
-        if not bridge.delivering:
-            runner.cancel()
+        # Safe to cancel anywhere: what was read is in the outbox, which is flushed below.
+        runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
         if leftover := bridge.cel.drain():
-            await bridge.deliver(leftover)
+            await bridge.hand_over(leftover)
+        await bridge.flush()
 
 
 class AmiBridge:

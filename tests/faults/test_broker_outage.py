@@ -36,7 +36,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
-from ingest.ami_protocol import _CHUNK as AMI_READ_BYTES
+from ingest.ami import RECORDS_PER_WRITE
 from ingest.tailer_state import StateStore, state_name
 from salespulse.settings import KafkaSettings, TopicSettings
 from salespulse.stack_settings import free_ports
@@ -329,9 +329,10 @@ async def test_tailer_ships_every_line_once_across_a_broker_outage(
 # The Asterisk Manager Interface bridge
 
 AMI_CDRS_PER_SECOND = 100
+# What the bridge may hold while Kafka is away: the CI outage fits in it (about 1.5 MB), the
+# long one does not, so that reading pauses there and the memory bound is put to the test.
+AMI_BUFFER_BYTES = 4 * 1024 * 1024
 AMI_MEMORY_BOUND_MIB = 16
-# One delivery holds the Cdr events of one read of the AMI socket at most.
-AMI_RECORDS_PER_DELIVERY = -(-AMI_READ_BYTES // len(ami_cdr(0)))
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -356,6 +357,7 @@ async def test_ami_bridge_forwards_every_cdr_once_across_a_broker_outage(
             # show within the outage.
             "SALESPULSE_AMI__PING_INTERVAL_SECONDS": "1",
             "SALESPULSE_AMI__PING_TIMEOUT_SECONDS": "2",
+            "SALESPULSE_AMI__BUFFER_MAX_BYTES": str(AMI_BUFFER_BYTES),
         }
         with timed() as elapsed:
             async with BridgeProcess("ami", env, tmp_path) as bridge:
@@ -365,6 +367,7 @@ async def test_ami_bridge_forwards_every_cdr_once_across_a_broker_outage(
                 stop_feed = asyncio.Event()
                 per_tick = int(AMI_CDRS_PER_SECOND * _TICK)
                 before_outage = len(raised)
+                pings_before = asterisk.pings
                 async with outage(broker, kind):
                     feeder = asyncio.create_task(run_feed(lambda: raise_cdrs(per_tick), stop_feed))
                     try:
@@ -376,7 +379,10 @@ async def test_ami_bridge_forwards_every_cdr_once_across_a_broker_outage(
                         stop_feed.set()
                         await feeder
                 during_outage = len(raised) - before_outage
-                # What Asterisk could not hand over: held by it while the bridge waited.
+                # The session was read and kept alive while Kafka was away.
+                pings_during_outage = asterisk.pings - pings_before
+                assert pings_during_outage > 0
+                # What Asterisk could not hand over, once the bridge held all it may.
                 held_by_asterisk = live.qsize()
                 assert STALL_WARNING in bridge.log()
                 with timed() as recovery:
@@ -389,14 +395,17 @@ async def test_ami_bridge_forwards_every_cdr_once_across_a_broker_outage(
     values = await read_topic(broker, TOPICS.raw_pbx, lambda got: set(raised) <= set(got))
     assert set(values) == set(raised), "lost or invented Cdr events"
     duplicates = copies(values)
-    retries = bridge.log().count("retrying in")
-    assert duplicates <= (retries + 1) * AMI_RECORDS_PER_DELIVERY
+    retries = bridge.log().count("records held, retrying in")
+    # A failed write is retried whole; the write an outage cut off may have been taken too.
+    assert duplicates <= (retries + 1) * RECORDS_PER_WRITE
     assert memory.growth_mib < AMI_MEMORY_BOUND_MIB
     report(
         f"ami/{kind}",
         outage_s=OUTAGE_SECONDS,
         cdrs_during_outage=during_outage,
         cdrs_total=len(raised),
+        pings_during_outage=pings_during_outage,
+        reading_paused="reading from Asterisk paused" in bridge.log(),
         held_by_asterisk_at_outage_end=held_by_asterisk,
         duplicates=duplicates,
         failed_attempts=retries,

@@ -450,24 +450,57 @@ async def test_a_write_kafka_refuses_for_a_while_is_retried() -> None:
     assert asterisk.connections == 1  # a Kafka outage is not the AMI session's fault
 
 
-async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() -> None:
-    # The Cdr comes between Ping and Pong; its write takes longer than the Ping may go
-    # unanswered, and the Pong waits unread meanwhile. Dropping the session then would lose
-    # whatever Asterisk had already sent.
+async def test_the_session_is_read_on_while_kafka_holds_a_write() -> None:
+    # Asterisk drops a session that stops reading (manager.conf writetimeout): while Kafka holds
+    # a write the bridge goes on reading, holds the events, and keeps the session alive.
     producer = HeldProducer()
-    async with FakeAsterisk([Script()], before_first_pong=cdr(12)) as asterisk:
+    live: asyncio.Queue[bytes] = asyncio.Queue()
+    async with FakeAsterisk([Script(live=live)]) as asterisk:
         ami = ami_settings(asterisk.port, ping_interval_seconds=0.1, ping_timeout_seconds=0.3)
+        stop = asyncio.Event()
+        bridge = asyncio.create_task(run_ami_bridge(ami, producer, stop=stop))  # type: ignore[arg-type]
+        try:
+            live.put_nowait(cdr(0))
+            await asyncio.wait_for(producer.called.wait(), 5)
+            pings = asterisk.pings
+            for number in range(1, 20):
+                live.put_nowait(cdr(number))
+            await eventually(lambda: live.empty() and asterisk.pings >= pings + 3)
+            assert producer.written == []  # the first write is still held
+            producer.release.set()
+            await eventually(lambda: len(producer.written) == 20)
+        finally:
+            stop.set()
+            await asyncio.wait_for(bridge, 5)
+    assert [record.value for record in producer.written] == [cdr(n) for n in range(20)]
+    assert asterisk.connections == 1
+
+
+async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() -> None:
+    # More Cdr events than the bridge may hold come between Ping and Pong, and Kafka holds the
+    # first write longer than the Ping may go unanswered: reading pauses, the Pong waits
+    # unread. Dropping the session then would lose whatever Asterisk had already sent.
+    burst = [cdr(n) for n in range(300)]
+    producer = HeldProducer()
+    async with FakeAsterisk([Script()], before_first_pong=b"".join(burst)) as asterisk:
+        ami = ami_settings(
+            asterisk.port,
+            ping_interval_seconds=0.1,
+            ping_timeout_seconds=0.3,
+            buffer_max_bytes=65_536,  # the least allowed: a third of the burst
+        )
         stop = asyncio.Event()
         bridge = asyncio.create_task(run_ami_bridge(ami, producer, stop=stop))  # type: ignore[arg-type]
         try:
             await asyncio.wait_for(producer.called.wait(), 5)
             await asyncio.sleep(3 * ami.ping_timeout_seconds)
             producer.release.set()
+            await eventually(lambda: len(producer.written) == len(burst))
             await eventually(lambda: asterisk.pings >= 3)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
-    assert [record.value for record in producer.written] == [cdr(12)]
+    assert [record.value for record in producer.written] == burst
     assert asterisk.connections == 1
 
 
