@@ -45,13 +45,17 @@ def parse_duration(value: object) -> timedelta:
         return value
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a duration")
-    if isinstance(value, int | float):
-        return timedelta(minutes=value)
-    match = _DURATION.match(value.strip()) if isinstance(value, str) else None
-    if match is None or not any(match.groups()):
-        raise ValueError(f'{value!r} is not a duration like "15m", "2h" or "1h30m"')
-    hours, minutes, seconds = (int(group or 0) for group in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        if isinstance(value, int | float):
+            return timedelta(minutes=value)
+        match = _DURATION.match(value.strip()) if isinstance(value, str) else None
+        if match is None or not any(match.groups()):
+            raise ValueError(f'{value!r} is not a duration like "15m", "2h" or "1h30m"')
+        hours, minutes, seconds = (int(group or 0) for group in match.groups())
+        return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    except OverflowError:
+        # Validation reports ValueError as a bad field; an OverflowError would escape it.
+        raise ValueError(f"{value!r} is longer than any duration can be") from None
 
 
 Duration = Annotated[timedelta, PlainValidator(parse_duration)]
