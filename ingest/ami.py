@@ -5,7 +5,7 @@ topic.
 ``cdr``. The bridge logs in asking for that event class only (``Events: cdr``), and writes each
 Cdr message to Kafka byte for byte, format ``asterisk-ami-cdr``, keyed by the call (LinkedID, or
 else UniqueID, or else Channel), in the order Asterisk sent them. While Kafka is slow or away the
-events read wait in memory, up to ``buffer_max_bytes``, and the session goes on being read: see
+events read wait in memory, up to ``BUFFER_MAX_BYTES``, and the session goes on being read: see
 ``_Bridge`` for why.
 
 With CEL enabled (``CelOptions``) the bridge also asks for the ``call`` class, where
@@ -40,6 +40,7 @@ from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
 __all__ = [
+    "BUFFER_MAX_BYTES",
     "RECORDS_PER_WRITE",
     "AmiAuthError",
     "AmiBridge",
@@ -62,6 +63,9 @@ _CEL_FORMAT = AsteriskCelCallParser.format_name
 # Records in one write: a failed write is retried whole, so this bounds the copies one
 # failure can leave on the topic.
 RECORDS_PER_WRITE = 500
+# Events held while Kafka does not take them: 32 MiB is about 45,000 Cdr events, hours of a
+# busy PBX's calls.
+BUFFER_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -190,10 +194,13 @@ class _Bridge:
     session does stop reading: memory stays bounded, and the socket buffers hold the rest.
     """
 
-    def __init__(self, ami: AmiSettings, producer: RawProducer, cel: CelOptions) -> None:
+    def __init__(
+        self, ami: AmiSettings, producer: RawProducer, cel: CelOptions, buffer_max_bytes: int
+    ) -> None:
         self.ami = ami
         self.producer = producer
         self.cel_options = cel
+        self.buffer_max_bytes = buffer_max_bytes
         # Kept across sessions: a call's events before and after a reconnect still meet.
         self.cel = CelCalls(cel, asyncio.get_running_loop().time)
         self.stopping = False
@@ -240,7 +247,7 @@ class _Bridge:
         self._outbox_bytes += sum(len(record.value) for record in records)
         if self._courier is None or self._courier.done():
             self._courier = asyncio.create_task(self._carry(), name="ami-courier")
-        if self._outbox_bytes > self.ami.buffer_max_bytes and self._room.is_set():
+        if self._outbox_bytes > self.buffer_max_bytes and self._room.is_set():
             self._room.clear()
             log.warning(
                 "AMI: %d records (%d bytes) wait for Kafka; reading from Asterisk paused until "
@@ -264,7 +271,7 @@ class _Bridge:
                 records = list(self._outbox)
             for _ in records:
                 self._outbox_bytes -= len(self._outbox.popleft().value)
-            if self._outbox_bytes <= self.ami.buffer_max_bytes and not self._room.is_set():
+            if self._outbox_bytes <= self.buffer_max_bytes and not self._room.is_set():
                 log.info("AMI: Kafka took the backlog; reading from Asterisk again")
                 self._room.set()
 
@@ -379,6 +386,7 @@ async def run_ami_bridge(
     *,
     stop: asyncio.Event,
     cel: CelOptions | None = None,
+    buffer_max_bytes: int = BUFFER_MAX_BYTES,
 ) -> None:
     """Forward Cdr events (and CEL calls) from the AMI at ``ami`` through ``producer`` until
     ``stop`` is set.
@@ -388,7 +396,7 @@ async def run_ami_bridge(
     progress is finished first, then the session logs off, then CEL calls still open are
     written incomplete. ``cel`` defaults to what ``ami`` says (``CelOptions.of``).
     """
-    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami))
+    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami), buffer_max_bytes)
     runner = asyncio.create_task(bridge.run(), name="ami-bridge")
     stopped = asyncio.create_task(stop.wait(), name="ami-bridge-stop")
     try:

@@ -26,13 +26,6 @@ class AmiSettings(BaseModel):
     )
     reconnect_min_seconds: float = Field(default=1.0, gt=0, le=600)
     reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3600)
-    # 32 MiB is about 45,000 Cdr events: hours of a busy PBX's calls while Kafka is away.
-    buffer_max_bytes: int = Field(
-        default=32 * 1024 * 1024,
-        ge=65_536,
-        le=1024 * 1024 * 1024,
-        description="events read while Kafka does not take them, held in memory up to this",
-    )
 
     @field_validator("host", "username")
     @classmethod

@@ -483,14 +483,16 @@ async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() 
     burst = [cdr(n) for n in range(300)]
     producer = HeldProducer()
     async with FakeAsterisk([Script()], before_first_pong=b"".join(burst)) as asterisk:
-        ami = ami_settings(
-            asterisk.port,
-            ping_interval_seconds=0.1,
-            ping_timeout_seconds=0.3,
-            buffer_max_bytes=65_536,  # the least allowed: a third of the burst
-        )
+        ami = ami_settings(asterisk.port, ping_interval_seconds=0.1, ping_timeout_seconds=0.3)
         stop = asyncio.Event()
-        bridge = asyncio.create_task(run_ami_bridge(ami, producer, stop=stop))  # type: ignore[arg-type]
+        bridge = asyncio.create_task(
+            run_ami_bridge(
+                ami,
+                producer,  # type: ignore[arg-type]
+                stop=stop,
+                buffer_max_bytes=len(b"".join(burst)) // 3,
+            )
+        )
         try:
             await asyncio.wait_for(producer.called.wait(), 5)
             await asyncio.sleep(3 * ami.ping_timeout_seconds)
