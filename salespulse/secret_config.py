@@ -173,7 +173,7 @@ def credential_parts(value: str) -> list[str]:
     if "://" in value:
         try:
             url = urlsplit(value)
-            parts += [url.password or "", url.username or ""] if url.password else []
+            parts += [url.password or ""]  # not the user name: "hook" would blank "webhook"
             parts += [v for _, v in parse_qsl(url.query)]
         except ValueError:
             pass
