@@ -93,6 +93,13 @@ def overdue_task(due: datetime) -> tuple[str, RawRecordOut]:
     return task, record
 
 
+def task_completed(task: str) -> RawRecordOut:
+    """The completion of Kim's ``task``, now: its overdue alert resolves."""
+    return crm_event_record(
+        f"{task}:done", "task.completed", "u-kim", datetime.now(UTC), entity=task
+    )
+
+
 def active_alerts(url: str, alertname: str) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"filter": f'alertname="{alertname}"', "active": "true"})
     with urllib.request.urlopen(f"{url}/api/v2/alerts?{query}", timeout=5) as response:
@@ -136,10 +143,7 @@ def test_an_overdue_task_reaches_alertmanager_and_resolves_when_done(
         assert "просрочена" in alert["annotations"]["summary_ru"]
         assert alert["generatorURL"] == "http://dashboards.example/managers/kim"
 
-        completed = crm_event_record(
-            f"{task}:done", "task.completed", "u-kim", datetime.now(UTC), entity=task
-        )
-        asyncio.run(send(settings, completed))
+        asyncio.run(send(settings, task_completed(task)))
         assert eventually(lambda: not ours()), "the alert stayed active after the completion"
         assert history(settings) == [
             (f"late_task/task/{task}", "firing"),
