@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
 
 from processors.privacy import PhoneProtector
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
+from salespulse.secret_config import Redactor, secret_values
 from salespulse.settings import ClickHouseSettings, Settings, StackSettings, environment_names
 from salespulse.stack_settings import pointed_at_stack
 
@@ -107,3 +111,129 @@ def test_a_remembered_number_is_protected_as_a_fresh_protector_would() -> None:
     assert len(set(first)) == len(numbers)
     assert phones.protect("101") == "101"
     assert phones.protect(None) is None
+
+
+def test_a_secret_is_read_from_the_file_its_file_variable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ch").write_text("from-a-file\n")  # as `echo secret > file` writes it
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PASSWORD_FILE", str(tmp_path / "ch"))
+    monkeypatch.setenv("SALESPULSE_AMI__USERNAME", "salespulse")
+    monkeypatch.setenv("SALESPULSE_AMI__SECRET_FILE", str(tmp_path / "ch"))
+    settings = Settings()
+    assert settings.clickhouse.password.get_secret_value() == "from-a-file"
+    assert settings.ami is not None
+    assert settings.ami.secret.get_secret_value() == "from-a-file"
+
+
+def test_secrets_are_read_from_a_folder_of_files_named_after_the_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "SALESPULSE_PARSING__PHONE_HASH_KEY").write_text("k8s-mounted-key")
+    (tmp_path / "SALESPULSE_KAFKA__SASL_PASSWORD").write_text("sasl-from-folder")
+    monkeypatch.setenv("SALESPULSE_SECRETS_DIR", str(tmp_path))
+    monkeypatch.setenv("SALESPULSE_KAFKA__SASL_PASSWORD", "sasl-from-env")
+    settings = Settings()
+    assert settings.parsing.phone_hash_key == SecretStr("k8s-mounted-key")
+    assert settings.kafka.sasl_password == SecretStr("sasl-from-env")  # the environment wins
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"SALESPULSE_LOG_LEVEL_FILE": "{file}"}, "SALESPULSE_LOG_LEVEL is not a secret setting"),
+        (
+            {"SALESPULSE_CLICKHOUSE__PASWORD_FILE": "{file}"},
+            "SALESPULSE_CLICKHOUSE__PASWORD is not a secret setting",
+        ),
+        (
+            {
+                "SALESPULSE_CLICKHOUSE__PASSWORD": "x",
+                "SALESPULSE_CLICKHOUSE__PASSWORD_FILE": "{file}",
+            },
+            "are both set",
+        ),
+        (
+            {"SALESPULSE_CLICKHOUSE__PASSWORD_FILE": "{file}.missing"},
+            "SALESPULSE_CLICKHOUSE__PASSWORD_FILE: cannot read .*: No such file",
+        ),
+    ],
+)
+def test_a_secret_file_that_cannot_be_used_is_refused_by_name(
+    variables: dict[str, str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "secret").write_text("file-content-never-shown")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value.format(file=tmp_path / "secret"))
+    with pytest.raises(SettingsError, match=message) as refused:
+        Settings()
+    assert "file-content-never-shown" not in str(refused.value)
+
+
+def test_a_validation_error_quotes_no_value_and_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SALESPULSE_AMI__SECRET", "ami-secret-value")  # the user is missing
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PASWORD", "misspelt-secret")
+    monkeypatch.setenv("SALESPULSE_ALERTS__WEBHOOK_URL", "ftp://u:pw-in-url@host/?token=tk-123")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    text = str(refused.value) + refused.value.json()
+    for secret in ("ami-secret-value", "misspelt-secret", "pw-in-url", "tk-123"):
+        assert secret not in text
+    for variable in ("AMI__USERNAME", "CLICKHOUSE__PASWORD", "ALERTS__WEBHOOK_URL"):
+        assert f"SALESPULSE_{variable}: " in text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("POST http://user:p4ss@hook.example/x", "POST http://***@hook.example/x"),
+        ("GET https://h/x?a=1&token=abc123&b=2", "GET https://h/x?a=1&token=***&b=2"),
+        ("url=https://h/?access_token=abc123#f", "url=https://h/?access_token=***#f"),
+        (
+            "https://portal.example/rest/1/4f9c2b7a1d/crm.lead.get",
+            "https://portal.example/rest/1/***/crm.lead.get",
+        ),
+        ("Authorization: Bearer abcdef123", "Authorization: Bearer ***"),
+        ("the known pa55word-x and pa55word-xy", "the known *** and ***"),
+        ("short abc stays", "short abc stays"),
+    ],
+)
+def test_credentials_are_redacted_by_value_and_by_shape(text: str, shown: str) -> None:
+    assert Redactor(["pa55word-x", "pa55word-xy", "abc"])(text) == shown
+
+
+def test_log_records_are_redacted_with_their_tracebacks_and_kafka_payloads() -> None:
+    redactor = Redactor(["s3cret-value"])
+    try:
+        raise RuntimeError("login with s3cret-value failed")
+    except RuntimeError:
+        failed = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "user %s: %s", ("u", "s3cret-value"), sys.exc_info()
+        )
+    sent = logging.LogRecord(
+        "aiokafka.producer.producer",
+        logging.DEBUG,
+        __file__,
+        1,
+        "Sending (key=%s value=%s) to %s",
+        (b"k", b'"","79161234567"', "tp"),
+        None,
+    )
+    redactor.record(failed)
+    redactor.record(sent)
+    assert failed.getMessage() == "user u: ***"
+    assert failed.exc_text is not None
+    assert "RuntimeError: login with *** failed" in failed.exc_text
+    assert sent.getMessage() == "Sending (key=b'k' value=<16 bytes>) to tp"
+
+
+def test_the_secret_values_of_settings_include_url_credentials_but_not_addresses() -> None:
+    settings = Settings(
+        clickhouse=ClickHouseSettings(password=SecretStr("ch-pass-1")),
+        alerts=AlertsSettings(webhook_url="https://u:hook-pass@hooks.example/x?token=tok-42"),
+    )
+    found = secret_values(settings)
+    assert {"ch-pass-1", "hook-pass", "tok-42"} <= set(found)
+    assert "https://u:hook-pass@hooks.example/x?token=tok-42" not in found
