@@ -267,8 +267,9 @@ async def run_alerting(
         if not is_leader():
             if restored:
                 # The new leader owns the open alerts now: stop re-posting ours to Alertmanager,
-                # or an alert it resolves would come back with our next resend.
-                dispatcher.resume([])
+                # or an alert it resolves would come back with our next resend; and leave it
+                # what we have not delivered, which it sends from the history.
+                dispatcher.hand_over()
             restored = False
         else:
             try:

@@ -14,6 +14,10 @@ ClickHouse history, which the service writes before submitting.
 
 Delivery is at least once per channel while the process lives: a timeout after the receiver
 took a notice, or a restart, sends it again with the same notice id.
+
+A worker that stops leading hands its queues over (``hand_over``): what it has not delivered
+is dropped and the new leader sends it from the history. Two workers delivering one backlog
+would send all of it twice, and could deliver an alert's fire after the other one's resolve.
 """
 
 from __future__ import annotations
@@ -70,6 +74,8 @@ class _Lane:
         self.queue: asyncio.Queue[Notice] = asyncio.Queue(maxsize=queue_max)
         self._backoff = backoff
         self._dropped = 0
+        # Grows at each hand-over: a notice taken before one is not tried again after it.
+        self._epoch = 0
         self._gauge = metrics.QUEUE_NOTICES.labels(channel.name)
         # Every outcome's series from the start: a rule then sees the first give-up as an
         # increase, not as a series appearing out of nowhere.
@@ -107,11 +113,29 @@ class _Lane:
             finally:
                 self.queue.task_done()
 
+    def hand_over(self) -> int:
+        """Drop the queue and stop retrying: another worker delivers from now on."""
+        self._epoch += 1
+        left = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            self.queue.task_done()
+            left += 1
+        self._gauge.set(0)
+        if left:
+            metrics.NOTICES.labels(self.channel.name, "handed_over").inc(left)
+        return left
+
     async def _deliver(self, notice: Notice) -> None:
         name = self.channel.name
         deadline = time.monotonic() + self._backoff.max_seconds
+        epoch = self._epoch
         attempt = 0
         while True:
+            if attempt and epoch != self._epoch:
+                metrics.NOTICES.labels(name, "handed_over").inc()
+                log.info("%s: notice %s left to the new leader", name, notice.notice_id)
+                return
             attempt += 1
             try:
                 await self.channel.send(notice)
@@ -246,7 +270,7 @@ class AlertDispatcher:
 
     async def stop(self) -> None:
         """Give the queues ``stop_timeout_seconds`` to empty, then stop; what is left is
-        logged (it stays in the history, and the restarted service does not resend it)."""
+        logged (it stays in the history, and the next leader sends it: no channel took it)."""
         if self._workers and not await self._drained_within(self._stop_timeout):
             for lane in self._lanes:
                 if left := lane.queue.qsize():
@@ -293,6 +317,17 @@ class AlertDispatcher:
         for lane in self._lanes:
             if isinstance(lane.channel, Resumable):
                 lane.channel.resume(kept)
+
+    def hand_over(self) -> None:
+        """This worker no longer leads alerting: forget the open alerts (no more re-posts to
+        Alertmanager), drop every queued notice, and stop retrying the ones being tried after
+        their current attempt. The new leader sends each channel, from the history, every
+        notice it never took; kept here too, they would be delivered twice, and an alert's
+        fire could arrive after the new leader's resolve."""
+        self.resume([])
+        for lane in self._lanes:
+            if left := lane.hand_over():
+                log.info("%s: %d notice(s) left to the new leader", lane.channel.name, left)
 
     async def drain(self) -> None:
         """Wait until every queued notice is delivered or given up (bound it with

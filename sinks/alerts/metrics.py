@@ -10,8 +10,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 # delivered: the receiver has it; retried: one failed attempt that will be retried; given_up:
 # not retriable, or retried for delivery_retry_max_seconds; dropped: pushed out of a full
-# queue; suppressed: silenced or rate limited, so not sent to a channel that reaches people.
-OUTCOMES = ("delivered", "retried", "given_up", "dropped", "suppressed")
+# queue; suppressed: silenced or rate limited, so not sent to a channel that reaches people;
+# handed_over: left, undelivered, to the worker that took over alerting (it sends them).
+OUTCOMES = ("delivered", "retried", "given_up", "dropped", "suppressed", "handed_over")
 
 NOTICES = Counter(
     "salespulse_alert_delivery_notices_total",

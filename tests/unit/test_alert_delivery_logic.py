@@ -341,6 +341,37 @@ async def test_resume_reaches_only_channels_that_keep_state() -> None:
     assert alertmanager.firing == []
 
 
+async def test_a_worker_that_stops_leading_leaves_its_backlog_to_the_new_leader() -> None:
+    """The receiver is down with three notices waiting: on handing over, none of them is tried
+    again here (the new leader sends them from the history) and the channel stops re-posting
+    open alerts; notices submitted after that (leading again) are delivered as usual."""
+    alertmanager = AlertmanagerChannel("http://127.0.0.1:9", resend_seconds=60)
+    channel = FakeChannel("fake-handover")
+    channel.always_failing = True
+    backlog = [fired(sample_alert()) for _ in range(3)]
+    slow = Backoff(base=0.05, cap=0.05, max_seconds=60)
+    async with AlertDispatcher([channel], backoff=slow) as dispatcher:
+        dispatcher.submit(backlog)
+        for _ in range(500):
+            if len(channel.attempts) >= 2:  # the first notice is being retried
+                break
+            await asyncio.sleep(0.01)
+        dispatcher.hand_over()
+        assert dispatcher.queue_sizes() == {"fake-handover": 0}
+        tried = len(channel.attempts)
+        channel.always_failing = False
+        later = fired(sample_alert())
+        dispatcher.submit([later])
+        await asyncio.wait_for(dispatcher.drain(), 5)
+    assert channel.attempts[:tried] == [backlog[0].notice_id] * tried
+    assert channel.attempts[tried:] == [later.notice_id]  # at most the attempt under way, then
+    assert channel.sent == [later]
+    assert count("fake-handover", "handed_over") == 3
+    alertmanager.resume([fired(sample_alert())])
+    AlertDispatcher([alertmanager]).hand_over()
+    assert alertmanager.firing == []
+
+
 # -- docs/alert-delivery.md --------------------------------------------------------------------
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "alert-delivery.md"
