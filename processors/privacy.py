@@ -5,16 +5,24 @@ same token across calls, so repeat calls can still be counted, but the number ca
 recovered without the key. Without a key, numbers are masked (last two digits kept), which is
 safe but makes repeat customers indistinguishable. Extensions, operator ids and CRM entity ids
 are not phone numbers and pass through unchanged.
+
+A number inside a longer value (``sip:+79161234567@trunk``, a messenger id such as
+``79161234567@c.us``) is protected in place, with the token the bare number gets, so the same
+customer stays one customer across channels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 _MIN_PHONE_DIGITS = 7
 _SEPARATORS = str.maketrans("", "", " +-().")
 _REMEMBERED_VALUES = 16_384
+# Digits with the separators numbers are written with ("+7 (916) 123-45-67"), inside any text.
+# ASCII digits only: other scripts' digits are not dialled, and would not encode for the HMAC.
+_NUMBER_IN_TEXT = re.compile(r"\+?\d(?:[ ().-]{0,2}\d)+", re.ASCII)
 
 
 def normalise_number(value: str) -> str:
@@ -42,8 +50,15 @@ class PhoneProtector:
 
     def _protect(self, value: str) -> str:
         digits = normalise_number(value)
-        if len(digits) < _MIN_PHONE_DIGITS or not digits.isdigit():
-            return value
+        if digits.isascii() and digits.isdigit():
+            return self._token(digits) if len(digits) >= _MIN_PHONE_DIGITS else value
+        return _NUMBER_IN_TEXT.sub(self._embedded, value)
+
+    def _embedded(self, match: re.Match[str]) -> str:
+        digits = normalise_number(match.group())
+        return self._token(digits) if len(digits) >= _MIN_PHONE_DIGITS else match.group()
+
+    def _token(self, digits: str) -> str:
         if self._key is None:
             return "*" * (len(digits) - 2) + digits[-2:]
         digest = hmac.new(self._key, digits.encode("ascii"), hashlib.sha256).hexdigest()

@@ -237,3 +237,24 @@ def test_the_secret_values_of_settings_include_url_credentials_but_not_addresses
     found = secret_values(settings)
     assert {"ch-pass-1", "hook-pass", "tok-42"} <= set(found)
     assert "https://u:hook-pass@hooks.example/x?token=tok-42" not in found
+
+
+@pytest.mark.parametrize("key", [b"k1", None])
+@pytest.mark.parametrize(
+    ("value", "shape"),
+    [
+        ("sip:+7 916 123-45-67@trunk", "sip:{}@trunk"),
+        ("79161234567@c.us", "{}@c.us"),
+        ("SIP/provider/79161234567,60", "SIP/provider/{},60"),
+    ],
+)
+def test_a_number_inside_a_longer_value_is_protected_in_place(
+    key: bytes | None, value: str, shape: str
+) -> None:
+    phones = PhoneProtector(key)
+    assert phones.protect(value) == shape.format(phones.protect("79161234567"))
+
+
+def test_digits_of_other_scripts_are_kept_and_break_nothing() -> None:
+    # Arabic-Indic digits: not a number anyone dials, and once a crash of the whole batch.
+    assert PhoneProtector(b"k").protect("٧٩١٦١٢٣٤٥٦٧") == "٧٩١٦١٢٣٤٥٦٧"
