@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from salespulse.settings import REPO_ROOT
+from salespulse.settings import REPO_ROOT, sql_identifier
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 MIGRATIONS_DIR = REPO_ROOT / "deploy" / "clickhouse" / "migrations"
@@ -85,6 +85,12 @@ def applied_versions(ch: ClickHouse) -> dict[int, str]:
 
 def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """Bring the schema up to date; returns the migrations applied by this call."""
+    # The settings check the name when they load; a client built with another name (tests,
+    # benchmarks) is checked here, before the first statement that writes it into SQL.
+    try:
+        sql_identifier(ch.database)
+    except ValueError as exc:
+        raise MigrationError(f"database name {ch.database!r} {exc}") from None
     ch.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}")
     ch.execute(
         f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "

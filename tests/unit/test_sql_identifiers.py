@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from salespulse.settings import Settings
+from sinks.clickhouse.migrations import MigrationError, apply_migrations
 
 ROOT = Path(__file__).parents[2]
 HOSTILE_NAMES = [
@@ -159,3 +160,22 @@ def test_the_scan_catches_a_value_formatted_into_sql() -> None:
     assert _is_sql_text("DAILY.table")
     assert not _is_sql_text("str(day)")
     assert _is_sql_text("consolidated_calls(database)")
+
+
+class _Recorder:
+    """Records the SQL it is asked to run; a refusal must come before the first statement."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.statements: list[str] = []
+
+    def execute(self, sql: str, params: dict[str, object] | None = None) -> list[tuple[object]]:
+        self.statements.append(sql)
+        return []
+
+
+def test_migrations_refuse_a_hostile_database_name_before_any_sql() -> None:
+    client = _Recorder("x; DROP TABLE y")
+    with pytest.raises(MigrationError, match="plain SQL identifier"):
+        apply_migrations(client)  # type: ignore[arg-type]
+    assert client.statements == []
