@@ -51,9 +51,9 @@ from tests.integration.pipeline_harness import (
     until_busy,
 )
 
-# About ten seconds a kill here (a restart waits for the group to drop the dead member): CI's
-# run stays near two and a half minutes of kills, the long one takes ten or more.
-KILLS = scaled(ci=12, long=60)
+# Seven to ten seconds a kill here (a restart waits for the group to drop the dead member): CI's
+# run stays near two minutes, the long one takes ten or more.
+KILLS = scaled(ci=10, long=60)
 MOMENTS = ("start-up", "mid-insert", "uncommitted", "rollup")
 COMMIT_INTERVAL_SECONDS = 3.0
 # How long a kill waits for its moment (a statement seen running in ClickHouse) before striking

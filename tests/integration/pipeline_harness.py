@@ -379,9 +379,13 @@ def consumer_lag(worker: RunningWorker) -> int:
     return int(metric_total(worker, "salespulse_consumer_lag_messages"))
 
 
-def metric_total(worker: RunningWorker, name: str) -> float:
-    """The sum of a metric's samples over all their labels."""
-    return sum(sample.value for sample in scrape(worker) if sample.name == name)
+def metric_total(worker: RunningWorker, name: str, **labels: str) -> float:
+    """The sum of a metric's samples that carry ``labels``, over all their other labels."""
+    return sum(
+        sample.value
+        for sample in scrape(worker)
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
 
 
 def every_raw_partition(settings: Settings) -> set[tuple[str, int]]:
