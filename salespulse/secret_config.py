@@ -51,7 +51,14 @@ _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     # A Bitrix24 inbound webhook: https://portal/rest/<user>/<secret>/
     (re.compile(r"(/rest/\d+/)[A-Za-z0-9]{6,}"), r"\1" + REDACTED),
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 " + REDACTED),
+    # An Authorization header's credentials; "Bearer" alone too, it is never an ordinary word
+    # (while "Basic" is: "HTTP Basic password" must stay readable).
+    (
+        re.compile(
+            r"\b(Authorization:\s*(?:Bearer|Basic)|Bearer)\s+[A-Za-z0-9._~+/=-]{6,}", re.IGNORECASE
+        ),
+        r"\1 " + REDACTED,
+    ),
 )
 
 # Library debug lines that print what travels to and from Kafka: message bytes (source data,

@@ -196,6 +196,8 @@ def test_a_validation_error_quotes_no_value_and_names_the_variable(
             "https://portal.example/rest/1/***/crm.lead.get",
         ),
         ("Authorization: Bearer abcdef123", "Authorization: Bearer ***"),
+        ("authorization: Basic dXNlcjpwYXNz", "authorization: Basic ***"),
+        ("HTTP Basic password of the receiver", "HTTP Basic password of the receiver"),
         ("the known pa55word-x and pa55word-xy", "the known *** and ***"),
         ("short abc stays", "short abc stays"),
     ],
