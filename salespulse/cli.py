@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Before the settings load, so that even an error in them is redacted; then with every
-    # secret they hold. Every log record of the process is redacted from here on.
+    # secret they hold. Every log record of the command is redacted; the factory is put back
+    # at the end for callers that run main() in their own process (tests).
+    plain_records = logging.getLogRecordFactory()
     install_log_redaction(environment_secrets(Settings))
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     try:
@@ -343,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         # A traceback quotes messages, and messages may quote what a server or library said.
         print(redact(traceback.format_exc()), file=sys.stderr, end="")
         return 1
+    finally:
+        logging.setLogRecordFactory(plain_records)
 
 
 if __name__ == "__main__":
