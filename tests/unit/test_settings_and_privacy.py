@@ -157,6 +157,7 @@ def test_secrets_are_read_from_a_folder_of_files_named_after_the_variables(
             {"SALESPULSE_CLICKHOUSE__PASSWORD_FILE": "{file}.missing"},
             "SALESPULSE_CLICKHOUSE__PASSWORD_FILE: cannot read .*: No such file",
         ),
+        ({"SALESPULSE_SECRETS_DIR": "{file}.folder"}, 'secret.folder" does not exist'),
     ],
 )
 def test_a_secret_file_that_cannot_be_used_is_refused_by_name(
