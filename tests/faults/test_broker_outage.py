@@ -168,8 +168,12 @@ class MemoryWatch:
         self.before_kib = bridge.memory_kib("VmRSS")
         self.peak_kib = self.before_kib
 
-    def sample(self) -> None:
-        self.peak_kib = max(self.peak_kib, self.bridge.memory_kib("VmRSS"))
+    async def through(self, seconds: float) -> None:
+        """Sample for ``seconds``, checking all along that the bridge is still up."""
+        for _ in range(int(seconds / 0.5)):
+            await asyncio.sleep(0.5)
+            self.peak_kib = max(self.peak_kib, self.bridge.memory_kib("VmRSS"))
+            assert self.bridge.process.returncode is None, self.bridge.log()[-3000:]
 
     @property
     def growth_mib(self) -> float:
@@ -216,12 +220,24 @@ def report(test: str, **numbers: object) -> None:
     print(f"MEASURED {test}: " + ", ".join(f"{key}={value}" for key, value in numbers.items()))
 
 
-async def run_feed(feed: Callable[[], None], stop: asyncio.Event) -> None:
-    """Call ``feed`` every tick until ``stop``: the source goes on producing whatever happens."""
-    while not stop.is_set():
-        feed()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), _TICK)
+@contextlib.asynccontextmanager
+async def feeding(feed: Callable[[], None]) -> AsyncIterator[None]:
+    """Call ``feed`` every tick for the body of the ``async with``: the source goes on
+    producing whatever happens to the broker."""
+    stop = asyncio.Event()
+
+    async def run() -> None:
+        while not stop.is_set():
+            feed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), _TICK)
+
+    task = asyncio.create_task(run())
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 @contextlib.contextmanager
@@ -274,18 +290,9 @@ async def test_tailer_ships_every_line_once_across_a_broker_outage(
             await shipped_everything(60)
             memory = MemoryWatch(bridge)
             per_tick = int(TAIL_LINES_PER_SECOND * _TICK)
-            stop_feed = asyncio.Event()
             before_outage = next_line
-            async with outage(broker, kind):
-                feeder = asyncio.create_task(run_feed(lambda: append(per_tick), stop_feed))
-                try:
-                    for _ in range(int(OUTAGE_SECONDS / 0.5)):
-                        await asyncio.sleep(0.5)
-                        memory.sample()
-                        assert bridge.process.returncode is None, bridge.log()
-                finally:
-                    stop_feed.set()
-                    await feeder
+            async with outage(broker, kind), feeding(lambda: append(per_tick)):
+                await memory.through(OUTAGE_SECONDS)
             during_outage = next_line - before_outage
             assert STALL_WARNING in bridge.log()
             with timed() as recovery:
@@ -363,20 +370,11 @@ async def test_ami_bridge_forwards_every_cdr_once_across_a_broker_outage(
                 raise_cdrs(20)
                 await bridge.until_counted(RECORDS, 20, 60, bridge="ami")
                 memory = MemoryWatch(bridge)
-                stop_feed = asyncio.Event()
                 per_tick = int(AMI_CDRS_PER_SECOND * _TICK)
                 before_outage = len(raised)
                 pings_before = asterisk.pings
-                async with outage(broker, kind):
-                    feeder = asyncio.create_task(run_feed(lambda: raise_cdrs(per_tick), stop_feed))
-                    try:
-                        for _ in range(int(OUTAGE_SECONDS / 0.5)):
-                            await asyncio.sleep(0.5)
-                            memory.sample()
-                            assert bridge.process.returncode is None, bridge.log()
-                    finally:
-                        stop_feed.set()
-                        await feeder
+                async with outage(broker, kind), feeding(lambda: raise_cdrs(per_tick)):
+                    await memory.through(OUTAGE_SECONDS)
                 during_outage = len(raised) - before_outage
                 # The session was read and kept alive while Kafka was away.
                 pings_during_outage = asterisk.pings - pings_before
@@ -533,21 +531,15 @@ async def test_receiver_answers_503_during_a_broker_outage_and_loses_nothing_it_
                 source.occur(20)
                 await source.settled(30)
                 memory = MemoryWatch(bridge)
-                stop_feed = asyncio.Event()
                 per_tick = max(1, int(RECEIVER_POSTS_PER_SECOND * _TICK))
-                feeder = asyncio.create_task(run_feed(lambda: source.occur(per_tick), stop_feed))
-                before_outage = len(source.records)
-                began = time.monotonic()
-                async with outage(broker, kind):
-                    for _ in range(int(OUTAGE_SECONDS / 0.5)):
-                        await asyncio.sleep(0.5)
-                        memory.sample()
-                        assert bridge.process.returncode is None, bridge.log()
-                ended = time.monotonic()
-                during_outage = len(source.records) - before_outage
-                await asyncio.sleep(5)  # records keep coming after the broker is back
-                stop_feed.set()
-                await feeder
+                async with feeding(lambda: source.occur(per_tick)):
+                    before_outage = len(source.records)
+                    began = time.monotonic()
+                    async with outage(broker, kind):
+                        await memory.through(OUTAGE_SECONDS)
+                    ended = time.monotonic()
+                    during_outage = len(source.records) - before_outage
+                    await asyncio.sleep(5)  # records keep coming after the broker is back
                 with timed() as recovery:
                     await source.settled(scaled(90, 300))
                     settled_seconds = recovery()
