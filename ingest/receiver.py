@@ -8,9 +8,12 @@ deterministic event id, which collapses in storage (ADR 0003).
 The application starts the producer itself, in the background: the receiver listens, answers
 /healthz and reports not-ready on /readyz (and 503 to posts) until the broker is reachable.
 
-Admission, cheapest check first: rate limit per client address (429), credentials in headers
-(401), readiness (503), declared body size (413), body read under a deadline (408, 413), body
-shape (400), the Bitrix24 application token inside the body (403).
+Admission, cheapest check first: open connections (503 beyond ``max_connections``), rate limit
+per client address (429), credentials in headers (401), readiness (503), declared body size
+(413), body read under a deadline (408, 413, 400 if it does not decompress), body shape (400),
+the Bitrix24 application token inside the body (403). A request head must be complete within
+``keepalive_timeout_seconds`` of the connection opening or the previous answer; aiohttp closes
+the connection otherwise.
 """
 
 from __future__ import annotations
@@ -197,6 +200,12 @@ class _Receiver:
             return self._refuse(408, "read_timeout", "body not received in time")
         except web.HTTPRequestEntityTooLarge:
             return self._refuse(413, "too_large", "body too large")
+        except web.RequestPayloadError:
+            # A body that does not decompress as its Content-Encoding says, or a broken
+            # chunked framing: the client's fault, not a 500 with a traceback in the log.
+            refusal = self._refuse(400, "bad_body", "body does not decode as sent")
+            refusal.force_close()  # the rest of the stream cannot be framed: say so
+            return refusal
         return await self._check_and_store(request, route, body)
 
     async def _check_and_store(
@@ -309,10 +318,50 @@ async def run_receiver(
         access_log=None,  # sources post continuously; the counters tell the story
     )
     await runner.setup()
+    listener: asyncio.Server | None = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
-        await site.start()
+        assert runner.server is not None  # set up above
+        listener = await asyncio.get_running_loop().create_server(
+            _capped(runner.server, settings.max_connections, settings.retry_after_seconds),
+            settings.host,
+            settings.port,
+            reuse_address=True,
+        )
         log.info("receiver listening on %s:%d", settings.host, settings.port)
         await stop.wait()
     finally:
+        if listener is not None:
+            listener.close()  # no new connections; those open finish below
         await runner.cleanup()
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: told to come back later, then closed, before reading a
+    byte of it."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        self._answer = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+            f"Retry-After: {retry_after_seconds}\r\n\r\n"
+        ).encode()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(self._answer)
+        transport.close()
+
+
+def _capped(
+    server: web.Server, max_connections: int, retry_after_seconds: int
+) -> Callable[[], asyncio.Protocol]:
+    """aiohttp's protocol factory with a cap on open connections. aiohttp bounds each
+    connection's time (keepalive_timeout also covers a request head sent slowly), not their
+    number: without a cap, idle connections from one client can exhaust file descriptors."""
+
+    def protocol() -> asyncio.Protocol:
+        if len(server.connections) >= max_connections:
+            BRIDGE_ERRORS.labels(_BRIDGE, "too_many_connections").inc()
+            return _Busy(retry_after_seconds)
+        return server()
+
+    return protocol

@@ -218,7 +218,13 @@ class ReceiverSettings(BaseModel):
         default=10.0, gt=0, description="longest time to receive a body (then 408)"
     )
     keepalive_timeout_seconds: float = Field(
-        default=15.0, gt=0, description="an idle keep-alive connection is closed after this"
+        default=15.0,
+        gt=0,
+        description="a connection that completes no request head for this long is closed: "
+        "idle keep-alive connections and clients sending their headers slowly alike",
+    )
+    max_connections: int = Field(
+        default=1000, ge=1, description="open connections; more are answered 503 and closed"
     )
     write_timeout_seconds: float = Field(
         default=15.0, gt=0, description="longest wait for Kafka's acknowledgement (then 503)"
