@@ -254,9 +254,9 @@ class _Receiver:
             key = request.headers.get(KEY_HEADER) or route.key
             if key is not None and len(key) > 255:
                 return self._refuse(400, "bad_body", f"{KEY_HEADER} too long")
-            records = [
-                RawRecordOut(route.family, route.format, key.encode() if key else None, stored)
-            ]
+            # Bytes beyond ASCII in a header arrive as surrogate escapes: the key as sent.
+            raw_key = key.encode("utf-8", "surrogateescape") if key else None
+            records = [RawRecordOut(route.family, route.format, raw_key, stored)]
         return await self._store(route, records)
 
     async def _store(self, route: RouteSettings, records: list[RawRecordOut]) -> web.Response:

@@ -37,7 +37,10 @@ _FORMAT = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 def _equal(given: str, expected: SecretStr | None) -> bool:
     if expected is None:
         return False
-    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+    # A header's bytes beyond ASCII arrive as surrogate escapes: compare the bytes as sent.
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.get_secret_value().encode()
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import gzip
+import hmac
 import itertools
 import json
 import os
@@ -24,6 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
+from ingest import receiver_auth
 from ingest.raw_producer import RawProducer, RawRecordOut
 from ingest.receiver import ReceiverSettings, Transform, build_receiver_app, run_receiver
 from salespulse.models import SourceFamily
@@ -476,3 +478,66 @@ async def test_sigterm_stops_the_service_with_exit_status_zero(settings: Setting
             process.kill()
             await process.wait()
     assert await read(settings, settings.topics.raw_pbx, CDR_BODY)
+
+
+async def test_without_configured_credentials_every_ingest_route_refuses(
+    settings: Settings,
+) -> None:
+    receiver = receiver_settings(
+        shared_token=None, basic_user=None, basic_password=None, bitrix24_application_token=None
+    )
+    async with started_client(settings, receiver) as client:
+        await wait_ready(client)
+        guesses: list[dict[str, str]] = [
+            {},
+            {"Authorization": "Bearer"},
+            {"Authorization": "Bearer "},
+            {"Authorization": "Bearer None"},
+            {"X-Salespulse-Token": ""},
+            basic("", ""),
+            basic("None", "None"),
+        ]
+        for path in ("/ingest/freeswitch/json-cdr", "/ingest/chat/chat-session-json"):
+            for headers in guesses:
+                response = await client.post(path, data=CDR_BODY, headers=headers)
+                assert response.status == 401, (path, headers)
+        for token in ("", "None"):
+            form = (BITRIX_EVENT + token).encode()
+            assert (await client.post("/ingest/bitrix24/event", data=form)).status == 403
+    assert await total_messages(settings, settings.topics.raw_pbx) == 0
+    assert await total_messages(settings, settings.topics.raw_chat) == 0
+    assert await total_messages(settings, settings.topics.raw_crm) == 0
+
+
+def test_every_configured_credential_is_compared_in_constant_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hmac.compare_digest for every comparison, and as many of them for a right guess as for a
+    wrong one: neither the time of one comparison nor their number tells how close a guess was."""
+    compared: list[bytes] = []
+    real = hmac.compare_digest
+
+    def recording(given: bytes, expected: bytes) -> bool:
+        compared.append(expected)
+        return real(given, expected)
+
+    monkeypatch.setattr(receiver_auth.hmac, "compare_digest", recording)
+    credentials = receiver_auth.Credentials(SecretStr(TOKEN), "freeswitch", SecretStr("cdr-pass"))
+    every_secret = sorted([TOKEN.encode(), TOKEN.encode(), b"freeswitch", b"cdr-pass"])
+    cases = [
+        (bearer(), True),
+        (bearer("s3cret-tokem"), False),
+        ({"X-Salespulse-Token": TOKEN}, True),
+        ({"X-Salespulse-Token": "x"}, False),
+        (basic("freeswitch", "cdr-pass"), True),
+        (basic("freeswitch", "cdr-pasS"), False),
+        (basic("freeswitcH", "cdr-pass"), False),
+        ({}, False),
+    ]
+    for headers, expected in cases:
+        compared.clear()
+        assert credentials.check_headers(headers, allow_basic=True) is expected, headers
+        basic_scheme = headers.get("Authorization", "").startswith("Basic")
+        # Both token places always; user and password both whenever Basic is offered.
+        wanted = every_secret if basic_scheme else [TOKEN.encode(), TOKEN.encode()]
+        assert sorted(compared) == wanted, headers
