@@ -16,6 +16,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.generator import SendReport, Traffic
 from processors.batch_consumer import MAX_PARTITION_FETCH_BYTES
 from salespulse.alert_settings import AlertsSettings
@@ -36,6 +38,9 @@ from tests.integration.pipeline_harness import (
     until,
     until_busy,
 )
+
+# The long run outlasts the suite's five-minute limit per test.
+pytestmark = pytest.mark.timeout(scaled(ci=300, long=1200))
 
 OUTAGE_SECONDS = scaled(ci=60, long=300)  # the minute; five in the long run
 # The traffic sent while ClickHouse is down, in rounds of the generated week (1.6 MB each): tens

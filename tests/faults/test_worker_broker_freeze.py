@@ -16,6 +16,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.generator import Traffic, send_to_kafka
 from salespulse.stack import stack_status
 from salespulse.worker_process import stop_worker
@@ -30,6 +32,9 @@ from tests.integration.pipeline_harness import (
     replayed_ranges,
     until_busy,
 )
+
+# The long run outlasts the suite's five-minute limit per test.
+pytestmark = pytest.mark.timeout(scaled(ci=300, long=900))
 
 FREEZE_SECONDS = scaled(ci=45, long=180)
 # Sent before the freeze, as fast as the broker takes them: a backlog the worker is still

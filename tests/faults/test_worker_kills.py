@@ -29,6 +29,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from ingest.generator import Traffic
 from salespulse.settings import Settings, WorkerSettings
 from salespulse.stack_settings import free_ports
@@ -50,6 +52,9 @@ from tests.integration.pipeline_harness import (
     until,
     until_busy,
 )
+
+# The long run outlasts the suite's five-minute limit per test.
+pytestmark = pytest.mark.timeout(scaled(ci=300, long=1800))
 
 # Seven to ten seconds a kill here (a restart waits for the group to drop the dead member): CI's
 # run stays near two minutes, the long one takes ten or more.
@@ -107,6 +112,7 @@ async def strike(moment: str, settings: Settings, worker: RunningWorker, rng: ra
 
 
 def kill_settings(stack: LocalStack, tmp_path: Path, directory_path: Path) -> Settings:
+    """A run of its own, tuned so that kills find many distinct moments and restarts are quick."""
     worker = WorkerSettings(
         batch_max_messages=100,  # many batches: many moments to die between
         commit_interval_seconds=COMMIT_INTERVAL_SECONDS,  # inserted-but-uncommitted often
