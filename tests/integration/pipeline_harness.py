@@ -106,15 +106,12 @@ def rolled_up_totals(settings: Settings) -> dict[str, Counter[str]]:
     the dashboards show (``activity_daily``), which the leader recomputes after batches."""
     compared = sorted(set(METRIC_OF_COUNTER.values()))
     sums = ", ".join(f"sum({name})" for name in compared)
-    client = NativeClickHouse(settings.clickhouse)
-    try:
-        rows = client.execute(
-            f"SELECT manager_id, {sums} FROM {settings.clickhouse.database}.{DAILY_TABLE} FINAL "
-            "WHERE local_date >= %(low)s AND local_date <= %(high)s GROUP BY manager_id",
-            {"low": WEEK_END.date() - timedelta(days=DAYS + 1), "high": WEEK_END.date()},
-        )
-    finally:
-        client.close()
+    rows = query(
+        settings,
+        f"SELECT manager_id, {sums} FROM {{db}}.{DAILY_TABLE} FINAL "
+        "WHERE local_date >= %(low)s AND local_date <= %(high)s GROUP BY manager_id",
+        {"low": WEEK_END.date() - timedelta(days=DAYS + 1), "high": WEEK_END.date()},
+    )
     return {
         manager: Counter(dict(zip(compared, map(int, values), strict=True)))
         for manager, *values in rows
@@ -335,13 +332,16 @@ def assert_rollups_catch_up(settings: Settings, expected: Expected, seconds: flo
     """The day rollups (what dashboards read) reach the exact numbers by themselves."""
     truth = {m: +c for m, c in expected_totals(expected).items()}
 
-    def caught_up() -> bool:
+    def wrong() -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+        """Managers whose rolled-up numbers differ from the truth: (rolled up, truth)."""
         rolled = rolled_up_totals(settings)
-        return all(+rolled.get(m, Counter()) == c for m, c in truth.items())
+        return {
+            m: (dict(+rolled.get(m, Counter())), dict(c))
+            for m, c in truth.items()
+            if +rolled.get(m, Counter()) != c
+        }
 
-    assert eventually(caught_up, seconds), {
-        m: dict(+rolled_up_totals(settings).get(m, Counter()) - c) for m, c in truth.items()
-    }
+    assert eventually(lambda: not wrong(), seconds), wrong()
 
 
 def rss_bytes(pid: int) -> int:
