@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -46,6 +47,9 @@ from tests.integration.test_alerts_end_to_end import (
     send,
     task_completed,
 )
+
+# Each test holds its outages for minutes in the long run.
+pytestmark = pytest.mark.timeout(scaled(300, 1200))
 
 # Alertmanager away for longer than a retry's wait grows to in the short run (32 s after five
 # failures; the cap is 60 s), for minutes in the long one.
