@@ -2,7 +2,11 @@
 a known reason; and the number of examples every fuzz test runs.
 
 ``SALESPULSE_FUZZ`` chooses how hard to try: unset or ``ci`` for the bounded run of every test
-suite, ``long`` for a local run with ``LONG_FACTOR`` times as many examples of each test.
+suite, ``long`` for a local run with ``LONG_FACTOR`` times as many examples of each test. A long
+test outlasts the suite's 300 s per-test timeout, so lift it::
+
+    SALESPULSE_FUZZ=long pytest --timeout 3600 --hypothesis-show-statistics \
+        tests/unit/test_*fuzz*.py tests/integration/test_http_fuzz.py
 """
 
 from __future__ import annotations
