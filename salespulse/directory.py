@@ -176,6 +176,8 @@ def parse_directory_file(text: str, *, suffix: str) -> DirectoryFile:
         raise DirectoryError(f"directory YAML does not parse: {_yaml_problem(exc)}") from exc
     except ValidationError as exc:
         raise DirectoryError(f"directory is invalid: {exc}") from exc
+    except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
+        raise DirectoryError(f"directory CSV does not parse: {exc}") from exc
     return data
 
 

@@ -188,6 +188,13 @@ def test_hostile_yaml_is_refused_quickly(kind: str, shape: str, scratch: Path) -
     assert time.monotonic() - started < SECONDS_PER_FILE
 
 
+def test_a_csv_field_over_the_csv_limit_is_a_directory_error(scratch: Path) -> None:
+    path = scratch / "huge-field.csv"
+    path.write_bytes(DIRECTORY_CSV + b"x,x,msk,M,Europe/Moscow,pbx," + b"9" * 200_000 + b",,,\n")
+    with pytest.raises(DirectoryError, match="CSV does not parse: field larger"):
+        load_directory(path)
+
+
 def test_aliases_within_the_bound_still_load() -> None:
     # An anchor reused for a second manager's department is ordinary YAML and keeps working.
     text = (
