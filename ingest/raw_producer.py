@@ -10,6 +10,7 @@ its HTTP client, and not before.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from typing import NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from ingest.bridge_metrics import PRODUCED_MESSAGES
+from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, PRODUCED_MESSAGES
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
@@ -32,6 +33,11 @@ _IN_FLIGHT = 2000
 # quietly until its request timeout (40 s) expires, and only then does a write fail: without this
 # warning an outage shorter than that would leave no trace in the bridge's log.
 STALL_WARNING_SECONDS = 5.0
+# aiokafka's default of 100 ms between retries logs a few ERROR lines per attempt: tens a
+# second, hours on end, while a broker refuses connections. A second apart costs a bridge at
+# most a second of latency after the broker is back.
+_RETRY_BACKOFF_MS = 1000
+_MAX_START_BACKOFF_SECONDS = 30.0
 
 
 class RawRecordOut(NamedTuple):
@@ -77,6 +83,7 @@ class RawProducer:
             enable_idempotence=False,  # not every broker supports it; event ids dedup instead
             linger_ms=self._linger_ms,
             max_request_size=4 * 1024 * 1024,
+            retry_backoff_ms=_RETRY_BACKOFF_MS,
         )
         await self._producer.start()
 
@@ -161,6 +168,26 @@ class RawProducer:
                 time.monotonic() - self._stalled_since,
             )
             self._stalled_since = None
+
+
+async def start_when_reachable(producer: RawProducer, stop: asyncio.Event, bridge: str) -> bool:
+    """Start ``producer``, retrying with backoff while the broker cannot be reached: a bridge
+    may well start before Kafka (a host booting, a broker being upgraded). False if ``stop``
+    was set first. Failures count under ``bridge`` as ``kafka_start`` errors."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await producer.start()
+            return True
+        except Exception as exc:  # any failure to reach the broker: retry, never give up
+            await producer.stop()  # closes the half-started client
+            BRIDGE_ERRORS.labels(bridge, "kafka_start").inc()
+            BRIDGE_RECONNECTS.labels(bridge).inc()
+            log.warning("cannot reach Kafka, retrying in %.1f s: %s", delay, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, _MAX_START_BACKOFF_SECONDS)
+    return False
 
 
 def _count_produced(topics: Counter[str]) -> None:

@@ -28,7 +28,7 @@ import logging
 import os
 
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
-from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
+from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut, start_when_reachable
 from ingest.tailer_state import (
     Chunk,
     Position,
@@ -265,27 +265,10 @@ class FileTailer:
             return True
 
 
-async def _start(producer: RawProducer, stop: asyncio.Event, bridge: str) -> bool:
-    """Start the producer, retrying while the broker is unreachable; False if stopped first."""
-    delay = 0.5
-    while not stop.is_set():
-        try:
-            await producer.start()
-            return True
-        except Exception as exc:  # any failure to reach the broker: retry, never give up
-            await producer.stop()  # closes the half-started client
-            BRIDGE_ERRORS.labels(bridge, "kafka_start").inc()
-            BRIDGE_RECONNECTS.labels(bridge).inc()
-            log.warning("cannot reach Kafka, retrying in %.1f s: %s", delay, exc)
-            await _pause(stop, delay)
-            delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
-    return False
-
-
 async def run_tailer(settings: TailerSettings, producer: RawProducer, stop: asyncio.Event) -> None:
     """The tailer bridge: starts ``producer`` (waiting for the broker), follows the file until
     ``stop`` is set, then stops the producer. The caller sets ``stop`` on SIGTERM/SIGINT."""
-    if not await _start(producer, stop, "tailer"):
+    if not await start_when_reachable(producer, stop, "tailer"):
         await producer.stop()
         return
     try:
