@@ -45,7 +45,7 @@ from tests.faults.mode import scaled
 from tests.faults.tcp_proxy import ProxiedBroker
 from tests.integration.test_ami_bridge import SECRET, FakeAsterisk, Script
 from tests.integration.test_ami_bridge import cdr as ami_cdr
-from tests.integration.test_tailer import cdr as csv_cdr
+from tests.integration.test_tailer import lines
 
 OUTAGE_SECONDS = scaled(20, 180)
 # Room for the outage, the catch-up after it and a loaded machine.
@@ -121,6 +121,13 @@ class BridgeProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    async def until_logged(self, text: str, seconds: float = 30) -> None:
+        deadline = time.monotonic() + seconds
+        while text not in self.log():
+            assert self.process.returncode is None, self.log()
+            assert time.monotonic() < deadline, f"{text!r} not logged:\n{self.log()}"
+            await asyncio.sleep(0.05)
 
     def memory_kib(self, field: Literal["VmRSS", "VmHWM"]) -> int:
         """Resident memory now (``VmRSS``) or at its peak so far (``VmHWM``)."""
@@ -255,81 +262,116 @@ TAIL_LINES_PER_SECOND = scaled(7500, 2500)
 TAIL_MEMORY_BOUND_MIB = 16
 
 
+class TailedCdrFile:
+    """The PBX's CDR file, and the tailer following it as ``salespulse tail`` with its state in
+    ``state_dir``: what it wrote, what the tailer recorded, what reached the topic."""
+
+    def __init__(self, directory: Path, state_dir: Path, broker: ProxiedBroker, **env: str) -> None:
+        self.directory = directory
+        self.path = directory / "cdr" / "Master.csv"
+        self.path.parent.mkdir()
+        self.path.touch()
+        self.store = StateStore(state_dir, state_name("pbx-faults", self.path))
+        self.env = kafka_env(broker) | {
+            "SALESPULSE_TAILER__PATH": str(self.path),
+            "SALESPULSE_TAILER__STATE_DIR": str(state_dir),
+            "SALESPULSE_TAILER__SOURCE_KEY": "pbx-faults",
+            "SALESPULSE_TAILER__POLL_INTERVAL_SECONDS": "0.05",
+            **env,
+        }
+        self.written = 0  # lines
+
+    def append(self, count: int) -> None:
+        with self.path.open("ab") as file:
+            file.write(lines(self.written, count))
+        self.written += count
+
+    def tailer(self) -> BridgeProcess:
+        return BridgeProcess("tail", self.env, self.directory)
+
+    async def all_recorded(self, bridge: BridgeProcess, seconds: float = 60) -> None:
+        """Until the saved position is the end of the file: all of it acknowledged."""
+        deadline = time.monotonic() + seconds
+        size = self.path.stat().st_size
+        while (position := self.store.load()) is None or position.offset < size:
+            assert bridge.process.returncode is None, f"the tailer exited:\n{bridge.log()}"
+            assert time.monotonic() < deadline, f"position {position} after {seconds} s"
+            await asyncio.sleep(0.05)
+
+    def shipped_whole(self, values: list[bytes]) -> bool:
+        """Whether ``values``, repeats dropped, are the file's lines exactly: a tailer's copy
+        is a chunk sent again whole."""
+        unique = dict.fromkeys(values)
+        return b"".join(value + b"\n" for value in unique) == self.path.read_bytes()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_tailer_ships_every_line_once_across_a_broker_outage(
     broker: ProxiedBroker, tmp_path: Path, kind: Outage
 ) -> None:
-    cdr_file = tmp_path / "cdr" / "Master.csv"
-    cdr_file.parent.mkdir()
-    env = kafka_env(broker) | {
-        "SALESPULSE_TAILER__PATH": str(cdr_file),
-        "SALESPULSE_TAILER__STATE_DIR": str(tmp_path / "state"),
-        "SALESPULSE_TAILER__SOURCE_KEY": "pbx-outage",
-        "SALESPULSE_TAILER__POLL_INTERVAL_SECONDS": "0.1",
-    }
-    store = StateStore(tmp_path / "state", state_name("pbx-outage", cdr_file))
-    next_line = 0
-
-    def append(count: int) -> None:
-        nonlocal next_line
-        with cdr_file.open("ab") as file:
-            file.write(b"".join(csv_cdr(n) for n in range(next_line, next_line + count)))
-        next_line += count
-
-    async def shipped_everything(seconds: float) -> None:
-        """Until the saved position is the end of the file: all of it acknowledged."""
-        deadline = time.monotonic() + seconds
-        while (position := store.load()) is None or position.offset < cdr_file.stat().st_size:
-            assert bridge.process.returncode is None, f"the tailer exited:\n{bridge.log()}"
-            assert time.monotonic() < deadline, f"not all shipped after {seconds} s"
-            await asyncio.sleep(0.1)
-
-    append(100)
+    cdr_file = TailedCdrFile(tmp_path, tmp_path / "state", broker)
+    cdr_file.append(100)
     with timed() as elapsed:
-        async with BridgeProcess("tail", env, tmp_path) as bridge:
-            await shipped_everything(60)
+        async with cdr_file.tailer() as bridge:
+            await cdr_file.all_recorded(bridge)
             memory = MemoryWatch(bridge)
             per_tick = int(TAIL_LINES_PER_SECOND * _TICK)
-            before_outage = next_line
-            async with outage(broker, kind), feeding(lambda: append(per_tick)):
+            before_outage = cdr_file.written
+            async with outage(broker, kind), feeding(lambda: cdr_file.append(per_tick)):
                 await memory.through(OUTAGE_SECONDS)
-            during_outage = next_line - before_outage
+            during_outage = cdr_file.written - before_outage
             assert STALL_WARNING in bridge.log()
             with timed() as recovery:
-                await shipped_everything(scaled(120, 600))
+                await cdr_file.all_recorded(bridge, scaled(120, 600))
                 caught_up_seconds = recovery()
-            append(100)  # and it follows the file live again
-            await shipped_everything(30)
+            cdr_file.append(100)  # and it follows the file live again
+            await cdr_file.all_recorded(bridge, 30)
             assert await bridge.stop() == 0
-    total = next_line
-    values = await read_topic(
-        broker, TOPICS.raw_pbx, lambda got: sum(v.count(b"\n") + 1 for v in got) >= total
-    )
+    values = await read_topic(broker, TOPICS.raw_pbx, cdr_file.shipped_whole)
+    assert cdr_file.shipped_whole(values), "lost or invented lines"
     duplicates = copies(values)
-    # A copy is the same chunk sent again whole: dropping repeats must give the file exactly.
-    unique = list(dict.fromkeys(values))
-    file_bytes = cdr_file.read_bytes()
-    assert b"".join(value + b"\n" for value in unique) == file_bytes, "lost or invented lines"
     retries = bridge.log().count("Kafka did not take a chunk")
     # One copy per failed attempt (the broker may have taken it unanswered), one more for the
     # request the outage cut off mid-flight.
     assert duplicates <= retries + 1
     assert memory.growth_mib < TAIL_MEMORY_BOUND_MIB
-    duplicate_lines = sum(value.count(b"\n") + 1 for value in values) - total
     report(
         f"tailer/{kind}",
         outage_s=OUTAGE_SECONDS,
         lines_during_outage=during_outage,
-        mb_during_outage=round(during_outage * len(csv_cdr(0)) / 1e6, 1),
-        lines_total=total,
+        mb_during_outage=round(during_outage * len(lines(0, 1)) / 1e6, 1),
+        lines_total=cdr_file.written,
         duplicate_messages=duplicates,
-        duplicate_lines=duplicate_lines,
+        duplicate_lines=sum(value.count(b"\n") + 1 for value in values) - cdr_file.written,
         failed_attempts=retries,
         caught_up_s=round(caught_up_seconds, 1),
         rss_before_mib=round(memory.before_kib / 1024, 1),
         rss_growth_mib=round(memory.growth_mib, 1),
+        log_lines=len(bridge.log().splitlines()),
         test_s=round(elapsed(), 1),
     )
+
+
+async def test_tailer_started_while_the_broker_is_unreachable_waits_for_it(
+    broker: ProxiedBroker, tmp_path: Path
+) -> None:
+    # After a reboot the tailer may well start before Kafka.
+    cdr_file = TailedCdrFile(tmp_path, tmp_path / "state", broker)
+    cdr_file.append(100)
+    await broker.proxy.refuse()
+    try:
+        async with cdr_file.tailer() as bridge:
+            await bridge.until_logged("cannot reach Kafka, retrying")
+            await asyncio.sleep(2)  # a few attempts
+            assert cdr_file.store.load() is None
+            await broker.proxy.accept()
+            await cdr_file.all_recorded(bridge)
+            assert await bridge.stop() == 0
+    finally:
+        await broker.proxy.accept()
+    values = await read_topic(broker, TOPICS.raw_pbx, cdr_file.shipped_whole)
+    assert cdr_file.shipped_whole(values)
+    assert copies(values) == 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,21 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
-from ingest.tailer_state import Position, StateStore, state_name
+from ingest.tailer_state import Position
 from tests.faults.tcp_proxy import ProxiedBroker
 from tests.faults.test_broker_outage import (
     RECORDS,
     TOPICS,
-    BridgeProcess,
+    TailedCdrFile,
     copies,
-    kafka_env,
     read_topic,
     report,
     timed,
@@ -39,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 Fault = Literal["full", "read-only"]
 LINES_PER_MESSAGE = 50
+TAILER_ENV = {"SALESPULSE_TAILER__LINES_PER_MESSAGE": str(LINES_PER_MESSAGE)}
 STATE_ERRORS = "salespulse_bridge_errors_total"
 SIZE_BYTES = 64 * 1024
 
@@ -76,58 +75,6 @@ def read_only_view(path: Path) -> None:
     subprocess.run(["mount", "-o", "remount,bind,ro", str(path)], check=True)
 
 
-class TailedCdrFile:
-    """The PBX's CDR file, the tailer's view of it (its saved position) and the process."""
-
-    def __init__(self, directory: Path, state_dir: Path, broker: ProxiedBroker) -> None:
-        self.path = directory / "cdr" / "Master.csv"
-        self.path.parent.mkdir()
-        self.path.touch()
-        self.store = StateStore(state_dir, state_name("pbx-disk", self.path))
-        self.env = kafka_env(broker) | {
-            "SALESPULSE_TAILER__PATH": str(self.path),
-            "SALESPULSE_TAILER__STATE_DIR": str(state_dir),
-            "SALESPULSE_TAILER__SOURCE_KEY": "pbx-disk",
-            "SALESPULSE_TAILER__POLL_INTERVAL_SECONDS": "0.05",
-            "SALESPULSE_TAILER__LINES_PER_MESSAGE": str(LINES_PER_MESSAGE),
-        }
-        self.directory = directory
-        self.written = 0
-
-    def shipped_whole(self, values: list[bytes]) -> bool:
-        """Whether ``values``, repeats dropped, are the file's lines exactly."""
-        unique = dict.fromkeys(values)
-        return b"".join(value + b"\n" for value in unique) == self.path.read_bytes()
-
-    def append(self, count: int) -> None:
-        with self.path.open("ab") as file:
-            file.write(lines(self.written, count))
-        self.written += count
-
-    @contextlib.asynccontextmanager
-    async def tailer(self) -> AsyncIterator[BridgeProcess]:
-        async with BridgeProcess("tail", self.env, self.directory) as bridge:
-            yield bridge
-
-    async def all_recorded(self, bridge: BridgeProcess, seconds: float = 60) -> None:
-        """Until the saved position is the end of the file."""
-        deadline = time.monotonic() + seconds
-        while (position := self.store.load()) is None or position.offset < len(
-            lines(0, self.written)
-        ):
-            assert bridge.process.returncode is None, bridge.log()
-            assert time.monotonic() < deadline, f"position {position} after {seconds} s"
-            await asyncio.sleep(0.05)
-
-
-async def until_logged(bridge: BridgeProcess, text: str, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while text not in bridge.log():
-        assert bridge.process.returncode is None, bridge.log()
-        assert time.monotonic() < deadline, f"{text!r} not logged:\n{bridge.log()}"
-        await asyncio.sleep(0.05)
-
-
 def break_disk(state_dir: Path, fault: Fault) -> Path | None:
     """Make the state directory refuse writes; the filler file to delete for ``full``."""
     if fault == "full":
@@ -151,7 +98,7 @@ async def test_unwritable_state_pauses_shipping_keeps_the_position_and_resumes(
     broker: ProxiedBroker, tmp_path: Path, fault: Fault
 ) -> None:
     with timed() as elapsed, small_filesystem(tmp_path / "state") as state_dir:
-        cdr_file = TailedCdrFile(tmp_path, state_dir, broker)
+        cdr_file = TailedCdrFile(tmp_path, state_dir, broker, **TAILER_ENV)
         async with cdr_file.tailer() as bridge:
             cdr_file.append(100)
             await cdr_file.all_recorded(bridge)
@@ -159,7 +106,7 @@ async def test_unwritable_state_pauses_shipping_keeps_the_position_and_resumes(
             filler = break_disk(state_dir, fault)
             try:
                 cdr_file.append(300)  # six chunks
-                await until_logged(bridge, "shipping paused until the position can be saved")
+                await bridge.until_logged("shipping paused until the position can be saved")
                 error = next(line for line in bridge.log().splitlines() if " ERROR " in line)
                 assert str(cdr_file.store.path) in error
                 assert CAUSES[fault] in error
@@ -194,13 +141,13 @@ async def test_stopped_while_the_disk_is_full_it_resends_at_most_one_chunk(
     broker: ProxiedBroker, tmp_path: Path
 ) -> None:
     with small_filesystem(tmp_path / "state") as state_dir:
-        cdr_file = TailedCdrFile(tmp_path, state_dir, broker)
+        cdr_file = TailedCdrFile(tmp_path, state_dir, broker, **TAILER_ENV)
         async with cdr_file.tailer() as bridge:
             cdr_file.append(100)
             await cdr_file.all_recorded(bridge)
             filler = fill(state_dir)
             cdr_file.append(300)
-            await until_logged(bridge, "shipping paused until the position can be saved")
+            await bridge.until_logged("shipping paused until the position can be saved")
             assert await bridge.stop() == 0
         assert "stopping with the last chunk unrecorded: a restart re-sends it" in bridge.log()
         position = cdr_file.store.load()
