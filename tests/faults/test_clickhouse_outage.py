@@ -50,8 +50,10 @@ OUTAGE_SECONDS = scaled(ci=60, long=300)  # the issue's minute; five in the long
 ROUNDS_PER_MINUTE = scaled(ci=32, long=12)
 MIB = 1024 * 1024
 # The bound on what the worker may add while it waits: one fetch per partition that it has not
-# taken yet (MAX_PARTITION_FETCH_BYTES each, the bound by design), plus what the leader's alert
-# evaluation and delivery, failing and retrying against the missing ClickHouse, churn through.
+# taken yet (MAX_PARTITION_FETCH_BYTES each, the bound by design), plus the leader's churn. With
+# alerting off RSS stays flat to the MiB; with it on, the lag probe that pauses evaluation reads
+# the oldest waiting message of every lagging partition each second, fetching up to aiokafka's
+# default megabyte per partition to do so: 12 partitions, tens of MiB allocated and dropped.
 LEADER_CHURN_BYTES = 32 * MIB
 EVALUATIONS = "salespulse_alert_evaluations_total"
 
