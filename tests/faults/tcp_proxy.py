@@ -5,7 +5,7 @@ requests are never answered. This proxy gives the other kind of outage, the one 
 firewalled broker gives: ``refuse()`` stops listening, so that new connections are refused
 (ECONNREFUSED), and resets every connection already open mid-stream; ``accept()`` listens on the
 same port again. Clients reach the broker only through the proxy because the broker advertises
-the proxy's address in its metadata.
+the proxy's address in its metadata: ``ProxiedBroker`` starts such a Tansu, and freezes it.
 """
 
 from __future__ import annotations
