@@ -37,6 +37,8 @@ class AlertsSettings(BaseModel):
     # A notice a channel could not take is retried with capped exponential backoff for this
     # long, then given up (counted, logged; the history in ClickHouse and Kafka keeps it).
     delivery_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # The longest wait between two attempts: how soon a receiver that comes back is served.
+    delivery_retry_cap_seconds: float = Field(default=60.0, gt=0, le=3600)
     delivery_queue_max: int = Field(default=10_000, ge=10)
 
     @field_validator("alertmanager_url", "webhook_url", "dashboard_url")

@@ -208,7 +208,7 @@ class AlertDispatcher:
         settings: Settings,
         *,
         backoff_base: float = 1.0,
-        backoff_cap: float = 60.0,
+        backoff_cap: float | None = None,
         log_delivery: DeliveryLog | None = None,
     ) -> AlertDispatcher:
         """The Kafka topic always; Alertmanager and the webhook when their URL is set."""
@@ -238,7 +238,8 @@ class AlertDispatcher:
                     timeout_seconds=alerts.delivery_timeout_seconds,
                 )
             )
-        backoff = Backoff(backoff_base, backoff_cap, alerts.delivery_retry_max_seconds)
+        cap = alerts.delivery_retry_cap_seconds if backoff_cap is None else backoff_cap
+        backoff = Backoff(backoff_base, cap, alerts.delivery_retry_max_seconds)
         return cls(
             channels,
             queue_max=alerts.delivery_queue_max,

@@ -62,19 +62,27 @@ ALERTS_DURING = scaled(6, 30)
 # A delivery attempt's timeout, and how long the "late" receiver takes to answer: past it.
 TIMEOUT_SECONDS = 1.0
 LATE_SECONDS = 1.5
-# Time to deliver what waited, once the receiver is back: a retry's wait (up to the 60 s cap)
-# plus the sending, with room for a loaded machine.
+# The longest wait between attempts: shorter than every outage here, so that each outage sees
+# the backoff reach its cap and deliveries resume from there.
+RETRY_CAP_SECONDS = 10.0
+# Time to deliver what waited, once the receiver is back: a retry's wait (up to the cap) plus
+# the sending, with room for a loaded machine.
 RECOVERY_DEADLINE = 180.0
 
 
 def outage_settings(stack: LocalStack, tmp_path: Path, webhook_url: str = "") -> Settings:
     """The duty desk's worker with the overdue-task rule, Alertmanager re-posts every 2 s, a
-    1 s delivery timeout, and a rate limit no test reaches (every notice is for people)."""
+    1 s delivery timeout, retries at most 10 s apart, and a rate limit no test reaches (every
+    notice is for people)."""
     settings = alerting_settings(stack, tmp_path)
     rules = {"rules": [OVERDUE], "notify": {"default": ["duty"], "per_recipient_per_hour": 10**6}}
     settings.alerts.rules_path.write_text(yaml.safe_dump(rules))
     alerts = settings.alerts.model_copy(
-        update={"webhook_url": webhook_url, "delivery_timeout_seconds": TIMEOUT_SECONDS}
+        update={
+            "webhook_url": webhook_url,
+            "delivery_timeout_seconds": TIMEOUT_SECONDS,
+            "delivery_retry_cap_seconds": RETRY_CAP_SECONDS,
+        }
     )
     return settings.model_copy(update={"alerts": alerts})
 
