@@ -299,7 +299,8 @@ class BatchProcessor:
             event.first_response_seconds,
             event.amount if event.amount is not None else _ZERO,
             event.currency or "",
-            event.location or "",
+            # Free text a manager typed ("client's home, +7 916 123-45-67"): may hold a number.
+            self._phones.protect(event.location) or "",
             event.channel or "",
             event.due_at,
             self._phones.protect(event.counterpart) or "",

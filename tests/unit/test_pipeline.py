@@ -52,6 +52,16 @@ def test_attribution_and_the_local_day() -> None:
     assert (column(row, "source_topic"), column(row, "source_offset")) == ("pbx", 5)
 
 
+def test_a_number_in_a_meeting_place_is_masked_and_the_rest_kept() -> None:
+    visit = (
+        b'{"id":"v-1","type":"visit.visit_start","user_id":"201",'
+        b'"occurred_at":"2026-11-26T11:00:00+10:00","location":"client home, +7 914 000-00-01"}'
+    )
+    crm = [("sp-format", b"crm-event-json")]
+    (row,) = processor().process([RawMessage("crm", 0, 1, crm, visit)]).rows
+    assert column(row, "location") == "client home, *********01"
+
+
 @pytest.mark.parametrize(
     ("headers", "value", "reason"),
     [
