@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 
-from salespulse.settings import ClickHouseSettings
+from salespulse.settings import ClickHouseSettings, sql_identifier
 
 Row = tuple[Any, ...]
 
@@ -101,7 +101,8 @@ class NativeClickHouse:
     """clickhouse-driver over the native TCP protocol. Not thread-safe: one per thread."""
 
     def __init__(self, settings: ClickHouseSettings, *, database: str | None = None) -> None:
-        self.database = settings.database if database is None else database
+        # A name given here bypasses the settings' check, and it is written into SQL.
+        self.database = settings.database if database is None else sql_identifier(database)
         self._client = Client(
             host=settings.host,
             port=settings.port,

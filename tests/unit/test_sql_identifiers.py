@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from salespulse.settings import Settings
+from salespulse.settings import ClickHouseSettings, Settings
+from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import MigrationError, apply_migrations
 
 ROOT = Path(__file__).parents[2]
@@ -179,3 +180,10 @@ def test_migrations_refuse_a_hostile_database_name_before_any_sql() -> None:
     with pytest.raises(MigrationError, match="plain SQL identifier"):
         apply_migrations(client)  # type: ignore[arg-type]
     assert client.statements == []
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_client_given_a_hostile_database_name_refuses_it(name: str) -> None:
+    # Tests and benchmarks name a database of their own, past the settings' check.
+    with pytest.raises(ValueError, match="plain SQL identifier"):
+        NativeClickHouse(ClickHouseSettings(), database=name)
