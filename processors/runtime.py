@@ -210,6 +210,7 @@ class BatchRuntime:
                 # durable write it only means the broker has not answered yet.
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise
+                metrics.DEAD_LETTER_RETRIES.labels(type(exc).__name__).inc()
                 log.warning("dead letters not sent (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max)

@@ -62,6 +62,11 @@ CLICKHOUSE_RETRIES = Counter(
     "ClickHouse inserts retried after a retriable error, by table and reason.",
     ["table", "reason"],
 )
+DEAD_LETTER_RETRIES = Counter(
+    "salespulse_dead_letter_retries_total",
+    "Sends of a batch's dead letters retried because the broker did not take them, by error.",
+    ["error"],
+)
 DIRECTORY_RELOADS = Counter(
     "salespulse_directory_reloads_total", "Manager directory reloads, by result.", ["result"]
 )
