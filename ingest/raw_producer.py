@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import NamedTuple
 
@@ -188,6 +188,21 @@ async def start_when_reachable(producer: RawProducer, stop: asyncio.Event, bridg
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, _MAX_START_BACKOFF_SECONDS)
     return False
+
+
+async def serve_when_reachable(
+    producer: RawProducer,
+    stop: asyncio.Event,
+    bridge: str,
+    serve: Callable[[], Awaitable[None]],
+) -> None:
+    """Start ``producer`` once the broker answers (``start_when_reachable``), then ``serve``;
+    stop the producer however that ends, flushing what it still holds."""
+    try:
+        if await start_when_reachable(producer, stop, bridge):
+            await serve()
+    finally:
+        await producer.stop()
 
 
 def _count_produced(topics: Counter[str]) -> None:

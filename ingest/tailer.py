@@ -28,7 +28,7 @@ import logging
 import os
 
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
-from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut, start_when_reachable
+from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut, serve_when_reachable
 from ingest.tailer_state import (
     Chunk,
     Position,
@@ -268,10 +268,6 @@ class FileTailer:
 async def run_tailer(settings: TailerSettings, producer: RawProducer, stop: asyncio.Event) -> None:
     """The tailer bridge: starts ``producer`` (waiting for the broker), follows the file until
     ``stop`` is set, then stops the producer. The caller sets ``stop`` on SIGTERM/SIGINT."""
-    if not await start_when_reachable(producer, stop, "tailer"):
-        await producer.stop()
-        return
-    try:
-        await FileTailer(settings, producer).run(stop)
-    finally:
-        await producer.stop()
+    await serve_when_reachable(
+        producer, stop, "tailer", lambda: FileTailer(settings, producer).run(stop)
+    )

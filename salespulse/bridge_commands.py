@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import start_http_server
 
-from ingest.raw_producer import RawProducer
+from ingest.raw_producer import RawProducer, serve_when_reachable
 from salespulse.settings import Settings
 
 
@@ -86,7 +86,10 @@ def cmd_ami(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     async def body(stop: asyncio.Event) -> None:
-        async with RawProducer(settings.kafka, settings.topics) as producer:
-            await run_ami_bridge(ami, producer, stop=stop)
+        # Asterisk and Kafka may come up in either order: wait for the broker, do not crash.
+        producer = RawProducer(settings.kafka, settings.topics)
+        await serve_when_reachable(
+            producer, stop, "ami", lambda: run_ami_bridge(ami, producer, stop=stop)
+        )
 
     return _run(args, body)

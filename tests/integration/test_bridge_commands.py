@@ -16,7 +16,8 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
-from salespulse.settings import Settings, TopicSettings, to_environment
+from ingest.ami_settings import AmiSettings
+from salespulse.settings import KafkaSettings, Settings, TopicSettings, to_environment
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
@@ -137,3 +138,25 @@ def test_ami_without_credentials_is_a_clear_one_line_error(stack: LocalStack) ->
         "salespulse ami: set SALESPULSE_AMI__USERNAME and SALESPULSE_AMI__SECRET "
         "(and __HOST, __PORT)"
     )
+
+
+def test_ami_started_before_the_broker_waits_for_it(tmp_path: Path) -> None:
+    # Asterisk hosts and brokers boot in either order: no traceback, no exit, a retry logged.
+    (nobody,) = free_ports(1)
+    settings = Settings(
+        kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{nobody}"),
+        ami=AmiSettings(username="bridge", secret=SecretStr("ami-secret")),
+    )
+    log = tmp_path / "ami.log"
+    process = start("ami", settings, log)
+    try:
+        deadline = time.monotonic() + 60
+        while "cannot reach Kafka, retrying" not in log.read_text():
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        time.sleep(2)  # a second attempt fails too, and still nothing exits
+        assert process.poll() is None, log.read_text()
+    finally:
+        stop(process, log)
+    assert "Traceback" not in log.read_text()
