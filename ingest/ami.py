@@ -5,8 +5,8 @@ topic.
 ``cdr``. The bridge logs in asking for that event class only (``Events: cdr``), and writes each
 Cdr message to Kafka byte for byte, format ``asterisk-ami-cdr``, keyed by the call (LinkedID, or
 else UniqueID, or else Channel), in the order Asterisk sent them. While Kafka is slow or away the
-events read wait in memory, up to ``BUFFER_MAX_BYTES``, and the session goes on being read: see
-``_Bridge`` for why.
+events read wait in memory, up to ``AmiSettings.buffer_max_bytes``, and the session goes on
+being read: see ``_Bridge`` for why.
 
 With CEL enabled (``CelOptions``) the bridge also asks for the ``call`` class, where
 ``cel_manager`` raises ``Event: CEL``. A CEL event says nothing about a call by itself, so the
@@ -40,7 +40,6 @@ from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
 __all__ = [
-    "BUFFER_MAX_BYTES",
     "RECORDS_PER_WRITE",
     "AmiAuthError",
     "AmiBridge",
@@ -63,9 +62,6 @@ _CEL_FORMAT = AsteriskCelCallParser.format_name
 # Records in one write: a failed write is retried whole, so this bounds the copies one
 # failure can leave on the topic.
 RECORDS_PER_WRITE = 500
-# Events held while Kafka does not take them: 32 MiB is about 45,000 Cdr events, hours of a
-# busy PBX's calls.
-BUFFER_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -386,7 +382,7 @@ async def run_ami_bridge(
     *,
     stop: asyncio.Event,
     cel: CelOptions | None = None,
-    buffer_max_bytes: int = BUFFER_MAX_BYTES,
+    buffer_max_bytes: int | None = None,
 ) -> None:
     """Forward Cdr events (and CEL calls) from the AMI at ``ami`` through ``producer`` until
     ``stop`` is set.
@@ -396,7 +392,8 @@ async def run_ami_bridge(
     progress is finished first, then the session logs off, then CEL calls still open are
     written incomplete. ``cel`` defaults to what ``ami`` says (``CelOptions.of``).
     """
-    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami), buffer_max_bytes)
+    held = ami.buffer_max_bytes if buffer_max_bytes is None else buffer_max_bytes
+    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami), held)
     runner = asyncio.create_task(bridge.run(), name="ami-bridge")
     stopped = asyncio.create_task(stop.wait(), name="ami-bridge-stop")
     try:

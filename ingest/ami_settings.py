@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 class AmiSettings(BaseModel):
     """Where the Asterisk Manager Interface listens and whom to log in as."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Built alone (not through Settings), a refused value would otherwise be quoted: the secret.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     host: str = "127.0.0.1"
     port: int = Field(default=5038, ge=1, le=65535)
@@ -26,6 +27,14 @@ class AmiSettings(BaseModel):
     )
     reconnect_min_seconds: float = Field(default=1.0, gt=0, le=600)
     reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # 32 MiB is about 45,000 Cdr events, hours of a busy PBX's calls. Reading goes on while
+    # Kafka is away (Asterisk drops a session it cannot write to), up to this much.
+    buffer_max_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=65_536,
+        le=1024 * 1024 * 1024,
+        description="events held in memory while Kafka does not take them; then reading pauses",
+    )
 
     @field_validator("host", "username")
     @classmethod

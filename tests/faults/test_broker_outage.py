@@ -379,8 +379,8 @@ async def test_tailer_started_while_the_broker_is_unreachable_waits_for_it(
 
 AMI_CDRS_PER_SECOND = 100
 # The events held while Kafka is away (about 1.5 MB in CI, 13 MB in the long run) and Python's
-# overhead on them, far below the bound of the bridge's outbox (BUFFER_MAX_BYTES, 32 MiB): the
-# pause at that bound is tested in tests/integration/test_ami_bridge.py.
+# overhead on them, far below the bound of the bridge's outbox (``AmiSettings.buffer_max_bytes``,
+# 32 MiB): the pause at that bound is tested in tests/integration/test_ami_bridge.py.
 AMI_MEMORY_BOUND_MIB = scaled(16, 40)
 
 
