@@ -44,7 +44,10 @@ BASIC = ("freeswitch", "cdr-pass")
 BITRIX_TOKEN = "bx-fuzz"
 # Short enough to measure here, long enough that no fuzz request (one round trip) meets it.
 KEEPALIVE_SECONDS = 2.0
-MAX_CONNECTIONS = 16
+# The fuzzed receiver's cap is the default: a request refused before its body is read keeps
+# its connection while aiohttp discards the rest of the body (up to 10 s, "lingering"), and a
+# small cap would turn most of a fuzz run into 503s. The cap itself is tested with 16.
+SMALL_CAP = 16
 MAX_BODY_BYTES = 1_048_576
 HTTP_FUZZ = fuzz_settings(150)
 
@@ -121,7 +124,6 @@ def serving_receiver(stack: LocalStack, **changes: object) -> Iterator[Receiver]
         "basic_password": SecretStr(BASIC[1]),
         "bitrix24_application_token": SecretStr(BITRIX_TOKEN),
         "keepalive_timeout_seconds": KEEPALIVE_SECONDS,
-        "max_connections": MAX_CONNECTIONS,
         "read_timeout_seconds": 2.0,
         "rate_per_ip": 10_000.0,
         "burst": 10_000,
@@ -415,8 +417,13 @@ def test_slow_request_head_is_cut_off(receiver: Receiver) -> None:
     assert later < CUT_OFF_SECONDS
 
 
-def test_idle_connections_are_capped_and_closed(receiver: Receiver) -> None:
-    idle = [socket.create_connection(("127.0.0.1", receiver.port)) for _ in range(MAX_CONNECTIONS)]
+def test_idle_connections_are_capped_and_closed(stack: LocalStack) -> None:
+    with serving_receiver(stack, max_connections=SMALL_CAP) as receiver:
+        check_cap(receiver)
+
+
+def check_cap(receiver: Receiver) -> None:
+    idle = [socket.create_connection(("127.0.0.1", receiver.port)) for _ in range(SMALL_CAP)]
     try:
         # Every connection is registered by the time one more request is answered.
         deadline = time.monotonic() + 10
@@ -433,7 +440,7 @@ def test_idle_connections_are_capped_and_closed(receiver: Receiver) -> None:
             sock.settimeout(CUT_OFF_SECONDS + 5)
             assert sock.recv(1) == b""
         closed_after = time.monotonic() - started
-        print(f"{MAX_CONNECTIONS} idle connections closed within {closed_after:.2f} s")
+        print(f"{SMALL_CAP} idle connections closed within {closed_after:.2f} s")
         assert closed_after < CUT_OFF_SECONDS
         wait_for_status(receiver.port, "/healthz", 200, seconds=10)
     finally:
