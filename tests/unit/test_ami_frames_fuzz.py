@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
+from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given
@@ -29,34 +31,49 @@ FRAME_BYTES = st.sampled_from(
 AMI_FUZZ = fuzz_settings(200)
 
 
-async def connected(peer_bytes: bytes, pieces: list[int]) -> tuple[AmiConnection, socket.socket]:
-    """An AmiConnection on a real socket pair whose peer has sent ``peer_bytes`` in segments of
-    the sizes in ``pieces`` (cycled) and closed its side."""
+@contextlib.asynccontextmanager
+async def connected(peer_bytes: bytes, pieces: list[int]) -> AsyncIterator[AmiConnection]:
+    """An AmiConnection on a real socket pair whose peer sends ``peer_bytes`` in segments of
+    the sizes in ``pieces`` (cycled), then ends its side of the stream, as Asterisk does when
+    it goes away; it still takes what the connection writes. The peer writes as the
+    connection reads: tiny segments fill a socket's buffer long before their bytes do."""
     ours, theirs = socket.socketpair()
     reader, writer = await asyncio.open_connection(sock=ours)
-    at = 0
-    for size in pieces * (len(peer_bytes) // max(1, sum(pieces)) + 1):
-        if at >= len(peer_bytes):
-            break
-        theirs.sendall(peer_bytes[at : at + size])
-        at += size
-    theirs.sendall(peer_bytes[at:])
-    theirs.shutdown(socket.SHUT_WR)
-    return AmiConnection(reader, writer), theirs
+    _, peer = await asyncio.open_connection(sock=theirs)
+
+    async def send() -> None:
+        at = 0
+        with contextlib.suppress(ConnectionError):  # the connection gave up reading first
+            for size in itertools.cycle(pieces):
+                if at >= len(peer_bytes):
+                    break
+                peer.write(peer_bytes[at : at + size])
+                await peer.drain()
+                at += size
+            peer.write_eof()
+
+    sending = asyncio.create_task(send())
+    connection = AmiConnection(reader, writer)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+        await sending
+        peer.close()
+        with contextlib.suppress(ConnectionError):
+            await peer.wait_closed()
 
 
 async def read_all(peer_bytes: bytes, pieces: list[int]) -> tuple[list[bytes], AmiError]:
-    connection, theirs = await connected(peer_bytes, pieces)
     messages: list[bytes] = []
-    try:
-        while True:
-            messages += connection.messages()
-            await connection.receive(5.0)
-    except AmiError as exc:
-        return messages, exc
-    finally:
-        await connection.close()
-        theirs.close()
+    async with connected(peer_bytes, pieces) as connection:
+        try:
+            while True:
+                messages += connection.messages()
+                await connection.receive(5.0)
+        except AmiError as exc:
+            return messages, exc
+    raise AssertionError("unreachable: the loop ends only with an AmiError")
 
 
 def stream(draw: st.DrawFn) -> bytes:
@@ -96,12 +113,8 @@ def test_login_against_any_answer_succeeds_or_is_an_ami_error(data: st.DataObjec
     answer = data.draw(st.one_of(st.just(LOGIN_OK), mutated([LOGIN_OK, CDR], FRAME_BYTES)))
 
     async def login() -> None:
-        connection, theirs = await connected(banner + answer, [7])
-        try:
+        async with connected(banner + answer, [7]) as connection:
             await connection.login("user", "secret", events="cdr", seconds=5.0)
-        finally:
-            await connection.close()
-            theirs.close()
 
     try:
         asyncio.run(login())
