@@ -35,7 +35,6 @@ from pydantic_settings import (
     NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    YamlConfigSettingsSource,
 )
 
 from ingest.ami_settings import AmiSettings
@@ -43,6 +42,7 @@ from ingest.bitrix24.settings import Bitrix24Settings
 from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import TailerSettings
 from salespulse.alert_settings import AlertsSettings
+from salespulse.config_file import ConfigFileSource
 from salespulse.models import SourceFamily, TimeZoneName
 from salespulse.reports.settings import ReportsSettings
 from salespulse.secret_config import (
@@ -384,7 +384,7 @@ class Settings(BaseSettings):
             )
         config_file = os.environ.get(CONFIG_FILE_VARIABLE)
         if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(ConfigFileSource(settings_cls, yaml_file=config_file))
         return tuple(sources)
 
     @model_validator(mode="wrap")

@@ -16,6 +16,7 @@ import yaml
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from processors.alerting.rules import RulesError, load_rules
 from salespulse.calendar import CalendarError, load_calendar
@@ -177,7 +178,7 @@ HOSTILE_YAML = {
 }
 
 
-@pytest.mark.parametrize("kind", ["directory-yaml", "rules"])
+@pytest.mark.parametrize("kind", ["directory-yaml", "calendar", "rules"])
 @pytest.mark.parametrize("shape", sorted(HOSTILE_YAML))
 def test_hostile_yaml_is_refused_quickly(kind: str, shape: str, scratch: Path) -> None:
     config = FILES[kind]
@@ -270,9 +271,8 @@ alerts: {enabled: true, hold_seconds: 900}
 @FILE_FUZZ
 @given(data=st.data())
 def test_config_file_that_is_a_mapping(scratch: Path, data: st.DataObject) -> None:
-    """Whatever its sections hold, a mapping loads or is a ValidationError (or a YAMLError for
-    text that is not YAML). A file that is YAML but not a mapping is outside this test:
-    pydantic-settings' YAML source then fails with TypeError or ValueError."""
+    """Whatever its sections hold, a mapping loads or is a ValidationError (or a SettingsError
+    for text that is not YAML)."""
     text = data.draw(mutated([CONFIG_FILE], YAML_BYTES, max_copy=40))
     try:
         shape = yaml.safe_load(text)
@@ -285,7 +285,7 @@ def test_config_file_that_is_a_mapping(scratch: Path, data: st.DataObject) -> No
     os.environ["SALESPULSE_CONFIG_FILE"] = str(path)
     try:
         Settings()
-    except (ValidationError, yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (ValidationError, SettingsError) as exc:
         problem = str(exc)
     else:
         problem = "loaded"
@@ -307,3 +307,27 @@ def _shallow(value: object, depth: int = 0) -> bool:
     if isinstance(value, list):
         return all(_shallow(item, depth + 1) for item in value)
     return True
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        *((text, "YAML does not parse") for text in HOSTILE_YAML.values()),
+        ("- 1\n", "must be a mapping of sections"),
+        ("42\n", "must be a mapping of sections"),
+        ("just words\n", "must be a mapping of sections"),
+        ("kafka: {bootstrap_servers: [\n  password: hunter2-secret\n", "YAML does not parse"),
+    ],
+)
+def test_a_config_file_that_is_no_mapping_is_a_clear_error(
+    text: str, problem: str, scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = scratch / "salespulse.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("SALESPULSE_CONFIG_FILE", str(path))
+    started = time.monotonic()
+    with pytest.raises(SettingsError, match=problem) as refused:
+        Settings()
+    assert time.monotonic() - started < SECONDS_PER_FILE
+    assert str(path) in str(refused.value)
+    assert "hunter2" not in str(refused.value)  # no excerpt of a file that may hold secrets
