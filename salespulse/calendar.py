@@ -36,6 +36,7 @@ from salespulse.calendar_file import (
     _resolve,
 )
 from salespulse.config_text import describe_validation, read_config_text
+from salespulse.yaml_limits import BoundedLoaderMixin, yaml_problem
 
 __all__ = [
     "SEARCH_DAYS",
@@ -258,7 +259,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(BoundedLoaderMixin, yaml.SafeLoader):
     """YAML without implicit timestamps: PyYAML would fail on a bad date without saying where,
     so dates stay strings and the validation reports a bad one with its entry."""
 
@@ -273,10 +274,7 @@ def parse_calendar(text: str) -> Calendar:
     try:
         raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise CalendarError(f"calendar YAML does not parse: {where}{problem}") from exc
+        raise CalendarError(f"calendar YAML does not parse: {yaml_problem(exc)}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from salespulse.config_text import read_config_text
 from salespulse.models import Actor, SourceFamily, TimeZoneName
 from salespulse.watched_file import WatchedFile
-from salespulse.yaml_limits import safe_load
+from salespulse.yaml_limits import safe_load, yaml_problem
 
 MAX_DIRECTORY_BYTES = 32 * 1024 * 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -173,19 +173,12 @@ def parse_directory_file(text: str, *, suffix: str) -> DirectoryFile:
         else:
             raise DirectoryError(f"unsupported directory format {suffix!r} (use .yaml or .csv)")
     except yaml.YAMLError as exc:
-        raise DirectoryError(f"directory YAML does not parse: {_yaml_problem(exc)}") from exc
+        raise DirectoryError(f"directory YAML does not parse: {yaml_problem(exc)}") from exc
     except ValidationError as exc:
         raise DirectoryError(f"directory is invalid: {exc}") from exc
     except csv.Error as exc:  # e.g. a field over the csv module's 128 KiB limit
         raise DirectoryError(f"directory CSV does not parse: {exc}") from exc
     return data
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line: where and what, without PyYAML's multi-line excerpt of the file."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)
 
 
 _CSV_COLUMNS = (

@@ -90,3 +90,11 @@ def _expanded_size(root: Node) -> int:
 
     # Depth is bounded by MAX_DEPTH (plus the few levels of merge keys), so recursion is safe.
     return size(root)
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """One line, where and what (``line 3: found character '\\t'...``), without PyYAML's
+    excerpt of the file: a file may hold secrets, and an excerpt spans several lines."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or type(error).__name__
+    return f"line {mark.line + 1}: {problem}" if mark is not None else str(problem)

@@ -27,7 +27,7 @@ from pydantic import (
 
 from processors.alerting.model import Severity
 from salespulse.config_text import describe_validation, read_config_text
-from salespulse.yaml_limits import safe_load
+from salespulse.yaml_limits import safe_load, yaml_problem
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 
 MAX_RULES_BYTES = 1024 * 1024
@@ -260,9 +260,7 @@ def parse_rules(text: str) -> RulesFile:
     try:
         raw: Any = safe_load(text)  # bounded: no alias bombs, no deep nesting
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise RulesError(f"rules YAML does not parse: {where}{exc}") from exc
+        raise RulesError(f"rules YAML does not parse: {yaml_problem(exc)}") from exc
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
