@@ -201,8 +201,14 @@ class BatchProcessor:
         if grace is not None and (received_at is None or _is_backfill(headers)):
             grace = None
         records = parser.split(payload)
-        if records:
-            result.records[(topic, format_name)] += len(records)
+        if not records:
+            # Nothing but blank separators: no bridge of ours sends that, so it is kept and
+            # counted rather than passing through without a trace.
+            source = SourceRef(format_name, topic, partition, offset, 0)
+            detail = f"{len(payload)} bytes, no record in them"
+            result.dead_letters.append(DeadLetter("empty", detail, source, payload))
+            return
+        result.records[(topic, format_name)] += len(records)
         parse = parser.parse
         latest_allowed = batch.latest_allowed
         dead_letters = result.dead_letters

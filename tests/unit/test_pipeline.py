@@ -68,6 +68,7 @@ def test_a_number_in_a_meeting_place_is_masked_and_the_rest_kept() -> None:
         ([], CDR, "missing_format_header"),
         ([("sp-format", b"fax-cdr")], CDR, "unknown_format"),
         (PBX, CDR + b"x" * 5000, "too_large"),
+        (PBX, b"\n  \r\n", "empty"),
         (PBX, CDR.replace(b"2026-11-26", b"2026-11-27"), "future_time"),
     ],
 )
