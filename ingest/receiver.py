@@ -28,8 +28,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from aiohttp import web
 
 from ingest.bitrix24.enrich import WebhookRejected
-from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
-from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
+from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECORDS
+from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut, start_when_reachable
 from ingest.receiver_auth import (
     Credentials,
     FormError,
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 Transform = Callable[[bytes], Awaitable[list[RawRecordOut]]]
 KEY_HEADER = "X-Salespulse-Key"
 _BRIDGE = "http"
-_MAX_BACKOFF_SECONDS = 30.0
 # A write unacknowledged this long means the broker is in trouble (a healthy one answers in
 # milliseconds; aiokafka's own retries of a lost connection take about a second).
 STALL_SECONDS = 5.0
@@ -155,21 +154,10 @@ class _Receiver:
         await self.producer.stop()  # flushes whatever is still buffered
 
     async def _keep_starting(self) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self.producer.start()
-            except Exception as exc:  # any failure to reach the broker: keep trying
-                await self.producer.stop()  # closes the half-started client
-                BRIDGE_ERRORS.labels(_BRIDGE, "kafka_start").inc()
-                BRIDGE_RECONNECTS.labels(_BRIDGE).inc()
-                log.warning("cannot reach Kafka, retrying in %.1f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
-                continue
+        # Never gives up (no stop event): on_cleanup cancels it if the broker never answers.
+        if await start_when_reachable(self.producer, asyncio.Event(), _BRIDGE):
             self.health.started = True
             log.info("Kafka producer started; the receiver is ready")
-            return
 
     def client(self, request: web.Request) -> str:
         if self.settings.trust_forwarded_for:
