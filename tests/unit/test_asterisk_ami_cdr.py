@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.parsers import AsteriskCdrCsvParser, RecordError
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser, message_fields, split_blocks
 from salespulse.models import ActivityEvent, Actor, Direction, SourceFamily, derive_event_id
 from salespulse.settings import AsteriskCdrColumns
-from tests.unit.fuzzing import FUZZ, check, mutated
+from tests.unit.fuzzing import check, fuzz_settings, mutated
 from tests.unit.parsing_helpers import (
     ASTERISK_INCOMING_CSV,
     asterisk_incoming_event,
@@ -320,7 +320,7 @@ def test_lenient_fields_skip_what_strict_refuses() -> None:
 
 PARSER = AsteriskAmiCdrParser(timezone="Europe/Berlin")
 SAMPLES = [INCOMING, INCOMING_PLAIN, OUTGOING_NO_ANSWER, NEWCHANNEL]
-MORE_FUZZ = settings(FUZZ, max_examples=300)
+MORE_FUZZ = fuzz_settings(300)
 # Blocks with line breaks, colons and digits inserted where they break or shift fields.
 MUTATED_BLOCKS = mutated(
     SAMPLES,

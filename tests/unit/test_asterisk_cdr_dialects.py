@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.parsers import AsteriskCdrCsvParser
 from salespulse.models import ActivityEvent, Direction, derive_event_id
 from salespulse.settings import AsteriskCdrColumns
-from tests.unit.fuzzing import FUZZ, check, mutated
+from tests.unit.fuzzing import check, fuzz_settings, mutated
 from tests.unit.parsing_helpers import (
     ASTERISK_INCOMING_CSV,
     asterisk_incoming_event,
@@ -308,7 +308,7 @@ MUTATED_LINES = mutated(
 )
 
 
-@settings(FUZZ, max_examples=300)
+@fuzz_settings(300)
 @given(line=MUTATED_LINES)
 def test_mutated_lines_raise_only_record_errors(line: bytes) -> None:
     check(AUTO, line)
