@@ -286,6 +286,23 @@ def delivered_as_documented(receiver: Receiver, notices: list[Notice]) -> int:
     return sum(copies.values()) - len(copies)
 
 
+def back_up(receiver: Receiver, settings: Settings) -> tuple[list[Notice], float, int]:
+    """Let the webhook's receiver take notices again and wait until it holds every notice in
+    the history and none is left undelivered: (those notices, seconds it took, copies)."""
+    receiver.set("up")
+    back = time.monotonic()
+    notices = recorded(settings)
+
+    def caught_up() -> bool:
+        taken = {receipt.notice_id for receipt in receiver.stored()}
+        return taken >= {n.notice_id for n in notices} and not undelivered(settings, "webhook")
+
+    assert eventually(caught_up, RECOVERY_DEADLINE) is True
+    recovery = time.monotonic() - back
+    time.sleep(3)  # a notice sent once too often would arrive by now
+    return notices, recovery, delivered_as_documented(receiver, notices)
+
+
 # -- the tests -----------------------------------------------------------------------------------
 
 
@@ -367,19 +384,8 @@ def test_a_webhook_late_failing_or_down_gets_every_notice_once_it_is_back(
         more = desk.raise_and_resolve(DOWN_SECONDS, ALERTS_DURING - ALERTS_DURING // 2)
         fired, resolved = fired + more[0], resolved + more[1]
         wait_until_raised(settings, desk, 60)
-        receiver.set("up")
         outage = time.monotonic() - away
-        back = time.monotonic()
-        notices = recorded(settings)
-
-        def caught_up() -> bool:
-            taken = {receipt.notice_id for receipt in receiver.stored()}
-            return taken >= {n.notice_id for n in notices} and not undelivered(settings, "webhook")
-
-        assert eventually(caught_up, RECOVERY_DEADLINE) is True
-        recovery = time.monotonic() - back
-        time.sleep(3)  # a notice sent once too often would arrive by now
-        duplicates = delivered_as_documented(receiver, notices)
+        notices, recovery, duplicates = back_up(receiver, settings)
         late = sum(1 for receipt in receiver.receipts if receipt.answer == "late")
         assert duplicates == late  # the first one's copies, each from an answer past the timeout
         assert {r.key for r in receiver.receipts if r.answer == "late"} == {first}
@@ -431,19 +437,8 @@ def test_notices_a_killed_worker_could_not_deliver_are_sent_after_its_restart(
         resolved += 1
         worker = launch(settings, tmp_path / "worker-2.log")
         wait_until_raised(settings, desk, 120)  # it leads the group now
-        receiver.set("up")
         outage = time.monotonic() - away
-        back = time.monotonic()
-        notices = recorded(settings)
-
-        def caught_up() -> bool:
-            taken = {receipt.notice_id for receipt in receiver.stored()}
-            return taken >= {n.notice_id for n in notices} and not undelivered(settings, "webhook")
-
-        assert eventually(caught_up, RECOVERY_DEADLINE) is True
-        recovery = time.monotonic() - back
-        time.sleep(3)
-        duplicates = delivered_as_documented(receiver, notices)
+        _, recovery, duplicates = back_up(receiver, settings)
         # At most the one notice in flight on the channel when the worker died.
         assert duplicates <= 1
         report(

@@ -27,12 +27,11 @@ from tests.conftest import LocalStack
 from tests.faults.mode import scaled
 from tests.integration.pipeline_harness import (
     assert_counted_once,
-    assert_rollups_catch_up,
-    batches_done_by,
     consumer_lag,
     isolated_settings,
     launch,
     metric_total,
+    recovered,
     rss_bytes,
     send_until,
     until,
@@ -109,13 +108,7 @@ async def test_worker_waits_out_a_clickhouse_outage(
 
         done.set()
         rounds = await sending
-        await until_busy(worker, batches=batches_done_by(worker) + 1)
-        resumed_after = time.monotonic() - up_at
-        await worker.wait_until_durable()
-        caught_up_after = time.monotonic() - up_at
-        assert_rollups_catch_up(settings, traffic.expected)
-        assert worker.process.poll() is None, "the worker did not survive"
-        assert worker.process.pid == pid
+        resumed_after, caught_up_after = await recovered(worker, traffic.expected, since=up_at)
         assert await until(lambda: metric_total(worker, EVALUATIONS, result="ok") > evaluated), (
             "alert evaluation did not come back"
         )

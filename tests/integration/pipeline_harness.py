@@ -230,6 +230,19 @@ async def until_busy(worker: RunningWorker, batches: int, seconds: float = 120.0
         await asyncio.sleep(0.1)
 
 
+async def recovered(worker: RunningWorker, expected: Expected, since: float) -> tuple[float, float]:
+    """After a fault that ended at ``since`` (monotonic): seconds until ``worker`` made a batch
+    durable again and until it caught up with all that was sent; its rollups must catch up
+    too, and the process that lived through the fault must still be running."""
+    await until_busy(worker, batches=batches_done_by(worker) + 1)
+    resumed_after = time.monotonic() - since
+    await worker.wait_until_durable()
+    caught_up_after = time.monotonic() - since
+    assert_rollups_catch_up(worker.settings, expected)
+    assert worker.process.poll() is None, "the worker did not survive"
+    return resumed_after, caught_up_after
+
+
 def replayed_ranges(settings: Settings) -> int:
     """How many logged batches cover offsets an earlier batch already covered: the work a
     crash or a rebalance made someone do again."""
