@@ -9,7 +9,6 @@ two are separate so that one batch is prepared while the previous one is being s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
@@ -20,10 +19,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, NamedTuple
 
-from aiokafka.errors import KafkaError, KafkaTimeoutError
-
 from processors.parsers import build_parsers
-from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, DeadLetter, RawMessage
+from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse import metrics
 from salespulse.directory import DirectoryWatcher
@@ -132,8 +129,11 @@ class BatchRuntime:
             retry_max_seconds=settings.worker.sink_retry_max_seconds,
         )
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
-        self.dead_letters = DeadLetterSink(settings.kafka, settings.topics.dead_letter)
-        self._retry_max = settings.worker.sink_retry_max_seconds
+        self.dead_letters = DeadLetterSink(
+            settings.kafka,
+            settings.topics.dead_letter,
+            retry_max_seconds=settings.worker.sink_retry_max_seconds,
+        )
         # Series that exist from the start, so a rule can tell "nothing arrived" (a zero that
         # stays zero) from "never measured", and sees the first increase of a counter.
         for topic in settings.topics.raw_topics():
@@ -186,36 +186,11 @@ class BatchRuntime:
         """Returns once the batch's rows, dead letters and log entry are durable."""
         messages, result = batch
         await self.clickhouse.write_events(result.rows)
-        await self._write_dead_letters(result.dead_letters)
+        await self.dead_letters.write(result.dead_letters)
         await self.clickhouse.insert(
             BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, self.worker_name)
         )
         self._count(messages, result)
-
-    async def _write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Sends the batch's dead letters, retrying for as long as the broker does not take
-        them, as the ClickHouse sink does with rows.
-
-        A broker that froze or restarted fails the sends in flight (a request timeout, a lost
-        connection) and answers again later. Letting that error escape stopped the whole worker
-        over a hiccup; waiting keeps the batch uncommitted and the consumer paused, the same
-        backpressure as a ClickHouse outage. A send that landed before a failed one is sent
-        again: dead letters are at-least-once, keyed by their source coordinates."""
-        delay = 0.5
-        while True:
-            try:
-                await self.dead_letters.write(letters)
-            except KafkaError as exc:
-                # aiokafka marks its own client-side timeout as not retriable, but for a
-                # durable write it only means the broker has not answered yet.
-                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
-                    raise
-                metrics.DEAD_LETTER_RETRIES.labels(type(exc).__name__).inc()
-                log.warning("dead letters not sent (%r); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
-                continue
-            return
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
         """``prepare`` then ``store``, for callers that do not overlap them."""

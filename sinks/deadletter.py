@@ -3,16 +3,19 @@
 The message value is the record's original bytes, untouched, so a fixed parser can replay it.
 Reason, detail and source coordinates travel in headers (the convention Kafka Connect uses), so
 tools can filter without parsing the value. Sends are awaited before the batch's offsets may be
-committed: a dead letter is as durable as a stored event.
+committed: a dead letter is as durable as a stored event. Like the ClickHouse sink's inserts,
+a send the broker does not take is retried for as long as it takes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from processors.pipeline import DeadLetter
 from salespulse import metrics
@@ -20,6 +23,8 @@ from salespulse.models import FORMAT_HEADER
 from salespulse.settings import KafkaSettings
 
 MAX_DETAIL = 512
+
+log = logging.getLogger(__name__)
 
 
 def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
@@ -36,9 +41,12 @@ def dead_letter_headers(letter: DeadLetter) -> list[tuple[str, bytes]]:
 
 
 class DeadLetterSink:
-    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, topic: str, *, retry_max_seconds: float = 30.0
+    ) -> None:
         self._kafka = kafka
         self._topic = topic
+        self._retry_max = retry_max_seconds
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
@@ -58,6 +66,30 @@ class DeadLetterSink:
             self._producer = None
 
     async def write(self, letters: Sequence[DeadLetter]) -> None:
+        """Returns once the broker acknowledged every letter, retrying meanwhile.
+
+        A broker that froze or restarted fails the sends in flight (a request timeout, a lost
+        connection) and answers again later. Letting that error escape stopped the whole worker
+        over a hiccup; waiting keeps the batch uncommitted and the consumer paused, the same
+        backpressure as a ClickHouse outage. A send that landed before a failed one is sent
+        again: dead letters are at-least-once, keyed by their source coordinates."""
+        delay = 0.5
+        while True:
+            try:
+                await self._send(letters)
+            except KafkaError as exc:
+                # aiokafka marks its own client-side timeout as not retriable, but for a
+                # durable write it only means the broker has not answered yet.
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    raise
+                metrics.DEAD_LETTER_RETRIES.labels(type(exc).__name__).inc()
+                log.warning("dead letters not sent (%r); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._retry_max)
+                continue
+            return
+
+    async def _send(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
         if self._producer is None:
