@@ -143,6 +143,12 @@ class RawProducer:
             ) from exc
         return count
 
+    def stalled_seconds(self) -> float | None:
+        """How long the oldest write of an ongoing stall has waited for the broker (at least
+        ``stall_warning_seconds``); None while the broker acknowledges."""
+        since = self._stalled_since
+        return None if since is None else time.monotonic() - since
+
     async def _acknowledged(self, pending: list[Awaitable[object]]) -> None:
         """Wait for the broker's acknowledgement of ``pending``, saying so in the log when it
         takes longer than a healthy broker would, and again when the broker answers."""

@@ -10,11 +10,11 @@ The application starts the producer itself, in the background: the receiver list
 
 Admission, cheapest check first: open connections (503 beyond ``max_connections``), rate limit per
 client address (429), credentials in headers (401), readiness (503: the broker not reached yet, a
-write unacknowledged for ``STALL_SECONDS`` or a recent failed write; one post per Retry-After still
-writes, as a probe), declared body size (413), body read under a deadline (408, 413, 400 if it does
-not decompress), body shape (400), the Bitrix24 application token inside the body (403). A request
-head must be complete within ``keepalive_timeout_seconds`` of the connection opening or the
-previous answer; aiohttp closes the connection otherwise.
+write unacknowledged for ``STALL_WARNING_SECONDS`` or a recent failed write; one post per Retry-
+After still writes, as a probe), declared body size (413), body read under a deadline (408, 413,
+400 if it does not decompress), body shape (400), the Bitrix24 application token inside the body
+(403). A request head must be complete within ``keepalive_timeout_seconds`` of the connection
+opening or the previous answer; aiohttp closes the connection otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -53,40 +53,28 @@ log = logging.getLogger(__name__)
 Transform = Callable[[bytes], Awaitable[list[RawRecordOut]]]
 KEY_HEADER = "X-Salespulse-Key"
 _BRIDGE = "http"
-# A write unacknowledged this long means the broker is in trouble (a healthy one answers in
-# milliseconds; aiokafka's own retries of a lost connection take about a second).
-STALL_SECONDS = 5.0
 
 
 class _Health:
     """Whether Kafka takes the receiver's writes, as those writes show it.
 
-    A write unacknowledged for ``stall_seconds`` is a problem at once, long before it times
-    out: a hung broker otherwise showed only after the write timeout (15 s), and every post
-    meanwhile waited that long for its 503 and mostly reached Kafka later all the same (a copy).
+    A write the producer reports stalled (unacknowledged for ``STALL_WARNING_SECONDS``) is a
+    problem at once, long before it times out: a hung broker otherwise showed only after the
+    write timeout (15 s), and every post meanwhile waited that long for its 503 and mostly
+    reached Kafka later all the same (a copy).
     A failed write is a problem until a later write succeeds, or for ``window`` seconds.
     While there is a problem, posts are answered 503 without writing, except one probe every
     ``probe_every`` seconds: its success is what ends the problem.
     """
 
-    def __init__(self, window: float, stall_seconds: float, probe_every: float) -> None:
+    def __init__(self, producer: RawProducer, window: float, probe_every: float) -> None:
+        self.producer = producer
         self.window = window
-        self.stall_seconds = stall_seconds
         self.probe_every = probe_every
         self.started = False
         self.last_failure: float | None = None
         self.last_success: float | None = None
-        self._writing: dict[object, float] = {}
         self._next_probe = 0.0
-
-    @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
-        token = object()
-        self._writing[token] = time.monotonic()
-        try:
-            yield
-        finally:
-            del self._writing[token]
 
     def wrote(self, ok: bool) -> None:
         if ok:
@@ -97,11 +85,10 @@ class _Health:
     def problem(self) -> str | None:
         if not self.started:
             return "Kafka producer not started"
+        waited = self.producer.stalled_seconds()
+        if waited is not None:
+            return f"Kafka has not acknowledged a write for {waited:.0f} s"
         now = time.monotonic()
-        if self._writing:
-            waited = now - min(self._writing.values())
-            if waited >= self.stall_seconds:
-                return f"Kafka has not acknowledged a write for {waited:.0f} s"
         failure = self.last_failure
         if failure is None or (self.last_success is not None and self.last_success > failure):
             return None
@@ -136,8 +123,8 @@ class _Receiver:
         )
         self.limiter = RateLimiter(settings.rate_per_ip, settings.burst)
         self.health = _Health(
+            producer,
             settings.unready_after_failure_seconds,
-            stall_seconds=STALL_SECONDS,
             probe_every=settings.retry_after_seconds,
         )
         self._starter: asyncio.Task[None] | None = None
@@ -296,9 +283,8 @@ class _Receiver:
 
     async def _store(self, route: RouteSettings, records: list[RawRecordOut]) -> web.Response:
         try:
-            with self.health.writing():
-                async with asyncio.timeout(self.settings.write_timeout_seconds):
-                    await self.producer.send_many(records)
+            async with asyncio.timeout(self.settings.write_timeout_seconds):
+                await self.producer.send_many(records)
         except (ProduceError, TimeoutError) as exc:
             self.health.wrote(False)
             BRIDGE_ERRORS.labels(_BRIDGE, "kafka").inc()

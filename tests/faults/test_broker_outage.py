@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.ami import RECORDS_PER_WRITE
-from ingest.receiver import STALL_SECONDS
+from ingest.raw_producer import STALL_WARNING_SECONDS
 from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import StateStore, state_name
 from salespulse.settings import KafkaSettings, TopicSettings
@@ -604,8 +604,8 @@ async def test_receiver_answers_503_during_a_broker_outage_and_loses_nothing_it_
     assert [a for a in refused if began < a.answered < ended + 1], "no 503 during the outage"
     unready_at = readiness.first(503, began)
     assert unready_at is not None, "/readyz stayed 200 all along"
-    # A write waiting STALL_SECONDS gives the trouble away, well before any write times out.
-    assert unready_at - began < STALL_SECONDS + 5, "/readyz noticed the outage late"
+    # A write waiting STALL_WARNING_SECONDS gives the trouble away, well before any write times out.
+    assert unready_at - began < STALL_WARNING_SECONDS + 5, "/readyz noticed the outage late"
     values = await read_topic(broker, TOPICS.raw_chat, lambda got: source.stored() <= set(got))
     assert source.stored() == set(source.records), "a record was never stored"
     assert set(values) == set(source.records), "lost or invented records"
@@ -613,7 +613,7 @@ async def test_receiver_answers_503_during_a_broker_outage_and_loses_nothing_it_
     # A copy comes from a write that timed out (503) and reached Kafka later all the same: one
     # begun before the receiver saw the stall, or a probe (one per Retry-After) during it.
     probes = OUTAGE_SECONDS / ReceiverSettings().retry_after_seconds + 1
-    assert duplicates <= RECEIVER_POSTS_PER_SECOND * (STALL_SECONDS + 1) + probes
+    assert duplicates <= RECEIVER_POSTS_PER_SECOND * (STALL_WARNING_SECONDS + 1) + probes
     assert memory.growth_mib < RECEIVER_MEMORY_BOUND_MIB
     report(
         f"receiver/{kind}",
