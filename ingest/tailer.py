@@ -43,12 +43,16 @@ from ingest.tailer_state import (
     same_file,
     state_name,
 )
+from salespulse.models import MAX_RECORDS_PER_MESSAGE
 
 __all__ = ["FileTailer", "TailerSettings", "run_tailer"]
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_SECONDS = 30.0
-BACKLOG_LINES = 1_000_000  # lines per message while behind: max_message_bytes is the bound
+# Lines per message while behind; max_message_bytes is the usual bound, this one keeps a file
+# of very short lines under the worker's records-per-message cap (it dead-letters a message
+# with more as one).
+BACKLOG_LINES = MAX_RECORDS_PER_MESSAGE // 2
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

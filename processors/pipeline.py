@@ -21,10 +21,12 @@ from typing import Any, NamedTuple
 
 from processors.parsers.base import Parser, RecordError
 from processors.privacy import PhoneProtector, normalise_number
+from salespulse.column_limits import EARLIEST_EVENT, is_no_deadline
 from salespulse.directory import Directory
 from salespulse.models import (
     BACKFILL_HEADER,
     FORMAT_HEADER,
+    MAX_RECORDS_PER_MESSAGE,
     ActivityEvent,
     ActivityKind,
     SourceFamily,
@@ -62,6 +64,17 @@ class DeadLetter(NamedTuple):
     source: SourceRef
     original: bytes
 
+
+# How each time column of ``events`` is kept within what it can hold
+# (``salespulse.column_limits``); a test holds this list to the table's own columns.
+TIME_COLUMNS_KEPT_IN_RANGE: dict[str, str] = {
+    "occurred_at": "from EARLIEST_EVENT to now + MAX_FUTURE_SKEW, else a dead letter",
+    "local_date": "the day of local_time",
+    "local_time": "occurred_at shifted by at most LOCAL_TIME_MARGIN",
+    "ended_at": "not before occurred_at, not after now + MAX_FUTURE_SKEW, else a dead letter",
+    "due_at": "a deadline beyond the DateTime range means no deadline (None)",
+    "processed_at": "the worker's clock",
+}
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -135,6 +148,31 @@ def _late(events: Sequence[ActivityEvent], received_at: datetime, grace: timedel
     return None
 
 
+def _wrong_time(
+    events: Sequence[ActivityEvent], latest_allowed: datetime
+) -> tuple[str, str] | None:
+    """Why a record's times cannot be counted (a dead letter's reason and detail), or None.
+
+    A start or an end in the future means a wrong clock or zone at the source; a start before
+    ``EARLIEST_EVENT`` (a date of 1900, a zero timestamp) cannot be stored at all: the time
+    columns hold 1970 to 2106 (``salespulse.column_limits``), and an insert with one such value
+    fails for the whole batch."""
+    for event in events:
+        occurred_at = event.occurred_at
+        ended_at = event.ended_at
+        if occurred_at > latest_allowed:
+            return "future_time", f"event time {occurred_at.isoformat()} is in the future"
+        if ended_at is not None and ended_at > latest_allowed:
+            return "future_time", f"end time {ended_at.isoformat()} is in the future"
+        if occurred_at < EARLIEST_EVENT:
+            return (
+                "bad_time",
+                f"event time {occurred_at.isoformat()} is before {EARLIEST_EVENT.isoformat()}, "
+                "the earliest that can be stored",
+            )
+    return None
+
+
 class _Format(NamedTuple):
     name: str
     parser: Parser | None
@@ -152,6 +190,7 @@ class BatchProcessor:
         phones: PhoneProtector,
         *,
         max_message_bytes: int,
+        max_records_per_message: int = MAX_RECORDS_PER_MESSAGE,
         grace: Mapping[SourceFamily, timedelta] | None = None,
         excluded_numbers: Iterable[str] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -160,6 +199,7 @@ class BatchProcessor:
         self._directory = directory
         self._phones = phones
         self._max_message_bytes = max_message_bytes
+        self._max_records = max_records_per_message
         self._grace = dict(grace or {})
         self._excluded = frozenset(normalise_number(n) for n in excluded_numbers)
         self._clock = clock
@@ -201,6 +241,12 @@ class BatchProcessor:
         if grace is not None and (received_at is None or _is_backfill(headers)):
             grace = None
         records = parser.split(payload)
+        if len(records) > self._max_records:
+            # One dead letter for the message: a record each would stall the partition.
+            source = SourceRef(format_name, topic, partition, offset, 0)
+            detail = f"{len(records)} records, limit {self._max_records}"
+            result.dead_letters.append(DeadLetter("too_many_records", detail, source, payload))
+            return
         if not records:
             # Nothing but blank separators: no bridge of ours sends that, so it is kept and
             # counted rather than passing through without a trace.
@@ -221,14 +267,10 @@ class BatchProcessor:
             except RecordError as exc:
                 dead_letters.append(DeadLetter(exc.reason, exc.detail, record_source, record))
                 continue
-            future = None
-            for event in events:
-                if event.occurred_at > latest_allowed:
-                    future = event
-                    break
-            if future is not None:
-                detail = f"event time {future.occurred_at.isoformat()} is in the future"
-                dead_letters.append(DeadLetter("future_time", detail, record_source, record))
+            wrong_time = _wrong_time(events, latest_allowed)
+            if wrong_time is not None:
+                reason, detail = wrong_time
+                dead_letters.append(DeadLetter(reason, detail, record_source, record))
                 continue
             if grace is not None and received_at is not None:
                 late = _late(events, received_at, grace)
@@ -237,6 +279,15 @@ class BatchProcessor:
                     continue
             for event in events:
                 append_row(row(event, batch))
+
+    def record_at(self, message: RawMessage, index: int) -> bytes:
+        """The bytes of record ``index`` of ``message``, framed as ``process`` framed them:
+        what a dead letter for one of its events carries."""
+        raw_format = header_value(message.headers, FORMAT_HEADER)
+        parser = (self._formats.get(raw_format) or self._format(raw_format)).parser
+        payload = message.value or b""
+        records = parser.split(payload) if parser is not None else []
+        return records[index] if index < len(records) else payload
 
     def _format(self, raw_format: bytes | None) -> _Format:
         """The format a header names, its parser (None: unknown) and its family's grace."""
@@ -308,7 +359,7 @@ class BatchProcessor:
             # Free text a manager typed ("client's home, +7 916 123-45-67"): may hold a number.
             self._phones.protect(event.location) or "",
             event.channel or "",
-            event.due_at,
+            _deadline(event.due_at),
             self._phones.protect(event.counterpart) or "",
             event.external_ref or "",
             event.call_id or "",
@@ -319,6 +370,12 @@ class BatchProcessor:
             source.position,
             batch.processed_at,
         )
+
+
+def _deadline(due_at: datetime | None) -> datetime | None:
+    """A task's deadline as stored: a "no deadline" sentinel (1900, 9999, a zero timestamp)
+    is no deadline, not a task overdue for ever or a value no column can hold."""
+    return None if due_at is None or is_no_deadline(due_at) else due_at
 
 
 class _Batch:

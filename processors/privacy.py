@@ -25,6 +25,20 @@ _REMEMBERED_VALUES = 16_384
 _NUMBER_IN_TEXT = re.compile(r"\+?\d(?:[ ().-]{0,2}\d)+", re.ASCII)
 
 
+# Phone-like digit runs in an error message: five digits or more are masked.
+_PHONEISH = re.compile(r"\+?\d[\d\s().\-]{3,}\d")
+
+
+def _mask(match: re.Match[str]) -> str:
+    text = match.group()
+    return "<digits>" if sum(ch.isdigit() for ch in text) >= 5 else text
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with phone-like digit runs masked: an error message may quote a value."""
+    return _PHONEISH.sub(_mask, text)
+
+
 def normalise_number(value: str) -> str:
     """A number as digits only: ``+7 (916) 123-45-67`` and ``79161234567`` are one customer."""
     return value.translate(_SEPARATORS)

@@ -20,14 +20,21 @@ from types import TracebackType
 from typing import Any, NamedTuple
 
 from processors.parsers import build_parsers
-from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, RawMessage
-from processors.privacy import PhoneProtector
+from processors.pipeline import EVENT_COLUMNS, BatchProcessor, BatchResult, DeadLetter, RawMessage
+from processors.privacy import PhoneProtector, mask_numbers
 from salespulse import metrics
 from salespulse.directory import DirectoryWatcher
 from salespulse.directory_topic import DirectoryTopic
+from salespulse.models import SourceRef
 from salespulse.settings import Settings
 from sinks.clickhouse.client import NativeClickHouse
-from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
+from sinks.clickhouse.sink import (
+    BATCH_COLUMNS,
+    BATCHES_TABLE,
+    ClickHouseSink,
+    Refused,
+    record_of_row,
+)
 from sinks.deadletter import DeadLetterSink
 
 log = logging.getLogger(__name__)
@@ -35,6 +42,10 @@ _LOCAL_DATE = EVENT_COLUMNS.index("local_date")
 _OCCURRED_AT = EVENT_COLUMNS.index("occurred_at")
 _ENDED_AT = EVENT_COLUMNS.index("ended_at")
 _SOURCE_TOPIC = EVENT_COLUMNS.index("source_topic")
+_KIND = EVENT_COLUMNS.index("kind")
+_SOURCE_FORMAT = EVENT_COLUMNS.index("source_format")
+_ACTOR_FAMILY = EVENT_COLUMNS.index("actor_family")
+_MANAGER_ID = EVENT_COLUMNS.index("manager_id")
 # How long the first batch waits for the directory topic to be read; after that the worker starts
 # with the file alone and applies the topic once it is read.
 DIRECTORY_LOAD_SECONDS = 30.0
@@ -121,6 +132,7 @@ class BatchRuntime:
             lambda: self.directory.current,
             PhoneProtector(key.get_secret_value().encode() if key else None),
             max_message_bytes=settings.worker.max_message_bytes,
+            max_records_per_message=settings.worker.max_records_per_message,
             grace=settings.lateness.by_family(),
             excluded_numbers=settings.counting.excluded_numbers,
         )
@@ -185,12 +197,44 @@ class BatchRuntime:
     async def store(self, batch: PreparedBatch) -> None:
         """Returns once the batch's rows, dead letters and log entry are durable."""
         messages, result = batch
-        await self.clickhouse.write_events(result.rows)
+        refused = await self.clickhouse.write_events(result.rows)
+        if refused:
+            self._set_aside(messages, result, refused)
         await self.dead_letters.write(result.dead_letters)
         await self.clickhouse.insert(
             BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, self.worker_name)
         )
         self._count(messages, result)
+
+    def _set_aside(
+        self, messages: Sequence[RawMessage], result: BatchResult, refused: Sequence[Refused]
+    ) -> None:
+        """Moves the rows ClickHouse refused from the batch's rows to its dead letters: one
+        ``unstorable`` dead letter per source record, with the record's own bytes, so that a
+        replay after the cause is fixed counts it."""
+        by_coordinates = {(m.topic, m.partition, m.offset): m for m in messages}
+        dropped: set[int] = set()
+        for start, end, error in refused:
+            topic, partition, offset, index = record_of_row(result.rows[start])
+            message = by_coordinates[(topic, partition, offset)]
+            source = SourceRef(result.rows[start][_SOURCE_FORMAT], topic, partition, offset, index)
+            detail = f"ClickHouse refused it: {mask_numbers(str(error))}"
+            record = self.processor.record_at(message, index)
+            result.dead_letters.append(DeadLetter("unstorable", detail, source, record))
+            for row in result.rows[start:end]:
+                result.kinds[row[_KIND]] -= 1
+                if not row[_MANAGER_ID]:
+                    result.unattributed[row[_ACTOR_FAMILY]] -= 1
+            dropped.update(range(start, end))
+            log.warning(
+                "record %s[%d]@%d #%d dead-lettered as unstorable: %s",
+                topic,
+                partition,
+                offset,
+                index,
+                detail,
+            )
+        result.rows = [row for number, row in enumerate(result.rows) if number not in dropped]
 
     async def handle(self, messages: Sequence[RawMessage]) -> BatchResult:
         """``prepare`` then ``store``, for callers that do not overlap them."""

@@ -62,6 +62,12 @@ CLICKHOUSE_RETRIES = Counter(
     "ClickHouse inserts retried after a retriable error, by table and reason.",
     ["table", "reason"],
 )
+UNSTORABLE_ROWS = Counter(
+    "salespulse_unstorable_rows_total",
+    "Rows ClickHouse refused for their values, isolated from their batch and dead-lettered "
+    "(reason unstorable) while the rest of the batch was stored, by table.",
+    ["table"],
+)
 DEAD_LETTER_RETRIES = Counter(
     "salespulse_dead_letter_retries_total",
     "Sends of a batch's dead letters retried because the broker did not take them, by error.",

@@ -108,6 +108,9 @@ KIND_ACTIONS: dict[ActivityKind, frozenset[str]] = {
 }
 
 MAX_TEXT = 256
+# The default cap on records in one Kafka message (the worker's max_records_per_message);
+# bridges that pack lines into messages stay well under it.
+MAX_RECORDS_PER_MESSAGE = 20_000
 
 
 def _known_time_zone(value: str) -> str:

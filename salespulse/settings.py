@@ -43,7 +43,7 @@ from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import TailerSettings
 from salespulse.alert_settings import AlertsSettings
 from salespulse.config_file import ConfigFileSource
-from salespulse.models import SourceFamily, TimeZoneName
+from salespulse.models import MAX_RECORDS_PER_MESSAGE, SourceFamily, TimeZoneName
 from salespulse.reports.settings import ReportsSettings
 from salespulse.secret_config import (
     CONFIG_FILE_VARIABLE,
@@ -203,6 +203,10 @@ class WorkerSettings(BaseModel):
     batch_within_seconds: float = Field(default=0.5, gt=0, le=60)
     max_message_bytes: int = Field(default=1_048_576, ge=1024)
     max_record_bytes: int = Field(default=65_536, ge=256)
+    # A message of more records is one dead letter (too_many_records): a megabyte of "{}" lines
+    # is 340,000 records, each a dead letter, and stalled its partition for 15 s. Real CDR
+    # lines are 100 bytes or more, so a 1 MiB message of them holds about 10,000.
+    max_records_per_message: int = Field(default=MAX_RECORDS_PER_MESSAGE, ge=1)
     web_port: int = Field(default=6066, ge=1, le=65535)
     # The pages and /metrics have no login: loopback unless a proxy in front adds one.
     web_bind: str = "127.0.0.1"

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from processors.parsers.base import RecordError, split_lines
+from processors.privacy import mask_numbers
 from salespulse.models import ActivityEvent, SourceFamily, SourceRef
 
 DEFAULT_MAX_RECORD_BYTES = 65_536
@@ -34,7 +35,6 @@ _RFC3339 = re.compile(
 
 # Runs that look like phone numbers (5+ digits, possibly split by spaces, dashes, dots or
 # parentheses). Details go to logs and dead-letter headers, which must not hold them in clear.
-_PHONEISH = re.compile(r"\+?\d[\d\s().\-]{3,}\d")
 _SAMPLE_CHARS = 40
 _KNOWN_CANDIDATES = 4096
 _SECOND = timedelta(seconds=1)
@@ -61,17 +61,12 @@ def decode(record: bytes) -> str:
 
 def redact(value: str) -> str:
     """A short, quotable sample of a bad value with phone-like digit runs masked."""
-
-    def mask(match: re.Match[str]) -> str:
-        text = match.group()
-        return "<digits>" if sum(ch.isdigit() for ch in text) >= 5 else text
-
     sample = value[:_SAMPLE_CHARS] + ("..." if len(value) > _SAMPLE_CHARS else "")
-    return repr(_PHONEISH.sub(mask, sample))
+    return repr(mask_numbers(sample))
 
 
-def parse_rfc3339(value: str, field: str) -> datetime:
-    """An RFC 3339 date-time with a mandatory offset, as a UTC datetime."""
+def _rfc3339_as_written(value: str, field: str) -> datetime:
+    """An RFC 3339 date-time with a mandatory offset, in that offset."""
     match = _RFC3339.fullmatch(value)
     if match is None:
         raise RecordError("bad_time", f"{field}: {redact(value)} is not an RFC 3339 date-time")
@@ -79,14 +74,37 @@ def parse_rfc3339(value: str, field: str) -> datetime:
         raise RecordError("bad_time", f"{field}: time has no UTC offset, so it is ambiguous")
     try:
         # fromisoformat wants upper-case T and Z; RFC 3339 allows either case.
-        return datetime.fromisoformat(value.upper()).astimezone(UTC)
-    except (ValueError, OverflowError):
-        # Out-of-range fields (month 13, offset +25:00) or a UTC result outside year 1..9999.
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        # Out-of-range fields (month 13, offset +25:00).
+        raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
+
+
+def parse_rfc3339(value: str, field: str) -> datetime:
+    """An RFC 3339 date-time with a mandatory offset, as a UTC datetime."""
+    written = _rfc3339_as_written(value, field)
+    try:
+        return written.astimezone(UTC)
+    except OverflowError:  # a UTC result outside year 1..9999
         raise RecordError("bad_time", f"{field}: {redact(value)} is out of range") from None
 
 
 def optional_time(value: str | None, field: str) -> datetime | None:
     return None if value is None else parse_rfc3339(value, field)
+
+
+def optional_deadline(value: str | None, field: str) -> datetime | None:
+    """A deadline as UTC, or None for none. ``9999-12-31T23:59:59-05:00`` and
+    ``0001-01-01T00:00:00+03:00`` are CRMs' ways of writing "no deadline" that fall off the
+    calendar in UTC; the pipeline treats the sentinels that stay on it (``1900-01-01``, the
+    epoch) the same way (``salespulse.column_limits.is_no_deadline``)."""
+    if value is None:
+        return None
+    written = _rfc3339_as_written(value, field)
+    try:
+        return written.astimezone(UTC)
+    except OverflowError:
+        return None
 
 
 def seconds_between(start: datetime, end: datetime, start_field: str, end_field: str) -> int:

@@ -22,6 +22,7 @@ from processors.parsers._common import (
     DEFAULT_MAX_RECORD_BYTES,
     JsonRecordParser,
     RecordModel,
+    optional_deadline,
     optional_time,
     summarize,
 )
@@ -202,7 +203,7 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
             wanted.append(("completed", act.last_updated, "LAST_UPDATED"))
         if not wanted:
             return []
-        due_at = optional_time(act.deadline, "DEADLINE")
+        due_at = optional_deadline(act.deadline, "DEADLINE")
         # A task is identified by itself, not by its deal: two open tasks on one deal are two
         # tasks (an overdue-task alert is per task, and one's completion must not close both).
         task = {**common, "external_ref": f"activity:{act.id}"}

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError
 from processors.parsers._common import (
     JsonRecordParser,
     RecordModel,
+    optional_deadline,
     optional_time,
     parse_rfc3339,
     redact,
@@ -74,7 +75,7 @@ class CrmEventJsonParser(JsonRecordParser[CrmEvent]):
         kind, action = kind_action
 
         occurred_at = parse_rfc3339(crm.occurred_at, "occurred_at")
-        due_at = optional_time(crm.due_at, "due_at")
+        due_at = optional_deadline(crm.due_at, "due_at")
         ended_at = optional_time(crm.ended_at, "ended_at")
         amount = None if crm.amount is None else money(crm.amount)
         if amount is not None and crm.currency is None:

@@ -9,6 +9,7 @@ on both the oldest server we can run here and a current one. Queries use clickho
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -25,12 +26,19 @@ class ClickHouseError(Exception):
     """A ClickHouse call failed. ``retriable`` says whether trying again may succeed
     (network trouble, server restarting) or not (bad SQL, schema mismatch). ``reason`` is a
     short fixed code for metrics: ``unreachable``, ``busy`` (a retriable server error),
-    ``server`` (any other server error) or ``client``."""
+    ``server`` (any other server error) or ``client``.
 
-    def __init__(self, message: str, *, retriable: bool, reason: str = "server") -> None:
+    ``about_data`` says the failure is about the values sent (one the column cannot hold, one
+    the server refuses), not about the server, the schema or the credentials: the same rows
+    will always fail, other rows may pass. Only such failures are worth isolating row by row."""
+
+    def __init__(
+        self, message: str, *, retriable: bool, reason: str = "server", about_data: bool = False
+    ) -> None:
         super().__init__(message)
         self.retriable = retriable
         self.reason = reason
+        self.about_data = about_data and not retriable
 
 
 _NETWORK_ERRORS = (
@@ -43,6 +51,16 @@ _NETWORK_ERRORS = (
 # Server error codes that mean "busy or restarting", not "wrong": too many parts or queries,
 # memory limit, timeouts, table read-only during a restart.
 _RETRIABLE_SERVER_CODES = frozenset({159, 164, 202, 209, 210, 241, 242, 252, 425})
+# Server error codes that mean "the statement, schema or login is wrong", whatever the rows:
+# no column, table or database of that name, bad SQL, unknown setting, not allowed. Every other
+# non-retriable server error of an insert is taken to be about the values sent, so that a row
+# nobody foresaw cannot stop the stream; these stop the worker, since only an operator can
+# fix them and isolating rows would only dead-letter every one.
+_SETUP_SERVER_CODES = frozenset(
+    {1, 8, 10, 16, 44, 47, 48, 60, 62, 81, 115, 192, 193, 194, 195, 452, 497, 516}
+)
+# What clickhouse-driver raises, unwrapped, when a value cannot be serialised for its column.
+_SERIALISATION_ERRORS = (struct.error, OverflowError, TypeError, ValueError, AttributeError)
 
 
 class ClickHouse(Protocol):
@@ -129,10 +147,13 @@ class NativeClickHouse:
                 f"ClickHouse error: {first_line}",
                 retriable=retriable,
                 reason="busy" if retriable else "server",
+                about_data=exc.code not in _SETUP_SERVER_CODES,
             ) from exc
         except driver_errors.Error as exc:
+            # The driver's own errors (a type mismatch, a value out of a column's range) are
+            # raised while it serialises the rows, before the server saw them.
             raise ClickHouseError(
-                f"ClickHouse client error: {exc}", retriable=False, reason="client"
+                f"ClickHouse client error: {exc}", retriable=False, reason="client", about_data=True
             ) from exc
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
@@ -144,7 +165,18 @@ class NativeClickHouse:
     ) -> None:
         sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
         prepared = [epoch_seconds(c) if _is_datetimes(c) else c for c in data]
-        self._run(sql, prepared, columnar=True)
+        try:
+            self._run(sql, prepared, columnar=True)
+        except _SERIALISATION_ERRORS as exc:
+            # Not every column type wraps its serialisation errors in the driver's own type;
+            # the connection is mid-insert and cannot be reused.
+            self._client.disconnect()
+            raise ClickHouseError(
+                f"ClickHouse client error: {type(exc).__name__}: {exc}",
+                retriable=False,
+                reason="client",
+                about_data=True,
+            ) from exc
 
     def server_version(self) -> tuple[int, ...]:
         (row,) = self.execute("SELECT version()")

@@ -4,7 +4,17 @@ One insert per batch is the native protocol's fast path, and one part per insert
 ClickHouse from drowning in small parts. Retriable failures (server down, restarting, busy) are
 retried with capped exponential backoff for as long as it takes: the worker stops consuming while
 it waits, which is the backpressure that keeps memory bounded, and offsets stay uncommitted, so
-nothing is lost. A non-retriable failure (schema mismatch) propagates and stops the worker.
+nothing is lost.
+
+A failure about the values sent (``ClickHouseError.about_data``: a value a column cannot hold,
+a row the server refuses) would fail the same batch on every restart and stop the stream for
+everyone. ``insert_isolating`` then finds the rows that cannot be stored by bisection, stores
+the rest, and returns the refused ones for the caller to dead-letter. Rows come in units (the
+rows of one source record) that are stored or refused together, so a record is never half
+counted. Halves inserted during the search are ordinary inserts of keyed rows: a crash midway
+replays the batch and stores them again, which changes nothing. Any other non-retriable
+failure (a missing table or column, a refused login) propagates and stops the worker: no row
+is at fault, and only an operator can fix it.
 """
 
 from __future__ import annotations
@@ -13,7 +23,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from processors.pipeline import EVENT_COLUMNS
 from salespulse import metrics
@@ -35,6 +46,36 @@ BATCH_COLUMNS: tuple[str, ...] = (
     "worker",
     "inserted_at",
 )
+
+# A row's source record (topic, partition, offset, index in the message): the rows of one
+# record are stored or refused together, so a record is never half counted.
+record_of_row = itemgetter(
+    *(
+        EVENT_COLUMNS.index(name)
+        for name in ("source_topic", "source_partition", "source_offset", "source_index")
+    )
+)
+
+
+class Refused(NamedTuple):
+    """A unit of rows ClickHouse would not store: ``rows[start:end]`` of the batch, and why."""
+
+    start: int
+    end: int
+    error: ClickHouseError
+
+
+def units_of(
+    rows: Sequence[tuple[Any, ...]], unit: Callable[[tuple[Any, ...]], object]
+) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of consecutive rows with the same ``unit`` key."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for index in range(1, len(rows) + 1):
+        if index == len(rows) or unit(rows[index]) != unit(rows[start]):
+            bounds.append((start, index))
+            start = index
+    return bounds
 
 
 class ClickHouseSink:
@@ -70,9 +111,10 @@ class ClickHouseSink:
                 await asyncio.to_thread(self._insert, table, names, columns)
             except ClickHouseError as exc:
                 metrics.CLICKHOUSE_INSERT_ERRORS.labels(table, exc.reason).inc()
+                # A failed insert can leave the connection mid-statement: never reuse it.
+                self._drop_client()
                 if not exc.retriable:
                     raise
-                self._drop_client()
                 metrics.CLICKHOUSE_RETRIES.labels(table, exc.reason).inc()
                 log.warning("ClickHouse insert failed (%s); retrying in %.1f s", exc, delay)
                 await self._sleep(delay)
@@ -81,8 +123,62 @@ class ClickHouseSink:
             metrics.CLICKHOUSE_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
             return
 
-    async def write_events(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self.insert(EVENTS_TABLE, EVENT_COLUMNS, rows)
+    async def insert_isolating(
+        self,
+        table: str,
+        names: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        unit: Callable[[tuple[Any, ...]], object],
+    ) -> list[Refused]:
+        """``insert``, except that rows refused for their values are isolated and returned
+        (in batch order) while every other unit is stored; empty when all landed."""
+        try:
+            await self.insert(table, names, rows)
+            return []
+        except ClickHouseError as exc:
+            if not exc.about_data:
+                raise
+            first_error = exc
+        units = units_of(rows, unit)
+        log.warning(
+            "ClickHouse refused a batch of %d rows for %s (%s): isolating the rows it cannot store",
+            len(rows),
+            table,
+            first_error,
+        )
+        refused = await self._isolate(table, names, rows, units, first_error)
+        count = sum(r.end - r.start for r in refused)
+        metrics.UNSTORABLE_ROWS.labels(table).inc(count)
+        log.warning("%d of %d rows for %s cannot be stored; the rest are", count, len(rows), table)
+        return refused
+
+    async def _isolate(
+        self,
+        table: str,
+        names: Sequence[str],
+        rows: Sequence[tuple[Any, ...]],
+        units: Sequence[tuple[int, int]],
+        error: ClickHouseError,
+    ) -> list[Refused]:
+        """Bisects ``units``, which failed together with ``error``: each half is inserted
+        alone, and a half that fails is split again, down to single units."""
+        if len(units) == 1:
+            ((start, end),) = units
+            return [Refused(start, end, error)]
+        middle = len(units) // 2
+        refused: list[Refused] = []
+        for half in (units[:middle], units[middle:]):
+            try:
+                await self.insert(table, names, rows[half[0][0] : half[-1][1]])
+            except ClickHouseError as exc:
+                if not exc.about_data:
+                    raise
+                refused += await self._isolate(table, names, rows, half, exc)
+        return refused
+
+    async def write_events(self, rows: Sequence[tuple[Any, ...]]) -> list[Refused]:
+        """The batch's events; what cannot be stored is returned, one entry per source record."""
+        return await self.insert_isolating(EVENTS_TABLE, EVENT_COLUMNS, rows, record_of_row)
 
     def _drop_client(self) -> None:
         if self._client is not None:

@@ -282,8 +282,9 @@ async def send_until(
     return rounds
 
 
-async def dead_letter_origins(settings: Settings) -> Counter[tuple[bytes, bytes, bytes]]:
-    """Every dead letter in the topic, up to its end, by its source coordinates."""
+async def every_dead_letter(settings: Settings) -> list[dict[str, bytes]]:
+    """Every dead letter in the topic, up to its end: its headers, and its bytes as
+    ``value``."""
     consumer = AIOKafkaConsumer(
         settings.topics.dead_letter,
         **settings.kafka.aiokafka_options(),
@@ -291,7 +292,7 @@ async def dead_letter_origins(settings: Settings) -> Counter[tuple[bytes, bytes,
         enable_auto_commit=False,
     )
     await consumer.start()  # without a group: every partition is assigned to it
-    origins: Counter[tuple[bytes, bytes, bytes]] = Counter()
+    letters: list[dict[str, bytes]] = []
     try:
         ends = await consumer.end_offsets(
             [
@@ -308,18 +309,20 @@ async def dead_letter_origins(settings: Settings) -> Counter[tuple[bytes, bytes,
         while await behind():
             assert time.monotonic() < deadline, "the dead-letter topic could not be read"
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                for record in records:
-                    headers = dict(record.headers)
-                    origins[
-                        (
-                            headers["sp-source-topic"],
-                            headers["sp-source-offset"],
-                            headers["sp-source-index"],
-                        )
-                    ] += 1
+                letters += [
+                    dict(record.headers) | {"value": record.value or b""} for record in records
+                ]
     finally:
         await consumer.stop()
-    return origins
+    return letters
+
+
+async def dead_letter_origins(settings: Settings) -> Counter[tuple[bytes, bytes, bytes]]:
+    """Every dead letter in the topic, up to its end, by its source coordinates."""
+    return Counter(
+        (letter["sp-source-topic"], letter["sp-source-offset"], letter["sp-source-index"])
+        for letter in await every_dead_letter(settings)
+    )
 
 
 async def assert_counted_once(settings: Settings, expected: Expected, *, sends: int = 1) -> None:

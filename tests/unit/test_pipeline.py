@@ -269,3 +269,42 @@ def test_format_headers_are_read_the_same_however_often_they_repeat() -> None:
         assert result.dead_letters[-1][:2] == ("missing_format_header", "no sp-format header")
         assert len(result.dead_letters) == len(headers) - 2
         assert result.records == {("pbx", "asterisk-cdr-csv"): 2}
+
+
+def test_a_message_of_too_many_records_is_one_dead_letter() -> None:
+    """A megabyte of ``{}`` lines is 340,000 records: as many dead letters stalled a partition
+    for 15 s. Past the cap the message is one dead letter, with its bytes, and nothing more."""
+    crm = [("sp-format", b"crm-event-json")]
+    payload = b"{}\n" * 349_525
+    small = BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: DIRECTORY,
+        PhoneProtector(None),
+        max_message_bytes=1 << 20,
+        max_records_per_message=20_000,
+        clock=lambda: NOW,
+    )
+    result = small.process([RawMessage("crm", 0, 3, crm, payload)])
+    assert result.rows == []
+    ((reason, detail, original),) = [(d.reason, d.detail, d.original) for d in result.dead_letters]
+    assert (reason, detail, original) == (
+        "too_many_records",
+        "349525 records, limit 20000",
+        payload,
+    )
+
+
+def test_a_message_at_the_record_cap_is_read_record_by_record() -> None:
+    lines = [CDR.replace(b"00000001", f"{n:08d}".encode()) for n in range(3)]
+    capped = BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: DIRECTORY,
+        PhoneProtector(None),
+        max_message_bytes=4096,
+        max_records_per_message=3,
+        clock=lambda: NOW,
+    )
+    result = capped.process([RawMessage("pbx", 0, 1, PBX, b"\n".join(lines))])
+    assert (len(result.rows), result.dead_letters) == (3, [])
+    result = capped.process([RawMessage("pbx", 0, 2, PBX, b"\n".join([*lines, lines[0]]))])
+    assert [d.reason for d in result.dead_letters] == ["too_many_records"]
