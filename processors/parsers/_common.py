@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from processors.parsers.base import RecordError, split_lines
+from processors.privacy import NUMBER_SEPARATORS
 from salespulse.models import ActivityEvent, SourceFamily, SourceRef
 
 DEFAULT_MAX_RECORD_BYTES = 65_536
@@ -32,9 +33,9 @@ _RFC3339 = re.compile(
     re.ASCII,
 )
 
-# Runs that look like phone numbers (5+ digits, possibly split by spaces, dashes, dots or
-# parentheses). Details go to logs and dead-letter headers, which must not hold them in clear.
-_PHONEISH = re.compile(r"\+?\d[\d\s().\-]{3,}\d")
+# Runs that look like phone numbers (5+ digits, possibly split by the separators numbers are
+# written with). Details go to logs and dead-letter headers, which must not hold them in clear.
+_PHONEISH = re.compile(rf"\+?\d(?:[\s{re.escape(NUMBER_SEPARATORS)}]{{0,3}}\d)+")
 _SAMPLE_CHARS = 40
 _KNOWN_CANDIDATES = 4096
 _SECOND = timedelta(seconds=1)
