@@ -9,6 +9,9 @@ are not phone numbers and pass through unchanged.
 A number inside a longer value (``sip:+79161234567@trunk``, a messenger id such as
 ``79161234567@c.us``) is protected in place, with the token the bare number gets, so the same
 customer stays one customer across channels.
+
+The pipeline protects counterparts, meeting places and actor ids with one protector: a number
+that is an actor (a call forwarded trunk to trunk) gets the token it gets as a counterpart.
 """
 
 from __future__ import annotations
