@@ -7,7 +7,8 @@ throughput.
 
 Order of work for each message: look up the format header → frame the payload into records →
 parse each record → refuse implausible times → attribute the actor through the directory valid
-at the event time → protect customer phone numbers → flatten into a row.
+at the event time → protect phone numbers (also an actor's: attribution has already used it) →
+flatten into a row.
 """
 
 from __future__ import annotations
@@ -345,7 +346,9 @@ class BatchProcessor:
             local_time,
             event.ended_at,
             actor.family._value_,
-            actor.id,
+            # Looked up as the source wrote it (above), stored protected: a number as actor (a
+            # call nobody's extension took, a manager's mobile) gets the counterpart's token.
+            self._phones.protect(actor.id),
             manager_id,
             department_id,
             "" if direction is None else direction._value_,

@@ -9,6 +9,9 @@ are not phone numbers and pass through unchanged.
 A number inside a longer value (``sip:+79161234567@trunk``, a messenger id such as
 ``79161234567@c.us``) is protected in place, with the token the bare number gets, so the same
 customer stays one customer across channels.
+
+The pipeline protects counterparts, meeting places and actor ids with one protector: a number
+that is an actor (a call forwarded trunk to trunk) gets the token it gets as a counterpart.
 """
 
 from __future__ import annotations
@@ -16,17 +19,34 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import overload
 
 _MIN_PHONE_DIGITS = 7
-_SEPARATORS = str.maketrans("", "", " +-().")
+# What people and their editors put between the digits of a number: spaces (also the
+# non-breaking, thin and narrow ones word processors insert), hyphens and dashes (also the
+# non-breaking hyphen and the minus sign), dots, slashes, parentheses, and the invisible
+# characters a copy from a web page or a messenger carries along (zero-width space, word
+# joiner, soft hyphen, byte order mark). A separator the list missed would split a number into
+# short runs that each stay in clear.
+NUMBER_SEPARATORS = (
+    " ().-/"
+    "\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u202f\u205f\u3000"
+    "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+    "\u200b\u200c\u200d\u2060\u00ad\ufeff"
+)
+_SEPARATORS = str.maketrans("", "", "+" + NUMBER_SEPARATORS)
 _REMEMBERED_VALUES = 16_384
-# Digits with the separators numbers are written with ("+7 (916) 123-45-67"), inside any text.
-# ASCII digits only: other scripts' digits are not dialled, and would not encode for the HMAC.
-_NUMBER_IN_TEXT = re.compile(r"\+?\d(?:[ ().-]{0,2}\d)+", re.ASCII)
+# Digits with separators between them ("+7 (916) 123 – 45 – 67"), inside any text. Up to three
+# separators in a row: ") " and " – " are common. ASCII digits only: other scripts' digits are
+# not dialled, and would not encode for the HMAC.
+_NUMBER_IN_TEXT = re.compile(f"\\+?[0-9](?:[{re.escape(NUMBER_SEPARATORS)}]{{0,3}}[0-9])+")
 
 
-# Phone-like digit runs in an error message: five digits or more are masked.
-_PHONEISH = re.compile(r"\+?\d[\d\s().\-]{3,}\d")
+# Runs that look like phone numbers (5+ digits, possibly split by the separators numbers are
+# written with) in an error message: details go to logs and dead-letter headers, which must
+# not hold them in clear.
+_PHONEISH = re.compile(rf"\+?\d(?:[\s{re.escape(NUMBER_SEPARATORS)}]{{0,3}}\d)+")
 
 
 def _mask(match: re.Match[str]) -> str:
@@ -51,9 +71,17 @@ class PhoneProtector:
         # CDR names the same counterpart on both legs of an internal call.
         self._seen: dict[str, str] = {}
 
+    @overload
+    def protect(self, value: str) -> str: ...
+    @overload
+    def protect(self, value: None) -> None: ...
+    @overload
+    def protect(self, value: str | None) -> str | None: ...
+
     def protect(self, value: str | None) -> str | None:
-        if value is None:
-            return None
+        """``value`` with every phone number in it replaced by its token (or mask)."""
+        if value is None or len(value) < _MIN_PHONE_DIGITS:
+            return value  # too short to hold a number: extensions and most ids, without a lookup
         protected = self._seen.get(value)
         if protected is None:
             protected = self._protect(value)

@@ -33,8 +33,6 @@ _RFC3339 = re.compile(
     re.ASCII,
 )
 
-# Runs that look like phone numbers (5+ digits, possibly split by spaces, dashes, dots or
-# parentheses). Details go to logs and dead-letter headers, which must not hold them in clear.
 _SAMPLE_CHARS = 40
 _KNOWN_CANDIDATES = 4096
 _SECOND = timedelta(seconds=1)

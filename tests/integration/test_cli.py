@@ -136,7 +136,8 @@ def test_directory_check_and_unknown_identities(
         client.close()
     assert main(["directory", "unknown"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[1].split()[:3] == ["pbx", "74951234567", "2"]
+    # A number as identity is listed as stored: masked (no hash key here), never in clear.
+    assert lines[1].split()[:3] == ["pbx", "*********67", "2"]
     assert len(lines) == 2
 
 

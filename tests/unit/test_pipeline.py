@@ -308,3 +308,67 @@ def test_a_message_at_the_record_cap_is_read_record_by_record() -> None:
     assert (len(result.rows), result.dead_letters) == (3, [])
     result = capped.process([RawMessage("pbx", 0, 2, PBX, b"\n".join([*lines, lines[0]]))])
     assert [d.reason for d in result.dead_letters] == ["too_many_records"]
+
+
+# Petrov's mobile, listed in the directory: forwarded calls to it are his.
+MOBILE = "79031234567"
+WITH_MOBILE = parse_directory(
+    "departments: [{id: vvo, timezone: Asia/Vladivostok}]\n"
+    "managers: [{id: petrov, department: vvo, identities: [{family: pbx, id: '201'},"
+    f" {{family: pbx, id: '{MOBILE}'}}]}}]\n",
+    suffix=".yaml",
+)
+
+
+def cdr(src: str, dst: str, channel: str, dstchannel: str) -> bytes:
+    return (
+        f'"","{src}","{dst}","from-internal","","{channel}","{dstchannel}","Dial","",'
+        '"2026-11-26 10:00:00","2026-11-26 10:00:02","2026-11-26 10:01:02",62,60,'
+        '"ANSWERED","DOCUMENTATION"'
+    ).encode()
+
+
+def keyed_rows(*records: bytes) -> list[tuple[object, ...]]:
+    """The rows of ``records`` through a processor with a hash key and ``WITH_MOBILE``."""
+    pipeline = BatchProcessor(
+        build_parsers(ParsingSettings()),
+        lambda: WITH_MOBILE,
+        PhoneProtector(b"k"),
+        max_message_bytes=4096,
+        clock=lambda: NOW,
+    )
+    return pipeline.process([RawMessage("pbx", 0, 1, PBX, b"\n".join(records))]).rows
+
+
+TOKEN = PhoneProtector(b"k").protect
+
+
+def test_a_named_peer_calling_out_stores_the_outside_number_protected() -> None:
+    # "ivanova" is not an extension by the default pattern, so the dialled number is the actor.
+    (row,) = keyed_rows(cdr("ivanova", "79161234567", "SIP/ivanova-01", "SIP/provider-02"))
+    assert column(row, "actor_id") == TOKEN("79161234567")
+    assert column(row, "counterpart") == "ivanova"
+    assert column(row, "manager_id") == ""
+    assert not [value for value in row if "9161234567" in str(value)]
+
+
+def test_an_internal_extension_stays_in_clear_and_is_attributed() -> None:
+    (row,) = keyed_rows(cdr("201", "79161234567", "SIP/201-01", "SIP/provider-02"))
+    assert (column(row, "actor_id"), column(row, "manager_id")) == ("201", "petrov")
+    assert column(row, "counterpart") == TOKEN("79161234567")
+
+
+def test_a_trunk_to_trunk_forward_protects_both_numbers_alike_and_keeps_attribution() -> None:
+    forward = cdr("74951112233", MOBILE, "SIP/provider-01", "SIP/provider-02")
+    to_mobile = cdr("201", MOBILE, "SIP/201-03", "SIP/provider-04")
+    stranger = cdr("74951112233", "79169998877", "SIP/provider-05", "SIP/provider-06")
+    forwarded, called, unknown = keyed_rows(forward, to_mobile, stranger)
+    # Looked up as the PBX wrote it, stored as the token it has wherever it appears.
+    assert column(forwarded, "manager_id") == "petrov"
+    assert column(forwarded, "actor_id") == column(called, "counterpart") == TOKEN(MOBILE)
+    assert column(forwarded, "counterpart") == column(unknown, "counterpart")
+    assert column(forwarded, "counterpart") == TOKEN("74951112233")
+    assert (column(unknown, "actor_id"), column(unknown, "manager_id")) == (
+        TOKEN("79169998877"),
+        "",
+    )

@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
 
+from processors.parsers._common import redact
 from processors.privacy import PhoneProtector
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
@@ -261,3 +262,33 @@ def test_a_number_inside_a_longer_value_is_protected_in_place(
 def test_digits_of_other_scripts_are_kept_and_break_nothing() -> None:
     # Arabic-Indic digits: not a number anyone dials, and once a crash of the whole batch.
     assert PhoneProtector(b"k").protect("٧٩١٦١٢٣٤٥٦٧") == "٧٩١٦١٢٣٤٥٦٧"
+
+
+SEPARATED_NUMBERS = [
+    ("+7\u00a0916\u00a0123-45-67", "79161234567"),  # non-breaking spaces, as editors put them
+    ("+7\u2009916\u2009123\u200945\u200967", "79161234567"),  # thin spaces
+    ("+7\u202f916\u202f123\u201145\u201167", "79161234567"),  # narrow no-break, no-break hyphen
+    ("8 (916) 123.45.67", "89161234567"),
+    ("+7 916 123 \u2013 45 \u2013 67", "79161234567"),  # en dashes between spaces
+    ("7/916/123/45/67", "79161234567"),
+    ("7\u200b916\u200b1234567", "79161234567"),  # zero-width spaces, invisible when pasted
+]
+
+
+@pytest.mark.parametrize("key", [b"k1", None])
+@pytest.mark.parametrize(("written", "digits"), SEPARATED_NUMBERS)
+def test_a_number_written_with_any_usual_separator_is_the_same_customer(
+    key: bytes | None, written: str, digits: str
+) -> None:
+    phones = PhoneProtector(key)
+    bare = phones.protect(digits)
+    assert phones.protect(written) == bare
+    text = f"client's office, {written}, ring twice"
+    assert phones.protect(text) == f"client's office, {bare}, ring twice"
+
+
+@pytest.mark.parametrize(("written", "digits"), SEPARATED_NUMBERS)
+def test_a_dead_letter_detail_hides_a_number_written_with_any_usual_separator(
+    written: str, digits: str
+) -> None:
+    assert redact(f"bad {written}") == "'bad <digits>'"
