@@ -111,11 +111,17 @@ class BatchConsumer:
         self._committed: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._epoch = 0  # assignments seen: a batch is handled only under the one it came from
+        self._joined = False  # the group has given this member its partitions at least once
 
     # What the rest of the worker asks of the group membership.
 
     def is_leader(self) -> bool:
         return self._consumer is not None and self._leader_partition in self.assignment()
+
+    def joined(self) -> bool:
+        """Whether the group has assigned this member its partitions (none, when the group has
+        more members than partitions): before that it consumes nothing, so it is not ready."""
+        return self._joined
 
     def assignment(self) -> set[TopicPartition]:
         return set(self._consumer.assignment()) if self._consumer is not None else set()
@@ -252,6 +258,7 @@ class BatchConsumer:
         if consumer is None:
             return
         partitions = set(assigned)
+        self._joined = True
         self._committed = {tp: o for tp, o in self._committed.items() if tp in partitions}
         for tp in partitions:
             try:

@@ -119,6 +119,18 @@ class BatchResult:
     records: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, format)
     kinds: Counter[str] = field(default_factory=Counter)
     unattributed: Counter[str] = field(default_factory=Counter)
+    refused_messages: int = 0  # messages dead-lettered whole, before framing into records
+
+    def refuse_message(self, reason: str, detail: str, message: RawMessage, fmt: str) -> None:
+        """One dead letter for a whole message: its payload could not be framed into records."""
+        source = SourceRef(fmt, message.topic, message.partition, message.offset, 0)
+        self.dead_letters.append(DeadLetter(reason, detail, source, message.value or b""))
+        self.refused_messages += 1
+
+    def mostly_dead(self) -> bool:
+        """Whether more than half of what the batch read became dead letters."""
+        read = sum(self.records.values()) + self.refused_messages
+        return read > 0 and 2 * len(self.dead_letters) > read
 
 
 def header_value(headers: Headers, name: str) -> bytes | None:
@@ -230,13 +242,11 @@ class BatchProcessor:
             detail = (
                 f"no parser for format {format_name!r}" if raw_format else "no sp-format header"
             )
-            source = SourceRef(format_name, topic, partition, offset, 0)
-            result.dead_letters.append(DeadLetter(reason, detail, source, payload))
+            result.refuse_message(reason, detail, message, format_name)
             return
         if len(payload) > self._max_message_bytes:
             detail = f"{len(payload)} bytes, limit {self._max_message_bytes}"
-            source = SourceRef(format_name, topic, partition, offset, 0)
-            result.dead_letters.append(DeadLetter("too_large", detail, source, payload))
+            result.refuse_message("too_large", detail, message, format_name)
             return
         received_at = message.received_at
         if grace is not None and (received_at is None or _is_backfill(headers)):
@@ -244,16 +254,14 @@ class BatchProcessor:
         records = parser.split(payload)
         if len(records) > self._max_records:
             # One dead letter for the message: a record each would stall the partition.
-            source = SourceRef(format_name, topic, partition, offset, 0)
             detail = f"{len(records)} records, limit {self._max_records}"
-            result.dead_letters.append(DeadLetter("too_many_records", detail, source, payload))
+            result.refuse_message("too_many_records", detail, message, format_name)
             return
         if not records:
             # Nothing but blank separators: no bridge of ours sends that, so it is kept and
             # counted rather than passing through without a trace.
-            source = SourceRef(format_name, topic, partition, offset, 0)
             detail = f"{len(payload)} bytes, no record in them"
-            result.dead_letters.append(DeadLetter("empty", detail, source, payload))
+            result.refuse_message("empty", detail, message, format_name)
             return
         result.records[(topic, format_name)] += len(records)
         parse = parser.parse

@@ -49,6 +49,8 @@ _MANAGER_ID = EVENT_COLUMNS.index("manager_id")
 # How long the first batch waits for the directory topic to be read; after that the worker starts
 # with the file alone and applies the topic once it is read.
 DIRECTORY_LOAD_SECONDS = 30.0
+# At most one warning this often about batches that dead-lettered most of their records.
+MOSTLY_DEAD_WARNING_SECONDS = 60.0
 
 
 def batch_log(
@@ -141,6 +143,9 @@ class BatchRuntime:
             retry_max_seconds=settings.worker.sink_retry_max_seconds,
         )
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        self._dead_reasons: Counter[str] = Counter()
+        self._mostly_dead_batches = 0
+        self._next_dead_warning = 0.0
         self.dead_letters = DeadLetterSink(
             settings.kafka,
             settings.topics.dead_letter,
@@ -205,6 +210,30 @@ class BatchRuntime:
             BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, self.worker_name)
         )
         self._count(messages, result)
+        if result.mostly_dead():
+            self._warn_mostly_dead(result)
+
+    def _warn_mostly_dead(self, result: BatchResult) -> None:
+        """A WARNING when most of a batch went to the dead-letter topic: a wrong PBX time zone,
+        a changed format or a misconfigured bridge shows in the log at once, by reason, not as
+        a growing dead-letter topic found days later. At most one a minute; the batches in
+        between are summed into the next."""
+        self._dead_reasons.update(letter.reason for letter in result.dead_letters)
+        self._mostly_dead_batches += 1
+        now = time.monotonic()
+        if now < self._next_dead_warning:
+            return
+        reasons = ", ".join(f"{reason} {n}" for reason, n in self._dead_reasons.most_common())
+        log.warning(
+            "%d batch(es) dead-lettered most of their records: %s (reasons in the "
+            "sp-dlq-reason header of %s)",
+            self._mostly_dead_batches,
+            reasons,
+            self.dead_letters.topic,
+        )
+        self._dead_reasons.clear()
+        self._mostly_dead_batches = 0
+        self._next_dead_warning = now + MOSTLY_DEAD_WARNING_SECONDS
 
     def _set_aside(
         self, messages: Sequence[RawMessage], result: BatchResult, refused: Sequence[Refused]

@@ -147,6 +147,7 @@ def build_app(settings: Settings) -> faust.App:
 
     async def readyz(view: Any, request: Any) -> Any:
         checks = await readiness(settings.kafka, settings.clickhouse)
+        checks["partitions"] = consumer.joined()
         return view.json(checks, status=200 if all(checks.values()) else 503)
 
     app.page("/healthz")(healthz)

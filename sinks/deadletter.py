@@ -49,6 +49,10 @@ class DeadLetterSink:
         self._retry_max = retry_max_seconds
         self._producer: AIOKafkaProducer | None = None
 
+    @property
+    def topic(self) -> str:
+        return self._topic
+
     async def start(self) -> None:
         # Created here, not in __init__: aiokafka binds to the running event loop.
         self._producer = AIOKafkaProducer(

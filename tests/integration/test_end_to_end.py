@@ -110,6 +110,9 @@ async def test_generated_traffic_arrives_exactly_and_a_resend_changes_nothing(
             url = f"http://127.0.0.1:{settings.worker.web_port}{path}"
             async with http.get(url) as response:
                 assert response.status == 200, path
+                if path == "/readyz":  # ready: both peers answer, and it holds its partitions
+                    ready = {"kafka": True, "clickhouse": True, "partitions": True}
+                    assert await response.json() == ready
     samples = {
         (sample.name, frozenset(sample.labels.items()))
         for family in text_string_to_metric_families(exposition)

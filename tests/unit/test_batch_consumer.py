@@ -199,3 +199,8 @@ async def test_a_rebalance_waits_for_the_batch_being_stored_and_commits_it() -> 
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
+
+
+def test_a_member_is_not_ready_before_the_group_gave_it_partitions() -> None:
+    consumer = BatchConsumer(KafkaSettings(), WorkerSettings(), ["pbx", "crm"])
+    assert not consumer.joined()
