@@ -151,6 +151,9 @@ def retry_after(seconds: float) -> str:
 
 
 class RouteSettings(BaseModel):
+    # A misspelt key ("auht") would leave the route with the default authentication.
+    model_config = ConfigDict(extra="forbid")
+
     path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
     format: str = Field(pattern=_FORMAT.pattern)
     family: SourceFamily
@@ -188,8 +191,9 @@ DEFAULT_ROUTES = [
 
 
 class ReceiverSettings(BaseModel):
-    # A validation error would otherwise quote the rejected value, which may be a credential.
-    model_config = ConfigDict(hide_input_in_errors=True)
+    # A validation error would otherwise quote the rejected value, which may be a credential;
+    # a misspelt key would leave the credential meant unset.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     host: str = Field(default="127.0.0.1", description="listen address; a proxy faces the world")
     port: int = Field(default=8470, ge=1, le=65535)
