@@ -15,7 +15,7 @@ import os
 import re
 import traceback
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -176,18 +176,61 @@ class SecretFilesSource(PydanticBaseSettingsSource):
         return values
 
 
-def secrets_in_input(data: object, settings_cls: type[BaseModel]) -> list[str]:
-    """The values given for secret settings in raw settings input (nested dicts)."""
-    found = []
-    for path in secret_paths(settings_cls).values():
+_WHY_NOT_EMPTY = (
+    "empty or only white space: refused, since an empty credential matches a request that "
+    "carries none (an empty or missing file read with $(cat ...) gives one too); leave the "
+    "setting unset instead"
+)
+
+
+def _given(container: object, name: str) -> object | None:
+    """The value given for ``name`` in raw settings input: a mapping (the environment, files)
+    or a section object built in code, where only what was set counts, not defaults."""
+    if isinstance(container, Mapping):
+        return container.get(name)
+    if isinstance(container, BaseModel) and name in container.model_fields_set:
+        value: object = getattr(container, name)
+        return value
+    return None
+
+
+def given_secrets(
+    data: object, settings_cls: type[BaseModel]
+) -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """Each secret setting given in raw settings input, as (variable, path, text)."""
+    for variable, path in secret_paths(settings_cls).items():
         value: object = data
         for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
+            value = _given(value, part)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, str):
-            found += credential_parts(value)
-    return found
+            yield variable, path, value
+
+
+def secrets_in_input(data: object, settings_cls: type[BaseModel]) -> list[str]:
+    """The values given for secret settings in raw settings input."""
+    return [
+        part for _, _, text in given_secrets(data, settings_cls) for part in credential_parts(text)
+    ]
+
+
+def refuse_blank_secrets(data: object, settings_cls: type[BaseModel]) -> None:
+    """A ValidationError naming every ``SecretStr`` setting given as empty or white space.
+
+    Defaults are not given: ClickHouse's empty password (no password) stays valid. The URLs
+    among the secrets are plain strings whose empty value means "not used", compared with no
+    request, so they are not refused. Checked before the sections' own validators, so that
+    every empty secret is reported in the same words.
+    """
+    details: list[InitErrorDetails] = [
+        {"type": PydanticCustomError("blank_secret", _WHY_NOT_EMPTY), "loc": path, "input": None}
+        for variable, path, text in given_secrets(data, settings_cls)
+        if variable not in CREDENTIAL_URLS and not text.strip()
+    ]
+    if details:
+        refused = ValidationError.from_exception_data(settings_cls.__name__, details)
+        raise redacted_validation_error(refused, [])
 
 
 def credential_parts(value: str) -> list[str]:

@@ -48,6 +48,7 @@ from salespulse.secret_config import (
     EnvironmentSource,
     SecretFilesSource,
     redacted_validation_error,
+    refuse_blank_secrets,
     secrets_in_input,
 )
 from salespulse.setting_names import (
@@ -393,6 +394,7 @@ class Settings(BaseSettings):
     @model_validator(mode="wrap")
     @classmethod
     def _errors_without_secrets(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Settings:
+        refuse_blank_secrets(data, cls)
         try:
             settings: Settings = handler(data)
         except ValidationError as exc:
@@ -429,7 +431,8 @@ def to_environment(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in _flattened(settings):
         if isinstance(value, SecretStr):
-            value = value.get_secret_value()
+            # An empty secret is the default (no ClickHouse password): given, it is refused.
+            value = value.get_secret_value() or None
         if value is None:
             continue
         # Lists and mappings travel as JSON, which is how pydantic-settings reads them back.

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from salespulse.secret_config import CREDENTIAL_URLS, secret_paths
 from salespulse.setting_names import NOT_SETTINGS, KnownNames, section_model
-from salespulse.settings import REPO_ROOT, Settings
+from salespulse.settings import REPO_ROOT, Settings, to_environment
 
 VALUE = "value-S3CRET-never-shown"
 SECTIONS = {
@@ -117,3 +118,87 @@ def test_every_variable_the_project_sets_outside_tests_is_known() -> None:
 def test_the_allowed_variables_are_documented() -> None:
     documented = (REPO_ROOT / "docs" / "configuration.md").read_text()
     assert [name for name in NOT_SETTINGS if f"`{name}`" not in documented] == []
+
+
+# -- empty secrets (finding 2) ---------------------------------------------------------------
+
+# The least each optional section needs to load, so that a blank secret is the only problem.
+COMPLETE = {
+    "SALESPULSE_RECEIVER__BASIC_USER": "freeswitch",
+    "SALESPULSE_RECEIVER__BASIC_PASSWORD": "basic-password",
+    "SALESPULSE_AMI__USERNAME": "salespulse",
+    "SALESPULSE_AMI__SECRET": "ami-secret",
+    "SALESPULSE_BITRIX24__WEBHOOK_URL": "https://portal.example.com/rest/1/abcdef123/",
+    "SALESPULSE_BITRIX24__APPLICATION_TOKEN": "b24-token",
+}
+CREDENTIALS = sorted(
+    variable
+    for variable, path in secret_paths(Settings).items()
+    if variable not in CREDENTIAL_URLS  # plain strings, empty meaning "not used"
+)
+BLANKS = ["", " ", "\t\n"]
+
+
+def test_the_credentials_are_all_secret_strings() -> None:
+    assert len(CREDENTIALS) == 11
+    for variable in CREDENTIALS:
+        section, name = secret_paths(Settings)[variable]
+        model = SECTIONS[section]
+        assert "SecretStr" in str(model.model_fields[name].annotation), variable
+
+
+def blank_refusal(
+    monkeypatch: pytest.MonkeyPatch, variable: str, variables: dict[str, str]
+) -> None:
+    # The secret comes from ``variables`` alone (which may name its file, folder or YAML).
+    others = {name: value for name, value in COMPLETE.items() if name != variable}
+    for name, value in (others | variables).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    errors = refused.value.errors()
+    assert [error["type"] for error in errors] == ["blank_secret"], errors
+    assert str(refused.value).count(f"{variable}: empty or only white space") == 1
+    assert "ami-secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("blank", BLANKS)
+@pytest.mark.parametrize("variable", CREDENTIALS)
+def test_an_empty_secret_in_the_environment_is_refused(
+    variable: str, blank: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blank_refusal(monkeypatch, variable, {variable: blank})
+
+
+@pytest.mark.parametrize("variable", CREDENTIALS)
+def test_an_empty_secret_file_is_refused(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``SALESPULSE_…=$(cat missing-file)`` or a file left empty give."""
+    (tmp_path / "empty").write_text("\n")
+    blank_refusal(monkeypatch, variable, {variable + "_FILE": str(tmp_path / "empty")})
+
+
+@pytest.mark.parametrize("variable", CREDENTIALS)
+def test_an_empty_secret_in_the_secrets_folder_or_the_config_file_is_refused(
+    variable: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / variable).write_text("")
+    blank_refusal(monkeypatch, variable, {"SALESPULSE_SECRETS_DIR": str(tmp_path)})
+    (tmp_path / variable).unlink()
+    section, name = secret_paths(Settings)[variable]
+    (tmp_path / "config.yaml").write_text(f"{section}: {{{name}: '  '}}\n")
+    blank_refusal(monkeypatch, variable, {"SALESPULSE_CONFIG_FILE": str(tmp_path / "config.yaml")})
+
+
+def test_the_default_clickhouse_password_is_no_password_and_is_not_passed_on() -> None:
+    settings = Settings()
+    assert settings.clickhouse.password.get_secret_value() == ""
+    # A worker started with to_environment(settings) must load them again.
+    assert "SALESPULSE_CLICKHOUSE__PASSWORD" not in to_environment(settings)
+
+
+def test_empty_alert_urls_still_mean_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALESPULSE_ALERTS__WEBHOOK_URL", "")
+    monkeypatch.setenv("SALESPULSE_ALERTS__ALERTMANAGER_URL", "")
+    assert Settings().alerts.webhook_url == ""
