@@ -31,9 +31,11 @@ from ingest.bitrix24.enrich import WebhookRejected
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECORDS
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut, start_when_reachable
 from ingest.receiver_auth import (
-    Credentials,
+    GENERIC_AUTH,
+    GENERIC_PATH,
     FormError,
     RateLimiter,
+    ReceiverNotSecured,
     ReceiverSettings,
     RouteSettings,
     check_bitrix24,
@@ -46,7 +48,15 @@ from ingest.receiver_auth import (
 from salespulse.models import SourceFamily
 from salespulse.settings import TopicSettings
 
-__all__ = ["ReceiverSettings", "RouteSettings", "Transform", "build_receiver_app", "run_receiver"]
+__all__ = [
+    "ReceiverNotSecured",
+    "ReceiverSettings",
+    "RouteSettings",
+    "Transform",
+    "build_receiver_app",
+    "check_credentials",
+    "run_receiver",
+]
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +128,9 @@ class _Receiver:
         self.settings = settings
         self.producer = producer
         self.transform = transform
-        self.credentials = Credentials(
-            settings.shared_token, settings.basic_user, settings.basic_password
-        )
+        self.credentials = settings.credentials()
+        # Fixed at start: which checks allow_anonymous waives (those without a credential).
+        self.anonymous = settings.anonymous_auths()
         self.limiter = RateLimiter(settings.rate_per_ip, settings.burst)
         self.health = _Health(
             producer,
@@ -187,7 +197,19 @@ class _Receiver:
         if self.settings.generic_formats.get(format_name) != family:
             return None
         return RouteSettings(
-            path=f"/ingest/{family}/{format_name}", format=format_name, family=SourceFamily(family)
+            path=f"/ingest/{family}/{format_name}",
+            format=format_name,
+            family=SourceFamily(family),
+            auth=GENERIC_AUTH,  # what check_credentials judged the generic route by
+        )
+
+    def _headers_admit(self, request: web.Request, route: RouteSettings) -> bool:
+        """Whether the request's headers carry the route's credential. A Bitrix24 route's
+        token is in the body, checked once it is read."""
+        if route.auth == "bitrix24" or route.auth in self.anonymous:
+            return True
+        return self.credentials.check_headers(
+            request.headers, allow_basic=route.auth == "token-or-basic"
         )
 
     async def _ingest(self, request: web.Request, route: RouteSettings) -> web.Response:
@@ -197,9 +219,7 @@ class _Receiver:
             return self._refuse(
                 429, "rate_limited", "too many requests", **{"Retry-After": retry_after(wait)}
             )
-        if route.auth != "bitrix24" and not self.credentials.check_headers(
-            request.headers, allow_basic=route.auth == "token-or-basic"
-        ):
+        if not self._headers_admit(request, route):
             log.info("unauthorised POST %s from %s", route.path, client)
             challenge = 'Basic realm="salespulse"' if route.auth == "token-or-basic" else "Bearer"
             return self._refuse(
@@ -240,8 +260,10 @@ class _Receiver:
                 form = parse_form(body)
             except FormError as exc:
                 return self._refuse(400, "bad_body", str(exc))
-            if route.auth == "bitrix24" and not check_bitrix24(
-                form, self.settings.bitrix24_application_token
+            if (
+                route.auth == "bitrix24"
+                and route.auth not in self.anonymous
+                and not check_bitrix24(form, self.settings.bitrix24_application_token)
             ):
                 log.info(
                     "Bitrix24 event with a wrong application token from %s", self.client(request)
@@ -305,6 +327,7 @@ def build_receiver_app(
     """The receiver as an aiohttp application. It owns ``producer``: starts it in the background
     at startup and stops it at cleanup. ``transform``, when given, turns a Bitrix24 event body
     into the records to write instead of the body itself (the enrichment plugs in there)."""
+    check_credentials(settings)
     receiver = _Receiver(settings, producer, transform)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app.on_startup.append(receiver.on_startup)
@@ -315,11 +338,30 @@ def build_receiver_app(
         app.router.add_post(route.path, receiver.handler(route))
         log.info("POST %s → %s (%s)", route.path, topics.for_family(route.family), route.format)
     # Registered last, so that a configured route with a matching path wins.
-    app.router.add_post("/ingest/{family}/{format}", receiver.handler(None))
-    for name in ("shared_token", "bitrix24_application_token"):
-        if getattr(settings, name) is None:
-            log.warning("receiver %s is not set: routes needing it refuse every request", name)
+    app.router.add_post(GENERIC_PATH, receiver.handler(None))
     return app
+
+
+def check_credentials(settings: ReceiverSettings) -> None:
+    """Refuse to start a receiver that would refuse every post (no route has a credential),
+    unless ``allow_anonymous`` says its routes may take posts from anyone; say at WARNING
+    which routes take posts from anyone, or refuse every one for want of a credential."""
+    auths = settings.route_auths()
+    bare = [path for path, auth in auths.items() if not settings.has_credential(auth)]
+    if settings.allow_anonymous:
+        log.warning(
+            "SALESPULSE_RECEIVER__ALLOW_ANONYMOUS is set: %s accept posts from anyone",
+            ", ".join(bare) or "no route (each has its credential)",
+        )
+        return
+    if auths and len(bare) == len(auths):
+        raise ReceiverNotSecured(
+            "no route of the receiver has a credential: set SALESPULSE_RECEIVER__SHARED_TOKEN "
+            "(or __BASIC_USER and __BASIC_PASSWORD, __BITRIX24_APPLICATION_TOKEN), or "
+            "SALESPULSE_RECEIVER__ALLOW_ANONYMOUS=true to accept posts from anyone"
+        )
+    for path in bare:
+        log.warning("receiver route %s has no credential configured: it refuses every post", path)
 
 
 async def run_receiver(

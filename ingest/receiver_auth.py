@@ -16,6 +16,7 @@ import json
 import math
 import re
 import time
+import typing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,8 +35,25 @@ _MAX_FORM_FIELDS = 200
 _FORMAT = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
 
 
-def _equal(given: str, expected: SecretStr | None) -> bool:
-    if expected is None:
+Auth = Literal["token", "token-or-basic", "bitrix24"]
+# The route of the formats in ``generic_formats``; it takes the shared token.
+GENERIC_PATH = "/ingest/{family}/{format}"
+GENERIC_AUTH: Auth = "token"
+
+
+class ReceiverNotSecured(Exception):
+    """The receiver would refuse every request: no route has a credential configured."""
+
+
+def usable(secret: SecretStr | None) -> bool:
+    """Whether a credential is configured: an empty one would match a request carrying none."""
+    return secret is not None and bool(secret.get_secret_value().strip())
+
+
+def matches(given: str, expected: SecretStr | None) -> bool:
+    """Whether ``given`` is the credential ``expected``; never for a credential not configured,
+    whatever was given (an empty token, an empty Basic password)."""
+    if expected is None or not usable(expected):  # "is None" for the type checker
         return False
     # A header's bytes beyond ASCII arrive as surrogate escapes: compare the bytes as sent.
     return hmac.compare_digest(
@@ -56,7 +74,7 @@ class Credentials:
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
         bearer = value.strip() if scheme == "bearer" else ""
-        token_ok = _equal(bearer, self.shared_token) | _equal(
+        token_ok = matches(bearer, self.shared_token) | matches(
             headers.get(TOKEN_HEADER, ""), self.shared_token
         )
         basic_ok = False
@@ -64,11 +82,12 @@ class Credentials:
             user, password = _basic_pair(value.strip())
             expected_user = SecretStr(self.basic_user) if self.basic_user is not None else None
             # "&" rather than "and": both comparisons always run.
-            basic_ok = _equal(user, expected_user) & _equal(password, self.basic_password)
+            basic_ok = matches(user, expected_user) & matches(password, self.basic_password)
         return token_ok or basic_ok
 
     def basic_configured(self) -> bool:
-        return self.basic_user is not None and self.basic_password is not None
+        user = SecretStr(self.basic_user) if self.basic_user is not None else None
+        return usable(user) and usable(self.basic_password)
 
 
 def _basic_pair(encoded: str) -> tuple[str, str]:
@@ -108,7 +127,7 @@ def without_credentials(form: Mapping[str, str]) -> bytes:
 
 def check_bitrix24(form: Mapping[str, str], application_token: SecretStr | None) -> bool:
     """Bitrix24 signs outgoing events with the application token in the body, not a header."""
-    return _equal(form.get(BITRIX24_TOKEN_FIELD, ""), application_token)
+    return matches(form.get(BITRIX24_TOKEN_FIELD, ""), application_token)
 
 
 class RateLimiter:
@@ -151,10 +170,13 @@ def retry_after(seconds: float) -> str:
 
 
 class RouteSettings(BaseModel):
+    # A misspelt key ("auht") would leave the route with the default authentication.
+    model_config = ConfigDict(extra="forbid")
+
     path: str = Field(pattern=r"^/[A-Za-z0-9/_.-]*$")
     format: str = Field(pattern=_FORMAT.pattern)
     family: SourceFamily
-    auth: Literal["token", "token-or-basic", "bitrix24"] = "token"
+    auth: Auth = "token"
     body: Literal["json-lines", "freeswitch-cdr", "bitrix24-form"] = "json-lines"
     key: str | None = Field(
         default=None, max_length=255, description="Kafka key unless the request sets one"
@@ -188,8 +210,9 @@ DEFAULT_ROUTES = [
 
 
 class ReceiverSettings(BaseModel):
-    # A validation error would otherwise quote the rejected value, which may be a credential.
-    model_config = ConfigDict(hide_input_in_errors=True)
+    # A validation error would otherwise quote the rejected value, which may be a credential;
+    # a misspelt key would leave the credential meant unset.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     host: str = Field(default="127.0.0.1", description="listen address; a proxy faces the world")
     port: int = Field(default=8470, ge=1, le=65535)
@@ -239,6 +262,55 @@ class ReceiverSettings(BaseModel):
         default=30.0, ge=0, description="/readyz is 503 this long after a failed Kafka write"
     )
     retry_after_seconds: int = Field(default=5, ge=1, description="Retry-After of a 503")
+    allow_anonymous: bool = Field(
+        default=False,
+        description="routes whose credential is not configured accept posts from anyone "
+        "(logged at WARNING on start); without it they refuse every post, and a receiver "
+        "none of whose routes has a credential does not start",
+    )
+
+    @field_validator("basic_user")
+    @classmethod
+    def _basic_user_not_blank(cls, value: str | None) -> str | None:
+        # An empty user would be half of an empty credential; unset means no Basic login.
+        if value is not None and not value.strip():
+            raise ValueError("empty or only white space; leave it unset instead")
+        return value
+
+    @model_validator(mode="after")
+    def _basic_pair(self) -> ReceiverSettings:
+        # One without the other makes every Basic login fail: a mistake, not a choice.
+        if (self.basic_user is None) != (self.basic_password is None):
+            raise ValueError("basic_user and basic_password go together: set both or neither")
+        return self
+
+    def credentials(self) -> Credentials:
+        return Credentials(self.shared_token, self.basic_user, self.basic_password)
+
+    def route_auths(self) -> dict[str, Auth]:
+        """Each path that takes posts and how it authenticates them: the routes, and the
+        generic route while it has formats."""
+        auths = {route.path: route.auth for route in self.routes}
+        if self.generic_formats:
+            auths.setdefault(GENERIC_PATH, GENERIC_AUTH)
+        return auths
+
+    def has_credential(self, auth: Auth) -> bool:
+        """Whether a usable credential is configured for routes authenticating by ``auth``."""
+        if auth == "bitrix24":
+            return usable(self.bitrix24_application_token)
+        if auth == "token-or-basic" and self.credentials().basic_configured():
+            return True
+        return usable(self.shared_token)
+
+    def anonymous_auths(self) -> frozenset[Auth]:
+        """The kinds of authentication waived: only with ``allow_anonymous``, and only where
+        no credential is configured. Everywhere else a post without its credential is
+        refused."""
+        if not self.allow_anonymous:
+            return frozenset()
+        kinds: tuple[Auth, ...] = typing.get_args(Auth)
+        return frozenset(kind for kind in kinds if not self.has_credential(kind))
 
     @field_validator("routes")
     @classmethod

@@ -22,7 +22,14 @@ import re
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from salespulse.models import SourceFamily
 
@@ -34,6 +41,9 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class TailerSettings(BaseModel):
+    # A misspelt key (STATEDIR) is refused rather than leaving the default state folder.
+    model_config = ConfigDict(extra="forbid")
+
     path: Path = Field(
         default=Path("/var/log/asterisk/cdr-csv/Master.csv"), description="the CDR file to follow"
     )

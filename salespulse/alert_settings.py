@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class AlertsSettings(BaseModel):
+    # A misspelt key is refused: a misspelt WEBHOOK_SECRET would send webhooks unsigned.
+    model_config = ConfigDict(extra="forbid")
+
     enabled: bool = True
     rules_path: Path = _REPO_ROOT / "deploy" / "alerts.example.yaml"
     calendar_path: Path | None = _REPO_ROOT / "deploy" / "calendar.example.yaml"

@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from ingest.receiver_auth import ReceiverNotSecured
 from ingest.tailer_state import TailerStateError
 from processors.alerting.rules import RulesError
 from salespulse.alert_commands import add_alert_commands
@@ -315,6 +316,7 @@ _USER_ERRORS = (
     SettingsError,
     OSError,
     BridgeNotConfigured,
+    ReceiverNotSecured,
     TailerStateError,
     MigrationError,
 )

@@ -15,7 +15,7 @@ import os
 import re
 import traceback
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -25,13 +25,21 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
 from pydantic_settings.sources import PydanticBaseSettingsSource
 
-PREFIX = "SALESPULSE_"
-FILE_SUFFIX = "_FILE"
-CONFIG_FILE_VARIABLE = "SALESPULSE_CONFIG_FILE"
-SECRETS_DIR_VARIABLE = "SALESPULSE_SECRETS_DIR"
+from salespulse.setting_names import (
+    CONFIG_FILE_VARIABLE,
+    DELIMITER,
+    FILE_SUFFIX,
+    PREFIX,
+    KnownNames,
+    setting_fields,
+    unknown_variables,
+)
+
 # Plain-string settings that are URLs and may hold a credential in their user part or query.
 CREDENTIAL_URLS = ("SALESPULSE_ALERTS__ALERTMANAGER_URL", "SALESPULSE_ALERTS__WEBHOOK_URL")
 REDACTED = "***"
+# What an unknown variable is handed on as: only its name matters, in the error that refuses it.
+NOT_READ = "(not read)"
 # Shorter values are not searched for in text: "ab" would blank every word containing it. A
 # secret that short is no secret anyway.
 MIN_REDACTED_LENGTH = 4
@@ -75,32 +83,32 @@ def _is_secret_type(annotation: Any) -> bool:
     return annotation is SecretStr or SecretStr in typing.get_args(annotation)
 
 
-def _section(annotation: Any) -> type[BaseModel] | None:
-    for candidate in typing.get_args(annotation) or (annotation,):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
 def secret_paths(settings_cls: type[BaseModel]) -> dict[str, tuple[str, ...]]:
     """Every secret setting: environment variable name → attribute path."""
-    found: dict[str, tuple[str, ...]] = {}
-    for name, field in settings_cls.model_fields.items():
-        section = _section(field.annotation)
-        if section is None:
-            if _is_secret_type(field.annotation):
-                found[f"{PREFIX}{name.upper()}"] = (name,)
-            continue
-        for inner, inner_field in section.model_fields.items():
-            variable = f"{PREFIX}{name.upper()}__{inner.upper()}"
-            if _is_secret_type(inner_field.annotation) or variable in CREDENTIAL_URLS:
-                found[variable] = (name, inner)
-    return found
+    return {
+        variable: path
+        for variable, path, annotation in setting_fields(settings_cls)
+        if _is_secret_type(annotation) or variable in CREDENTIAL_URLS
+    }
 
 
 class EnvironmentSource(EnvSettingsSource):
     """The environment, minus the ``…_FILE`` variables that name secret files (which
-    ``SecretFilesSource`` reads): a section would otherwise take them for unknown settings."""
+    ``SecretFilesSource`` reads): a section would otherwise take them for unknown settings.
+
+    A ``SALESPULSE_`` variable that names no setting is handed on rather than dropped, so that
+    the settings refuse it by name (``extra="forbid"``) along with any other problem. Its value
+    is not: it is never used, and may be a secret under a misspelt name.
+    """
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        for name in unknown_variables(self.env_vars, KnownNames.of(self.settings_cls)):
+            key = name.removeprefix(PREFIX).lower()
+            # One under a known section is already there, for the section to refuse.
+            if not _present(data, key.split(DELIMITER)):
+                data[key] = NOT_READ
+        return data
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return {
@@ -108,6 +116,15 @@ class EnvironmentSource(EnvSettingsSource):
             for name, value in super()._load_env_vars().items()
             if not name.upper().endswith(FILE_SUFFIX)
         }
+
+
+def _present(data: Mapping[str, Any], path: list[str]) -> bool:
+    value: Any = data
+    for part in path:
+        if not isinstance(value, Mapping) or part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 class SecretFilesSource(PydanticBaseSettingsSource):
@@ -159,18 +176,61 @@ class SecretFilesSource(PydanticBaseSettingsSource):
         return values
 
 
-def secrets_in_input(data: object, settings_cls: type[BaseModel]) -> list[str]:
-    """The values given for secret settings in raw settings input (nested dicts)."""
-    found = []
-    for path in secret_paths(settings_cls).values():
+_WHY_NOT_EMPTY = (
+    "empty or only white space: refused, since an empty credential matches a request that "
+    "carries none (an empty or missing file read with $(cat ...) gives one too); leave the "
+    "setting unset instead"
+)
+
+
+def _given(container: object, name: str) -> object | None:
+    """The value given for ``name`` in raw settings input: a mapping (the environment, files)
+    or a section object built in code, where only what was set counts, not defaults."""
+    if isinstance(container, Mapping):
+        return container.get(name)
+    if isinstance(container, BaseModel) and name in container.model_fields_set:
+        value: object = getattr(container, name)
+        return value
+    return None
+
+
+def given_secrets(
+    data: object, settings_cls: type[BaseModel]
+) -> Iterator[tuple[str, tuple[str, ...], str]]:
+    """Each secret setting given in raw settings input, as (variable, path, text)."""
+    for variable, path in secret_paths(settings_cls).items():
         value: object = data
         for part in path:
-            value = value.get(part) if isinstance(value, Mapping) else None
+            value = _given(value, part)
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if isinstance(value, str):
-            found += credential_parts(value)
-    return found
+            yield variable, path, value
+
+
+def secrets_in_input(data: object, settings_cls: type[BaseModel]) -> list[str]:
+    """The values given for secret settings in raw settings input."""
+    return [
+        part for _, _, text in given_secrets(data, settings_cls) for part in credential_parts(text)
+    ]
+
+
+def refuse_blank_secrets(data: object, settings_cls: type[BaseModel]) -> None:
+    """A ValidationError naming every ``SecretStr`` setting given as empty or white space.
+
+    Defaults are not given: ClickHouse's empty password (no password) stays valid. The URLs
+    among the secrets are plain strings whose empty value means "not used", compared with no
+    request, so they are not refused. Checked before the sections' own validators, so that
+    every empty secret is reported in the same words.
+    """
+    details: list[InitErrorDetails] = [
+        {"type": PydanticCustomError("blank_secret", _WHY_NOT_EMPTY), "loc": path, "input": None}
+        for variable, path, text in given_secrets(data, settings_cls)
+        if variable not in CREDENTIAL_URLS and not text.strip()
+    ]
+    if details:
+        refused = ValidationError.from_exception_data(settings_cls.__name__, details)
+        raise redacted_validation_error(refused, [])
 
 
 def credential_parts(value: str) -> list[str]:
@@ -287,17 +347,21 @@ def install_log_redaction(secrets: Iterable[str] = ()) -> Redactor:
     return _ACTIVE
 
 
-def redacted_validation_error(exc: ValidationError, secrets: Iterable[str]) -> ValidationError:
+def redacted_validation_error(
+    exc: ValidationError, secrets: Iterable[str], known: KnownNames | None = None
+) -> ValidationError:
     """``exc`` with every message redacted and naming its variable: a validator may quote the
     value it refused (a URL with a token in it), and hiding inputs does not hide what a message
-    says."""
+    says. With ``known``, a name that is no setting also gets the one it probably meant."""
     redactor = Redactor(secrets)
     details: list[InitErrorDetails] = []
     for error in exc.errors():
         message = redactor(error["msg"])
-        names = [str(part).upper() for part in error["loc"][:2]]
-        if len(error["loc"]) <= 2 and all(isinstance(part, str) for part in error["loc"]):
-            message = f"{PREFIX}{'__'.join(names)}: {message}"
+        variable = _variable(error["loc"])
+        if variable is not None:
+            if error["type"] == "extra_forbidden":
+                message = _no_such_setting(variable, known)
+            message = f"{variable}: {message}"
         # Braces would be read as placeholders of the message template.
         template = message.replace("{", "(").replace("}", ")")
         details.append(
@@ -308,3 +372,17 @@ def redacted_validation_error(exc: ValidationError, secrets: Iterable[str]) -> V
             }
         )
     return ValidationError.from_exception_data(exc.title, details, hide_input=True)
+
+
+def _variable(loc: tuple[int | str, ...]) -> str | None:
+    """The environment variable of an error's location; None for the whole model or for a
+    place deeper than a section's setting (an item of a list)."""
+    if not loc or len(loc) > 2 or not all(isinstance(part, str) for part in loc):
+        return None
+    return PREFIX + DELIMITER.join(str(part).upper() for part in loc)
+
+
+def _no_such_setting(variable: str, known: KnownNames | None) -> str:
+    meant = known.closest(variable) if known is not None else None
+    hint = f"; did you mean {meant}?" if meant else ""
+    return f"no such setting, refused rather than ignored{hint}"

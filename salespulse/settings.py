@@ -13,7 +13,6 @@ import json
 import os
 import re
 import ssl
-import typing
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -46,12 +45,17 @@ from salespulse.config_file import ConfigFileSource
 from salespulse.models import MAX_RECORDS_PER_MESSAGE, SourceFamily, TimeZoneName
 from salespulse.reports.settings import ReportsSettings
 from salespulse.secret_config import (
-    CONFIG_FILE_VARIABLE,
-    SECRETS_DIR_VARIABLE,
     EnvironmentSource,
     SecretFilesSource,
     redacted_validation_error,
+    refuse_blank_secrets,
     secrets_in_input,
+)
+from salespulse.setting_names import (
+    CONFIG_FILE_VARIABLE,
+    SECRETS_DIR_VARIABLE,
+    KnownNames,
+    section_model,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -394,21 +398,13 @@ class Settings(BaseSettings):
     @model_validator(mode="wrap")
     @classmethod
     def _errors_without_secrets(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Settings:
+        refuse_blank_secrets(data, cls)
         try:
             settings: Settings = handler(data)
         except ValidationError as exc:
-            raise redacted_validation_error(exc, secrets_in_input(data, cls)) from None
+            known = KnownNames.of(cls)
+            raise redacted_validation_error(exc, secrets_in_input(data, cls), known) from None
         return settings
-
-
-def _section_model(settings_cls: type[BaseModel], name: str) -> type[BaseModel] | None:
-    """The model class of a section field, also when it is optional (``Model | None``)."""
-    for candidate in typing.get_args(settings_cls.model_fields[name].annotation) or (
-        settings_cls.model_fields[name].annotation,
-    ):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
 
 
 def _flattened(settings: Settings) -> Iterator[tuple[str, object]]:
@@ -416,7 +412,7 @@ def _flattened(settings: Settings) -> Iterator[tuple[str, object]]:
     for field_name in type(settings).model_fields:
         value = getattr(settings, field_name)
         prefix = f"SALESPULSE_{field_name.upper()}"
-        section = _section_model(type(settings), field_name)
+        section = section_model(type(settings).model_fields[field_name].annotation)
         if section is None:
             yield prefix, value
             continue
@@ -439,7 +435,8 @@ def to_environment(settings: Settings) -> dict[str, str]:
     env: dict[str, str] = {}
     for name, value in _flattened(settings):
         if isinstance(value, SecretStr):
-            value = value.get_secret_value()
+            # An empty secret is the default (no ClickHouse password): given, it is refused.
+            value = value.get_secret_value() or None
         if value is None:
             continue
         # Lists and mappings travel as JSON, which is how pydantic-settings reads them back.

@@ -9,7 +9,6 @@ entity, plus which event made us ask. That envelope is the ``bitrix24-crm-rest``
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import re
@@ -23,6 +22,7 @@ from pydantic import SecretStr
 
 from ingest.bitrix24.client import Bitrix24Client, Bitrix24NotFound, CrmEntity
 from ingest.raw_producer import RawRecordOut
+from ingest.receiver_auth import matches
 from salespulse.models import SourceFamily
 
 log = logging.getLogger(__name__)
@@ -96,10 +96,9 @@ def parse_webhook(body: bytes) -> WebhookEvent:
 
 
 def check_token(event: WebhookEvent, expected: SecretStr) -> None:
-    # Constant-time: the comparison must not reveal how much of a guess was right.
-    if not hmac.compare_digest(
-        event.application_token.encode(), expected.get_secret_value().encode()
-    ):
+    # Constant-time, as every credential the receiver compares; and never a match for an empty
+    # token, which an event without one would otherwise equal.
+    if not matches(event.application_token, expected):
         raise WebhookRejected("forbidden", "auth[application_token] does not match")
 
 

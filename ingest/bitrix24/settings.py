@@ -15,8 +15,9 @@ class Bitrix24Settings(BaseModel):
     (``auth[application_token]``); events without it are rejected.
     """
 
-    # A validation error would otherwise quote the rejected URL, secret and all.
-    model_config = ConfigDict(hide_input_in_errors=True)
+    # A validation error would otherwise quote the rejected URL, secret and all; a misspelt
+    # key is refused rather than ignored.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     webhook_url: SecretStr
     application_token: SecretStr

@@ -84,6 +84,9 @@ def _check_addresses(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 
 
 class ReportsSettings(BaseModel):
+    # A misspelt key is refused rather than ignored (SMTP_PASWORD: mail sent without a login).
+    model_config = ConfigDict(extra="forbid")
+
     schedule: list[ScheduleEntry] = Field(default_factory=list)
     timezone: TimeZoneName = "UTC"
     language: str = Field(default="en", pattern="^(en|ru)$")

@@ -480,12 +480,19 @@ async def test_sigterm_stops_the_service_with_exit_status_zero(settings: Setting
     assert await read(settings, settings.topics.raw_pbx, CDR_BODY)
 
 
-async def test_without_configured_credentials_every_ingest_route_refuses(
-    settings: Settings,
+@pytest.mark.parametrize("configured", ["shared_token", "bitrix24_application_token"])
+async def test_routes_without_their_credential_refuse_every_guess(
+    settings: Settings, configured: str
 ) -> None:
-    receiver = receiver_settings(
-        shared_token=None, basic_user=None, basic_password=None, bitrix24_application_token=None
-    )
+    """With one credential configured the receiver starts (without any it refuses to: see
+    tests/unit/test_receiver_credentials.py); the routes needing another refuse everyone."""
+    unset: dict[str, object] = {
+        "shared_token": None,
+        "basic_user": None,
+        "basic_password": None,
+        "bitrix24_application_token": None,
+    }
+    receiver = receiver_settings(**(unset | {configured: SecretStr("the-one-credential")}))
     async with started_client(settings, receiver) as client:
         await wait_ready(client)
         guesses: list[dict[str, str]] = [
@@ -497,13 +504,15 @@ async def test_without_configured_credentials_every_ingest_route_refuses(
             basic("", ""),
             basic("None", "None"),
         ]
-        for path in ("/ingest/freeswitch/json-cdr", "/ingest/chat/chat-session-json"):
-            for headers in guesses:
-                response = await client.post(path, data=CDR_BODY, headers=headers)
-                assert response.status == 401, (path, headers)
-        for token in ("", "None"):
-            form = (BITRIX_EVENT + token).encode()
-            assert (await client.post("/ingest/bitrix24/event", data=form)).status == 403
+        if configured == "bitrix24_application_token":
+            for path in ("/ingest/freeswitch/json-cdr", "/ingest/chat/chat-session-json"):
+                for headers in guesses:
+                    response = await client.post(path, data=CDR_BODY, headers=headers)
+                    assert response.status == 401, (path, headers)
+        else:
+            for token in ("", "None"):
+                form = (BITRIX_EVENT + token).encode()
+                assert (await client.post("/ingest/bitrix24/event", data=form)).status == 403
     assert await total_messages(settings, settings.topics.raw_pbx) == 0
     assert await total_messages(settings, settings.topics.raw_chat) == 0
     assert await total_messages(settings, settings.topics.raw_crm) == 0
