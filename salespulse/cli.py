@@ -27,6 +27,7 @@ from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
 from salespulse.calendar import CalendarError
 from salespulse.demo_worker import stop_demo_worker
 from salespulse.directory import DirectoryError, load_directory
+from salespulse.history_import import ImportRefused
 from salespulse.reports.commands import add_report_commands
 from salespulse.secret_config import (
     environment_secrets,
@@ -223,6 +224,22 @@ def cmd_directory(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    from aiokafka.errors import KafkaError
+
+    from ingest.raw_producer import ProduceError
+    from salespulse.history_import import import_files
+
+    if args.directory is not None:
+        settings = settings.model_copy(update={"directory_path": args.directory})
+    try:
+        summary = asyncio.run(import_files(args.files, settings, format_name=args.format))
+    except (KafkaError, ProduceError) as exc:
+        raise UsageError(f"Kafka did not take the import: {exc}") from exc
+    print(f"imported {summary.describe()}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.demo import run_demo
 
@@ -288,6 +305,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     directory.set_defaults(func=cmd_directory)
 
+    imports = sub.add_parser(
+        "import",
+        help="send source files of the past (CDR files, JSON exports) to Kafka as a backfill",
+    )
+    imports.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imports.add_argument("--format", help="the files' format (default: told from their records)")
+    imports.add_argument(
+        "--directory", type=Path, help="manager directory for the summary (default: settings)"
+    )
+    imports.set_defaults(func=cmd_import)
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
     _add_traffic_arguments(demo)
     demo.add_argument(
@@ -319,6 +346,7 @@ _USER_ERRORS = (
     ReceiverNotSecured,
     TailerStateError,
     MigrationError,
+    ImportRefused,
 )
 
 
