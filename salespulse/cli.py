@@ -240,6 +240,23 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
+    from salespulse.source_check import check_file, render
+
+    path = args.directory or settings.directory_path
+    directory = load_directory(path) if path is not None and path.exists() else None
+    if directory is None:
+        raise UsageError("no manager directory: name one with --directory")
+    troubled = False
+    for file in args.files:
+        report = check_file(
+            file, directory, settings.parsing, worker=settings.worker, format_name=args.format
+        )
+        print(render(report))
+        troubled |= report.trouble
+    return 1 if troubled else 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.demo import run_demo
 
@@ -315,6 +332,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--directory", type=Path, help="manager directory for the summary (default: settings)"
     )
     imports.set_defaults(func=cmd_import)
+    sources = sub.add_parser("sources", help="check source files before connecting a source")
+    sources_sub = sources.add_subparsers(dest="action", required=True)
+    check = sources_sub.add_parser(
+        "check",
+        help="what the worker would make of a file: format, PBX time zone, identities, dead "
+        "letters, one day per manager; no Kafka or ClickHouse needed (exit 1 if it would "
+        "not be counted as it should)",
+    )
+    check.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    check.add_argument("--format", help="the files' format (default: told from their records)")
+    check.add_argument("--directory", type=Path, help="manager directory (default: settings)")
+    check.set_defaults(func=cmd_sources)
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
     _add_traffic_arguments(demo)
     demo.add_argument(

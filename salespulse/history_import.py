@@ -112,16 +112,17 @@ def choose_format(
     return best.format, guesses
 
 
-def _line_framed(parser: Parser, sample: bytes) -> bool:
+def is_line_framed(parser: Parser, path: Path) -> bool:
     """Whether the format frames this file line by line (CSV, JSON Lines), so that it can be
     streamed; otherwise the file is one document (a FreeSWITCH JSON CDR, a CEL call)."""
+    sample = _sample(path)
     return parser.split(sample) == split_lines(sample)
 
 
 def file_payloads(path: Path, parser: Parser) -> Iterator[tuple[bytes, int]]:
     """The file as message payloads, each with the bytes of the file it covers. Line-framed
     files are read a block at a time, so a file of any size takes bounded memory."""
-    if not _line_framed(parser, _sample(path)):
+    if not is_line_framed(parser, path):
         size = path.stat().st_size
         if size > MESSAGE_BYTES * 2:
             raise ImportRefused(
