@@ -44,9 +44,8 @@ BASIC = ("freeswitch", "cdr-pass")
 BITRIX_TOKEN = "bx-fuzz"
 # Short enough to measure here, long enough that no fuzz request (one round trip) meets it.
 KEEPALIVE_SECONDS = 2.0
-# The fuzzed receiver's cap is the default: a request refused before its body is read keeps
-# its connection while aiohttp discards the rest of the body (up to 10 s, "lingering"), and a
-# small cap would turn most of a fuzz run into 503s. The cap itself is tested with 16.
+# The fuzzed receiver's cap is the default, so that connections still closing do not turn part
+# of a fuzz run into 503s. The cap itself is tested with 16.
 SMALL_CAP = 16
 MAX_BODY_BYTES = 1_048_576
 HTTP_FUZZ = fuzz_settings(150)
