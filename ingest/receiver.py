@@ -39,6 +39,7 @@ from ingest.receiver_auth import (
     ReceiverSettings,
     RouteSettings,
     check_bitrix24,
+    forwarded_client,
     freeswitch_cdr_problem,
     json_lines_problem,
     parse_form,
@@ -152,11 +153,11 @@ class _Receiver:
 
     def client(self, request: web.Request) -> str:
         if self.settings.trust_forwarded_for:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            # The proxy appends the address it saw: the last entry is the one it vouches for.
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            if last:
-                return last
+            forwarded = forwarded_client(
+                request.headers.getall("X-Forwarded-For", []), self.settings.trusted_proxy_hops
+            )
+            if forwarded is not None:
+                return forwarded
         return request.remote or "unknown"
 
     async def healthz(self, request: web.Request) -> web.Response:

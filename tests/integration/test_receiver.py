@@ -431,6 +431,35 @@ async def test_rate_limit_behind_a_proxy_counts_the_forwarded_client(settings: S
         assert statuses == [200, 200, 429]
 
 
+async def test_rate_limit_behind_a_proxy_ignores_addresses_the_client_wrote(
+    settings: Settings,
+) -> None:
+    receiver = receiver_settings(rate_per_ip=0.5, burst=1, trust_forwarded_for=True)
+    async with started_client(settings, receiver) as client:
+        await wait_ready(client)
+        statuses = []
+        # The client's own X-Forwarded-For line, a new address each time, then the proxy's.
+        for number in range(3):
+            response = await client.post(
+                "/ingest/freeswitch/json-cdr",
+                data=b'{"via": "proxy"}',
+                headers=[
+                    *bearer().items(),
+                    ("X-Forwarded-For", f"198.51.100.{number}"),
+                    ("X-Forwarded-For", "203.0.113.5"),
+                ],
+            )
+            statuses.append(response.status)
+        # An entry that is no address: the connection's peer is the client.
+        response = await client.post(
+            "/ingest/freeswitch/json-cdr",
+            data=b'{"via": "proxy"}',
+            headers=bearer() | {"X-Forwarded-For": "203.0.113.5, unknown"},
+        )
+        statuses.append(response.status)
+        assert statuses == [200, 429, 429, 200]
+
+
 async def test_slow_body_is_cut_off_with_408(settings: Settings) -> None:
     async with started_client(settings, receiver_settings(read_timeout_seconds=0.3)) as client:
         await wait_ready(client)
