@@ -31,7 +31,7 @@ from processors.runtime import BatchRuntime
 from processors.web import add_web_pages
 from salespulse import metrics
 from salespulse.directory_topic import ensure_directory_topic
-from salespulse.http_server import guard, server_options
+from salespulse.http_server import guard, host_check, server_options
 from salespulse.lag import LagProbe
 from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
@@ -102,7 +102,7 @@ def build_app(settings: Settings) -> faust.App:
         web_port=worker.web_port,
         web_host="127.0.0.1",
         # Handed to aiohttp.web.Application by faust's aiohttp driver: see salespulse.http_server.
-        web_application_options=server_options(),
+        web_application_options=server_options([host_check(worker.web_host_names())]),
     )
     runtime = BatchRuntime(settings)
     consumer = BatchConsumer(settings.kafka, worker, settings.topics.raw_topics())

@@ -16,11 +16,13 @@ web driver, a test server):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 HANDLER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 0.0}
 
@@ -44,3 +46,55 @@ def guard(app: web.Application) -> web.Application:
     """``app`` with the hooks every salespulse server needs; returns it."""
     app.on_response_prepare.append(close_if_body_unread)
     return app
+
+
+# A Host header: a bracketed IPv6 literal or a name (or IPv4 literal), and an optional port.
+_HOST = re.compile(r"^(?:\[(?P<ip6>[0-9A-Fa-f:.]+)\]|(?P<name>[^:\[\]]+))(?::[0-9]{1,5})?$")
+ANY_HOST = "*"
+
+
+def host_name(value: str) -> str | None:
+    """The name (or IP literal) of a Host header value, lower-case, without a port or trailing
+    dot; None if the value is not a host."""
+    found = _HOST.match(value.strip())
+    if found is None:
+        return None
+    return (found["ip6"] or found["name"]).lower().rstrip(".") or None
+
+
+def is_ip_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def host_allowed(values: Sequence[str], allowed: frozenset[str]) -> bool:
+    """Whether a request with these Host header values is for us.
+
+    An IP literal always is: DNS rebinding needs a name the attacker controls (their page's
+    origin), and a browser sends that name as Host, never the address it resolved to. A
+    request without Host is not a browser's (HTTP/1.0 tools, some health checkers)."""
+    if not values:
+        return True
+    if len(values) > 1:
+        return False
+    name = host_name(values[0])
+    if name is None:
+        return False
+    return ANY_HOST in allowed or name in allowed or is_ip_literal(name)
+
+
+def host_check(names: Iterable[str]) -> Middleware:
+    """A middleware answering 421 to a request whose Host is not one of ``names`` nor an IP
+    literal: a page reached through someone else's DNS name (DNS rebinding) gets nothing."""
+    allowed = frozenset(name.lower().rstrip(".") for name in names)
+
+    @web.middleware
+    async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if host_allowed(request.headers.getall(hdrs.HOST, []), allowed):
+            return await handler(request)
+        return web.Response(status=421, text="this server does not answer for that host name\n")
+
+    return check_host

@@ -5,12 +5,15 @@ pages that need neither are asked for."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from pydantic import ValidationError
 
 from processors.worker import build_app
+from salespulse.http_server import ANY_HOST, host_allowed, host_name
 from salespulse.settings import Settings, WorkerSettings
 from salespulse.stack_settings import free_ports
 from tests.http_probes import gzip_bomb, gzip_head, inflate_seconds, send
@@ -23,9 +26,9 @@ def worker_settings(**worker: object) -> Settings:
     )
 
 
-@pytest.fixture
-async def web_port() -> AsyncIterator[int]:
-    settings = worker_settings()
+@contextlib.asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[int]:
+    """The worker's web server as faust starts it (without the rest of the worker)."""
     web = build_app(settings).web
     web.init_server()
     await web.start_server()
@@ -33,6 +36,17 @@ async def web_port() -> AsyncIterator[int]:
         yield settings.worker.web_port
     finally:
         await web.stop_server()
+
+
+@pytest.fixture
+async def web_port() -> AsyncIterator[int]:
+    async with serving(worker_settings(web_hosts=["sales.example.com"])) as port:
+        yield port
+
+
+async def get(port: int, path: str, *hosts: str) -> int:
+    head = "\r\n".join([f"GET {path} HTTP/1.1", *(f"Host: {host}" for host in hosts)])
+    return (await asyncio.to_thread(send, port, head + "\r\nConnection: close")).status
 
 
 async def test_a_gzip_bomb_to_any_page_is_not_inflated(web_port: int) -> None:
@@ -51,3 +65,45 @@ async def test_a_gzip_bomb_to_any_page_is_not_inflated(web_port: int) -> None:
     assert all(outcome.closed and outcome.connection == "close" for outcome in outcomes)
     # Generous, for a busy machine: three inflations would cost twelve times this.
     assert spent < one_inflation / 4
+
+
+async def test_pages_answer_only_for_their_own_host_names(web_port: int) -> None:
+    """DNS rebinding: a page of attacker.example whose name now resolves to the worker sends
+    ``Host: attacker.example``; it must not read the pages or /metrics."""
+    for path in ("/api/today", "/metrics", "/", "/healthz", "/no/such/page"):
+        assert await get(web_port, path, f"attacker.example:{web_port}") == 421, path
+    assert await get(web_port, "/metrics", "localhost.attacker.example") == 421
+    assert await get(web_port, "/metrics", "localhost", "attacker.example") == 400  # aiohttp's
+    # Prometheus and people by address, the bind address, the loopback name, the configured one.
+    for host in (f"127.0.0.1:{web_port}", f"[::1]:{web_port}", "10.1.2.3", "LOCALHOST.",
+                 f"localhost:{web_port}", "sales.example.com"):  # fmt: skip
+        assert await get(web_port, "/metrics", host) == 200, host
+    # HTTP/1.0 without Host: not a browser (HTTP/1.1 without one is aiohttp's 400).
+    without_host = await asyncio.to_thread(send, web_port, "GET /healthz HTTP/1.0")
+    assert without_host.status == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ("Sales.Example.COM.", "sales.example.com"),
+        ("localhost:6066", "localhost"),
+        ("[::1]:6066", "::1"),
+        ("[fe80::1]", "fe80::1"),
+        ("203.0.113.5:80", "203.0.113.5"),
+        ("::1", None),  # an IPv6 literal without brackets is not a Host value
+        ("host:port", None),
+        ("a b", "a b"),  # not a name we allow, but parsed as one
+        ("", None),
+        ("[nothex]", None),
+    ],
+)
+def test_host_header_values(value: str, name: str | None) -> None:
+    assert host_name(value) == name
+
+
+def test_any_host_name_can_be_allowed() -> None:
+    assert host_allowed(["attacker.example"], frozenset({ANY_HOST}))
+    assert not host_allowed(["attacker.example"], frozenset({"localhost"}))
+    with pytest.raises(ValidationError):
+        WorkerSettings(web_hosts=["bad name"])
