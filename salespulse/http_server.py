@@ -12,6 +12,7 @@ web driver, a test server):
 * ``lingering_time`` 0: a body the handler did not read is not drained (read and thrown away for
   up to 10 s, holding the connection): the connection is closed after the answer, and the
   answer says so (``Connection: close``).
+* ``logger``: aiohttp's server log with malformed requests rate-limited (``salespulse.http_log``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-HANDLER_OPTIONS: dict[str, Any] = {"auto_decompress": False, "lingering_time": 0.0}
+from salespulse.http_log import REQUEST_LOG
+
+HANDLER_OPTIONS: dict[str, Any] = {
+    "auto_decompress": False,
+    "lingering_time": 0.0,
+    "logger": REQUEST_LOG,
+}
 
 
 def server_options(middlewares: Sequence[Middleware] = ()) -> dict[str, Any]:

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.http_exceptions import BadHttpMessage
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from processors.worker import build_app
+from salespulse.http_log import MalformedRequestFilter
 from salespulse.http_server import ANY_HOST, host_allowed, host_name
 from salespulse.settings import Settings, WorkerSettings
 from salespulse.stack_settings import free_ports
@@ -107,3 +111,56 @@ def test_any_host_name_can_be_allowed() -> None:
     assert not host_allowed(["attacker.example"], frozenset({"localhost"}))
     with pytest.raises(ValidationError):
         WorkerSettings(web_hosts=["bad name"])
+
+
+MALFORMED = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nthis is no header line"
+
+
+def http_count(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_malformed_requests_are_logged_once_a_minute_and_counted(
+    web_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = http_count("salespulse_http_malformed_requests_total")
+
+    def flood() -> list[int]:
+        return [send(web_port, MALFORMED).status for _ in range(50)]
+
+    with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+        statuses = await asyncio.to_thread(flood)
+    assert statuses == [400] * 50
+    assert http_count("salespulse_http_malformed_requests_total") - before == 50
+    logged = [record for record in caplog.records if record.name.startswith("aiohttp.server")]
+    # The first of them in this process's minute (another test may have had it): one line.
+    assert len(logged) <= 1, [record.getMessage() for record in logged]
+    assert all(record.exc_info is None and "\n" not in record.getMessage() for record in logged)
+
+
+def malformed_record(message: str = "Invalid header line\n  b'x'\n  ^") -> logging.LogRecord:
+    error = BadHttpMessage(message)
+    return logging.LogRecord(
+        "aiohttp.server.salespulse", logging.ERROR, __file__, 1,
+        "Error handling request from %s", ("203.0.113.5",), (type(error), error, None),
+    )  # fmt: skip
+
+
+def test_the_malformed_request_filter_says_how_many_it_left_out() -> None:
+    now = [0.0]
+    log_filter = MalformedRequestFilter(interval=60, clock=lambda: now[0])
+    first = malformed_record()
+    assert log_filter.filter(first)
+    assert first.getMessage() == (
+        "Error handling request from 203.0.113.5: HTTP 400, Invalid header line b'x' ^"
+    )
+    assert first.exc_info is None
+    assert [log_filter.filter(malformed_record()) for _ in range(5)] == [False] * 5
+    now[0] = 61.0
+    later = malformed_record()
+    assert log_filter.filter(later)
+    assert later.getMessage().endswith("(5 more malformed requests not logged before this one)")
+    # Not a client's malformed request: untouched.
+    failure = logging.LogRecord("aiohttp.server", logging.ERROR, __file__, 1, "boom", (), None)
+    assert log_filter.filter(failure)
+    assert failure.getMessage() == "boom"
