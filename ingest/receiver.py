@@ -11,10 +11,12 @@ The application starts the producer itself, in the background: the receiver list
 Admission, cheapest check first: open connections (503 beyond ``max_connections``), rate limit per
 client address (429), credentials in headers (401), readiness (503: the broker not reached yet, a
 write unacknowledged for ``STALL_WARNING_SECONDS`` or a recent failed write; one post per Retry-
-After still writes, as a probe), declared body size (413), body read under a deadline (408, 413,
-400 if it does not decompress), body shape (400), the Bitrix24 application token inside the body
-(403). A request head must be complete within ``keepalive_timeout_seconds`` of the connection
-opening or the previous answer; aiohttp closes the connection otherwise.
+After still writes, as a probe), declared body size (413), body read and inflated under a
+deadline (408, 413, 400 if it does not decompress), body shape (400), the Bitrix24 application
+token inside the body (403). Nothing is inflated before the body is read, and a body left unread
+closes its connection instead of being drained (``salespulse.http_server``). A request head must
+be complete within ``keepalive_timeout_seconds`` of the connection opening or the previous
+answer; aiohttp closes the connection otherwise.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ from ingest.receiver_auth import (
     ReceiverSettings,
     RouteSettings,
     check_bitrix24,
+    forwarded_client,
     freeswitch_cdr_problem,
     json_lines_problem,
     parse_form,
     retry_after,
     without_credentials,
 )
+from ingest.receiver_body import BodyNotDecoded, BodyTooLarge, read_body
+from salespulse.http_server import guard, server_options
 from salespulse.models import SourceFamily
 from salespulse.settings import TopicSettings
 
@@ -158,11 +163,11 @@ class _Receiver:
 
     def client(self, request: web.Request) -> str:
         if self.settings.trust_forwarded_for:
-            forwarded = request.headers.get("X-Forwarded-For", "")
-            # The proxy appends the address it saw: the last entry is the one it vouches for.
-            last = forwarded.rsplit(",", 1)[-1].strip()
-            if last:
-                return last
+            forwarded = forwarded_client(
+                request.headers.getall("X-Forwarded-For", []), self.settings.trusted_proxy_hops
+            )
+            if forwarded is not None:
+                return forwarded
         return request.remote or "unknown"
 
     async def healthz(self, request: web.Request) -> web.Response:
@@ -237,17 +242,16 @@ class _Receiver:
             return self._refuse(413, "too_large", "body too large")
         try:
             async with asyncio.timeout(self.settings.read_timeout_seconds):
-                body = await request.read()
+                body = await read_body(request, self.settings.max_body_bytes)
         except TimeoutError:
             return self._refuse(408, "read_timeout", "body not received in time")
-        except web.HTTPRequestEntityTooLarge:
+        except BodyTooLarge:
             return self._refuse(413, "too_large", "body too large")
+        except BodyNotDecoded as exc:
+            return self._refuse(400, "bad_body", str(exc))
         except web.RequestPayloadError:
-            # A body that does not decompress as its Content-Encoding says, or a broken
-            # chunked framing: the client's fault, not a 500 with a traceback in the log.
-            refusal = self._refuse(400, "bad_body", "body does not decode as sent")
-            refusal.force_close()  # the rest of the stream cannot be framed: say so
-            return refusal
+            # A broken chunked framing: the client's fault, not a 500 with a traceback.
+            return self._refuse(400, "bad_body", "body does not decode as sent")
         return await self._check_and_store(request, route, body)
 
     async def _check_and_store(
@@ -329,7 +333,7 @@ def build_receiver_app(
     into the records to write instead of the body itself (the enrichment plugs in there)."""
     check_credentials(settings)
     receiver = _Receiver(settings, producer, transform)
-    app = web.Application(client_max_size=settings.max_body_bytes)
+    app = guard(web.Application(client_max_size=settings.max_body_bytes, **server_options()))
     app.on_startup.append(receiver.on_startup)
     app.on_cleanup.append(receiver.on_cleanup)
     app.router.add_get("/healthz", receiver.healthz)

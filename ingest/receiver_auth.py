@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import ipaddress
 import json
 import math
 import re
 import time
 import typing
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode
@@ -164,6 +165,25 @@ class RateLimiter:
         return bucket.try_take()
 
 
+def forwarded_client(header_lines: Sequence[str], trusted_hops: int) -> str | None:
+    """The client address behind ``trusted_hops`` proxies, from X-Forwarded-For, or None.
+
+    Each proxy appends the address it received the request from, so the nearest one's entry is
+    last and the client's, as the farthest trusted proxy saw it, is ``trusted_hops`` from the
+    right; everything left of it is whatever the client chose to send. Several header lines
+    count as one list in their order (RFC 9110 5.3), or a client's own extra line would be read
+    first. A chain shorter than the proxies, or an entry that is not an IP address, is None.
+    """
+    entries = [entry.strip() for line in header_lines for entry in line.split(",")]
+    if len(entries) < trusted_hops:
+        return None
+    try:
+        # Normalised, so that one address cannot be spelt two ways to get two buckets.
+        return str(ipaddress.ip_address(entries[-trusted_hops]))
+    except ValueError:
+        return None
+
+
 def retry_after(seconds: float) -> str:
     """A Retry-After value: whole seconds, at least one."""
     return str(max(1, math.ceil(seconds)))
@@ -238,7 +258,14 @@ class ReceiverSettings(BaseModel):
     rate_per_ip: float = Field(default=50.0, gt=0, description="sustained requests/s per client")
     burst: int = Field(default=100, ge=1, description="requests a client may send at once")
     trust_forwarded_for: bool = Field(
-        default=False, description="rate-limit by X-Forwarded-For's last entry (behind a proxy)"
+        default=False,
+        description="rate-limit by the X-Forwarded-For entry the trusted proxies appended",
+    )
+    trusted_proxy_hops: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="proxies in front of the receiver that append to X-Forwarded-For",
     )
     read_timeout_seconds: float = Field(
         default=10.0, gt=0, description="longest time to receive a body (then 408)"

@@ -19,6 +19,8 @@ from typing import Any
 
 import faust
 from faust.app.base import BootStrategy
+from faust.web.base import Web
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import generate_latest
 
 from processors.alerting.service import AlertEvaluator, DeliveryLog, run_alerting
@@ -29,6 +31,7 @@ from processors.runtime import BatchRuntime
 from processors.web import add_web_pages
 from salespulse import metrics
 from salespulse.directory_topic import ensure_directory_topic
+from salespulse.http_server import guard, host_check, server_options
 from salespulse.lag import LagProbe
 from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
@@ -71,6 +74,12 @@ class _WithoutFaustConsumer(BootStrategy):
 class _App(faust.App):
     BootStrategy = _WithoutFaustConsumer
 
+    def on_webserver_init(self, web: Web) -> None:
+        # faust's hook between building its aiohttp application and serving it: the one place
+        # to add what ``server_options`` cannot (a response signal) without replacing faust's.
+        if isinstance(web, AiohttpWeb):
+            guard(web.web_app)
+
 
 def build_app(settings: Settings) -> faust.App:
     worker = settings.worker
@@ -92,6 +101,8 @@ def build_app(settings: Settings) -> faust.App:
         web_bind=worker.web_bind,
         web_port=worker.web_port,
         web_host="127.0.0.1",
+        # Handed to aiohttp.web.Application by faust's aiohttp driver: see salespulse.http_server.
+        web_application_options=server_options([host_check(worker.web_host_names())]),
     )
     runtime = BatchRuntime(settings)
     consumer = BatchConsumer(settings.kafka, worker, settings.topics.raw_topics())

@@ -122,3 +122,9 @@ ALERT_CONFIG_RELOADS = Counter(
     "Reloads of the alert rules and the working calendar, by file and result.",
     ["file", "result"],
 )
+
+# The HTTP servers (the receiver, the worker's web port).
+HTTP_MALFORMED_REQUESTS = Counter(
+    "salespulse_http_malformed_requests_total",
+    "Requests answered 400 by the HTTP server before any handler: not HTTP it can parse.",
+)

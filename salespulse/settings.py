@@ -89,6 +89,8 @@ _TOPIC_RULE = "must be a Kafka name: 1 to 249 ASCII letters, digits, '.', '_' an
 # Sections refuse unknown keys: a misspelt SALESPULSE_CLICKHOUSE__PASWORD must fail loudly rather
 # than leave the password unset.
 _SECTION = ConfigDict(extra="forbid")
+# A DNS name as a Host header carries it (letters, digits, '-', '.'; any case, a final dot).
+_HOST_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9-]{1,63})*\.?$")
 
 
 def sql_identifier(value: str) -> str:
@@ -214,6 +216,11 @@ class WorkerSettings(BaseModel):
     web_port: int = Field(default=6066, ge=1, le=65535)
     # The pages and /metrics have no login: loopback unless a proxy in front adds one.
     web_bind: str = "127.0.0.1"
+    web_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names the web server answers for (Host header), besides localhost, "
+        "IP literals and WEB_BIND; '*' for any. Others get 421: no DNS rebinding",
+    )
     sink_retry_max_seconds: float = Field(default=30.0, gt=0)
     commit_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     rollup_interval_seconds: float = Field(
@@ -229,6 +236,20 @@ class WorkerSettings(BaseModel):
     @classmethod
     def _valid_group(cls, value: str) -> str:
         return kafka_name(value)
+
+    @field_validator("web_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name != "*" and not _HOST_NAME.match(name):
+                raise ValueError(f"not a host name: {name!r}")
+        return names
+
+    def web_host_names(self) -> list[str]:
+        """Every name the web server answers for besides IP literals: localhost (browsers and
+        the system resolve it, never someone else's DNS), the configured ones and the bind
+        address."""
+        return ["localhost", *self.web_hosts, self.web_bind]
 
 
 class StackSettings(BaseModel):

@@ -22,6 +22,7 @@ from processors.alerting.expectation import Expected, expected_count, projected_
 from processors.alerting.model import Alert
 from processors.alerting.rules import Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
+from processors.page_links import department_link, manager_link
 from salespulse.directory import DepartmentEntry, Directory, ManagerEntry
 
 WORKDAY_OVER = "workday_over"
@@ -284,7 +285,7 @@ def _draft(
 ) -> Alert:
     department = subject.department
     manager_id = subject.manager_id
-    link = f"/managers/{manager_id}" if manager_id else f"/departments/{department.id}"
+    link = "/" + (manager_link(manager_id) if manager_id else department_link(department.id))
     return Alert(
         key=key,
         rule=rule.name,

@@ -12,7 +12,6 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from processors.alerting.messages import metric_name
@@ -24,6 +23,7 @@ from processors.alerting.today import (
     MetricToday,
     TodayBoard,
 )
+from processors.page_links import department_link, manager_link
 
 NO_VALUE = "—"
 _DURATIONS = frozenset({"talk_seconds"})
@@ -47,15 +47,6 @@ def amount_text(metric: str, value: float | None) -> str:
 
 def clock(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%H:%M")
-
-
-def manager_link(manager_id: str) -> str:
-    """A manager's page, relative to the root of the pages."""
-    return f"managers/{quote(manager_id, safe='')}"
-
-
-def department_link(department_id: str) -> str:
-    return f"departments/{quote(department_id, safe='')}"
 
 
 def metric_payload(row: MetricToday) -> dict[str, Any]:

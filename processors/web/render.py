@@ -16,12 +16,11 @@ from typing import Any
 
 from processors.alerting.messages import metric_name
 from processors.alerting.today import HEADLINE_METRICS, DepartmentToday, ManagerToday, TodayBoard
+from processors.page_links import department_link, manager_link
 from processors.web.payload import (
     alert_payload,
-    department_link,
     department_payload,
     layout_of,
-    manager_link,
     manager_payload,
     status_text,
 )

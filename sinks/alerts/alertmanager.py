@@ -24,7 +24,7 @@ import aiohttp
 
 from processors.alerting.model import AlertState, Notice
 from sinks.alerts import metrics
-from sinks.alerts.channel import DeliveryError, http_error
+from sinks.alerts.channel import DeliveryError, post
 from sinks.alerts.payload import rfc3339
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,4 @@ class AlertmanagerChannel:
     async def _post(self, alerts: list[dict[str, Any]]) -> None:
         if self._session is None:
             raise RuntimeError("AlertmanagerChannel used before start")
-        try:
-            async with self._session.post(self._endpoint, json=alerts) as response:
-                if not 200 <= response.status < 300:
-                    text = (await response.text())[:200]
-                    log.debug("Alertmanager answered %s: %s", response.status, text)
-                    raise http_error(
-                        "Alertmanager", response.status, response.headers.get("Retry-After")
-                    )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryError(f"Alertmanager unreachable: {exc!r}", retriable=True) from exc
+        await post(self._session, "Alertmanager", self._endpoint, json=alerts)

@@ -10,9 +10,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
 
 from processors.alerting.model import Notice
+
+log = logging.getLogger(__name__)
 
 
 class DeliveryError(Exception):
@@ -34,6 +39,31 @@ def http_error(receiver: str, status: int, retry_after: str | None = None) -> De
     return DeliveryError(
         f"{receiver} answered HTTP {status}", retriable=retriable, retry_after=seconds
     )
+
+
+async def post(session: aiohttp.ClientSession, receiver: str, url: str, **request: Any) -> None:
+    """POST to an HTTP receiver; returns on a 2xx, raises ``DeliveryError`` otherwise.
+
+    Redirects are not followed: a 307 or 308 would re-post the (signed) notice to wherever the
+    answer points, another host included, and count it delivered there. A redirect is a
+    refusal that retrying will not change: the configured URL needs fixing."""
+    try:
+        async with session.post(url, allow_redirects=False, **request) as response:
+            if 200 <= response.status < 300:
+                return
+            # The start of the answer only: a receiver's error page may be of any size.
+            text = (await response.content.read(200)).decode(errors="replace")
+            log.debug("%s answered %s: %s", receiver, response.status, text)
+            if 300 <= response.status < 400:
+                location = response.headers.get("Location", "")[:200]
+                raise DeliveryError(
+                    f"{receiver} answered HTTP {response.status}, a redirect to {location!r}: "
+                    "not followed, fix the URL",
+                    retriable=False,
+                )
+            raise http_error(receiver, response.status, response.headers.get("Retry-After"))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryError(f"{receiver} unreachable: {exc!r}", retriable=True) from exc
 
 
 class Channel(Protocol):

@@ -10,7 +10,8 @@ Signing the timestamp with the body lets a receiver refuse replays of an old req
 again (a retry after a timeout, a restart) carries the same key, so a receiver can drop it.
 
 A 2xx answer is delivery. 408, 429, 5xx, a refused connection or a timeout are worth retrying;
-any other answer (400, 401, 404...) will not change by retrying, so the notice is given up.
+any other answer (400, 401, 404..., and a redirect, which is not followed) will not change by
+retrying, so the notice is given up.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 import aiohttp
 
 from processors.alerting.model import Notice
-from sinks.alerts.channel import DeliveryError, http_error
+from sinks.alerts.channel import post
 from sinks.alerts.payload import encode_payload
 
 SIGNATURE_HEADER = "X-Salespulse-Signature"
@@ -100,12 +101,6 @@ class WebhookChannel:
         if self._session is None:
             raise RuntimeError("WebhookChannel.send before start")
         body = encode_payload(notice)
-        try:
-            async with self._session.post(
-                self._url, data=body, headers=self.headers(notice, body)
-            ) as response:
-                if not 200 <= response.status < 300:
-                    retry_after = response.headers.get("Retry-After")
-                    raise http_error("webhook", response.status, retry_after)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryError(f"webhook unreachable: {exc!r}", retriable=True) from exc
+        await post(
+            self._session, "webhook", self._url, data=body, headers=self.headers(notice, body)
+        )

@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
@@ -74,22 +75,29 @@ def active(stack: LocalStack, notice: Notice) -> list[dict[str, Any]]:
 
 
 class Receiver:
-    """A webhook receiver on a local port, answering with ``statuses`` in turn, then 200."""
+    """A webhook receiver on a local port, answering with ``statuses`` in turn, then 200;
+    with ``redirect_to``, every answer that is a redirect points there."""
 
-    def __init__(self, statuses: list[int] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, port: int | None = None, redirect_to: str = ""
+    ) -> None:
         self.statuses = list(statuses or [])
         (self.port,) = [port] if port else free_ports(1)
         self.url = f"http://127.0.0.1:{self.port}/hooks/salespulse"
+        self.redirect_to = redirect_to
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self._runner: web.AppRunner | None = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests.append((dict(request.headers), await request.read()))
-        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+        status = self.statuses.pop(0) if self.statuses else 200
+        headers = {"Location": self.redirect_to} if 300 <= status < 400 else {}
+        return web.Response(status=status, headers=headers)
 
     async def start(self) -> None:
         app = web.Application()
-        app.router.add_post("/hooks/salespulse", self._handle)
+        # Any path: an Alertmanager channel posts to <url>/api/v2/alerts.
+        app.router.add_post("/{path:.*}", self._handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -218,6 +226,44 @@ async def test_webhook_reaches_a_receiver_that_comes_up_later() -> None:
             await receiver.stop()
     assert [json.loads(body)["notice_id"] for _, body in receiver.requests] == [notice.notice_id]
     assert count("webhook", "retried") - retried >= 2
+
+
+# -- redirects ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("channel_name", ["webhook", "alertmanager"])
+async def test_a_redirect_is_a_failed_delivery_and_is_not_followed(
+    status: int, channel_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 307/308 would re-post the signed notice to wherever the answer points; it must reach
+    neither that place nor count as delivered."""
+    elsewhere = Receiver()
+    redirector = Receiver([status] * 5, redirect_to=elsewhere.url)
+    await elsewhere.start()
+    await redirector.start()
+    notice = fired(own_alert())
+    delivered, given_up = count(channel_name, "delivered"), count(channel_name, "given_up")
+    channel: WebhookChannel | AlertmanagerChannel = (
+        WebhookChannel(redirector.url, secret=SECRET)
+        if channel_name == "webhook"
+        else AlertmanagerChannel(f"http://127.0.0.1:{redirector.port}")
+    )
+    try:
+        async with AlertDispatcher([channel], backoff=FAST) as dispatcher:
+            dispatcher.submit([notice])
+            await asyncio.wait_for(dispatcher.drain(), 10)
+    finally:
+        await redirector.stop()
+        await elsewhere.stop()
+    assert len(redirector.requests) == 1  # asked once: retrying would not change the answer
+    assert elsewhere.requests == []
+    assert count(channel_name, "delivered") == delivered
+    assert count(channel_name, "given_up") - given_up == 1
+    assert any(
+        record.levelname == "ERROR" and f"HTTP {status}, a redirect" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 # -- the Kafka topic, and what reaches people --------------------------------------------------

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator
 from typing import NamedTuple
 from urllib.parse import quote
@@ -33,6 +34,7 @@ from salespulse.settings import KafkaSettings, Settings, TopicSettings
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
+from tests.http_probes import gzip_bomb, gzip_head, inflate_seconds, send
 
 pytestmark = pytest.mark.integration
 Client = TestClient[web.Request, web.Application]
@@ -321,6 +323,86 @@ async def test_body_over_the_limit_is_413(settings: Settings) -> None:
         assert compressed.status == 413
 
 
+async def test_compressed_bodies_cost_nothing_until_a_handler_reads_them(
+    settings: Settings, client: Client
+) -> None:
+    """A 1 MB gzip body inflating to 1 GiB, sent where nobody reads it: answered, and the
+    connection closed, without inflating it (aiohttp used to inflate such a body as it arrived
+    and again while draining it after the answer: 0.8 s of CPU each)."""
+    await wait_ready(client)
+    bomb = gzip_bomb()
+    one_inflation = inflate_seconds(bomb)
+    port = client.server.port
+    assert port is not None
+    requests = [
+        gzip_head("POST", "/ingest/freeswitch/json-cdr", bomb),  # no credential
+        gzip_head("POST", "/no/such/route", bomb, f"Authorization: Bearer {TOKEN}"),
+        gzip_head("GET", "/healthz", bomb),
+        gzip_head("POST", "/healthz", bomb),
+        gzip_head("POST", "/ingest/bitrix24/event", bomb),  # the token is in the body
+    ]
+    started = time.process_time()
+    outcomes = [await asyncio.to_thread(send, port, head, bomb) for head in requests]
+    spent = time.process_time() - started
+    print(f"{len(requests)} unread gzip bombs cost {spent:.3f} s of CPU; one inflation "
+          f"{one_inflation:.3f} s")  # fmt: skip
+    assert [outcome.status for outcome in outcomes] == [401, 404, 200, 405, 413]
+    assert all(outcome.closed for outcome in outcomes), outcomes
+    assert all(outcome.connection == "close" for outcome in outcomes), outcomes
+    # Generous, for a busy machine: five inflations would cost twenty times this.
+    assert spent < one_inflation / 4
+
+
+async def test_authorised_compressed_bodies_are_stored_inflated(
+    settings: Settings, client: Client
+) -> None:
+    await wait_ready(client)
+    deflater = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without the zlib header
+    encoded = {
+        "gzip": gzip.compress(CDR_BODY),
+        "deflate": zlib.compress(CDR_BODY),
+        "Deflate ": deflater.compress(CDR_BODY) + deflater.flush(),
+    }
+    for coding, body in encoded.items():
+        response = await client.post(
+            "/ingest/freeswitch/json-cdr",
+            data=body,
+            headers=bearer() | {"Content-Encoding": coding},
+        )
+        assert response.status == 200, (coding, await response.text())
+    seen = await read(settings, settings.topics.raw_pbx, CDR_BODY)
+    assert [message.value for message in seen] == [CDR_BODY] * 3
+
+    cut_short = await client.post(
+        "/ingest/freeswitch/json-cdr",
+        data=encoded["gzip"][:-12],
+        headers=bearer() | {"Content-Encoding": "gzip"},
+    )
+    assert cut_short.status == 400
+    brotli = await client.post(
+        "/ingest/freeswitch/json-cdr", data=b"x", headers=bearer() | {"Content-Encoding": "br"}
+    )
+    assert brotli.status == 400
+
+
+async def test_an_authorised_gzip_bomb_is_inflated_only_up_to_the_limit(
+    settings: Settings, client: Client
+) -> None:
+    await wait_ready(client)
+    bomb = gzip_bomb(inflated_mib=256)  # under the raw limit, far over it inflated
+    assert len(bomb) < receiver_settings().max_body_bytes
+    one_inflation = inflate_seconds(bomb)
+    port = client.server.port
+    assert port is not None
+    head = gzip_head("POST", "/ingest/freeswitch/json-cdr", bomb, f"Authorization: Bearer {TOKEN}")
+    started = time.process_time()
+    outcome = await asyncio.to_thread(send, port, head, bomb)
+    spent = time.process_time() - started
+    print(f"an authorised 256 MiB gzip bomb cost {spent:.3f} s; inflating it {one_inflation:.3f}")
+    assert outcome.status == 413
+    assert spent < one_inflation / 4
+
+
 async def test_rate_limit_answers_429_with_retry_after(settings: Settings) -> None:
     async with started_client(settings, receiver_settings(rate_per_ip=0.5, burst=2)) as client:
         await wait_ready(client)
@@ -347,6 +429,35 @@ async def test_rate_limit_behind_a_proxy_counts_the_forwarded_client(settings: S
             )
             statuses.append(response.status)
         assert statuses == [200, 200, 429]
+
+
+async def test_rate_limit_behind_a_proxy_ignores_addresses_the_client_wrote(
+    settings: Settings,
+) -> None:
+    receiver = receiver_settings(rate_per_ip=0.5, burst=1, trust_forwarded_for=True)
+    async with started_client(settings, receiver) as client:
+        await wait_ready(client)
+        statuses = []
+        # The client's own X-Forwarded-For line, a new address each time, then the proxy's.
+        for number in range(3):
+            response = await client.post(
+                "/ingest/freeswitch/json-cdr",
+                data=b'{"via": "proxy"}',
+                headers=[
+                    *bearer().items(),
+                    ("X-Forwarded-For", f"198.51.100.{number}"),
+                    ("X-Forwarded-For", "203.0.113.5"),
+                ],
+            )
+            statuses.append(response.status)
+        # An entry that is no address: the connection's peer is the client.
+        response = await client.post(
+            "/ingest/freeswitch/json-cdr",
+            data=b'{"via": "proxy"}',
+            headers=bearer() | {"X-Forwarded-For": "203.0.113.5, unknown"},
+        )
+        statuses.append(response.status)
+        assert statuses == [200, 429, 429, 200]
 
 
 async def test_slow_body_is_cut_off_with_408(settings: Settings) -> None:

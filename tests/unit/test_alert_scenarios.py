@@ -6,6 +6,8 @@ expected count over two working hours is 20 and the dip rule fires under 10.
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -13,8 +15,9 @@ from processors.alerting.activity import OpenTask
 from processors.alerting.engine import AlertEngine, Verdict
 from processors.alerting.model import Alert, AlertState, Suppression
 from processors.alerting.rules import RulesError, load_rules, parse_rules
+from salespulse.directory import parse_directory
 from salespulse.watched_file import WatchedFile
-from tests.unit.alert_world import RULES, TODAY, World, at
+from tests.unit.alert_world import DIRECTORY, RULES, TODAY, World, at
 
 
 def states(notices: list) -> list[tuple[str, str]]:
@@ -246,3 +249,19 @@ def test_the_rules_file_is_reloaded_and_a_broken_one_keeps_the_last_good(tmp_pat
     assert not watched.refresh()
     assert "a dip rule needs metric, window, below" in (watched.last_error or "")
     assert watched.current.rules[-1].name == "late"
+
+
+def test_the_dashboard_link_keeps_an_odd_manager_id_in_its_own_path_segment() -> None:
+    """Ids come from the directory and the sources: one with '/', '?', '#', '%' or a space must
+    still link to its own page, not to /metrics or to another manager's."""
+    odd = "../../metrics?x=1#a %41 ж"
+    world = World()
+    world.directory = parse_directory(
+        DIRECTORY.replace("id: petrov", f"id: {json.dumps(odd)}"), suffix=".yaml"
+    )
+    world.usual_day("ivanova")
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "11:00"))
+    links = {n.alert.dashboard_url for n in notices if n.alert.manager_id == odd}
+    expected = "http://dash.example/managers/..%2F..%2Fmetrics%3Fx%3D1%23a%20%2541%20%D0%B6"
+    assert links == {expected}
+    assert urllib.parse.unquote(expected.rsplit("/", 1)[1]) == odd

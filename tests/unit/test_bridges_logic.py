@@ -21,6 +21,7 @@ from ingest.receiver_auth import (
     RateLimiter,
     RouteSettings,
     check_bitrix24,
+    forwarded_client,
     freeswitch_cdr_problem,
     json_lines_problem,
     parse_form,
@@ -339,6 +340,28 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.mark.parametrize(
+    ("lines", "hops", "client"),
+    [
+        (["203.0.113.5"], 1, "203.0.113.5"),
+        (["198.51.100.7, 203.0.113.5"], 1, "203.0.113.5"),
+        # A client's own line comes first; the proxy's, appended, last.
+        (["198.51.100.7", "203.0.113.5"], 1, "203.0.113.5"),
+        (["10.0.0.1, 198.51.100.7", "203.0.113.5,192.0.2.10"], 2, "203.0.113.5"),
+        (["2001:DB8::0:1"], 1, "2001:db8::1"),
+        (["203.0.113.5"], 2, None),  # fewer entries than trusted proxies
+        (["203.0.113.5, not-an-address"], 1, None),
+        (["203.0.113.5, "], 1, None),
+        (["203.0.113.5:4711"], 1, None),
+        ([], 1, None),
+    ],
+)
+def test_forwarded_client_is_the_entry_the_trusted_proxies_appended(
+    lines: list[str], hops: int, client: str | None
+) -> None:
+    assert forwarded_client(lines, hops) == client
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
