@@ -64,7 +64,9 @@ class FileTailer:
     def __init__(self, settings: TailerSettings, producer: RawProducer) -> None:
         self.settings = settings
         self._producer = producer
-        self.store = StateStore(settings.state_dir, state_name(settings.source_key, settings.path))
+        self.store = StateStore(
+            settings.state_dir, state_name(settings.source_key, settings.path), Position
+        )
         self._current: TailedFile | None = None
         self._stop = asyncio.Event()
 

@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -190,10 +190,16 @@ def state_name(source_key: str, path: Path) -> str:
     return f"{_UNSAFE.sub('_', source_key)[:64]}-{digest}"
 
 
-class StateStore:
-    """The position file of one tailer, with an exclusive lock so two tailers never share it."""
+StateT = TypeVar("StateT", bound=BaseModel)
 
-    def __init__(self, directory: Path, name: str) -> None:
+
+class StateStore(Generic[StateT]):
+    """The position file of one bridge (a tailer, a CDR table follower), with an exclusive lock
+    so two bridges never share it. Saved atomically and durably: a crash leaves the old
+    position or the new one, never a torn file."""
+
+    def __init__(self, directory: Path, name: str, model: type[StateT]) -> None:
+        self.model = model
         self.directory = directory
         self.path = directory / f"{name}.json"
         self.temp_path = directory / f".{name}.json.tmp"
@@ -211,7 +217,7 @@ class StateStore:
         except OSError as exc:
             os.close(fd)
             raise TailerStateError(
-                f"another tailer holds {self._lock_path}; one tailer per file and state"
+                f"another bridge holds {self._lock_path}; one bridge per source and state"
             ) from exc
         self._lock_fd = fd
 
@@ -220,7 +226,7 @@ class StateStore:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
-    def load(self) -> Position | None:
+    def load(self) -> StateT | None:
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -228,14 +234,14 @@ class StateStore:
         except OSError as exc:
             raise TailerStateError(f"cannot read {self.path}: {exc}") from exc
         try:
-            return Position.model_validate_json(data)
+            return self.model.model_validate_json(data)
         except ValidationError as exc:
-            # Starting over would re-send the whole file; a person must decide.
+            # Starting over would re-send the whole source; a person must decide.
             raise TailerStateError(
-                f"{self.path} is not a tailer position; move it away to start over"
+                f"{self.path} is not a saved position of this bridge; move it away to start over"
             ) from exc
 
-    def save(self, position: Position) -> None:
+    def save(self, position: StateT) -> None:
         data = position.model_dump_json().encode()
         try:
             fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -39,7 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from ingest.ami import RECORDS_PER_WRITE
 from ingest.raw_producer import STALL_WARNING_SECONDS
 from ingest.receiver_auth import ReceiverSettings
-from ingest.tailer_state import StateStore, state_name
+from ingest.tailer_state import Position, StateStore, state_name
 from salespulse.settings import KafkaSettings, TopicSettings
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
@@ -273,7 +273,7 @@ class TailedCdrFile:
         self.path = directory / "cdr" / "Master.csv"
         self.path.parent.mkdir()
         self.path.touch()
-        self.store = StateStore(state_dir, state_name("pbx-faults", self.path))
+        self.store = StateStore(state_dir, state_name("pbx-faults", self.path), Position)
         self.env = kafka_env(broker) | {
             "SALESPULSE_TAILER__PATH": str(self.path),
             "SALESPULSE_TAILER__STATE_DIR": str(state_dir),

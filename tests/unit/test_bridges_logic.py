@@ -205,7 +205,7 @@ def _saved_position(offset: int) -> Position:
 
 
 def test_state_store_round_trip_and_atomic_failure(tmp_path: Path) -> None:
-    store = StateStore(tmp_path / "state", "pbx-1-abc")
+    store = StateStore(tmp_path / "state", "pbx-1-abc", Position)
     store.lock()
     try:
         assert store.load() is None
@@ -225,13 +225,13 @@ def test_state_store_round_trip_and_atomic_failure(tmp_path: Path) -> None:
 
 
 def test_state_store_refuses_a_corrupt_file_and_a_second_tailer(tmp_path: Path) -> None:
-    store = StateStore(tmp_path, "pbx-1-abc")
+    store = StateStore(tmp_path, "pbx-1-abc", Position)
     store.lock()
     try:
-        with pytest.raises(TailerStateError, match="another tailer"):
-            StateStore(tmp_path, "pbx-1-abc").lock()
+        with pytest.raises(TailerStateError, match="another bridge"):
+            StateStore(tmp_path, "pbx-1-abc", Position).lock()
         store.path.write_text('{"offset": ')
-        with pytest.raises(TailerStateError, match="not a tailer position"):
+        with pytest.raises(TailerStateError, match="not a saved position of this bridge"):
             store.load()
     finally:
         store.unlock()
