@@ -1,8 +1,9 @@
 """FreeSWITCH ``mod_json_cdr`` documents: one channel's CDR per record.
 
-mod_json_cdr prints each CDR as one unformatted JSON line (to ``log-dir`` files or as an HTTP
-POST body), so records are framed by lines. Only the ``variables`` object is read; the rest of
-the document (``callflow``, ``app_log``, ``channel_data`` flags) is ignored.
+mod_json_cdr POSTs each CDR as one unformatted JSON document, but CDR files and pasted CDRs are
+often pretty-printed, so records are framed by JSON document, not by line. Only the
+``variables`` object is read; the rest of the document (``callflow``, ``app_log``,
+``channel_data`` flags) is ignored.
 
 Two encodings are undone here because they are FreeSWITCH's defaults rather than choices made
 for salespulse:
@@ -35,7 +36,7 @@ from processors.parsers._common import (
     load_object,
     redact,
 )
-from processors.parsers.base import RecordError
+from processors.parsers.base import RecordError, split_json_documents
 from processors.parsers.freeswitch_common import (
     Leg,
     check_counters,
@@ -98,6 +99,11 @@ class FreeswitchJsonCdrParser(RecordParser):
         super().__init__(max_record_bytes)
         self._extensions = Extensions(internal_extension_pattern)
         self._log_b_leg = log_b_leg
+
+    def split(self, payload: bytes) -> list[bytes]:
+        # A CDR file on disk or a pasted one is pretty-printed: a document is a record whatever
+        # its line breaks.
+        return split_json_documents(payload)
 
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         cdr = load_object(_JsonCdr, _unwrap(record))

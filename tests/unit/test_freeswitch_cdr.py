@@ -381,6 +381,67 @@ def test_split_one_document_per_line() -> None:
     assert parser.split(first + b"\n\n" + second + b"\n") == [first, second]
 
 
+# --- freeswitch-json-cdr: framing -----------------------------------------------------------
+
+
+def test_split_one_pretty_printed_document_is_one_record() -> None:
+    # The sample file as FreeSWITCH's cJSON_Print (or a user's paste) lays it out: 180 lines.
+    pretty = (SAMPLES / "inbound-gateway-b-leg.cdr.json").read_bytes()
+    assert pretty.count(b"\n") > 100
+    [record] = FreeswitchJsonCdrParser().split(pretty)
+    assert parse_json(record) == parse_json(compact(document("inbound-gateway-b-leg.cdr.json")))
+
+
+def test_split_concatenated_documents_one_record_each() -> None:
+    a_leg = (SAMPLES / "internal-a-leg.cdr.json").read_bytes().strip()
+    b_leg = (SAMPLES / "internal-b-leg.cdr.json").read_bytes().strip()
+    one_line = compact(document("outbound-unanswered-a-leg.cdr.json"))
+    # Files joined by cat with no newline in between ("}{"), CRLF line ends, a compact document.
+    payload = a_leg + b_leg + b"\r\n\r\n" + one_line + b"\n" + one_line
+    records = FreeswitchJsonCdrParser().split(payload)
+    assert [json.loads(r)["variables"]["uuid"] for r in records] == [
+        INTERNAL_A,
+        INTERNAL_B,
+        OUTBOUND_A,
+        OUTBOUND_A,
+    ]
+
+
+def test_split_brackets_inside_strings_do_not_count() -> None:
+    doc = document("internal-a-leg.cdr.json")
+    doc["variables"]["last_arg"] = '}{ ] [ {{ \\" }'
+    pretty = json.dumps(doc, indent=2).encode()
+    assert FreeswitchJsonCdrParser().split(pretty + b"\n" + pretty) == [pretty, pretty]
+
+
+def test_split_a_cut_document_does_not_swallow_the_next() -> None:
+    whole = compact(document("internal-b-leg.cdr.json"))
+    cut = whole[:500]
+    records = FreeswitchJsonCdrParser().split(cut + b"\n" + whole + b"\n")
+    assert records == [cut, whole]
+    assert json_reason(records[0]).reason == "malformed"
+
+
+def test_split_non_json_lines_are_records_of_their_own() -> None:
+    assert FreeswitchJsonCdrParser().split(b"garbage\n\n}\n{}\n") == [b"garbage", b"}", b"{}"]
+
+
+def test_too_large_pretty_document_is_one_dead_letter() -> None:
+    pretty = (SAMPLES / "inbound-gateway-b-leg.cdr.json").read_bytes()
+    parser = FreeswitchJsonCdrParser(max_record_bytes=1024)
+    [record] = parser.split(pretty)
+    assert record_error(parser.parse, record, SOURCE).reason == "too_large"
+
+
+def test_split_is_linear_in_the_payload() -> None:
+    # 2,000 documents of 20 lines each: a quadratic framer would take minutes here.
+    doc = json.dumps({"variables": {"uuid": "x", "app": "${a}{b}"}, "callflow": [{}]}, indent=4)
+    payload = (doc.encode() + b"\n") * 2000
+    records = FreeswitchJsonCdrParser().split(payload)
+    assert len(records) == 2000
+    assert records[0] == doc.encode()
+
+
 # --- freeswitch-cdr-csv ---------------------------------------------------------------------
 
 MASTER = (SAMPLES / "Master.csv").read_bytes()
