@@ -292,6 +292,11 @@ class ParsingSettings(BaseModel):
         description="must match mod_json_cdr's log-b-leg; when false an a-leg also speaks for "
         "the party it called",
     )
+    freeswitch_cdr_csv_legs: Literal["a", "ab"] = Field(
+        default="a",
+        description="must match mod_cdr_csv's legs; with ab a bridged a-leg speaks only for its "
+        "caller and shares its b-leg's uuid",
+    )
     bitrix24_portal_timezone: TimeZoneName | None = Field(
         default=None,
         description="zone of Bitrix24 dates in the portal format DD.MM.YYYY HH:MM:SS",

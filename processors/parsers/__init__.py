@@ -68,7 +68,7 @@ def build_parsers(
             # One record is a whole call's events, larger than most records.
             max_record_bytes=max(max_record_bytes, CEL_MAX_RECORD_BYTES),
         ),
-        FreeswitchCdrCsvParser(**pbx),
+        FreeswitchCdrCsvParser(**pbx, legs=settings.freeswitch_cdr_csv_legs),
         FreeswitchJsonCdrParser(
             internal_extension_pattern=settings.internal_extension_pattern,
             # A full mod_json_cdr document with its call flow is larger than most records.

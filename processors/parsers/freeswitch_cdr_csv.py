@@ -9,15 +9,28 @@ The template is 15 double-quoted channel variables::
 mod_cdr_csv logs a-legs only by default (``legs=a``), so each line speaks for both parties, as an
 Asterisk CDR does. The line carries no FreeSWITCH direction; who called whom follows from which
 of caller_id_number and destination_number are managers' extensions.
+
+With ``legs=ab`` the b-leg of a bridge has a line too. The line does not say which leg it is,
+but ``${bleg_uuid}`` is the uuid of the channel's originatee (FreeSWITCH resolves ``bleg_*`` from
+the originatee caller profile), so it is set exactly on a-legs that were bridged, and names the
+b-leg's line. Such an a-leg then speaks for its caller only, under the b-leg's uuid: the b-leg's
+line speaks for the party that answered, and for the caller under the same event id, so a call
+between two managers is one event per manager, not two.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from processors.parsers._common import PbxRecordParser, decode, redact
+from processors.parsers._common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    INTERNAL_EXTENSION_PATTERN,
+    PbxRecordParser,
+    decode,
+    redact,
+)
 from processors.parsers.base import RecordError
 from processors.parsers.freeswitch_common import (
     Leg,
@@ -29,6 +42,7 @@ from processors.parsers.freeswitch_common import (
 from salespulse.models import ActivityEvent, SourceRef
 
 FIELD_COUNT = 15
+Legs = Literal["a", "ab"]
 _SEPARATOR = '","'
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 
@@ -38,9 +52,20 @@ class FreeswitchCdrCsvParser(PbxRecordParser):
 
     format_name: ClassVar[str] = "freeswitch-cdr-csv"
 
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        legs: Legs = "a",
+    ) -> None:
+        """``legs`` must match mod_cdr_csv's ``legs`` (``a``, its default, or ``ab``)."""
+        super().__init__(timezone, internal_extension_pattern, max_record_bytes)
+        self._both_legs = legs == "ab"
+
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         (_, caller_number, destination, _, start_raw, answer_raw, end_raw, duration_raw,
-         billsec_raw, hangup_cause, uuid, _, _, _, _) = _fields(decode(record))  # fmt: skip
+         billsec_raw, hangup_cause, uuid, bleg_uuid, _, _, _) = _fields(decode(record))  # fmt: skip
 
         start = self._time(start_raw, "start_stamp")
         end = self._time(end_raw, "end_stamp")
@@ -55,10 +80,13 @@ class FreeswitchCdrCsvParser(PbxRecordParser):
         if not uuid:
             raise RecordError("invalid", "uuid is empty")
 
+        answered = answer is not None and answer >= start
+        # legs=ab: a bridged a-leg and its b-leg's line share the b-leg's uuid (see above).
+        key = bleg_uuid if self._both_legs and bleg_uuid else uuid
         leg = Leg(
-            uuid=uuid,
+            key=key,
             # legs=a: every line is an a-leg, whose own uuid is the call's.
-            call_id=uuid,
+            call_id=key,
             owner="caller",
             caller=self._extensions.first(caller_number),
             callee=self._extensions.first(destination),
@@ -68,9 +96,23 @@ class FreeswitchCdrCsvParser(PbxRecordParser):
             end=end,
             duration=duration,
             billsec=billsec,
-            answered=billsec > 0 or (answer is not None and answer >= start),
+            answered=answered,
+            # The line has no bridge time. legs=a: a bleg_uuid says the dialled party's channel
+            # was bridged (it answered); without one the switch alone answered (IVR,
+            # voicemail). legs=ab: a line without one is, when it names a callee, mostly that
+            # callee's own b-leg, whose answer is the callee's.
+            peer_answered=answered and (bool(bleg_uuid) or self._both_legs),
+            peer_billsec=billsec,
         )
-        return leg_events(self.format_name, leg, source, report_peer=True)
+        if not self._both_legs:
+            return leg_events(self.format_name, leg, source, report_peer=True)
+        # legs=ab: a bridged a-leg's callee has a line of its own, so the a-leg speaks only for
+        # its caller. Any other line is a b-leg or the only leg of its call, so it speaks for
+        # both, but never for a number that is nobody's extension: that may be the trunk end of
+        # a b-leg whose a-leg already counted the call.
+        return leg_events(
+            self.format_name, leg, source, report_peer=not bleg_uuid, unattributed=False
+        )
 
     def _time(self, value: str, field: str, fold: int = 0) -> datetime:
         """A stamp (wall clock in the FreeSWITCH host's zone) as UTC.

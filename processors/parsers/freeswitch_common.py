@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import ValidationError
 
@@ -44,11 +44,18 @@ _HANGUP_CAUSE = re.compile(r"[A-Z][A-Z0-9_]{0,63}", re.ASCII)
 class Leg:
     """One FreeSWITCH channel's CDR, reduced to what the call event needs.
 
-    ``caller`` and ``callee`` are the parties' extensions when they are managers' extensions,
-    else None; ``caller_number`` and ``destination`` are the numbers as FreeSWITCH gave them.
+    ``key`` is what event ids derive from (the leg's uuid, or for mod_cdr_csv ``legs=ab`` the
+    uuid both legs of a bridge name). ``caller`` and ``callee`` are the parties' extensions when
+    they are managers' extensions, else None; ``caller_number`` and ``destination`` are the
+    numbers as FreeSWITCH gave them.
+
+    ``answered`` and ``billsec`` are the channel's own. ``peer_answered`` and ``peer_billsec``
+    are those of the party the leg reports for without owning it (``report_peer``): an a-leg's
+    own answer may be an IVR's, so the party it was bridged to answered only if a bridge
+    happened, and talked from then on.
     """
 
-    uuid: str
+    key: str
     call_id: str
     owner: Side
     caller: str | None
@@ -60,6 +67,8 @@ class Leg:
     duration: int
     billsec: int
     answered: bool
+    peer_answered: bool
+    peer_billsec: int
 
 
 def seconds(value: str, field: str) -> int:
@@ -81,44 +90,71 @@ def check_hangup_cause(value: str) -> None:
         raise RecordError("invalid", f"hangup_cause: {redact(value)} is not a FreeSWITCH cause")
 
 
+class _Party(NamedTuple):
+    """One manager's side of a leg: who, which end of the call, and whether the leg is theirs
+    (its answer and billsec are then theirs; otherwise the peer's are)."""
+
+    actor_id: str
+    side: Side
+    direction: Direction
+    counterpart: str | None
+    own: bool
+
+
 def leg_events(
-    format_name: str, leg: Leg, source: SourceRef, *, report_peer: bool
+    format_name: str,
+    leg: Leg,
+    source: SourceRef,
+    *,
+    report_peer: bool,
+    unattributed: bool | None = None,
 ) -> list[ActivityEvent]:
     """One call event per manager the leg speaks for, each from that manager's point of view.
 
-    ``report_peer`` says the other party's leg has no CDR of its own (b-legs not logged), so this
-    leg speaks for both sides, as an Asterisk CDR does; then a leg with no extension on either
-    side goes to its destination number, which attribution reports as unattributed.
+    ``report_peer`` says the other party's leg has no record of its own (b-legs not logged), so
+    this leg speaks for both sides, as an Asterisk CDR does. ``unattributed`` (default: as
+    ``report_peer``) sends a leg with no extension on either side to its destination number,
+    which attribution reports as unattributed; that is only right when no other leg of the call
+    can name the party who answered.
     """
-    sides: list[tuple[str, Side, Direction, str | None]] = []
+    parties: list[_Party] = []
     if leg.caller is not None and (report_peer or leg.owner == "caller"):
         direction = Direction.INTERNAL if leg.callee else Direction.OUTGOING
-        sides.append((leg.caller, "caller", direction, leg.callee or leg.destination or None))
+        counterpart = leg.callee or leg.destination or None
+        parties.append(_Party(leg.caller, "caller", direction, counterpart, leg.owner == "caller"))
     if leg.callee is not None and (report_peer or leg.owner == "callee"):
         direction = Direction.INTERNAL if leg.caller else Direction.INCOMING
-        sides.append((leg.callee, "callee", direction, leg.caller or leg.caller_number or None))
-    if report_peer and leg.caller is None and leg.callee is None:
+        counterpart = leg.caller or leg.caller_number or None
+        parties.append(_Party(leg.callee, "callee", direction, counterpart, leg.owner == "callee"))
+    fallback = report_peer if unattributed is None else unattributed
+    if fallback and leg.caller is None and leg.callee is None:
         if not leg.destination:
             raise RecordError("invalid", "no extension on either side and no destination")
-        sides.append((leg.destination, "callee", Direction.INCOMING, leg.caller_number or None))
+        # The switch itself (an IVR, a queue) was that party: the leg's own answer is its answer.
+        counterpart = leg.caller_number or None
+        parties.append(_Party(leg.destination, "callee", Direction.INCOMING, counterpart, True))
+    return [_event(format_name, leg, source, party) for party in parties]
+
+
+def _event(format_name: str, leg: Leg, source: SourceRef, party: _Party) -> ActivityEvent:
+    answered = leg.answered if party.own else leg.peer_answered
+    # Talk time belongs to a party that answered; billsec of a leg nobody answered is not talk.
+    talk = (leg.billsec if party.own else leg.peer_billsec) if answered else 0
     try:
-        return [
-            ActivityEvent.checked(
-                event_id=derive_event_id(format_name, leg.uuid, side),
-                kind=ActivityKind.CALL,
-                action="leg",
-                occurred_at=leg.start,
-                ended_at=leg.end,
-                actor=Actor(SourceFamily.PBX, actor_id),
-                source=source,
-                direction=direction,
-                answered=leg.answered,
-                duration_seconds=leg.duration,
-                talk_seconds=leg.billsec,
-                counterpart=counterpart,
-                call_id=leg.call_id,
-            )
-            for actor_id, side, direction, counterpart in sides
-        ]
+        return ActivityEvent.checked(
+            event_id=derive_event_id(format_name, leg.key, party.side),
+            kind=ActivityKind.CALL,
+            action="leg",
+            occurred_at=leg.start,
+            ended_at=leg.end,
+            actor=Actor(SourceFamily.PBX, party.actor_id),
+            source=source,
+            direction=party.direction,
+            answered=answered,
+            duration_seconds=leg.duration,
+            talk_seconds=talk,
+            counterpart=party.counterpart,
+            call_id=leg.call_id,
+        )
     except ValidationError as exc:
         raise RecordError("invalid", summarize(exc)) from None

@@ -75,6 +75,13 @@ def sample(name: str, **variables: str | None) -> bytes:
     return compact(doc)
 
 
+def variables_only(name: str, **variables: str | None) -> bytes:
+    """``sample`` without the callflow: the variables are then all there is to read."""
+    doc = json.loads(sample(name, **variables))
+    del doc["callflow"]
+    return compact(doc)
+
+
 def parse_json(record: bytes, **options: Any) -> list[ActivityEvent]:
     return FreeswitchJsonCdrParser(**options).parse(record, SOURCE)
 
@@ -243,7 +250,9 @@ def test_unencoded_values_keep_a_literal_plus() -> None:
 
 
 def test_percent_encoded_non_ascii_is_utf8() -> None:
-    record = sample("inbound-gateway-b-leg.cdr.json", caller_id_number="%D0%90%D0%BD%D0%BD%D0%B0")
+    record = variables_only(
+        "inbound-gateway-b-leg.cdr.json", caller_id_number="%D0%90%D0%BD%D0%BD%D0%B0"
+    )
     [event] = parse_json(record)
     assert event.counterpart == "Анна"
 
@@ -252,12 +261,18 @@ def test_percent_encoded_non_ascii_is_utf8() -> None:
 
 
 def test_call_id_falls_back_to_call_uuid_then_uuid() -> None:
+    # Without originating_leg_uuid the originator profile names the a-leg; without either,
+    # call_uuid, then the leg's own uuid.
+    [event] = parse_json(sample("inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None))
+    assert event.call_id == GATEWAY_A
     [event] = parse_json(
-        sample("inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None, call_uuid=GATEWAY_A)
+        variables_only(
+            "inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None, call_uuid=GATEWAY_A
+        )
     )
     assert event.call_id == GATEWAY_A
     [event] = parse_json(
-        sample("inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None, call_uuid=None)
+        variables_only("inbound-gateway-b-leg.cdr.json", originating_leg_uuid=None, call_uuid=None)
     )
     assert event.call_id == GATEWAY_B
 
@@ -287,7 +302,8 @@ def test_outbound_leg_ignores_user_name() -> None:
 
 
 def test_trunk_leg_without_any_extension() -> None:
-    record = sample("inbound-gateway-a-leg.cdr.json", dialed_user=None)
+    # Without the callflow: its originatee profile would name 1001.
+    record = variables_only("inbound-gateway-a-leg.cdr.json", dialed_user=None)
     assert parse_json(record) == []
     # Without b-legs it goes to the dialled number, which attribution reports as unattributed.
     [event] = parse_json(record, log_b_leg=False)
@@ -296,7 +312,9 @@ def test_trunk_leg_without_any_extension() -> None:
         Direction.INCOMING,
         "+79161234567",
     )
-    empty = sample("inbound-gateway-a-leg.cdr.json", dialed_user=None, destination_number="")
+    empty = variables_only(
+        "inbound-gateway-a-leg.cdr.json", dialed_user=None, destination_number=""
+    )
     assert json_reason(empty, log_b_leg=False).reason == "invalid"
 
 
@@ -309,6 +327,162 @@ def test_answered_by_answer_epoch_alone() -> None:
     [event] = parse_json(sample("inbound-gateway-b-leg.cdr.json", billsec="0"))
     assert event.answered is True
     assert event.talk_seconds == 0
+
+
+# --- freeswitch-json-cdr: parties from the callflow (issue 14) -----------------------------
+
+QUEUE_MEMBER_A = "3f6a1c2e-9b7d-4e15-8a2c-6d4e8f0a1b3c"
+
+
+def stock(name: str, **variables: str | None) -> bytes:
+    """A sample as a stock FreeSWITCH writes it: the caller and the dialled number only in the
+    callflow's caller profile, not among the channel variables."""
+    return sample(name, caller_id_number=None, destination_number=None, **variables)
+
+
+def test_b_leg_counterpart_comes_from_the_caller_profile() -> None:
+    [event] = parse_json(stock("inbound-gateway-b-leg.cdr.json"))
+    assert (event.actor.id, event.direction, event.counterpart) == (
+        "1001",
+        Direction.INCOMING,
+        "+79161234567",
+    )
+
+
+def test_b_leg_of_a_plain_bridge_is_the_dialled_phones() -> None:
+    # bridge sofia/internal/1003@... sets no dialed_user: only the caller profile names 1003.
+    [event] = parse_json(stock("internal-b-leg.cdr.json", dialed_user=None))
+    assert event.event_id == derive_event_id(JSON, INTERNAL_B, "callee")
+    assert (event.actor.id, event.direction, event.counterpart, event.call_id) == (
+        "1003",
+        Direction.INTERNAL,
+        "1001",
+        INTERNAL_A,
+    )
+
+
+def test_a_leg_counterpart_is_the_phone_it_was_bridged_to() -> None:
+    [event] = parse_json(stock("internal-a-leg.cdr.json", dialed_user=None))
+    assert (event.actor.id, event.direction, event.counterpart) == (
+        "1001",
+        Direction.INTERNAL,
+        "1003",
+    )
+
+
+def test_queue_agent_leg_is_the_agents_call_with_the_customer() -> None:
+    # mod_callcenter originates the agent's leg on its own (no originating_leg_uuid; call_uuid is
+    # the leg's own uuid), then bridges it to the waiting caller: the originator profile and
+    # cc_member_session_uuid name the caller's leg, so both legs are one call.
+    [event] = parse_json(compact(document("queue-agent-b-leg.cdr.json")))
+    assert summary(event) == (
+        "1005",
+        Direction.INCOMING,
+        "+79161234567",
+        True,
+        186,  # 10:00:40 to 10:03:46 local
+        180,  # answered 10:00:46, so 186 - 6
+        utc("2026-11-26T07:00:40"),
+        utc("2026-11-26T07:03:46"),
+        QUEUE_MEMBER_A,
+    )
+
+
+def test_queue_member_leg_is_the_customers_when_b_legs_are_logged() -> None:
+    # The queue's number 3000 is no manager's: with the agent's leg logged, nothing to report.
+    assert parse_json(compact(document("queue-member-a-leg.cdr.json"))) == []
+
+
+def test_queue_member_leg_credits_the_agent_when_it_is_the_only_cdr() -> None:
+    # log-b-leg=false: the caller's leg is the call's only CDR. The agent is its originatee; the
+    # agent talked from the bridge (10:00:46) to the end (10:03:46): 1795676626 - 1795676446 =
+    # 180 s, not the leg's billsec of 225 s, 45 of which the customer spent waiting in the queue.
+    [event] = parse_json(compact(document("queue-member-a-leg.cdr.json")), log_b_leg=False)
+    assert event.event_id == derive_event_id(JSON, QUEUE_MEMBER_A, "callee")
+    assert summary(event) == (
+        "1005",
+        Direction.INCOMING,
+        "+79161234567",
+        True,
+        226,
+        180,
+        utc("2026-11-26T07:00:00"),
+        utc("2026-11-26T07:03:46"),
+        QUEUE_MEMBER_A,
+    )
+
+
+def test_queue_member_leg_without_originatee_names_the_agent_not_the_queue() -> None:
+    doc = document("queue-member-a-leg.cdr.json")
+    del doc["callflow"][0]["caller_profile"]["originatee"]
+    [event] = parse_json(compact(doc), log_b_leg=False)
+    assert (event.actor.id, event.talk_seconds) == ("1005", 180)
+
+
+def test_a_leg_alone_is_not_dead_lettered_without_dialed_user() -> None:
+    # A stock a-leg bridged to sofia/internal/1001@... : before, no destination -> invalid.
+    [event] = parse_json(stock("inbound-gateway-a-leg.cdr.json", dialed_user=None), log_b_leg=False)
+    assert (event.actor.id, event.direction, event.counterpart, event.talk_seconds) == (
+        "1001",
+        Direction.INCOMING,
+        "+79161234567",
+        151,
+    )
+
+
+def test_b_leg_is_left_to_the_a_leg_when_b_legs_are_not_logged() -> None:
+    # mod_json_cdr with log-b-leg=false never writes it; if one comes, the a-leg spoke for it.
+    assert parse_json(compact(document("queue-agent-b-leg.cdr.json")), log_b_leg=False) == []
+    assert parse_json(compact(document("internal-b-leg.cdr.json")), log_b_leg=False) == []
+
+
+def test_after_a_transfer_the_newest_profile_counts() -> None:
+    # callflow lists the newest profile first: the call was transferred from 3000 to 1001.
+    doc = json.loads(stock("inbound-gateway-a-leg.cdr.json", dialed_user=None))
+    newest = doc["callflow"][0]["caller_profile"]
+    del newest["originatee"]
+    older = json.loads(json.dumps(doc["callflow"][0]))
+    newest["destination_number"] = "1001"
+    older["caller_profile"]["destination_number"] = "3000"
+    doc["callflow"].append(older)
+    [event] = parse_json(compact(doc), log_b_leg=False)
+    assert event.actor.id == "1001"
+
+
+def test_old_single_object_callflow_is_read() -> None:
+    doc = json.loads(stock("inbound-gateway-b-leg.cdr.json"))
+    doc["callflow"] = doc["callflow"][0]
+    [event] = parse_json(compact(doc))
+    assert event.counterpart == "+79161234567"
+
+
+# --- talk time only for a party that answered -----------------------------------------------
+
+
+def test_ivr_time_before_the_bridge_is_not_the_managers_talk() -> None:
+    # log-b-leg=false. The IVR answered the customer at 09:15:04 (1795673704), the call was
+    # bridged to 1001 at 09:15:09 (1795673709) and ended at 09:17:40 (1795673860): the a-leg's
+    # billsec is 1795673860 - 1795673704 = 156, 1001 talked 1795673860 - 1795673709 = 151.
+    record = sample("inbound-gateway-a-leg.cdr.json", answer_epoch="1795673704", billsec="156")
+    [event] = parse_json(record, log_b_leg=False)
+    assert (event.actor.id, event.answered, event.talk_seconds) == ("1001", True, 151)
+
+
+def test_billsec_of_a_bridge_nobody_answered_is_not_talk() -> None:
+    # log-b-leg=false. The IVR answered (billsec 40), then user/1001 rang unanswered: no bridge,
+    # so 1001 neither answered nor talked.
+    doc = json.loads(
+        sample(
+            "inbound-gateway-a-leg.cdr.json",
+            answer_epoch="1795673820",
+            bridge_epoch="0",
+            billsec="40",
+            hangup_cause="NO_ANSWER",
+        )
+    )
+    del doc["callflow"][0]["caller_profile"]["originatee"]
+    [event] = parse_json(compact(doc), log_b_leg=False)
+    assert (event.actor.id, event.answered, event.talk_seconds) == ("1001", False, 0)
 
 
 # --- freeswitch-json-cdr: dead letters ------------------------------------------------------
@@ -353,7 +527,9 @@ def test_structure_dead_letters(record: bytes, expected: str) -> None:
     ],
 )
 def test_field_dead_letters(variables: dict[str, str | None], expected: str) -> None:
-    assert json_reason(sample("inbound-gateway-b-leg.cdr.json", **variables)).reason == expected
+    # Without the callflow, so that the variables' caller_id_number is the one read.
+    record = variables_only("inbound-gateway-b-leg.cdr.json", **variables)
+    assert json_reason(record).reason == expected
 
 
 def test_number_where_a_string_belongs_is_invalid() -> None:
@@ -379,6 +555,67 @@ def test_split_one_document_per_line() -> None:
     second = compact(document("internal-b-leg.cdr.json"))
     parser = FreeswitchJsonCdrParser()
     assert parser.split(first + b"\n\n" + second + b"\n") == [first, second]
+
+
+# --- freeswitch-json-cdr: framing -----------------------------------------------------------
+
+
+def test_split_one_pretty_printed_document_is_one_record() -> None:
+    # The sample file as FreeSWITCH's cJSON_Print (or a user's paste) lays it out: 180 lines.
+    pretty = (SAMPLES / "inbound-gateway-b-leg.cdr.json").read_bytes()
+    assert pretty.count(b"\n") > 100
+    [record] = FreeswitchJsonCdrParser().split(pretty)
+    assert parse_json(record) == parse_json(compact(document("inbound-gateway-b-leg.cdr.json")))
+
+
+def test_split_concatenated_documents_one_record_each() -> None:
+    a_leg = (SAMPLES / "internal-a-leg.cdr.json").read_bytes().strip()
+    b_leg = (SAMPLES / "internal-b-leg.cdr.json").read_bytes().strip()
+    one_line = compact(document("outbound-unanswered-a-leg.cdr.json"))
+    # Files joined by cat with no newline in between ("}{"), CRLF line ends, a compact document.
+    payload = a_leg + b_leg + b"\r\n\r\n" + one_line + b"\n" + one_line
+    records = FreeswitchJsonCdrParser().split(payload)
+    assert [json.loads(r)["variables"]["uuid"] for r in records] == [
+        INTERNAL_A,
+        INTERNAL_B,
+        OUTBOUND_A,
+        OUTBOUND_A,
+    ]
+
+
+def test_split_brackets_inside_strings_do_not_count() -> None:
+    doc = document("internal-a-leg.cdr.json")
+    doc["variables"]["last_arg"] = '}{ ] [ {{ \\" }'
+    pretty = json.dumps(doc, indent=2).encode()
+    assert FreeswitchJsonCdrParser().split(pretty + b"\n" + pretty) == [pretty, pretty]
+
+
+def test_split_a_cut_document_does_not_swallow_the_next() -> None:
+    whole = compact(document("internal-b-leg.cdr.json"))
+    cut = whole[:500]
+    records = FreeswitchJsonCdrParser().split(cut + b"\n" + whole + b"\n")
+    assert records == [cut, whole]
+    assert json_reason(records[0]).reason == "malformed"
+
+
+def test_split_non_json_lines_are_records_of_their_own() -> None:
+    assert FreeswitchJsonCdrParser().split(b"garbage\n\n}\n{}\n") == [b"garbage", b"}", b"{}"]
+
+
+def test_too_large_pretty_document_is_one_dead_letter() -> None:
+    pretty = (SAMPLES / "inbound-gateway-b-leg.cdr.json").read_bytes()
+    parser = FreeswitchJsonCdrParser(max_record_bytes=1024)
+    [record] = parser.split(pretty)
+    assert record_error(parser.parse, record, SOURCE).reason == "too_large"
+
+
+def test_split_is_linear_in_the_payload() -> None:
+    # 2,000 documents of 20 lines each: a quadratic framer would take minutes here.
+    doc = json.dumps({"variables": {"uuid": "x", "app": "${a}{b}"}, "callflow": [{}]}, indent=4)
+    payload = (doc.encode() + b"\n") * 2000
+    records = FreeswitchJsonCdrParser().split(payload)
+    assert len(records) == 2000
+    assert records[0] == doc.encode()
 
 
 # --- freeswitch-cdr-csv ---------------------------------------------------------------------
@@ -496,3 +733,122 @@ def test_csv_dead_letters(line: bytes, expected: str) -> None:
 def test_csv_too_large() -> None:
     parser = FreeswitchCdrCsvParser(max_record_bytes=100)
     assert record_error(parser.parse, csv_line(), CSV_SOURCE).reason == "too_large"
+
+
+# --- freeswitch-cdr-csv: legs=ab, queues, talk time (issue 14) ------------------------------
+
+QUEUE_AGENT = "7c2e4a6b-1d3f-4a5b-9c8d-0e1f2a3b4c5d"
+
+
+def parse_ab(line: bytes) -> list[ActivityEvent]:
+    return FreeswitchCdrCsvParser(timezone="Europe/Moscow", legs="ab").parse(line, CSV_SOURCE)
+
+
+def talk_per_manager(events: list[ActivityEvent]) -> dict[str, int]:
+    """Talk seconds per manager as storage counts them: one row per event id (the last written
+    wins), legs summed per manager within a call."""
+    rows = {event.event_id: event for event in events}
+    totals: dict[str, int] = {}
+    for event in rows.values():
+        totals[event.actor.id] = totals.get(event.actor.id, 0) + event.talk_seconds
+    return totals
+
+
+def test_csv_both_legs_of_an_internal_call_count_once_per_manager() -> None:
+    # legs=ab: 1001 calls 1003. The a-leg's line names the b-leg in bleg_uuid; the b-leg's line
+    # has no bleg_uuid. Both speak for 1001 under derive_event_id(csv, b-leg uuid, "caller"), so
+    # storage keeps one row for 1001 and one for 1003: 120 s each, not 240.
+    a_leg = csv_line(caller="1001", destination="1003", uuid=INTERNAL_A).replace(
+        b'"","1001","PCMA"', f'"{INTERNAL_B}","1001","PCMA"'.encode()
+    )
+    b_leg = csv_line(
+        caller="1001",
+        destination="1003",
+        start="2026-11-26 11:00:01",
+        duration="123",
+        uuid=INTERNAL_B,
+    )
+    [caller] = parse_ab(a_leg)
+    b_events = parse_ab(b_leg)
+    assert caller.event_id == derive_event_id(CSV, INTERNAL_B, "caller")
+    assert [(e.actor.id, e.direction, e.event_id) for e in b_events] == [
+        ("1001", Direction.INTERNAL, derive_event_id(CSV, INTERNAL_B, "caller")),
+        ("1003", Direction.INTERNAL, derive_event_id(CSV, INTERNAL_B, "callee")),
+    ]
+    assert {e.call_id for e in [caller, *b_events]} == {INTERNAL_B}
+    assert talk_per_manager([caller, *b_events]) == {"1001": 120, "1003": 120}
+
+
+def test_csv_queue_call_is_the_agents_not_the_queue_numbers() -> None:
+    # legs=ab: a customer calls queue 3000, agent 1005 answers. The caller's line is the
+    # customer's (no extension calls); the agent's leg, named by the caller's bleg_uuid, is
+    # 1005's incoming call with the customer. With legs=a the queue number 3000 would be credited.
+    member = csv_line(
+        name="+79161234567",
+        caller="+79161234567",
+        destination="3000",
+        start="2026-11-26 10:00:00",
+        answer="2026-11-26 10:00:01",
+        end="2026-11-26 10:03:46",
+        duration="226",
+        billsec="225",
+        uuid=QUEUE_MEMBER_A,
+    ).replace(b'"","1001","PCMA"', f'"{QUEUE_AGENT}","","PCMA"'.encode())
+    agent = csv_line(
+        name="Support",
+        caller="+79161234567",
+        destination="1005",
+        start="2026-11-26 10:00:40",
+        answer="2026-11-26 10:00:46",
+        end="2026-11-26 10:03:46",
+        duration="186",
+        billsec="180",
+        uuid=QUEUE_AGENT,
+    )
+    assert parse_ab(member) == []
+    [event] = parse_ab(agent)
+    assert (event.actor.id, event.direction, event.counterpart, event.talk_seconds) == (
+        "1005",
+        Direction.INCOMING,
+        "+79161234567",
+        180,
+    )
+    assert event.call_id == QUEUE_AGENT
+
+
+def test_csv_ab_trunk_end_of_a_b_leg_is_not_an_unattributed_call() -> None:
+    # legs=ab: 1002's call went out with the company's caller id; the gateway b-leg's line has
+    # no extension on either side. 1002's a-leg already counted the call.
+    line = csv_line(caller="74951234567", destination="89031234567", uuid=INTERNAL_B)
+    assert parse_ab(line) == []
+    assert [e.actor.id for e in parse_csv(line)] == ["89031234567"]
+
+
+def test_csv_legs_a_keeps_the_a_legs_own_uuid() -> None:
+    # legs=a (the default): the line is the call's only record; its ids do not change.
+    line = csv_line().replace(b'"","1001","PCMA"', f'"{INTERNAL_B}","1001","PCMA"'.encode())
+    events = parse_csv(line)
+    assert [e.event_id for e in events] == [
+        derive_event_id(CSV, INTERNAL_A, "caller"),
+    ]
+    assert events[0].call_id == INTERNAL_A
+
+
+def test_csv_voicemail_answer_is_not_the_managers_talk() -> None:
+    # legs=a: the customer's call was transferred to 1001, rang out and went to 1001's voicemail,
+    # which answered: billsec 30, but no bridge (empty bleg_uuid), so 1001 missed the call.
+    line = csv_line(
+        name="+79161234567",
+        caller="+79161234567",
+        destination="1001",
+        answer="2026-11-26 11:01:34",
+        duration="124",
+        billsec="30",
+    )
+    [event] = parse_csv(line)
+    assert (event.actor.id, event.direction, event.answered, event.talk_seconds) == (
+        "1001",
+        Direction.INCOMING,
+        False,
+        0,
+    )
