@@ -34,6 +34,8 @@ system_packages() {
   command -v promtool >/dev/null || missing+=(prometheus)
   # The worker's web pages are tested in a real headless Chromium, driven through chromedriver.
   if [ "$extras" = dev ]; then
+    # The CDR table follower is tested against a real MariaDB holding FreePBX's CDR table.
+    [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
   fi

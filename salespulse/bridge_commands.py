@@ -27,6 +27,7 @@ def add_bridge_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         ("tail", "follow a CDR file and ship its lines to Kafka", cmd_tail),
         ("receive", "HTTP receiver for FreeSWITCH, Bitrix24 and JSON sources", cmd_receive),
         ("ami", "ship Asterisk Manager Interface Cdr events to Kafka", cmd_ami),
+        ("cdrdb", "follow the PBX's CDR table (FreePBX asteriskcdrdb.cdr) onto Kafka", cmd_cdrdb),
     ):
         parser = sub.add_parser(name, help=help_text)
         parser.add_argument("--metrics-port", type=int, help="serve /metrics on this port")
@@ -90,6 +91,26 @@ def cmd_ami(args: argparse.Namespace, settings: Settings) -> int:
         producer = RawProducer(settings.kafka, settings.topics)
         await serve_when_reachable(
             producer, stop, "ami", lambda: run_ami_bridge(ami, producer, stop=stop)
+        )
+
+    return _run(args, body)
+
+
+def cmd_cdrdb(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.cdr_table import run_cdr_table
+
+    table = settings.cdr_table
+    if table is None:
+        raise BridgeNotConfigured(
+            "set SALESPULSE_CDR_TABLE__USER and SALESPULSE_CDR_TABLE__PASSWORD "
+            "(and __HOST, __PORT, __DATABASE, __TABLE)"
+        )
+
+    async def body(stop: asyncio.Event) -> None:
+        # The database and Kafka may come up in either order: wait for the broker.
+        producer = RawProducer(settings.kafka, settings.topics)
+        await serve_when_reachable(
+            producer, stop, "cdr_table", lambda: run_cdr_table(table, producer, stop)
         )
 
     return _run(args, body)

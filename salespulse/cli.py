@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from ingest.cdr_table_settings import CdrTableError
 from ingest.receiver_auth import ReceiverNotSecured
 from ingest.tailer_state import TailerStateError
 from processors.alerting.rules import RulesError
@@ -374,6 +375,7 @@ _USER_ERRORS = (
     BridgeNotConfigured,
     ReceiverNotSecured,
     TailerStateError,
+    CdrTableError,
     MigrationError,
     ImportRefused,
 )

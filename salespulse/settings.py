@@ -38,6 +38,7 @@ from pydantic_settings import (
 
 from ingest.ami_settings import AmiSettings
 from ingest.bitrix24.settings import Bitrix24Settings
+from ingest.cdr_table_settings import CdrTableSettings
 from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import TailerSettings
 from salespulse.alert_settings import AlertsSettings
@@ -389,6 +390,7 @@ class Settings(BaseSettings):
     tailer: TailerSettings = TailerSettings()
     receiver: ReceiverSettings = ReceiverSettings()
     ami: AmiSettings | None = None
+    cdr_table: CdrTableSettings | None = None
     bitrix24: Bitrix24Settings | None = None
     alerts: AlertsSettings = AlertsSettings()
     reports: ReportsSettings = ReportsSettings()

@@ -7,6 +7,7 @@ from typing import TypedDict
 from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
 from processors.parsers.asterisk_cdr_csv import AsteriskCdrCsvParser
+from processors.parsers.asterisk_cdr_db import AsteriskCdrDbParser
 from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
 from processors.parsers.base import Parser, RecordError
 from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
@@ -27,6 +28,7 @@ from salespulse.settings import ParsingSettings
 __all__ = [
     "AsteriskAmiCdrParser",
     "AsteriskCdrCsvParser",
+    "AsteriskCdrDbParser",
     "AsteriskCelCallParser",
     "Bitrix24CallEndEventParser",
     "Bitrix24CrmRestParser",
@@ -62,6 +64,7 @@ def build_parsers(
     parsers: list[Parser] = [
         AsteriskCdrCsvParser(**pbx, columns=settings.asterisk_cdr_columns),
         AsteriskAmiCdrParser(**pbx),
+        AsteriskCdrDbParser(**pbx),
         AsteriskCelCallParser(
             timezone=settings.pbx_timezone,
             internal_extension_pattern=settings.internal_extension_pattern,

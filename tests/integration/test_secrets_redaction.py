@@ -49,6 +49,8 @@ SECRET_ENV = {
     "SALESPULSE_RECEIVER__BITRIX24_APPLICATION_TOKEN": "apptoken-S3CRET-f6",
     "SALESPULSE_AMI__USERNAME": "salespulse",
     "SALESPULSE_AMI__SECRET": "ami-S3CRET-g7",
+    "SALESPULSE_CDR_TABLE__USER": "cdr-reader",
+    "SALESPULSE_CDR_TABLE__PASSWORD": "cdrdb-S3CRET-p16",
     "SALESPULSE_BITRIX24__WEBHOOK_URL": "https://portal.example.com/rest/1/hookS3CRETh8/",
     "SALESPULSE_BITRIX24__APPLICATION_TOKEN": "b24token-S3CRET-i9",
     "SALESPULSE_ALERTS__WEBHOOK_SECRET": "signing-S3CRET-j10",
@@ -73,7 +75,7 @@ def leaked(text: str) -> list[str]:
 
 def test_every_secret_setting_has_a_recognisable_value_here() -> None:
     assert set(secret_paths(Settings)) <= set(SECRET_ENV)
-    assert len(secret_paths(Settings)) == 13
+    assert len(secret_paths(Settings)) == 14
 
 
 def _command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

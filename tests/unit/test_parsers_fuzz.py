@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from processors.parsers import (
     AsteriskAmiCdrParser,
     AsteriskCdrCsvParser,
+    AsteriskCdrDbParser,
     AsteriskCelCallParser,
     Bitrix24CallEndEventParser,
     Bitrix24CrmRestParser,
@@ -28,7 +29,7 @@ from processors.parsers import (
     build_parsers,
 )
 from salespulse.settings import ParsingSettings
-from tests.unit import test_asterisk_ami_cdr, test_asterisk_cel
+from tests.unit import test_asterisk_ami_cdr, test_asterisk_cdr_db, test_asterisk_cel
 from tests.unit.fuzzing import FUZZ, SOURCE, check, json_values, mutated, reshaped, truncated
 from tests.unit.parsing_helpers import ASTERISK_INCOMING_CSV, SAMPLES_DIR, compact, json_sample
 
@@ -65,6 +66,7 @@ SAMPLES: dict[str, list[bytes]] = {
     # they take the same generic mutations as every other format.
     "asterisk-ami-cdr": test_asterisk_ami_cdr.SAMPLES,
     "asterisk-cel-call": test_asterisk_cel.SAMPLES,
+    "asterisk-cdr-db": [json.dumps(test_asterisk_cdr_db.ROW).encode()],
     "asterisk-cdr-csv": [
         ASTERISK_INCOMING_CSV,
         b'"","101","102","from-internal","""Anna"" <101>","SIP/101-00000050",'
@@ -126,6 +128,7 @@ PARSERS: dict[str, Parser] = {
     "asterisk-ami-cdr": AsteriskAmiCdrParser(timezone="Europe/Berlin"),
     "asterisk-cel-call": AsteriskCelCallParser(timezone="Europe/Moscow"),
     "asterisk-cdr-csv": AsteriskCdrCsvParser(timezone="Europe/Berlin"),
+    "asterisk-cdr-db": AsteriskCdrDbParser(timezone="Europe/Moscow"),
     "chat-session-json": ChatSessionJsonParser(),
     "crm-event-json": CrmEventJsonParser(),
     "freeswitch-json-cdr": FreeswitchJsonCdrParser(),

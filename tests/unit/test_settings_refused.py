@@ -130,6 +130,8 @@ COMPLETE = {
     "SALESPULSE_AMI__SECRET": "ami-secret",
     "SALESPULSE_BITRIX24__WEBHOOK_URL": "https://portal.example.com/rest/1/abcdef123/",
     "SALESPULSE_BITRIX24__APPLICATION_TOKEN": "b24-token",
+    "SALESPULSE_CDR_TABLE__USER": "cdr-reader",
+    "SALESPULSE_CDR_TABLE__PASSWORD": "cdr-password",
 }
 CREDENTIALS = sorted(
     variable
@@ -140,7 +142,7 @@ BLANKS = ["", " ", "\t\n"]
 
 
 def test_the_credentials_are_all_secret_strings() -> None:
-    assert len(CREDENTIALS) == 11
+    assert len(CREDENTIALS) == 12
     for variable in CREDENTIALS:
         section, name = secret_paths(Settings)[variable]
         model = SECTIONS[section]
