@@ -39,11 +39,11 @@ from tests.integration.pipeline_harness import (
     assert_rollups_catch_up,
     every_dead_letter,
     expected_totals,
-    isolated_settings,
     launch,
     metric_total,
     query,
     stored_totals,
+    week_settings,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -135,10 +135,7 @@ async def letters_by_reason(settings: Settings) -> dict[str, set[bytes]]:
 async def test_the_findings_records_no_longer_stop_the_worker(
     stack: LocalStack, tmp_path: Path, week_traffic: tuple[Traffic, Path]
 ) -> None:
-    traffic, directory_path = week_traffic
-    settings = isolated_settings(stack, tmp_path).model_copy(
-        update={"directory_path": directory_path}
-    )
+    traffic, settings = week_settings(stack, tmp_path, week_traffic)
     prepared_database(settings, refuse_poison=False)
     await send_week_with(traffic, settings, [TASK_DUE_1900])
     await send_probes(settings, [(SourceFamily.CHAT, "chat-session-json", CHAT_CLOSED_2200)])
@@ -180,10 +177,7 @@ async def kill_while_isolating(settings: Settings, worker: RunningWorker, log_pa
 async def test_rows_refused_for_unforeseen_reasons_are_isolated_even_across_a_sigkill(
     stack: LocalStack, tmp_path: Path, week_traffic: tuple[Traffic, Path]
 ) -> None:
-    traffic, directory_path = week_traffic
-    settings = isolated_settings(stack, tmp_path).model_copy(
-        update={"directory_path": directory_path}
-    )
+    traffic, settings = week_settings(stack, tmp_path, week_traffic)
     prepared_database(settings, refuse_poison=True)
     await send_week_with(traffic, settings, [TASK_DUE_1900, *POISON])
 

@@ -86,6 +86,15 @@ def isolated_settings(stack: LocalStack, tmp_path: Path) -> Settings:
     )
 
 
+def week_settings(
+    stack: LocalStack, tmp_path: Path, week_traffic: tuple[Traffic, Path]
+) -> tuple[Traffic, Settings]:
+    """The generated week, and a run of its own with the week's manager directory."""
+    traffic, directory_path = week_traffic
+    settings = isolated_settings(stack, tmp_path)
+    return traffic, settings.model_copy(update={"directory_path": directory_path})
+
+
 def stored_totals(settings: Settings) -> dict[str, Counter[str]]:
     """Per-manager totals over the whole generated week, as ``salespulse summary`` reads them."""
     directory = load_directory(settings.directory_path)
@@ -282,39 +291,44 @@ async def send_until(
     return rounds
 
 
-async def every_dead_letter(settings: Settings) -> list[dict[str, bytes]]:
-    """Every dead letter in the topic, up to its end: its headers, and its bytes as
-    ``value``."""
+async def everything_on(settings: Settings, topic: str) -> list[dict[str, bytes]]:
+    """Every message on ``topic``, up to its end: its headers, and its bytes as ``value``."""
     consumer = AIOKafkaConsumer(
-        settings.topics.dead_letter,
+        topic,
         **settings.kafka.aiokafka_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     await consumer.start()  # without a group: every partition is assigned to it
-    letters: list[dict[str, bytes]] = []
+    messages: list[dict[str, bytes]] = []
     try:
         ends = await consumer.end_offsets(
             [
-                TopicPartition(settings.topics.dead_letter, partition)
-                for partition in consumer.partitions_for_topic(settings.topics.dead_letter) or ()
+                TopicPartition(topic, partition)
+                for partition in consumer.partitions_for_topic(topic) or ()
             ]
         )
-        assert ends, f"no partitions of {settings.topics.dead_letter} known"
+        assert ends, f"no partitions of {topic} known"
 
         async def behind() -> bool:
             return any([await consumer.position(tp) < end for tp, end in ends.items()])
 
         deadline = time.monotonic() + 60
         while await behind():
-            assert time.monotonic() < deadline, "the dead-letter topic could not be read"
+            assert time.monotonic() < deadline, f"{topic} could not be read"
             for records in (await consumer.getmany(timeout_ms=500)).values():
-                letters += [
+                messages += [
                     dict(record.headers) | {"value": record.value or b""} for record in records
                 ]
     finally:
         await consumer.stop()
-    return letters
+    return messages
+
+
+async def every_dead_letter(settings: Settings) -> list[dict[str, bytes]]:
+    """Every dead letter in the topic, up to its end: its headers, and its bytes as
+    ``value``."""
+    return await everything_on(settings, settings.topics.dead_letter)
 
 
 async def dead_letter_origins(settings: Settings) -> Counter[tuple[bytes, bytes, bytes]]:

@@ -21,11 +21,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from ingest.cdr_table import CdrTableFollower
 from ingest.cdr_table_settings import CdrTableSettings
@@ -34,7 +34,7 @@ from processors.parsers import AsteriskCdrDbParser
 from salespulse.models import SourceRef
 from salespulse.settings import Settings, to_environment
 from tests.conftest import LocalStack
-from tests.integration.pipeline_harness import isolated_settings
+from tests.integration.pipeline_harness import everything_on, isolated_settings
 from tests.mariadb import FREEPBX_CDR_TABLE, MariaDb, running_mariadb
 
 INSERT = (
@@ -148,24 +148,11 @@ def table_settings(server: MariaDb, database: str, state_dir: Path) -> CdrTableS
 
 
 async def raw_records(settings: Settings) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        settings.topics.raw_pbx,
-        **settings.kafka.aiokafka_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    """Every row on the raw PBX topic, each message split into its rows."""
     records: list[bytes] = []
-    try:
-        batches = await consumer.getmany(timeout_ms=3000)
-        while batches:
-            for messages in batches.values():
-                for message in messages:
-                    assert dict(message.headers)["sp-format"] == b"asterisk-cdr-db"
-                    records += (message.value or b"").split(b"\n")
-            batches = await consumer.getmany(timeout_ms=1000)
-    finally:
-        await consumer.stop()
+    for message in await everything_on(settings, settings.topics.raw_pbx):
+        assert message["sp-format"] == b"asterisk-cdr-db"
+        records += message["value"].split(b"\n")
     return records
 
 
@@ -290,6 +277,7 @@ def test_the_command_follows_the_table_and_stops_cleanly(
             records = asyncio.run(raw_records(settings))
             if len(records) >= 2:
                 break
+            time.sleep(0.5)
         assert len(records) == 2
     finally:
         process.send_signal(signal.SIGTERM)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from ingest.generator import Traffic, write_files
 from processors.parsers import build_parsers
@@ -23,8 +22,9 @@ from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
 from tests.integration.pipeline_harness import (
     assert_counted_once,
-    isolated_settings,
+    everything_on,
     launch,
+    week_settings,
 )
 
 SOURCE_FILES = ("Master.csv", "chat-sessions.jsonl", "crm-events.jsonl")
@@ -34,34 +34,10 @@ def quiet(_: str) -> None:
     pass
 
 
-async def raw_values(settings: Settings, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        **settings.kafka.aiokafka_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=2000,
-    )
-    await consumer.start()
-    values = []
-    try:
-        batches = await consumer.getmany(timeout_ms=3000)
-        while batches:
-            for records in batches.values():
-                values += [(r.value or b"", dict(r.headers)) for r in records]
-            batches = await consumer.getmany(timeout_ms=1000)
-    finally:
-        await consumer.stop()
-    return values
-
-
 async def test_a_week_imported_twice_is_counted_once(
     stack: LocalStack, tmp_path: Path, week_traffic: tuple[Traffic, Path]
 ) -> None:
-    traffic, directory_path = week_traffic
-    settings = isolated_settings(stack, tmp_path).model_copy(
-        update={"directory_path": directory_path}
-    )
+    traffic, settings = week_settings(stack, tmp_path, week_traffic)
     write_files(traffic, tmp_path / "files")
     files = [tmp_path / "files" / name for name in SOURCE_FILES]
 
@@ -72,9 +48,9 @@ async def test_a_week_imported_twice_is_counted_once(
     assert first.formats == {"asterisk-cdr-csv": 1, "chat-session-json": 1, "crm-event-json": 1}
 
     # Raw stays raw: the file's lines, in order, each message a backfill.
-    sent = await raw_values(settings, settings.topics.raw_pbx)
-    assert all(headers[BACKFILL_HEADER] == b"1" for _, headers in sent)
-    lines = b"\n".join(sorted(b"\n".join(value for value, _ in sent).split(b"\n")))
+    sent = await everything_on(settings, settings.topics.raw_pbx)
+    assert all(message[BACKFILL_HEADER] == b"1" for message in sent)
+    lines = b"\n".join(sorted(b"\n".join(message["value"] for message in sent).split(b"\n")))
     master = (tmp_path / "files" / "Master.csv").read_bytes().rstrip(b"\n")
     assert lines == b"\n".join(sorted(master.split(b"\n")))
 
