@@ -60,7 +60,7 @@ from suite_report import Results, record_profile, record_suite, render_profile, 
 
 from ingest.generator import Population, make_population, send_to_kafka, write_directory_yaml
 from ingest.generator.output import FILE_NAMES
-from ingest.tailer_state import StateStore, TailerSettings, state_name
+from ingest.tailer_state import Position, StateStore, TailerSettings, state_name
 from salespulse.lag import group_lag, wait_for_zero_lag
 from salespulse.models import SourceFamily
 from salespulse.settings import LatenessSettings, Settings, TopicSettings
@@ -203,7 +203,7 @@ async def measure_backfill(
     path.write_bytes(b"".join(record.data + b"\n" for record in cdr))
     tailer = TailerSettings(path=path, state_dir=state / "backfill" / "state", source_key="pbx-1")
     settings = run.settings.model_copy(update={"tailer": tailer})
-    store = StateStore(tailer.state_dir, state_name(tailer.source_key, tailer.path))
+    store = StateStore(tailer.state_dir, state_name(tailer.source_key, tailer.path), Position)
     size = path.stat().st_size
     log = state / "tail.log"
     before = stored_events(run.client)
