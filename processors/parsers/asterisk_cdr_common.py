@@ -150,6 +150,10 @@ class CdrInterpreter:
             raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
 
         answered = cdr.disposition == "ANSWERED"
+        # billsec runs from the CDR's answer time, which a Local channel (or a channel the
+        # dialplan answered) sets although the phone dialled never answered: such a leg is
+        # NO ANSWER with billsec > 0. Talk time is a conversation's, so none without an answer.
+        talk = billsec if answered else 0
         # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
         key = cdr_event_key(cdr)
         call_id = cdr.linkedid or None
@@ -166,7 +170,7 @@ class CdrInterpreter:
                     direction=direction,
                     answered=answered,
                     duration_seconds=duration,
-                    talk_seconds=billsec,
+                    talk_seconds=talk,
                     counterpart=counterpart,
                     call_id=call_id,
                 )

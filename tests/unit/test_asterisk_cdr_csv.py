@@ -182,6 +182,25 @@ def test_empty_answer_field_is_an_unanswered_call() -> None:
     assert event.talk_seconds == 0
 
 
+@pytest.mark.parametrize("disposition", ["NO ANSWER", "BUSY", "FAILED", "CONGESTION"])
+def test_unanswered_leg_has_no_talk_time_whatever_its_billsec(disposition: str) -> None:
+    # A FreePBX ring group dials through Local channels; the Local channel was answered by the
+    # dialplan, so the leg to 101, whose phone only rang, carries billsec 18 as NO ANSWER.
+    line = cdr(
+        dst="600",
+        dstchannel="Local/101@from-internal-0000000b;1",
+        answer="2026-11-26 09:15:05",
+        end="2026-11-26 09:15:23",
+        duration="21",
+        billsec="18",
+        disposition=disposition,
+    )
+    [event] = parse(line)
+    assert event.actor.id == "101"
+    assert event.answered is False
+    assert (event.duration_seconds, event.talk_seconds) == (21, 0)
+
+
 def test_no_internal_endpoint_attributes_to_the_dialled_number() -> None:
     # The client hung up in the IVR: nobody's phone rang, the DID is all we know.
     line = cdr(
