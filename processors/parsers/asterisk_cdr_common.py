@@ -63,23 +63,55 @@ class CdrFields(NamedTuple):
     sequence: str | None = None
 
 
+# Technologies whose channels name hardware rather than a peer the administrator named: a DAHDI
+# (formerly Zaptel) channel or ISDN span, a router's telephone line (chan_telephony's TELCHAN,
+# chan_brcm's BRCM), a sound card (chan_console and chan_oss's Console, chan_alsa's ALSA).
+# Their numbers collide with short extensions (DAHDI channel 12, extension 12), so their
+# endpoint keeps the technology: "DAHDI/12" is never read as extension 12 unless the extension
+# pattern names it.
+_HARDWARE = frozenset({"DAHDI", "Zap", "TELCHAN", "BRCM", "Console", "ALSA"})
+# Of those, a router's phone lines carry nothing but its own phones, and name only a line index:
+# the phone's extension is the number the CDR gives for its side (src or dst).
+_PHONE_LINES = ("TELCHAN/", "BRCM/")
+# The counter Asterisk appends to make a name unique: "%08x" (SIP, PJSIP, Local), "%d" (IAX2,
+# DAHDI analog), "%x" (DAHDI ISDN), "%04lx" (Motif).
+_COUNTER = re.compile(r"[0-9A-Fa-f]+", re.ASCII).fullmatch
+
+
 def channel_endpoint(channel: str) -> str | None:
     """The device or peer behind a channel name, e.g. ``SIP/101-00000013`` → ``101``.
 
-    Local channels name a dialplan target instead (``Local/101@from-internal-0000001;1``), so
-    their endpoint is the extension before ``@``. A name without a technology prefix is not a
-    channel we can attribute.
+    ``TECH/<name>-<counter>`` (SIP, PJSIP, IAX2, Motif) names a peer: the endpoint is ``<name>``,
+    which may itself contain dashes. Local, Skinny, MGCP and UNISTIM channels name
+    ``<extension or line>@<context or device>``: the part before ``@``. Asterisk 1.0's IAX2 and
+    chan_telephony count calls after a slash (``IAX2/peer/123``, ``TELCHAN/5/1``). Hardware
+    channels (``_HARDWARE``) keep their technology: ``DAHDI/1-1`` → ``DAHDI/1``,
+    ``DAHDI/i1/79161234567-1`` (ISDN span 1; the number is the far end's) → ``DAHDI/i1``. A name
+    without a technology prefix is not a channel we can attribute.
     """
-    _, slash, resource = channel.partition("/")
+    # Asterisk 1.4 to 11 renamed a channel a masquerade replaced, e.g. after a transfer.
+    if channel.endswith(">"):
+        channel = channel.removesuffix("<ZOMBIE>").removesuffix("<MASQ>")
+    technology, slash, resource = channel.partition("/")
     if not slash or not resource:
         return None
+    if technology in _HARDWARE:
+        port = _without_counter(resource.partition("/")[0])
+        return f"{technology}/{port}" if port else None
     if "@" in resource:
-        endpoint = resource.partition("@")[0]
-    else:
-        # Channel names end in "-<sequence>"; a peer name may itself contain dashes.
-        head, dash, _ = resource.rpartition("-")
-        endpoint = head if dash else resource
-    return endpoint or None
+        return resource.partition("@")[0] or None
+    return _without_counter(resource) or None
+
+
+def _without_counter(resource: str) -> str:
+    """A channel's resource without the counter that makes its name unique, if it has one."""
+    head, dash, tail = resource.rpartition("-")
+    if dash and _COUNTER(tail):
+        return head
+    head, slash, tail = resource.rpartition("/")
+    if slash and tail.isascii() and tail.isdigit():
+        return head
+    return resource
 
 
 def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
@@ -127,8 +159,8 @@ class CdrInterpreter:
         if sequence and not (len(sequence) <= 10 and sequence.isascii() and sequence.isdigit()):
             raise RecordError("invalid", f"sequence: {redact(sequence)} is not an integer")
 
-        caller = self._extension(cdr.channel)
-        callee = self._extension(cdr.dstchannel)
+        caller = self._extension(cdr.channel, cdr.src)
+        callee = self._extension(cdr.dstchannel, cdr.dst)
         src = cdr.src or None
         dst = cdr.dst or None
 
@@ -179,8 +211,11 @@ class CdrInterpreter:
         except ValidationError as exc:
             raise RecordError("invalid", summarize(exc)) from None
 
-    def _extension(self, channel: str) -> str | None:
-        """The channel's endpoint if it is a manager's extension, else None."""
+    def _extension(self, channel: str, number: str) -> str | None:
+        """The channel's endpoint if it is a manager's extension, else None; for a router's phone
+        line, ``number`` (the CDR's number of the channel's side) if it is one."""
+        if channel.startswith(_PHONE_LINES):
+            return self._extensions.first(number)
         return self._extensions.first(channel_endpoint(channel))
 
     def _wall_clock(self, value: str, field: str) -> datetime:
