@@ -60,8 +60,10 @@ def build_parsers(
         max_record_bytes=max_record_bytes,
     )
     parsers: list[Parser] = [
-        AsteriskCdrCsvParser(**pbx, columns=settings.asterisk_cdr_columns),
-        AsteriskAmiCdrParser(**pbx),
+        AsteriskCdrCsvParser(
+            **pbx, columns=settings.asterisk_cdr_columns, encoding=settings.pbx_encoding
+        ),
+        AsteriskAmiCdrParser(**pbx, encoding=settings.pbx_encoding),
         AsteriskCelCallParser(
             timezone=settings.pbx_timezone,
             internal_extension_pattern=settings.internal_extension_pattern,

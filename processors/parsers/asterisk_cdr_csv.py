@@ -12,7 +12,7 @@ import csv
 import re
 from typing import ClassVar, NamedTuple, get_args
 
-from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, INTERNAL_EXTENSION_PATTERN, decode
+from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES, INTERNAL_EXTENSION_PATTERN
 from processors.parsers.asterisk_cdr_common import (
     DISPOSITIONS,
     AsteriskCdrParser,
@@ -88,14 +88,15 @@ class AsteriskCdrCsvParser(AsteriskCdrParser):
         internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         columns: AsteriskCdrColumns = "default",
+        encoding: str = "utf-8",
     ) -> None:
         if columns not in get_args(AsteriskCdrColumns):
             raise ValueError(f"unknown cdr_csv column set {columns!r}")
-        super().__init__(timezone, internal_extension_pattern, max_record_bytes)
+        super().__init__(timezone, internal_extension_pattern, max_record_bytes, encoding)
         self._layout = None if columns == "auto" else _LAYOUTS[columns]
 
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        text = decode(record)
+        text, valid = self._text(record)
         try:
             rows = list(csv.reader((text,), _CSV_DIALECT))
         except csv.Error as exc:
@@ -126,7 +127,7 @@ class AsteriskCdrCsvParser(AsteriskCdrParser):
             linkedid=None if layout.linkedid is None else fields[layout.linkedid],
             sequence=None if layout.sequence is None else fields[layout.sequence],
         )
-        return self._cdr.events(cdr, source)
+        return self._events(cdr, valid, source)
 
 
 def _detect(fields: list[str]) -> _Layout | None:

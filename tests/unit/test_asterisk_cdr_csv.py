@@ -498,9 +498,54 @@ def test_time_beyond_the_calendar_after_conversion_is_bad_time() -> None:
     assert reason(line, timezone="Europe/Moscow") == "bad_time"
 
 
-def test_non_utf8_is_decode_error() -> None:
-    line = cdr(clid="CLIENT").replace(b"CLIENT", "Иван".encode("cp1251"))
-    assert reason(line) == "decode_error"
+# --- text encodings ---------------------------------------------------------------------------
+
+
+def test_a_caller_name_in_cp1251_does_not_cost_the_cdr() -> None:
+    # A Russian installation: Master.csv is UTF-8, but the dialplan set CALLERID(name) from a
+    # CP1251 phone book, and cdr_csv copies clid byte for byte.
+    line = cdr(clid="CLIENT").replace(b"CLIENT", '""Иванов Пётр"" <79161234567>'.encode("cp1251"))
+    assert parse(line) == parse(INCOMING_ANSWERED)
+
+
+@pytest.mark.parametrize(
+    ("field", "line"),
+    [
+        ("src", cdr(src="X")),
+        ("dstchannel", cdr(dstchannel="SIP/X-00000013")),
+        ("disposition", cdr(disposition="X")),
+        ("start", cdr(start="X")),
+    ],
+)
+def test_a_field_read_that_is_not_utf8_is_decode_error(field: str, line: bytes) -> None:
+    error = record_error(parse, line.replace(b"X", "ж".encode("cp1251")))
+    assert (error.reason, error.detail) == ("decode_error", f"{field}: not UTF-8")
+
+
+def test_fields_not_read_may_hold_any_bytes() -> None:
+    line = INCOMING_ANSWERED.replace(b'"from-trunk"', b'"\xff\xfe"').replace(
+        b'"SIP/101,30"', b'"\xd0"'
+    )
+    assert parse(line) == parse(INCOMING_ANSWERED)
+
+
+@pytest.mark.parametrize("encoding", ["cp1251", "koi8-r", "CP1251", "windows-1251"])
+def test_fields_read_are_decoded_in_the_configured_encoding(encoding: str) -> None:
+    # sip.conf written in the PBX's 8-bit encoding names the trunk peer in Cyrillic.
+    line = cdr(channel="SIP/Офис-00000012", clid='""Иванов"" <79161234567>')
+    parser = AsteriskCdrCsvParser(encoding=encoding)
+    [event] = parser.parse(line.decode().encode(encoding), SOURCE)
+    assert event.actor.id == "101"
+    assert event.event_id == derive_event_id(
+        "asterisk-cdr-csv", "SIP/Офис-00000012", "SIP/101-00000013", "2026-11-26 09:15:02", "callee"
+    )
+    assert reason(line.decode().encode(encoding)) == "decode_error"  # not UTF-8
+
+
+@pytest.mark.parametrize("encoding", ["no-such-codec", "utf-16", "rot13", "cp037"])
+def test_encodings_that_cannot_frame_csv_are_refused(encoding: str) -> None:
+    with pytest.raises(ValueError, match=r"not a text encoding|not ASCII-compatible"):
+        AsteriskCdrCsvParser(encoding=encoding)
 
 
 def test_too_large() -> None:
