@@ -77,10 +77,12 @@ AsteriskCdrColumns = Literal[
     "uniqueid+new",
     "userfield+new",
     "all",
+    "custom",
 ]
 """An Asterisk cdr_csv column set, named after the ``[csv]`` options that add columns:
 ``uniqueid`` (loguniqueid), ``userfield`` (loguserfield), ``new`` (newcdrcolumns); ``all`` is all
-three. ``auto`` recognises the set per line."""
+three. ``custom`` is the Master.csv template of cdr_custom.conf.sample, written by cdr_custom.
+``auto`` recognises the set per line."""
 _ASCII_BYTES = bytes(range(128))
 _ASCII_TEXT = _ASCII_BYTES.decode("ascii")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}", re.ASCII)
@@ -278,8 +280,8 @@ class ParsingSettings(BaseModel):
     )
     asterisk_cdr_columns: AsteriskCdrColumns = Field(
         default="auto",
-        description="cdr_csv column set (loguniqueid, loguserfield, newcdrcolumns); auto: by "
-        "field count",
+        description="cdr_csv column set (loguniqueid, loguserfield, newcdrcolumns), or custom "
+        "for cdr_custom's Master.csv template; auto: by field count and where the times are",
     )
     pbx_encoding: str = Field(
         default="utf-8",

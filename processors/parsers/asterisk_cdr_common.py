@@ -124,6 +124,11 @@ def _without_counter(resource: str) -> str:
     return resource
 
 
+def is_cdr_time(value: str) -> bool:
+    """Whether ``value`` has the shape of a CDR time (``%Y-%m-%d %T``), valid or not."""
+    return _CDR_TIME.fullmatch(value) is not None
+
+
 def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
     """The fields that identify a CDR at its source; the event id adds the side.
 
