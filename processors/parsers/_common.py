@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar, Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -78,10 +78,13 @@ def decode_leniently(record: bytes, encoding: str) -> tuple[str, bool]:
         return record.decode(encoding, "surrogateescape"), False
 
 
-def check_decoded(fields: Iterable[tuple[str, str | None]], encoding: str) -> None:
-    """``decode_error`` unless each (name, value) read from a ``decode_leniently`` text that was
-    not all valid is itself valid ``encoding``."""
-    for name, value in fields:
+def check_decoded(names: Sequence[str], values: Sequence[str | None], encoding: str) -> None:
+    """``decode_error`` naming the first field that is not valid ``encoding``, of ``values``
+    read from a ``decode_leniently`` text that was not all valid."""
+    # One search over all of them: most such records have their bad bytes in fields not read.
+    if _UNDECODED.search("".join(filter(None, values))) is None:
+        return
+    for name, value in zip(names, values, strict=True):
         if value and _UNDECODED.search(value):
             raise RecordError("decode_error", f"{name}: not {encoding.upper()}")
 

@@ -341,7 +341,7 @@ class AsteriskCdrParser(PbxRecordParser):
     def _events(self, cdr: CdrFields, valid: bool, source: SourceRef) -> list[ActivityEvent]:
         """The CDR's events; ``valid`` False: first refuse it if a field read did not decode."""
         if not valid:
-            check_decoded(zip(cdr._fields, cdr, strict=True), self._encoding)
+            check_decoded(cdr._fields, cdr, self._encoding)
         return self._cdr.events(cdr, source)
 
 
