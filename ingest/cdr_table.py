@@ -127,9 +127,10 @@ class CdrTable:
 
     def rows_since(self, since: datetime | None, limit: int) -> list[dict[str, Any]]:
         connection = self._connect()
-        names = ", ".join(f"`{column}`" for column in self.columns)
-        where = "WHERE `calldate` >= %s " if since is not None else ""
-        sql = f"SELECT {names} FROM `{self._settings.table}` {where}ORDER BY `calldate` LIMIT %s"
+        columns_sql = ", ".join(f"`{column}`" for column in self.columns)  # known names only
+        where_sql = "WHERE `calldate` >= %s " if since is not None else ""
+        table = self._settings.table  # a plain name: the settings refuse anything else
+        sql = f"SELECT {columns_sql} FROM `{table}` {where_sql}ORDER BY `calldate` LIMIT %s"
         with connection.cursor() as cursor:
             cursor.execute(sql, (since, limit) if since is not None else (limit,))
             return list(cursor.fetchall())

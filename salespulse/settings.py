@@ -9,6 +9,7 @@ after the variables (docs/security.md). Validation errors never quote what was g
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -81,10 +82,14 @@ AsteriskCdrColumns = Literal[
     "uniqueid+new",
     "userfield+new",
     "all",
+    "custom",
 ]
 """An Asterisk cdr_csv column set, named after the ``[csv]`` options that add columns:
 ``uniqueid`` (loguniqueid), ``userfield`` (loguserfield), ``new`` (newcdrcolumns); ``all`` is all
-three. ``auto`` recognises the set per line."""
+three. ``custom`` is the Master.csv template of cdr_custom.conf.sample, written by cdr_custom.
+``auto`` recognises the set per line."""
+_ASCII_BYTES = bytes(range(128))
+_ASCII_TEXT = _ASCII_BYTES.decode("ascii")
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}", re.ASCII)
 _TOPIC_RULE = "must be a Kafka name: 1 to 249 ASCII letters, digits, '.', '_' and '-'"
 # Sections refuse unknown keys: a misspelt SALESPULSE_CLICKHOUSE__PASWORD must fail loudly rather
@@ -103,6 +108,22 @@ def sql_identifier(value: str) -> str:
     if not _IDENTIFIER.fullmatch(value):
         raise ValueError(_IDENTIFIER_RULE)
     return value
+
+
+def text_encoding(name: str) -> str:
+    """Python's name for ``name`` if it is a text encoding that keeps ASCII as ASCII, else
+    ValueError. CDR lines are framed and split on ASCII line breaks, commas, quotes and colons
+    before anything is decoded, so UTF-16 or EBCDIC would cut them in the wrong places."""
+    try:
+        canonical = codecs.lookup(name).name
+        ascii_compatible = _ASCII_BYTES.decode(canonical) == _ASCII_TEXT
+    except LookupError:  # also for codecs that are not text encodings (base64, rot13)
+        raise ValueError("not a text encoding Python knows (utf-8, cp1251, koi8-r ...)") from None
+    except UnicodeError:
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise ValueError("not ASCII-compatible: CDR lines are split on ASCII characters")
+    return canonical
 
 
 def kafka_name(value: str) -> str:
@@ -285,8 +306,14 @@ class ParsingSettings(BaseModel):
     )
     asterisk_cdr_columns: AsteriskCdrColumns = Field(
         default="auto",
-        description="cdr_csv column set (loguniqueid, loguserfield, newcdrcolumns); auto: by "
-        "field count",
+        description="cdr_csv column set (loguniqueid, loguserfield, newcdrcolumns), or custom "
+        "for cdr_custom's Master.csv template; auto: by field count and where the times are",
+    )
+    pbx_encoding: str = Field(
+        default="utf-8",
+        description="encoding of the text in Asterisk CDRs (Master.csv, AMI): utf-8, cp1251, "
+        "koi8-r or any ASCII-compatible Python codec; only the fields salespulse reads must be "
+        "valid in it",
     )
     freeswitch_log_b_leg: bool = Field(
         default=True,
@@ -320,6 +347,11 @@ class ParsingSettings(BaseModel):
     def _compiles(cls, value: str) -> str:
         re.compile(value)
         return value
+
+    @field_validator("pbx_encoding")
+    @classmethod
+    def _text_encoding(cls, value: str) -> str:
+        return text_encoding(value)
 
 
 class LatenessSettings(BaseModel):

@@ -62,8 +62,11 @@ def build_parsers(
         max_record_bytes=max_record_bytes,
     )
     parsers: list[Parser] = [
-        AsteriskCdrCsvParser(**pbx, columns=settings.asterisk_cdr_columns),
-        AsteriskAmiCdrParser(**pbx),
+        AsteriskCdrCsvParser(
+            **pbx, columns=settings.asterisk_cdr_columns, encoding=settings.pbx_encoding
+        ),
+        AsteriskAmiCdrParser(**pbx, encoding=settings.pbx_encoding),
+        # Rows arrive as UTF-8 JSON: the database client decoded them in the table's charset.
         AsteriskCdrDbParser(**pbx),
         AsteriskCelCallParser(
             timezone=settings.pbx_timezone,

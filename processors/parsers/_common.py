@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import ClassVar, Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -36,6 +37,9 @@ _RFC3339 = re.compile(
 _SAMPLE_CHARS = 40
 _KNOWN_CANDIDATES = 4096
 _SECOND = timedelta(seconds=1)
+# What surrogateescape makes of bytes that do not decode; valid text of any codec never holds
+# lone surrogates.
+_UNDECODED = re.compile("[\udc80-\udcff]")
 
 
 class RecordModel(BaseModel):
@@ -55,6 +59,32 @@ def decode(record: bytes) -> str:
         return record.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError("decode_error", f"not UTF-8 at byte {exc.start}") from None
+
+
+def decode_leniently(record: bytes, encoding: str) -> tuple[str, bool]:
+    """The record's text, and whether all of it was valid ``encoding``.
+
+    For formats whose fields are told apart by ASCII separators, so that bytes a field does not
+    decode cannot disturb the others: a caller name written in another encoding must not cost
+    the CDR it sits in. Invalid bytes become lone surrogates (``surrogateescape``), which
+    ``check_decoded`` then refuses in the fields a parser reads. Valid text, the usual case, is
+    decoded once and never searched.
+    """
+    try:
+        return record.decode(encoding), True
+    except UnicodeDecodeError:
+        return record.decode(encoding, "surrogateescape"), False
+
+
+def check_decoded(names: Sequence[str], values: Sequence[str | None], encoding: str) -> None:
+    """``decode_error`` naming the first field that is not valid ``encoding``, of ``values``
+    read from a ``decode_leniently`` text that was not all valid."""
+    # One search over all of them: most such records have their bad bytes in fields not read.
+    if _UNDECODED.search("".join(filter(None, values))) is None:
+        return
+    for name, value in zip(names, values, strict=True):
+        if value and _UNDECODED.search(value):
+            raise RecordError("decode_error", f"{name}: not {encoding.upper()}")
 
 
 def redact(value: str) -> str:

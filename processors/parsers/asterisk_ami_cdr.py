@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
-from processors.parsers._common import decode
 from processors.parsers.asterisk_cdr_common import AsteriskCdrParser, CdrFields
 from processors.parsers.base import RecordError
 from salespulse.models import ActivityEvent, SourceRef
@@ -96,7 +95,8 @@ class AsteriskAmiCdrParser(AsteriskCdrParser):
         return split_blocks(payload)
 
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        fields = message_fields(decode(record))
+        text, valid = self._text(record)
+        fields = message_fields(text)
         if not fields:
             raise RecordError("malformed", "empty message")
         event = fields.get("event")
@@ -122,4 +122,4 @@ class AsteriskAmiCdrParser(AsteriskCdrParser):
             linkedid=fields.get("linkedid"),
             sequence=fields.get("sequence"),
         )
-        return self._cdr.events(cdr, source)
+        return self._events(cdr, valid, source)

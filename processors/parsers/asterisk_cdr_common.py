@@ -18,7 +18,16 @@ from typing import NamedTuple
 
 from pydantic import ValidationError
 
-from processors.parsers._common import Extensions, PbxRecordParser, redact, summarize
+from processors.parsers._common import (
+    DEFAULT_MAX_RECORD_BYTES,
+    INTERNAL_EXTENSION_PATTERN,
+    Extensions,
+    PbxRecordParser,
+    check_decoded,
+    decode_leniently,
+    redact,
+    summarize,
+)
 from processors.parsers.base import RecordError
 from salespulse.models import (
     ActivityEvent,
@@ -29,6 +38,7 @@ from salespulse.models import (
     SourceRef,
     derive_event_id,
 )
+from salespulse.settings import text_encoding
 
 # Every value ast_cdr_disp2str() can produce except its "UNKNOWN" fallback.
 DISPOSITIONS = frozenset({"ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"})
@@ -63,23 +73,60 @@ class CdrFields(NamedTuple):
     sequence: str | None = None
 
 
+# Technologies whose channels name hardware rather than a peer the administrator named: a DAHDI
+# (formerly Zaptel) channel or ISDN span, a router's telephone line (chan_telephony's TELCHAN,
+# chan_brcm's BRCM), a sound card (chan_console and chan_oss's Console, chan_alsa's ALSA).
+# Their numbers collide with short extensions (DAHDI channel 12, extension 12), so their
+# endpoint keeps the technology: "DAHDI/12" is never read as extension 12 unless the extension
+# pattern names it.
+_HARDWARE = frozenset({"DAHDI", "Zap", "TELCHAN", "BRCM", "Console", "ALSA"})
+# Of those, a router's phone lines carry nothing but its own phones, and name only a line index:
+# the phone's extension is the number the CDR gives for its side (src or dst).
+_PHONE_LINES = ("TELCHAN/", "BRCM/")
+# The counter Asterisk appends to make a name unique: "%08x" (SIP, PJSIP, Local), "%d" (IAX2,
+# DAHDI analog), "%x" (DAHDI ISDN), "%04lx" (Motif).
+_COUNTER_DIGITS = "0123456789abcdefABCDEF"
+
+
 def channel_endpoint(channel: str) -> str | None:
     """The device or peer behind a channel name, e.g. ``SIP/101-00000013`` → ``101``.
 
-    Local channels name a dialplan target instead (``Local/101@from-internal-0000001;1``), so
-    their endpoint is the extension before ``@``. A name without a technology prefix is not a
-    channel we can attribute.
+    ``TECH/<name>-<counter>`` (SIP, PJSIP, IAX2, Motif) names a peer: the endpoint is ``<name>``,
+    which may itself contain dashes. Local, Skinny, MGCP and UNISTIM channels name
+    ``<extension or line>@<context or device>``: the part before ``@``. Asterisk 1.0's IAX2 and
+    chan_telephony count calls after a slash (``IAX2/peer/123``, ``TELCHAN/5/1``). Hardware
+    channels (``_HARDWARE``) keep their technology: ``DAHDI/1-1`` → ``DAHDI/1``,
+    ``DAHDI/i1/79161234567-1`` (ISDN span 1; the number is the far end's) → ``DAHDI/i1``. A name
+    without a technology prefix is not a channel we can attribute.
     """
-    _, slash, resource = channel.partition("/")
+    # Asterisk 1.4 to 11 renamed a channel a masquerade replaced, e.g. after a transfer.
+    if channel.endswith(">"):
+        channel = channel.removesuffix("<ZOMBIE>").removesuffix("<MASQ>")
+    technology, slash, resource = channel.partition("/")
     if not slash or not resource:
         return None
+    if technology in _HARDWARE:
+        port = _without_counter(resource.partition("/")[0])
+        return f"{technology}/{port}" if port else None
     if "@" in resource:
-        endpoint = resource.partition("@")[0]
-    else:
-        # Channel names end in "-<sequence>"; a peer name may itself contain dashes.
-        head, dash, _ = resource.rpartition("-")
-        endpoint = head if dash else resource
-    return endpoint or None
+        return resource.partition("@")[0] or None
+    return _without_counter(resource) or None
+
+
+def _without_counter(resource: str) -> str:
+    """A channel's resource without the counter that makes its name unique, if it has one."""
+    head, dash, tail = resource.rpartition("-")
+    if dash and tail and not tail.strip(_COUNTER_DIGITS):  # strip: faster than a regex here
+        return head
+    head, slash, tail = resource.rpartition("/")
+    if slash and tail.isascii() and tail.isdigit():
+        return head
+    return resource
+
+
+def is_cdr_time(value: str) -> bool:
+    """Whether ``value`` has the shape of a CDR time (``%Y-%m-%d %T``), valid or not."""
+    return _CDR_TIME.fullmatch(value) is not None
 
 
 def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
@@ -127,8 +174,8 @@ class CdrInterpreter:
         if sequence and not (len(sequence) <= 10 and sequence.isascii() and sequence.isdigit()):
             raise RecordError("invalid", f"sequence: {redact(sequence)} is not an integer")
 
-        caller = self._extension(cdr.channel)
-        callee = self._extension(cdr.dstchannel)
+        caller = self._extension(cdr.channel, cdr.src)
+        callee = self._extension(cdr.dstchannel, cdr.dst)
         src = cdr.src or None
         dst = cdr.dst or None
 
@@ -150,6 +197,10 @@ class CdrInterpreter:
             raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
 
         answered = cdr.disposition == "ANSWERED"
+        # billsec runs from the CDR's answer time, which a Local channel (or a channel the
+        # dialplan answered) sets although the phone dialled never answered: such a leg is
+        # NO ANSWER with billsec > 0. Talk time is a conversation's, so none without an answer.
+        talk = billsec if answered else 0
         # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
         key = cdr_event_key(cdr)
         call_id = cdr.linkedid or None
@@ -166,7 +217,7 @@ class CdrInterpreter:
                     direction=direction,
                     answered=answered,
                     duration_seconds=duration,
-                    talk_seconds=billsec,
+                    talk_seconds=talk,
                     counterpart=counterpart,
                     call_id=call_id,
                 )
@@ -175,8 +226,11 @@ class CdrInterpreter:
         except ValidationError as exc:
             raise RecordError("invalid", summarize(exc)) from None
 
-    def _extension(self, channel: str) -> str | None:
-        """The channel's endpoint if it is a manager's extension, else None."""
+    def _extension(self, channel: str, number: str) -> str | None:
+        """The channel's endpoint if it is a manager's extension, else None; for a router's phone
+        line, ``number`` (the CDR's number of the channel's side) if it is one."""
+        if channel.startswith(_PHONE_LINES):
+            return self._extensions.first(number)
         return self._extensions.first(channel_endpoint(channel))
 
     def _wall_clock(self, value: str, field: str) -> datetime:
@@ -259,11 +313,36 @@ class CdrInterpreter:
 
 class AsteriskCdrParser(PbxRecordParser):
     """A parser of one Asterisk CDR backend: it reads ``CdrFields`` out of a record and leaves
-    their meaning to ``CdrInterpreter``."""
+    their meaning to ``CdrInterpreter``.
+
+    ``encoding`` is that of the PBX's text (``text_encoding`` names). Only the fields salespulse
+    reads need be valid in it: Asterisk copies caller names into ``clid`` byte for byte from
+    whatever set them, so one installation's Master.csv mixes encodings there.
+    """
+
+    def __init__(
+        self,
+        timezone: str = "UTC",
+        internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+        encoding: str = "utf-8",
+    ) -> None:
+        super().__init__(timezone, internal_extension_pattern, max_record_bytes)
+        self._encoding = text_encoding(encoding)
 
     @cached_property
     def _cdr(self) -> CdrInterpreter:
         return CdrInterpreter(self._zone, self._extensions)
+
+    def _text(self, record: bytes) -> tuple[str, bool]:
+        """The record's text, and whether it was all valid (see ``decode_leniently``)."""
+        return decode_leniently(record, self._encoding)
+
+    def _events(self, cdr: CdrFields, valid: bool, source: SourceRef) -> list[ActivityEvent]:
+        """The CDR's events; ``valid`` False: first refuse it if a field read did not decode."""
+        if not valid:
+            check_decoded(cdr._fields, cdr, self._encoding)
+        return self._cdr.events(cdr, source)
 
 
 def _seconds(value: str, field: str) -> int:

@@ -260,9 +260,34 @@ def test_empty_record_is_malformed(record: bytes) -> None:
     assert reason(record) == "malformed"
 
 
-def test_non_utf8_is_decode_error() -> None:
-    block = INCOMING.replace(b'"Client"', '"Иван"'.encode("cp1251"))
-    assert reason(block) == "decode_error"
+def test_a_caller_name_in_another_encoding_does_not_cost_the_cdr() -> None:
+    # A Russian installation: the dialplan set CALLERID(name) from a CP1251 phone book.
+    block = INCOMING.replace(b'"Client"', '"Иванов Пётр"'.encode("cp1251"))
+    assert parse(block) == parse(INCOMING)
+
+
+@pytest.mark.parametrize("field", ["Source", "DestinationChannel", "Disposition", "LinkedID"])
+def test_a_field_read_that_is_not_utf8_is_decode_error(field: str) -> None:
+    lines = INCOMING.split(b"\r\n")
+    block = b"\r\n".join(
+        line + "ж".encode("cp1251") if line.startswith(field.encode() + b":") else line
+        for line in lines
+    )
+    error = record_error(parse, block)
+    assert error.reason == "decode_error"
+    assert "not UTF-8" in error.detail
+
+
+@pytest.mark.parametrize("encoding", ["cp1251", "koi8-r"])
+def test_fields_read_are_decoded_in_the_configured_encoding(encoding: str) -> None:
+    # sip.conf written in the PBX's 8-bit encoding names a trunk peer in Cyrillic.
+    block = INCOMING.replace(b"SIP/provider-", "SIP/Офис-".encode(encoding)).replace(
+        b'"Client"', '"Иванов"'.encode(encoding)
+    )
+    parser = AsteriskAmiCdrParser(timezone="Europe/Moscow", encoding=encoding)
+    [event] = parser.parse(block, SOURCE)
+    assert event == parse(INCOMING)[0]
+    assert reason(block) == "decode_error"  # the same bytes are not UTF-8
 
 
 def test_too_large() -> None:

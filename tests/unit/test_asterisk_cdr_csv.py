@@ -182,6 +182,25 @@ def test_empty_answer_field_is_an_unanswered_call() -> None:
     assert event.talk_seconds == 0
 
 
+@pytest.mark.parametrize("disposition", ["NO ANSWER", "BUSY", "FAILED", "CONGESTION"])
+def test_unanswered_leg_has_no_talk_time_whatever_its_billsec(disposition: str) -> None:
+    # A FreePBX ring group dials through Local channels; the Local channel was answered by the
+    # dialplan, so the leg to 101, whose phone only rang, carries billsec 18 as NO ANSWER.
+    line = cdr(
+        dst="600",
+        dstchannel="Local/101@from-internal-0000000b;1",
+        answer="2026-11-26 09:15:05",
+        end="2026-11-26 09:15:23",
+        duration="21",
+        billsec="18",
+        disposition=disposition,
+    )
+    [event] = parse(line)
+    assert event.actor.id == "101"
+    assert event.answered is False
+    assert (event.duration_seconds, event.talk_seconds) == (21, 0)
+
+
 def test_no_internal_endpoint_attributes_to_the_dialled_number() -> None:
     # The client hung up in the IVR: nobody's phone rang, the DID is all we know.
     line = cdr(
@@ -302,25 +321,112 @@ def test_internal_extension_pattern_is_configurable() -> None:
     assert event.actor.id == "101"
 
 
-@pytest.mark.parametrize(
-    ("channel", "endpoint"),
-    [
-        ("SIP/101-00000013", "101"),
-        ("PJSIP/101-0000002a", "101"),
-        ("SIP/provider-00000012", "provider"),
-        ("PJSIP/my-trunk-0000002b", "my-trunk"),
-        ("IAX2/101-5678", "101"),
-        ("Local/101@from-internal-0000001;1", "101"),
-        ("Local/101@from-internal-0000001;2", "101"),
-        ("SIP/101", "101"),
-        ("", None),
-        ("garbage", None),
-        ("SIP/", None),
-        ("SIP/-00000012", None),
-    ],
-)
+# Channel names as each channel driver writes them (ast_channel_alloc formats in the Asterisk
+# sources; TELCHAN and BRCM from the iopsys routers' drivers), and the endpoint they name.
+CHANNEL_NAMES = [
+    # SIP, PJSIP: "<peer>-%08x"; a peer name may contain dashes and underscores.
+    ("SIP/101-00000013", "101"),
+    ("SIP/provider-00000012", "provider"),
+    ("SIP/trunk_name-000000ab", "trunk_name"),
+    ("SIP/192.168.1.20-0000001f", "192.168.1.20"),
+    ("PJSIP/201-0000001a", "201"),
+    ("PJSIP/101-0000002a", "101"),
+    ("PJSIP/my-trunk-0000002b", "my-trunk"),
+    # IAX2: "<peer>-<call number>"; Asterisk 1.0 wrote "<peer>/<call number>".
+    ("IAX2/101-5678", "101"),
+    ("IAX2/peer/123", "peer"),
+    ("IAX2/101/123", "101"),
+    # Local: "<exten>@<context>-%08x;1" (",1" before Asterisk 1.6): the extension.
+    ("Local/201@from-internal-00000012;1", "201"),
+    ("Local/101@from-internal-0000001;2", "101"),
+    ("Local/101@from-queue-4f2a,1", "101"),
+    # Skinny, MGCP: "<line>@<device>-<n>".
+    ("Skinny/102@SEP001122334455-3", "102"),
+    ("MGCP/aaln/1@iptel-gw-1", "aaln/1"),
+    # Hardware keeps its technology: DAHDI channel 1, ISDN span 1 (the number is the far end's),
+    # a Zaptel channel, a pseudo channel, a router's phone line 5, the console's sound card.
+    ("DAHDI/1-1", "DAHDI/1"),
+    ("DAHDI/12-2", "DAHDI/12"),
+    ("DAHDI/i1/79161234567-1", "DAHDI/i1"),
+    ("DAHDI/i2/101-1a", "DAHDI/i2"),
+    ("DAHDI/pseudo-1804289383", "DAHDI/pseudo"),
+    ("Zap/3-1", "Zap/3"),
+    ("TELCHAN/5/1", "TELCHAN/5"),
+    ("BRCM/4/0", "BRCM/4"),
+    ("Console/dsp", "Console/dsp"),
+    # No counter, a masqueraded channel (Asterisk 1.4 to 11), nothing to attribute.
+    ("SIP/101", "101"),
+    ("SIP/my-trunk", "my-trunk"),
+    ("SIP/101-0000000a<ZOMBIE>", "101"),
+    ("", None),
+    ("garbage", None),
+    ("SIP/", None),
+    ("SIP/-00000012", None),
+    ("DAHDI/-1", None),
+]
+
+
+@pytest.mark.parametrize(("channel", "endpoint"), CHANNEL_NAMES)
 def test_channel_endpoint(channel: str, endpoint: str | None) -> None:
     assert channel_endpoint(channel) == endpoint
+
+
+# (channel, dstchannel, src, dst) → (direction, actor, counterpart), default extension pattern.
+CHANNEL_DIRECTIONS = [
+    # Today's names: a phone calls out, a trunk's call reaches a phone (also through Local).
+    (
+        ("PJSIP/201-0000001a", "SIP/trunk_name-000000ab", "201", "84951234567"),
+        (Direction.OUTGOING, "201", "84951234567"),
+    ),
+    (
+        ("SIP/trunk_name-000000ab", "Local/201@from-internal-00000012;1", PHONE, "201"),
+        (Direction.INCOMING, "201", PHONE),
+    ),
+    # Asterisk 1.0's IAX2: peer 101 calls out.
+    (
+        ("IAX2/101/123", "SIP/provider-00000001", "101", "84951234567"),
+        (Direction.OUTGOING, "101", "84951234567"),
+    ),
+    # DAHDI channel 12 (a city line) is not extension 12; nor is ISDN span 1 dialling 112.
+    (
+        ("DAHDI/12-1", "PJSIP/201-0000001a", PHONE, "201"),
+        (Direction.INCOMING, "201", PHONE),
+    ),
+    (
+        ("DAHDI/i1/79161234567-1", "Local/201@from-internal-00000012;1", PHONE, "201"),
+        (Direction.INCOMING, "201", PHONE),
+    ),
+    (
+        ("PJSIP/201-0000001a", "DAHDI/i1/112-1", "201", "112"),
+        (Direction.OUTGOING, "201", "112"),
+    ),
+    # An iopsys router: its phone on line 5 is extension 8001, its trunk is SIP account sip0.
+    (
+        ("TELCHAN/5/1", "SIP/sip0-00000001", "8001", "84951234567"),
+        (Direction.OUTGOING, "8001", "84951234567"),
+    ),
+    (
+        ("SIP/sip0-00000015", "TELCHAN/5/25", PHONE, "8001"),
+        (Direction.INCOMING, "8001", PHONE),
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "expected"), CHANNEL_DIRECTIONS)
+def test_channel_names_decide_direction(
+    fields: tuple[str, str, str, str], expected: tuple[Direction, str, str]
+) -> None:
+    channel, dstchannel, src, dst = fields
+    [event] = parse(cdr(src=src, dst=dst, channel=channel, dstchannel=dstchannel))
+    assert (event.direction, event.actor.id, event.counterpart) == expected
+
+
+def test_hardware_channels_are_extensions_when_the_pattern_names_them() -> None:
+    # A phone on DAHDI channel 3 (an FXS port): the operator names the port in the pattern.
+    parser = AsteriskCdrCsvParser(internal_extension_pattern=r"^(\d{2,6}|DAHDI/3)$")
+    line = cdr(src="102", dst="84951234567", channel="DAHDI/3-1", dstchannel="SIP/provider-1f")
+    [event] = parser.parse(line, SOURCE)
+    assert (event.direction, event.actor.id) == (Direction.OUTGOING, "DAHDI/3")
 
 
 def test_split_one_cdr_per_line_skipping_blanks() -> None:
@@ -392,9 +498,54 @@ def test_time_beyond_the_calendar_after_conversion_is_bad_time() -> None:
     assert reason(line, timezone="Europe/Moscow") == "bad_time"
 
 
-def test_non_utf8_is_decode_error() -> None:
-    line = cdr(clid="CLIENT").replace(b"CLIENT", "Иван".encode("cp1251"))
-    assert reason(line) == "decode_error"
+# --- text encodings ---------------------------------------------------------------------------
+
+
+def test_a_caller_name_in_cp1251_does_not_cost_the_cdr() -> None:
+    # A Russian installation: Master.csv is UTF-8, but the dialplan set CALLERID(name) from a
+    # CP1251 phone book, and cdr_csv copies clid byte for byte.
+    line = cdr(clid="CLIENT").replace(b"CLIENT", '""Иванов Пётр"" <79161234567>'.encode("cp1251"))
+    assert parse(line) == parse(INCOMING_ANSWERED)
+
+
+@pytest.mark.parametrize(
+    ("field", "line"),
+    [
+        ("src", cdr(src="X")),
+        ("dstchannel", cdr(dstchannel="SIP/X-00000013")),
+        ("disposition", cdr(disposition="X")),
+        ("start", cdr(start="X")),
+    ],
+)
+def test_a_field_read_that_is_not_utf8_is_decode_error(field: str, line: bytes) -> None:
+    error = record_error(parse, line.replace(b"X", "ж".encode("cp1251")))
+    assert (error.reason, error.detail) == ("decode_error", f"{field}: not UTF-8")
+
+
+def test_fields_not_read_may_hold_any_bytes() -> None:
+    line = INCOMING_ANSWERED.replace(b'"from-trunk"', b'"\xff\xfe"').replace(
+        b'"SIP/101,30"', b'"\xd0"'
+    )
+    assert parse(line) == parse(INCOMING_ANSWERED)
+
+
+@pytest.mark.parametrize("encoding", ["cp1251", "koi8-r", "CP1251", "windows-1251"])
+def test_fields_read_are_decoded_in_the_configured_encoding(encoding: str) -> None:
+    # sip.conf written in the PBX's 8-bit encoding names the trunk peer in Cyrillic.
+    line = cdr(channel="SIP/Офис-00000012", clid='""Иванов"" <79161234567>')
+    parser = AsteriskCdrCsvParser(encoding=encoding)
+    [event] = parser.parse(line.decode().encode(encoding), SOURCE)
+    assert event.actor.id == "101"
+    assert event.event_id == derive_event_id(
+        "asterisk-cdr-csv", "SIP/Офис-00000012", "SIP/101-00000013", "2026-11-26 09:15:02", "callee"
+    )
+    assert reason(line.decode().encode(encoding)) == "decode_error"  # not UTF-8
+
+
+@pytest.mark.parametrize("encoding", ["no-such-codec", "utf-16", "rot13", "cp037"])
+def test_encodings_that_cannot_frame_csv_are_refused(encoding: str) -> None:
+    with pytest.raises(ValueError, match=r"not a text encoding|not ASCII-compatible"):
+        AsteriskCdrCsvParser(encoding=encoding)
 
 
 def test_too_large() -> None:

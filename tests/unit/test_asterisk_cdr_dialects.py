@@ -296,12 +296,86 @@ def test_unknown_column_set_is_refused() -> None:
         AsteriskCdrCsvParser(columns="loguniqueid")  # type: ignore[arg-type]
 
 
+# --- cdr_custom's Master.csv template ------------------------------------------------------------
+
+# The same CDR as BASE + new columns, written by cdr_custom with the Master.csv mapping of
+# cdr_custom.conf.sample: clid first, every value CSV_QUOTEd except ${CDR(sequence)}, accountcode
+# after amaflags, then uniqueid and userfield; no linkedid.
+CUSTOM = (
+    b'"""Client"" <79161234567>","79161234567","101","from-trunk","SIP/provider-00000012",'
+    b'"SIP/101-00000013","Dial","SIP/101,30","2026-11-26 09:15:02","2026-11-26 09:15:09",'
+    b'"2026-11-26 09:17:40","158","151","ANSWERED","DOCUMENTATION","","1795673702.45","",12'
+)
+# An outgoing call nobody answered: CDR(answer) of an unanswered call is empty, quoted.
+CUSTOM_NO_ANSWER = (
+    b'"""Ivanov"" <102>","102","84951234567","from-internal","PJSIP/102-0000002a",'
+    b'"PJSIP/provider-0000002b","Dial","PJSIP/84951234567@provider,60","2026-11-26 10:00:00",'
+    b'"","2026-11-26 10:00:31","31","0","NO ANSWER","DOCUMENTATION","sales","1795676400.80",'
+    b'"",44'
+)
+
+
+def test_custom_sample_has_19_fields() -> None:
+    assert len(next(csv.reader([CUSTOM.decode()]))) == 19 == WIDTHS["new"]
+
+
+@pytest.mark.parametrize("columns", ["auto", "custom"])
+def test_cdr_custom_master_template_is_read(columns: AsteriskCdrColumns) -> None:
+    [event] = parse(CUSTOM, columns)
+    # uniqueid and sequence make the id: the same as the CDR read from cdr_csv or AMI with them.
+    assert event == asterisk_incoming_event(
+        event_id=UNIQUEID_SEQUENCE_ID,
+        source=SOURCE,
+        occurred_at=utc("2026-11-26 06:15:02"),
+        ended_at=utc("2026-11-26 06:17:40"),
+    )
+    assert event.event_id == parse(LINES["uniqueid+new"], "auto")[0].event_id
+
+
+def test_cdr_custom_unanswered_call() -> None:
+    [event] = parse(CUSTOM_NO_ANSWER, "auto", timezone="UTC")
+    assert (event.actor.id, event.direction, event.answered) == ("102", Direction.OUTGOING, False)
+    assert event.event_id == derive_event_id(NS, "1795676400.80", "44", "caller")
+
+
+def test_auto_tells_the_19_field_sets_apart_per_line() -> None:
+    parser = AsteriskCdrCsvParser(timezone="Europe/Moscow", columns="auto")
+    [new] = parser.parse(LINES["new"], SOURCE)
+    [custom] = parser.parse(CUSTOM, SOURCE)
+    assert (new.call_id, custom.call_id) == (LINKEDID, None)
+
+
+@pytest.mark.parametrize(
+    ("line", "configured", "found"), [(CUSTOM, "new", "custom"), (LINES["new"], "custom", "new")]
+)
+def test_the_other_19_field_set_is_refused_by_name(
+    line: bytes, configured: AsteriskCdrColumns, found: str
+) -> None:
+    error = record_error(parse, line, configured)
+    assert error.reason == "malformed"
+    assert error.detail == f"the line has the {found} column set, not the configured {configured}"
+
+
+def test_cdr_custom_with_an_unknown_disposition_says_so() -> None:
+    # ast_cdr_disp2str's fallback; recognised by its times, the line is not a bad_time.
+    line = CUSTOM.replace(b'"ANSWERED"', b'"UNKNOWN"')
+    error = record_error(parse, line, "auto")
+    assert (error.reason, error.detail) == ("invalid", "unknown disposition 'UNKNOWN'")
+
+
+def test_cdr_custom_high_resolution_durations_are_invalid() -> None:
+    # The sample's second mapping writes ${CDR(duration,f)}: seconds with a fraction.
+    line = CUSTOM.replace(b'"158","151"', b'"158.204518","151.030223"')
+    assert reason(line, "auto") == "invalid"
+
+
 # --- whatever the bytes, only RecordError ---------------------------------------------------------
 
 AUTO = AsteriskCdrCsvParser(timezone="Europe/Berlin", columns="auto")
-# Lines of every column set, kept near-valid: digits and separators, and optional columns.
+# Lines of every column set and of the cdr_custom template, kept near-valid: digits and
+# separators, and optional columns.
 MUTATED_LINES = mutated(
-    sorted(LINES.values()),
+    sorted([*LINES.values(), CUSTOM, CUSTOM_NO_ANSWER]),
     st.sampled_from([b',""', b',"1795673702.45"', b",12", b'"']),
     overwrite=st.sampled_from(b'",.0123456789-x\xff '),
     max_cut=1,

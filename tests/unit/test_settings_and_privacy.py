@@ -51,6 +51,31 @@ def test_unknown_pbx_time_zone_is_rejected(monkeypatch: pytest.MonkeyPatch) -> N
         Settings()
 
 
+@pytest.mark.parametrize(
+    ("given", "canonical"),
+    [("utf-8", "utf-8"), ("UTF8", "utf-8"), ("cp1251", "cp1251"), ("windows-1251", "cp1251"),
+     ("koi8-r", "koi8-r")],
+)  # fmt: skip
+def test_pbx_encoding_is_a_python_codec_by_its_python_name(
+    monkeypatch: pytest.MonkeyPatch, given: str, canonical: str
+) -> None:
+    monkeypatch.setenv("SALESPULSE_PARSING__PBX_ENCODING", given)
+    assert Settings().parsing.pbx_encoding == canonical
+
+
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [("cp-1251x", "not a text encoding Python knows"), ("base64", "not a text encoding"),
+     ("utf-16", "not ASCII-compatible"), ("cp037", "not ASCII-compatible")],
+)  # fmt: skip
+def test_an_unknown_or_unusable_pbx_encoding_is_refused(
+    monkeypatch: pytest.MonkeyPatch, given: str, error: str
+) -> None:
+    monkeypatch.setenv("SALESPULSE_PARSING__PBX_ENCODING", given)
+    with pytest.raises(ValidationError, match=error):
+        Settings()
+
+
 def test_example_directory_shipped_with_the_project_loads() -> None:
     directory = load_directory(Settings().directory_path)
     assert set(directory.managers) == {"ivanova", "petrov"}
