@@ -152,9 +152,17 @@ class FreeswitchJsonCdrParser(RecordParser):
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
         cdr = load_object(_JsonCdr, _unwrap(record))
         variables = cdr.variables
+        profile = _current_profile(cdr.callflow)
+        originator = (
+            _first(profile.originator.originator_caller_profiles) if profile.originator else None
+        )
         direction = variables.direction
         if direction is None and cdr.channel_data is not None:
             direction = cdr.channel_data.direction
+        if direction is None:
+            # Some exports drop both copies; the call flow still tells: a channel the switch
+            # placed for another (it has an originator) is outbound, any other inbound.
+            direction = "outbound" if originator is not None else "inbound"
         if direction not in _DIRECTIONS:
             raise RecordError("invalid", "direction is neither inbound nor outbound")
 
@@ -168,10 +176,6 @@ class FreeswitchJsonCdrParser(RecordParser):
         if variables.hangup_cause is not None:
             check_hangup_cause(_value(variables.hangup_cause, "hangup_cause"))
 
-        profile = _current_profile(cdr.callflow)
-        originator = (
-            _first(profile.originator.originator_caller_profiles) if profile.originator else None
-        )
         # A channel placed by the switch, or one bridged to another that was already up (a queue
         # agent, a pickup), is the one that answered: it speaks for the callee.
         answering = direction == "outbound" or originator is not None

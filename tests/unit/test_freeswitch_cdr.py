@@ -280,8 +280,16 @@ def test_call_id_falls_back_to_call_uuid_then_uuid() -> None:
 def test_direction_falls_back_to_channel_data() -> None:
     [event] = parse_json(sample("inbound-gateway-b-leg.cdr.json", direction=None))
     assert event.actor.id == "1001"
+
+
+def test_direction_without_either_copy_comes_from_the_call_flow() -> None:
+    """Exports that drop both copies (the CGRateS fixture of the real corpus): a b-leg has an
+    originator, so it is outbound and still 1001's answered leg; an a-leg has none."""
     doc = document("inbound-gateway-b-leg.cdr.json")
     del doc["variables"]["direction"], doc["channel_data"]
+    [event] = parse_json(compact(doc))
+    assert event.actor.id == "1001"
+    doc["variables"]["direction"] = "sideways"
     assert json_reason(compact(doc)).reason == "invalid"
 
 
