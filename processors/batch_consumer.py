@@ -254,11 +254,13 @@ class BatchConsumer:
 
     async def take_over(self, assigned: Iterable[TopicPartition]) -> None:
         """After a rebalance: learn where the group's commits stand for the lag gauge."""
+        # Before anything else: the first assignment can come while ``run`` is still in
+        # ``start()``, before ``_consumer`` is set.
+        self._joined = True
         consumer = self._consumer
         if consumer is None:
             return
         partitions = set(assigned)
-        self._joined = True
         self._committed = {tp: o for tp, o in self._committed.items() if tp in partitions}
         for tp in partitions:
             try:
