@@ -201,6 +201,9 @@ async def test_a_rebalance_waits_for_the_batch_being_stored_and_commits_it() -> 
         await running
 
 
-def test_a_member_is_not_ready_before_the_group_gave_it_partitions() -> None:
+async def test_a_member_is_ready_once_the_group_gave_it_partitions() -> None:
     consumer = BatchConsumer(KafkaSettings(), WorkerSettings(), ["pbx", "crm"])
     assert not consumer.joined()
+    # The first assignment may arrive while run() is still starting the client.
+    await consumer.take_over([TopicPartition("pbx", 0)])
+    assert consumer.joined()
