@@ -89,12 +89,23 @@ def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
     per dial attempt, one per bridge after a transfer), which only ``sequence`` tells apart.
     Without a sequence the destination channel and start time must do it, as they do for the
     default column set, whose key is unchanged so that stored ids stay valid.
+
+    A destination channel tells CDRs apart only when it names a channel (``tech/resource``):
+    channel names are unique on the PBX. An empty one (a CDR of a channel that dialled nobody,
+    ForkCDR copies) or a placeholder (``NOT_AVAILABLE`` in pseudonymised files) is shared by
+    every such CDR of the channel, so these keys add what the CDR recorded of its outcome.
+    Those fields are fixed once the CDR is written, so a CDR read twice, or from AMI and from
+    Master.csv, keeps one id.
     """
     if cdr.uniqueid:
         if cdr.sequence:
             return (ID_NAMESPACE, cdr.uniqueid, cdr.sequence)
-        return (ID_NAMESPACE, cdr.uniqueid, cdr.dstchannel, cdr.start)
-    return (ID_NAMESPACE, cdr.channel, cdr.dstchannel, cdr.start)
+        key: tuple[str, ...] = (ID_NAMESPACE, cdr.uniqueid, cdr.dstchannel, cdr.start)
+    else:
+        key = (ID_NAMESPACE, cdr.channel, cdr.dstchannel, cdr.start)
+    if "/" in cdr.dstchannel:
+        return key
+    return (*key, cdr.answer, cdr.end, cdr.duration, cdr.billsec, cdr.disposition)
 
 
 class CdrInterpreter:

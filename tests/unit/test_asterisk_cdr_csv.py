@@ -197,8 +197,18 @@ def test_no_internal_endpoint_attributes_to_the_dialled_number() -> None:
     assert event.actor == Actor(SourceFamily.PBX, "74951112233")
     assert event.direction is Direction.INCOMING
     assert event.counterpart == PHONE
+    # No dialled channel to tell this CDR from the channel's others: the key adds its outcome.
     assert event.event_id == derive_event_id(
-        "asterisk-cdr-csv", "SIP/provider-00000012", "", "2026-11-26 09:15:02", "callee"
+        "asterisk-cdr-csv",
+        "SIP/provider-00000012",
+        "",
+        "2026-11-26 09:15:02",
+        "2026-11-26 09:15:02",
+        "2026-11-26 09:15:14",
+        "12",
+        "0",
+        "ANSWERED",
+        "callee",
     )
 
 

@@ -407,7 +407,20 @@ def test_a_call_nobody_rang_is_the_originating_channel_alone() -> None:
         "79161234567",
         "1795687200.110",
     )
-    assert event.event_id == key("1795687200.110", "", "2026-11-26 13:00:00", "callee")
+    # No dialled channel: the CDR key adds the leg's outcome (answer, end, duration, billsec,
+    # disposition), as for a CDR with an empty dstchannel.
+    assert event.event_id == derive_event_id(
+        NS,
+        "1795687200.110",
+        "",
+        "2026-11-26 13:00:00",
+        "2026-11-26 13:00:01",
+        "2026-11-26 13:00:20",
+        "20",
+        "19",
+        "ANSWERED",
+        "callee",
+    )
 
 
 def test_unix_seconds_give_the_same_times() -> None:

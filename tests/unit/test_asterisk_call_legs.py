@@ -1,0 +1,96 @@
+"""Legs of one Asterisk call as real PBXs write them (issue 14): which CDRs are distinct legs,
+which legs make one call, and which side of a leg is a manager.
+
+The corpus files are in tests/samples/real/asterisk-cdr-csv (see its README for provenance).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from processors.parsers import AsteriskAmiCdrParser, AsteriskCdrCsvParser
+from salespulse.models import ActivityEvent
+from tests.unit.parsing_helpers import source_of
+
+CORPUS = Path(__file__).resolve().parents[1] / "samples" / "real" / "asterisk-cdr-csv"
+SOURCE = source_of(AsteriskCdrCsvParser, 0, 3)
+
+
+def corpus_lines(name: str) -> list[bytes]:
+    return AsteriskCdrCsvParser().split((CORPUS / name).read_bytes())
+
+
+def events_of(lines: list[bytes]) -> list[ActivityEvent]:
+    parser = AsteriskCdrCsvParser(columns="auto")
+    return [event for line in lines for event in parser.parse(line, SOURCE)]
+
+
+# --- event ids: distinct legs, one id per CDR ------------------------------------------------
+
+
+def test_every_distinct_cdr_of_a_ring_group_file_keeps_its_own_id() -> None:
+    # fafeitsch-mockdata-cdr: 40 CDRs, channels pseudonymised to NOT_AVAILABLE, so the
+    # destination channel tells no leg from another. 11 calls have two CDRs with the same
+    # uniqueid and start (e.g. 1497952162.0: NO ANSWER 10 s, then ANSWERED 524/514 s); two of
+    # those pairs (1497962869.27, 1498035997.0) are byte-identical lines, which nothing can
+    # tell apart. So 40 - 2 = 38 distinct CDRs, one event each (no extension on either side:
+    # the event goes to dst), and 38 ids. The old key (uniqueid, dstchannel, start) gave 29:
+    # one per call, the other leg lost in storage.
+    lines = corpus_lines("fafeitsch-mockdata-cdr.Master.csv")
+    assert (len(lines), len(set(lines))) == (40, 38)
+    events = events_of(lines)
+    assert len(events) == 40
+    assert len({event.event_id for event in events}) == 38
+
+
+def test_the_answered_leg_no_longer_shares_the_id_of_its_unanswered_twin() -> None:
+    first, second = events_of(corpus_lines("fafeitsch-mockdata-cdr.Master.csv")[:2])
+    assert (first.answered, first.talk_seconds) == (False, 0)
+    assert (second.answered, second.talk_seconds) == (True, 514)
+    assert first.event_id != second.event_id
+
+
+def test_cdrs_with_an_empty_destination_channel_differ_by_outcome() -> None:
+    # asterisk-testsuite cdrlib-good: one call's CDR repeated with each disposition and an
+    # empty dstchannel; line 2 (billsec 7 > duration 5) is invalid. 4 CDRs, 4 ids (was 1).
+    lines = corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")
+    events = events_of(lines[:1] + lines[2:])
+    assert [event.answered for event in events] == [True, False, False, False]
+    assert len({event.event_id for event in events}) == 4
+
+
+def test_a_cdr_read_twice_keeps_one_id() -> None:
+    [line] = corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")[:1]
+    parser = AsteriskCdrCsvParser(columns="auto")
+    [once] = parser.parse(line, SOURCE)
+    [again] = AsteriskCdrCsvParser(columns="uniqueid+userfield").parse(
+        line, SOURCE._replace(offset=99, position=4)
+    )
+    assert once.event_id == again.event_id
+
+
+def test_the_same_cdr_from_ami_and_from_master_csv_keeps_one_id() -> None:
+    # The cdrlib-good ANSWERED CDR (empty DestinationChannel) as cdr_manager sends it.
+    ami = b"\r\n".join(
+        [
+            b"Event: Cdr",
+            b"Source: test",
+            b"Destination: 100",
+            b"DestinationContext: context",
+            b'CallerID: "Test User" <test>',
+            b"Channel: SIP/test-02897fd8",
+            b"DestinationChannel: ",
+            b"StartTime: 2009-01-14 23:51:15",
+            b"AnswerTime: 2009-01-14 23:51:15",
+            b"EndTime: 2009-01-14 23:51:20",
+            b"Duration: 5",
+            b"BillableSeconds: 5",
+            b"Disposition: ANSWERED",
+            b"UniqueID: 1231977075.0",
+            b"",
+            b"",
+        ]
+    )
+    [from_ami] = AsteriskAmiCdrParser().parse(ami, source_of(AsteriskAmiCdrParser))
+    [from_csv] = events_of(corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")[:1])
+    assert from_ami.event_id == from_csv.event_id
