@@ -163,7 +163,10 @@ class CdrInterpreter:
         answered = cdr.disposition == "ANSWERED"
         # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
         key = cdr_event_key(cdr)
-        call_id = cdr.linkedid or None
+        # Without a linkedid, Party A's uniqueid still ties the CDRs of one channel: the members
+        # of a ring-all group, a dial and the bridge that replaced it after a Local channel
+        # was optimised away. Each would otherwise be a call of its own.
+        call_id = cdr.linkedid or cdr.uniqueid or None
         try:
             return [
                 ActivityEvent.checked(

@@ -94,3 +94,24 @@ def test_the_same_cdr_from_ami_and_from_master_csv_keeps_one_id() -> None:
     [from_ami] = AsteriskAmiCdrParser().parse(ami, source_of(AsteriskAmiCdrParser))
     [from_csv] = events_of(corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")[:1])
     assert from_ami.event_id == from_csv.event_id
+
+
+# --- call ids without linkedid ------------------------------------------------------------------
+
+
+def test_legs_without_linkedid_are_tied_by_their_uniqueid() -> None:
+    # No newcdrcolumns, so no linkedid: the 40 CDRs of fafeitsch-mockdata-cdr carry 29
+    # uniqueids (the corpus README counts 29 calls), and the legs of each share it.
+    events = events_of(corpus_lines("fafeitsch-mockdata-cdr.Master.csv"))
+    assert all(event.call_id for event in events)
+    assert len({event.call_id for event in events}) == 29
+    first, second = events[:2]
+    assert first.call_id == second.call_id == "1497952162.0"
+
+
+def test_no_uniqueid_and_no_linkedid_is_no_call_id() -> None:
+    # The default column set: nothing ties a CDR to another.
+    [line] = corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")[:1]
+    default_columns = line.rsplit(b",", 2)[0]
+    [event] = AsteriskCdrCsvParser(columns="default").parse(default_columns, SOURCE)
+    assert event.call_id is None

@@ -63,12 +63,12 @@ UNIQUEID_ONLY_ID = derive_event_id(
     NS, UNIQUEID, "SIP/101-00000013", "2026-11-26 09:15:02", "callee"
 )
 UNIQUEID_SEQUENCE_ID = derive_event_id(NS, UNIQUEID, SEQUENCE, "callee")
-# (event id, call id) per column set.
+# (event id, call id) per column set: the linkedid, else the uniqueid, else none.
 EXPECTED: dict[str, tuple[str, str | None]] = {
     "default": (DEFAULT_ID, None),
-    "uniqueid": (UNIQUEID_ONLY_ID, None),
+    "uniqueid": (UNIQUEID_ONLY_ID, UNIQUEID),
     "userfield": (DEFAULT_ID, None),
-    "uniqueid+userfield": (UNIQUEID_ONLY_ID, None),
+    "uniqueid+userfield": (UNIQUEID_ONLY_ID, UNIQUEID),
     "new": (DEFAULT_ID, LINKEDID),
     "uniqueid+new": (UNIQUEID_SEQUENCE_ID, LINKEDID),
     "userfield+new": (DEFAULT_ID, LINKEDID),
