@@ -160,7 +160,10 @@ class CdrInterpreter:
         else:
             raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
 
-        answered = cdr.disposition == "ANSWERED"
+        # A CDR that dialled nobody and has no manager on it was answered by the dialplan (an
+        # IVR, voicemail), not by a person: answered, it would tell consolidation that someone
+        # took the call, and the manager whose phone rang in between would not have missed it.
+        answered = cdr.disposition == "ANSWERED" and bool(cdr.dstchannel or caller)
         # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
         key = cdr_event_key(cdr)
         # Without a linkedid, Party A's uniqueid still ties the CDRs of one channel: the members

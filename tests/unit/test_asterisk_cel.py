@@ -396,12 +396,12 @@ def test_blind_transfer_gives_each_colleague_a_leg_of_one_call() -> None:
 
 def test_a_call_nobody_rang_is_the_originating_channel_alone() -> None:
     # Like a CDR with no destination channel: attributed to the dialled DID, which attribution
-    # later reports as nobody's.
+    # later reports as nobody's. Only the IVR answered it, so nobody took the call.
     [event] = parse(IVR_ONLY)
     assert summary(event) == (
         "4951112233",
         Direction.INCOMING,
-        True,
+        False,
         20,
         19,
         "79161234567",
