@@ -40,6 +40,12 @@ ID_NAMESPACE = "asterisk-cdr-csv"
 
 _CDR_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 _OFFSET_CACHE_SIZE = 4096
+# Contexts (and their prefixes: from-trunk-sip-provider, from-did-direct) that calls from
+# outside enter the dialplan in, by Asterisk's sample configs and FreePBX. A CDR's dcontext is
+# where Party A's channel ran, so one of these says Party A is a trunk, however it is named.
+_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "from-did")
+# The fewest digits of a number outside the PBX (processors/privacy.py treats numbers alike).
+_OUTSIDE_NUMBER_DIGITS = 7
 # The seconds of a minute as CDR times write them ("00" to "59").
 _SECONDS = {f"{second:02d}": timedelta(seconds=second) for second in range(60)}
 
@@ -61,6 +67,7 @@ class CdrFields(NamedTuple):
     uniqueid: str | None = None
     linkedid: str | None = None
     sequence: str | None = None
+    dcontext: str | None = None
 
 
 def channel_endpoint(channel: str) -> str | None:
@@ -138,8 +145,13 @@ class CdrInterpreter:
         if sequence and not (len(sequence) <= 10 and sequence.isascii() and sequence.isdigit()):
             raise RecordError("invalid", f"sequence: {redact(sequence)} is not an integer")
 
-        caller = self._extension(cdr.channel)
+        # A trunk named like an extension (SIP/210000-…, after a city number) must not make a
+        # customer's call internal: the CDR's own context and dialled number say which side is
+        # outside (docs/formats.md, "Who the call belongs to").
+        caller = None if _from_outside(cdr.dcontext) else self._extension(cdr.channel)
         callee = self._extension(cdr.dstchannel)
+        if caller and callee and _outside_number(cdr.dst):
+            callee = None  # a manager dialled a phone number: the channel it reached is a trunk
         src = cdr.src or None
         dst = cdr.dst or None
 
@@ -281,6 +293,18 @@ class AsteriskCdrParser(PbxRecordParser):
     @cached_property
     def _cdr(self) -> CdrInterpreter:
         return CdrInterpreter(self._zone, self._extensions)
+
+
+def _from_outside(dcontext: str | None) -> bool:
+    """Whether Party A entered the dialplan in a context for calls from outside."""
+    return dcontext is not None and dcontext.startswith(_TRUNK_CONTEXTS)
+
+
+def _outside_number(dst: str) -> bool:
+    """Whether ``dst`` is a phone number (7+ digits, optionally with ``+``), not an extension,
+    a queue or ring group number, or a dialplan name such as ``s``."""
+    digits = dst[1:] if dst.startswith("+") else dst
+    return len(digits) >= _OUTSIDE_NUMBER_DIGITS and digits.isascii() and digits.isdigit()
 
 
 def _seconds(value: str, field: str) -> int:

@@ -125,6 +125,7 @@ class AsteriskCdrCsvParser(AsteriskCdrParser):
             uniqueid=None if layout.uniqueid is None else fields[layout.uniqueid],
             linkedid=None if layout.linkedid is None else fields[layout.linkedid],
             sequence=None if layout.sequence is None else fields[layout.sequence],
+            dcontext=fields[3],
         )
         return self._cdr.events(cdr, source)
 

@@ -109,7 +109,7 @@ def cdr(
         "",
         caller,
         callee,
-        "from-trunk",
+        "from-trunk" if len(caller) >= 7 else "from-internal",
         f'""{caller}"" <{caller}>',
         channel(caller),
         channel(callee),
@@ -810,6 +810,57 @@ SCENARIOS = [
         # Machines answered the call, nobody took it: the call reached Ivanova alone and she
         # missed it. Had the IVR's answer counted as the call's, she would not have.
         expected={("ivanova", NOV26): {"calls_in": 1, "missed": 1}},
+    ),
+    Scenario(
+        "a trunk named after a city number is not a manager: the customer's call is incoming",
+        # The provider's trunk is the SIP peer 210000 (the office's city number), so its channel
+        # SIP/210000-… looks like an extension. The call entered the dialplan in from-trunk:
+        # Party A is outside. Ivanova answers after 5 s and talks 60 s (UTC).
+        cdrs=[
+            b'"","79161110070","101","from-trunk","""Client"" <79161110070>",'
+            b'"SIP/210000-000000c0","SIP/101-000000c1","Dial","SIP/101,30",'
+            b'"2026-11-26 09:10:00","2026-11-26 09:10:05","2026-11-26 09:11:05",65,60,'
+            b'"ANSWERED","DOCUMENTATION","1795684200.192","","1795684200.192",1'
+        ],
+        # One incoming call, one conversation. Read by the channel names alone it was an
+        # internal call of Ivanova's and of an unknown identity 210000.
+        expected={
+            ("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 60},
+            (UNATTRIBUTED, NOV26): {},
+        },
+    ),
+    Scenario(
+        "Ivanova dials a customer through the trunk named 210000: an outgoing call",
+        # She dialled a phone number (dst 79161110071): the channel that number reached is the
+        # trunk, whatever its name. Answered after 5 s, 45 s of talk.
+        cdrs=[
+            b'"","101","79161110071","from-internal","""Anna"" <101>","SIP/101-000000d0",'
+            b'"SIP/210000-000000d1","Dial","SIP/210000/79161110071,60",'
+            b'"2026-11-26 09:20:00","2026-11-26 09:20:05","2026-11-26 09:20:50",50,45,'
+            b'"ANSWERED","DOCUMENTATION","1795684800.208","","1795684800.208",1'
+        ],
+        expected={
+            ("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 45},
+            (UNATTRIBUTED, NOV26): {},
+        },
+    ),
+    Scenario(
+        "a queue call from the trunk 210000 with no trunk context: the directory decides",
+        # FreePBX writes the queue's context (ext-queues) as dcontext, so the CDR alone cannot
+        # tell the trunk from a phone: 210000 and 102 both look like extensions. The directory
+        # holds 102 (Sidorova) and not 210000, so 210000 is the party outside. She answers
+        # after 8 s and talks 70 s.
+        cdrs=[
+            b'"","79161110072","600","ext-queues","""Client"" <79161110072>",'
+            b'"SIP/210000-000000e0","SIP/102-000000e1","Queue","600,t",'
+            b'"2026-11-26 09:30:00","2026-11-26 09:30:08","2026-11-26 09:31:18",78,70,'
+            b'"ANSWERED","DOCUMENTATION","1795685400.224","","1795685400.224",1'
+        ],
+        # Sidorova's incoming call, not an internal one; no unknown identity 210000.
+        expected={
+            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 70},
+            (UNATTRIBUTED, NOV26): {},
+        },
     ),
     Scenario(
         "chats served: first response times add up for the average",

@@ -195,6 +195,7 @@ def test_internal_call_is_two_events() -> None:
     block = (
         INCOMING.replace(b"Channel: SIP/provider-00000012", b"Channel: SIP/102-00000050")
         .replace(b"Source: 79161234567", b"Source: 102")
+        .replace(b"DestinationContext: from-trunk", b"DestinationContext: from-internal")
         .replace(b"Event: Cdr", b"Event: cdr")
     )
     caller, callee = parse(block)

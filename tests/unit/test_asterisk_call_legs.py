@@ -137,3 +137,90 @@ def test_a_manager_who_dialled_into_the_dialplan_keeps_the_answer() -> None:
     )
     [event] = events_of([line])
     assert (event.actor.id, event.answered) == ("101", True)
+
+
+# --- which side is outside ---------------------------------------------------------------------
+
+
+def one_cdr(*, src: str, dst: str, dcontext: str, channel: str, dstchannel: str) -> bytes:
+    return (
+        f'"","{src}","{dst}","{dcontext}","","{channel}","{dstchannel}","Dial","",'
+        '"2026-11-26 09:10:00","2026-11-26 09:10:05","2026-11-26 09:11:05",65,60,"ANSWERED",'
+        '"DOCUMENTATION","1795684200.192"'
+    ).encode()
+
+
+def sides(line: bytes) -> list[tuple[str, str, str | None]]:
+    return [(e.actor.id, e.direction or "", e.counterpart) for e in events_of([line])]
+
+
+def test_a_trunk_context_puts_party_a_outside_however_its_channel_is_named() -> None:
+    for context in ("from-trunk", "from-pstn", "from-external", "from-did-direct"):
+        line = one_cdr(
+            src="79161110070",
+            dst="101",
+            dcontext=context,
+            channel="SIP/210000-000000c0",
+            dstchannel="SIP/101-000000c1",
+        )
+        assert sides(line) == [("101", "incoming", "79161110070")], context
+
+
+def test_a_did_as_dst_keeps_the_manager_who_answered() -> None:
+    # The client dialled the DID; the dialplan rang 101. Party A is outside (from-trunk), so
+    # the phone number in dst is what was dialled in, not a trunk reached by a manager.
+    line = one_cdr(
+        src="79161110070",
+        dst="74951112233",
+        dcontext="from-trunk",
+        channel="SIP/210000-000000c0",
+        dstchannel="SIP/101-000000c1",
+    )
+    assert sides(line) == [("101", "incoming", "79161110070")]
+
+
+def test_a_manager_dialling_a_phone_number_reached_a_trunk() -> None:
+    for dst in ("79161110071", "+79161110071", "0079161110071"):
+        line = one_cdr(
+            src="101",
+            dst=dst,
+            dcontext="from-internal",
+            channel="SIP/101-000000d0",
+            dstchannel="SIP/210000-000000d1",
+        )
+        assert sides(line) == [("101", "outgoing", dst)], dst
+
+
+def test_extensions_calling_each_other_stay_internal() -> None:
+    line = one_cdr(
+        src="101",
+        dst="102",
+        dcontext="from-internal",
+        channel="SIP/101-000000d0",
+        dstchannel="SIP/102-000000d1",
+    )
+    assert sides(line) == [("101", "internal", "102"), ("102", "internal", "101")]
+
+
+def test_ami_destination_context_is_read_like_the_dcontext_column() -> None:
+    block = b"\r\n".join(
+        [
+            b"Event: Cdr",
+            b"Source: 79161110070",
+            b"Destination: 101",
+            b"DestinationContext: from-trunk",
+            b"Channel: SIP/210000-000000c0",
+            b"DestinationChannel: SIP/101-000000c1",
+            b"StartTime: 2026-11-26 09:10:00",
+            b"AnswerTime: 2026-11-26 09:10:05",
+            b"EndTime: 2026-11-26 09:11:05",
+            b"Duration: 65",
+            b"BillableSeconds: 60",
+            b"Disposition: ANSWERED",
+            b"UniqueID: 1795684200.192",
+            b"",
+            b"",
+        ]
+    )
+    [event] = AsteriskAmiCdrParser().parse(block, source_of(AsteriskAmiCdrParser))
+    assert (event.actor.id, event.direction) == ("101", "incoming")

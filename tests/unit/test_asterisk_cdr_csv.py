@@ -40,10 +40,11 @@ def cdr(
     duration: str = "158",
     billsec: str = "151",
     disposition: str = "ANSWERED",
+    dcontext: str = "from-trunk",
 ) -> bytes:
     """A line in cdr_csv's layout. ``clid`` is given already CSV-escaped, as it appears."""
     line = (
-        f'"","{src}","{dst}","from-trunk","{clid}","{channel}","{dstchannel}","Dial",'
+        f'"","{src}","{dst}","{dcontext}","{clid}","{channel}","{dstchannel}","Dial",'
         f'"SIP/101,30","{start}","{answer}","{end}",{duration},{billsec},"{disposition}",'
         f'"DOCUMENTATION"'
     )
@@ -127,6 +128,7 @@ def test_outgoing_busy() -> None:
         clid='""Petrov"" <103>',
         channel="SIP/103-00000040",
         dstchannel="SIP/provider-00000041",
+        dcontext="from-internal",
         answer="",
         end="2026-11-26 09:15:06",
         duration="4",
