@@ -6,9 +6,10 @@ per-event overhead of a stream framework, not Kafka or ClickHouse, is the first 
 throughput.
 
 Order of work for each message: look up the format header → frame the payload into records →
-parse each record → refuse implausible times → attribute the actor through the directory valid
-at the event time → protect phone numbers (also an actor's: attribution has already used it) →
-flatten into a row.
+parse each record → refuse implausible times → turn a call between a manager and an
+extension-shaped identity nobody holds into the manager's call with an outside party →
+attribute the actor through the directory valid at the event time → protect phone numbers
+(also an actor's: attribution has already used it) → flatten into a row.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from typing import Any, NamedTuple
 from processors.parsers.base import Parser, RecordError
 from processors.privacy import PhoneProtector, normalise_number
 from salespulse.column_limits import EARLIEST_EVENT, is_no_deadline
-from salespulse.directory import Directory
+from salespulse.directory import Attribution, Directory
 from salespulse.models import (
     BACKFILL_HEADER,
     FORMAT_HEADER,
     MAX_RECORDS_PER_MESSAGE,
     ActivityEvent,
     ActivityKind,
+    Actor,
+    Direction,
     SourceFamily,
     SourceRef,
 )
@@ -286,6 +289,8 @@ class BatchProcessor:
                 if late is not None:
                     dead_letters.append(DeadLetter("late", late, record_source, record))
                     continue
+            if len(events) == 2 and events[0].direction is Direction.INTERNAL:
+                events = _outside_party(events, batch.resolve)
             for event in events:
                 append_row(row(event, batch))
 
@@ -381,6 +386,34 @@ class BatchProcessor:
             source.position,
             batch.processed_at,
         )
+
+
+def _outside_party(
+    events: list[ActivityEvent], resolve: Callable[[Actor, datetime], Attribution | None]
+) -> list[ActivityEvent]:
+    """A call between a manager and an identity the directory does not hold, as the manager's
+    call with an outside party.
+
+    A PBX record that speaks for both ends of a call between two extensions gives the caller's
+    event, then the callee's, each naming the other as counterpart. An extension-shaped name
+    nobody holds (a trunk named after a city number, a queue's number) next to a manager is
+    not a second manager: it is the party outside, so the manager has an outgoing (caller) or
+    incoming (callee) call, and the outside party no event. Two identities nobody holds stay
+    as they are: the directory may simply lack both.
+    """
+    caller, callee = events
+    if not (
+        callee.direction is Direction.INTERNAL
+        and caller.counterpart == callee.actor.id
+        and callee.counterpart == caller.actor.id
+    ):
+        return events
+    caller_held = resolve(caller.actor, caller.occurred_at) is not None
+    if caller_held == (resolve(callee.actor, callee.occurred_at) is not None):
+        return events
+    if caller_held:
+        return [caller.model_copy(update={"direction": Direction.OUTGOING})]
+    return [callee.model_copy(update={"direction": Direction.INCOMING})]
 
 
 def _deadline(due_at: datetime | None) -> datetime | None:

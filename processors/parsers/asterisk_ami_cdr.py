@@ -121,5 +121,6 @@ class AsteriskAmiCdrParser(AsteriskCdrParser):
             uniqueid=fields["uniqueid"],
             linkedid=fields.get("linkedid"),
             sequence=fields.get("sequence"),
+            dcontext=fields.get("destinationcontext"),
         )
         return self._events(cdr, valid, source)

@@ -50,6 +50,12 @@ ID_NAMESPACE = "asterisk-cdr-csv"
 
 _CDR_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
 _OFFSET_CACHE_SIZE = 4096
+# Contexts (and their prefixes: from-trunk-sip-provider, from-did-direct) that calls from
+# outside enter the dialplan in, by Asterisk's sample configs and FreePBX. A CDR's dcontext is
+# where Party A's channel ran, so one of these says Party A is a trunk, however it is named.
+_TRUNK_CONTEXTS = ("from-trunk", "from-pstn", "from-external", "from-did")
+# The fewest digits of a number outside the PBX (processors/privacy.py treats numbers alike).
+_OUTSIDE_NUMBER_DIGITS = 7
 # The seconds of a minute as CDR times write them ("00" to "59").
 _SECONDS = {f"{second:02d}": timedelta(seconds=second) for second in range(60)}
 
@@ -71,6 +77,7 @@ class CdrFields(NamedTuple):
     uniqueid: str | None = None
     linkedid: str | None = None
     sequence: str | None = None
+    dcontext: str | None = None
 
 
 # Technologies whose channels name hardware rather than a peer the administrator named: a DAHDI
@@ -136,12 +143,23 @@ def cdr_event_key(cdr: CdrFields) -> tuple[str, ...]:
     per dial attempt, one per bridge after a transfer), which only ``sequence`` tells apart.
     Without a sequence the destination channel and start time must do it, as they do for the
     default column set, whose key is unchanged so that stored ids stay valid.
+
+    A destination channel tells CDRs apart only when it names a channel (``tech/resource``):
+    channel names are unique on the PBX. An empty one (a CDR of a channel that dialled nobody,
+    ForkCDR copies) or a placeholder (``NOT_AVAILABLE`` in pseudonymised files) is shared by
+    every such CDR of the channel, so these keys add what the CDR recorded of its outcome.
+    Those fields are fixed once the CDR is written, so a CDR read twice, or from AMI and from
+    Master.csv, keeps one id.
     """
     if cdr.uniqueid:
         if cdr.sequence:
             return (ID_NAMESPACE, cdr.uniqueid, cdr.sequence)
-        return (ID_NAMESPACE, cdr.uniqueid, cdr.dstchannel, cdr.start)
-    return (ID_NAMESPACE, cdr.channel, cdr.dstchannel, cdr.start)
+        key: tuple[str, ...] = (ID_NAMESPACE, cdr.uniqueid, cdr.dstchannel, cdr.start)
+    else:
+        key = (ID_NAMESPACE, cdr.channel, cdr.dstchannel, cdr.start)
+    if "/" in cdr.dstchannel:
+        return key
+    return (*key, cdr.answer, cdr.end, cdr.duration, cdr.billsec, cdr.disposition)
 
 
 class CdrInterpreter:
@@ -174,8 +192,13 @@ class CdrInterpreter:
         if sequence and not (len(sequence) <= 10 and sequence.isascii() and sequence.isdigit()):
             raise RecordError("invalid", f"sequence: {redact(sequence)} is not an integer")
 
-        caller = self._extension(cdr.channel, cdr.src)
+        # A trunk named like an extension (SIP/210000-…, after a city number) must not make a
+        # customer's call internal: the CDR's own context and dialled number say which side is
+        # outside (docs/formats.md, "Who the call belongs to").
+        caller = None if _from_outside(cdr.dcontext) else self._extension(cdr.channel, cdr.src)
         callee = self._extension(cdr.dstchannel, cdr.dst)
+        if caller and callee and _outside_number(cdr.dst):
+            callee = None  # a manager dialled a phone number: the channel it reached is a trunk
         src = cdr.src or None
         dst = cdr.dst or None
 
@@ -196,14 +219,20 @@ class CdrInterpreter:
         else:
             raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
 
-        answered = cdr.disposition == "ANSWERED"
+        # A CDR that dialled nobody and has no manager on it was answered by the dialplan (an
+        # IVR, voicemail), not by a person: answered, it would tell consolidation that someone
+        # took the call, and the manager whose phone rang in between would not have missed it.
+        answered = cdr.disposition == "ANSWERED" and bool(cdr.dstchannel or caller)
         # billsec runs from the CDR's answer time, which a Local channel (or a channel the
         # dialplan answered) sets although the phone dialled never answered: such a leg is
         # NO ANSWER with billsec > 0. Talk time is a conversation's, so none without an answer.
         talk = billsec if answered else 0
         # Keyed on raw text (never the converted time): re-configuring the zone keeps ids stable.
         key = cdr_event_key(cdr)
-        call_id = cdr.linkedid or None
+        # Without a linkedid, Party A's uniqueid still ties the CDRs of one channel: the members
+        # of a ring-all group, a dial and the bridge that replaced it after a Local channel
+        # was optimised away. Each would otherwise be a call of its own.
+        call_id = cdr.linkedid or cdr.uniqueid or None
         try:
             return [
                 ActivityEvent.checked(
@@ -343,6 +372,18 @@ class AsteriskCdrParser(PbxRecordParser):
         if not valid:
             check_decoded(cdr._fields, cdr, self._encoding)
         return self._cdr.events(cdr, source)
+
+
+def _from_outside(dcontext: str | None) -> bool:
+    """Whether Party A entered the dialplan in a context for calls from outside."""
+    return dcontext is not None and dcontext.startswith(_TRUNK_CONTEXTS)
+
+
+def _outside_number(dst: str) -> bool:
+    """Whether ``dst`` is a phone number (7+ digits, optionally with ``+``), not an extension,
+    a queue or ring group number, or a dialplan name such as ``s``."""
+    digits = dst[1:] if dst.startswith("+") else dst
+    return len(digits) >= _OUTSIDE_NUMBER_DIGITS and digits.isascii() and digits.isdigit()
 
 
 def _seconds(value: str, field: str) -> int:

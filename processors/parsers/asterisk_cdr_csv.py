@@ -141,6 +141,8 @@ class AsteriskCdrCsvParser(AsteriskCdrParser):
             None if layout.uniqueid is None else fields[layout.uniqueid],
             None if layout.linkedid is None else fields[layout.linkedid],
             None if layout.sequence is None else fields[layout.sequence],
+            # dcontext is the fourth field of every column set, cdr_custom's template included.
+            fields[3],
         )
         cdr = CdrFields._make(layout.read(fields) + optional)
         return self._events(cdr, valid, source)

@@ -16,10 +16,12 @@ from typing import Any
 
 from salespulse.settings import CountingSettings
 
-# A manager's consolidated call counts as their incoming call when it reached them alone or they
-# answered it: a ring group's members who did not answer did not miss it, unless the operator
-# asks for that (%(group_legs)s = 1).
-_COUNTED = "(rung_members <= 1 OR answered = 1 OR %(group_legs)s = 1)"
+# A manager's consolidated call counts as their incoming call when they answered it, or when it
+# reached them alone and nobody answered it: a ring group's members who did not answer did not
+# miss it, and neither did a manager whose call was taken by someone outside the directory (a
+# colleague on another PBX, a forward to a mobile), unless the operator asks for that
+# (%(group_legs)s = 1).
+_COUNTED = "(answered = 1 OR (call_answered = 0 AND rung_members <= 1) OR %(group_legs)s = 1)"
 
 # (name, SQL aggregate over consolidated calls); {threshold} is the conversation threshold, per
 # department where the operator set one (see ``conversation_threshold``).

@@ -13,7 +13,8 @@ Vladivostok (UTC+10), Müller (401) in Berlin (CET/CEST). CDRs are written in UT
 Other sources name the same people differently: Ivanova is chat operator ``op-101`` and
 Bitrix24 user 1101, Sidorova Bitrix24 user 1102 (a Bitrix24 user id is a CRM identity, for
 calls and Open Lines chats too). On the FreeSWITCH switch, Smirnov (msk) has extension 1001
-and Volkova (msk) 1003.
+and Volkova (msk) 1003. Weber (Berlin) answers the company line of the office whose real CDRs
+are in tests/samples/real; its PBX writes the line's number, ``284-555-0126``, as ``dst``.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ managers:
   - {id: mueller, department: ber, identities: [{family: pbx, id: "401"}]}
   - {id: smirnov, department: msk, identities: [{family: pbx, id: "1001"}]}
   - {id: volkova, department: msk, identities: [{family: pbx, id: "1003"}]}
+  - {id: weber, department: ber, identities: [{family: pbx, id: "284-555-0126"}]}
 """,
     suffix=".yaml",
 )
 NOV26 = date(2026, 11, 26)
 NOV27 = date(2026, 11, 27)
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+REAL_CDRS = SAMPLES / "real" / "asterisk-cdr-csv"
 _sequence = iter(range(1, 10_000))
 
 
@@ -106,7 +109,7 @@ def cdr(
         "",
         caller,
         callee,
-        "from-trunk",
+        "from-trunk" if len(caller) >= 7 else "from-internal",
         f'""{caller}"" <{caller}>',
         channel(caller),
         channel(callee),
@@ -121,6 +124,13 @@ def cdr(
     return (
         f'{quoted},{ring + talk},{talk},"{status}","DOCUMENTATION","","{linkedid}",{n}'
     ).encode()
+
+
+def real_cdrs(name: str, *uniqueids: str) -> list[bytes]:
+    """The lines of a corpus Master.csv (loguniqueid, loguserfield) whose uniqueid is one of
+    ``uniqueids``, as the file has them."""
+    lines = (REAL_CDRS / name).read_bytes().splitlines()
+    return [line for line in lines if line.split(b",")[16].strip(b'"').decode() in uniqueids]
 
 
 def crm(event_id: str, kind_action: str, when: str, **extra: str) -> bytes:
@@ -685,6 +695,171 @@ SCENARIOS = [
         expected={
             ("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 60},
             ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 150},
+        },
+    ),
+    Scenario(
+        "Asterisk without linkedid: the legs of a ring group share Party A's uniqueid",
+        # loguniqueid, no newcdrcolumns. The client's trunk channel (uniqueid 1795677000.80)
+        # rings 101 and 102 at once (Dial(SIP/101&SIP/102)); 102 answers after 7 s and talks
+        # 95 s. 07:10 UTC is 10:10 in Moscow.
+        cdrs=[
+            b'"","79161110050","600","from-trunk","""Client"" <79161110050>",'
+            b'"SIP/provider-00000080","SIP/101-00000081","Dial","SIP/101&SIP/102,30",'
+            b'"2026-11-26 07:10:00","","2026-11-26 07:10:07",7,0,"NO ANSWER","DOCUMENTATION",'
+            b'"1795677000.80"',
+            b'"","79161110050","600","from-trunk","""Client"" <79161110050>",'
+            b'"SIP/provider-00000080","SIP/102-00000082","Dial","SIP/101&SIP/102,30",'
+            b'"2026-11-26 07:10:00","2026-11-26 07:10:07","2026-11-26 07:11:42",102,95,'
+            b'"ANSWERED","DOCUMENTATION","1795677000.80"',
+        ],
+        # One call (call id = the shared uniqueid) that reached two managers: Ivanova did not
+        # answer and a colleague did, so she neither had nor missed it. Each leg a call of its
+        # own would give her an incoming, missed call.
+        expected={
+            ("ivanova", NOV26): {},
+            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 95},
+        },
+    ),
+    Scenario(
+        "Asterisk without linkedid: a dial through a Local channel and the bridge after it",
+        # Ivanova dials out through Local/…@outbound-allroutes (uniqueid 1795687200.90, her
+        # channel). The customer answers after 7 s; a second later the Local channel is
+        # optimised away and her channel is bridged to the trunk directly, which starts a new
+        # CDR of her channel: 1 s of talk on the first, 120 s on the second.
+        cdrs=[
+            b'"","101","79161110051","from-internal","""Anna"" <101>","SIP/101-00000090",'
+            b'"Local/79161110051@outbound-allroutes-00000091;1","Dial",'
+            b'"Local/79161110051@outbound-allroutes,300","2026-11-26 10:00:00",'
+            b'"2026-11-26 10:00:07","2026-11-26 10:00:08",8,1,"ANSWERED","DOCUMENTATION",'
+            b'"1795687200.90"',
+            b'"","101","79161110051","from-internal","""Anna"" <101>","SIP/101-00000090",'
+            b'"SIP/provider-00000092","Dial","Local/79161110051@outbound-allroutes,300",'
+            b'"2026-11-26 10:00:08","2026-11-26 10:00:08","2026-11-26 10:02:08",120,120,'
+            b'"ANSWERED","DOCUMENTATION","1795687200.90"',
+        ],
+        # One outgoing call, not two; 1 + 120 = 121 s of talk, one conversation (>= 30 s).
+        expected={("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 121}},
+    ),
+    Scenario(
+        "real CDRs: ring-group legs that differ only in outcome are kept and make one call",
+        # fafeitsch-mockdata-cdr (a German office, 2017; channels pseudonymised to
+        # NOT_AVAILABLE, so the company line in dst is the actor). Three calls to the line,
+        # two CDRs each with the same uniqueid, dstchannel and start (UTC):
+        #   1497952162.0   09:49 UTC  NO ANSWER 10/0 s,  ANSWERED 524/514 s
+        #   1497963411.35  12:56 UTC  ANSWERED 20/12 s,  NO ANSWER 7/0 s
+        #   1497964157.40  13:09 UTC  NO ANSWER 6/0 s,   ANSWERED 81/74 s
+        cdrs=real_cdrs(
+            "fafeitsch-mockdata-cdr.Master.csv", "1497952162.0", "1497963411.35", "1497964157.40"
+        ),
+        # Each pair is one answered call (its legs share the uniqueid, the call id): 3 calls
+        # in, none missed; talk 514 + 12 + 74 = 600 s; conversations (>= 30 s): 514 and 74.
+        # 09:49-13:09 UTC is 11:49-15:09 in Berlin (CEST): all on 20 June. Keyed as before,
+        # each pair was stored as one leg, the answered or the unanswered one.
+        expected={
+            ("weber", date(2017, 6, 20)): {
+                "calls_in": 3,
+                "conversations": 2,
+                "talk_seconds": 600,
+            }
+        },
+    ),
+    Scenario(
+        "a ring group answered by a colleague on another PBX: the member did not miss it",
+        # newcdrcolumns, UTC. The group dials Ivanova's phone and, through the trunk to the
+        # branch office, extension 5001 there (nobody in the directory). Ivanova's phone rings
+        # 9 s; the branch answers and talks 140 s. The branch leg names no manager's phone on
+        # either side, so it is the group number's (600), unattributed.
+        cdrs=[
+            b'"","79161110060","600","from-trunk","""Client"" <79161110060>",'
+            b'"SIP/provider-000000a0","SIP/101-000000a1","Dial",'
+            b'"SIP/101&SIP/branch/5001,30","2026-11-26 08:20:00","","2026-11-26 08:20:09",9,0,'
+            b'"NO ANSWER","DOCUMENTATION","1795681200.160","","1795681200.160",1',
+            b'"","79161110060","600","from-trunk","""Client"" <79161110060>",'
+            b'"SIP/provider-000000a0","SIP/branch-000000a2","Dial",'
+            b'"SIP/101&SIP/branch/5001,30","2026-11-26 08:20:00","2026-11-26 08:20:09",'
+            b'"2026-11-26 08:22:29",149,140,"ANSWERED","DOCUMENTATION","1795681200.160","",'
+            b'"1795681200.160",2',
+        ],
+        # The call reached one manager, who did not answer, but it was answered: Ivanova
+        # neither had nor missed it (it was her missed call when only managers' answers
+        # counted). The branch's 140 s show as unattributed.
+        expected={
+            ("ivanova", NOV26): {},
+            (UNATTRIBUTED, NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 140},
+        },
+    ),
+    Scenario(
+        "the IVR answers, Ivanova does not, the caller leaves a voicemail: her missed call",
+        # newcdrcolumns, UTC; Party A is the client's trunk channel, one CDR per stage: the IVR
+        # (answered by the dialplan, no dialled channel), the dial to Ivanova's phone (no
+        # answer), voicemail (FreePBX's vmu101, answered by the dialplan).
+        cdrs=[
+            b'"","79161110061","74951112233","from-trunk","""Client"" <79161110061>",'
+            b'"SIP/provider-000000b0","","Background","welcome","2026-11-26 08:40:00",'
+            b'"2026-11-26 08:40:00","2026-11-26 08:40:12",12,12,"ANSWERED","DOCUMENTATION",'
+            b'"1795682400.176","","1795682400.176",1',
+            b'"","79161110061","101","from-trunk","""Client"" <79161110061>",'
+            b'"SIP/provider-000000b0","SIP/101-000000b1","Dial","SIP/101,20",'
+            b'"2026-11-26 08:40:12","","2026-11-26 08:40:32",20,0,"NO ANSWER","DOCUMENTATION",'
+            b'"1795682400.176","","1795682400.176",2',
+            b'"","79161110061","vmu101","from-trunk","""Client"" <79161110061>",'
+            b'"SIP/provider-000000b0","","VoiceMail","101@default,u","2026-11-26 08:40:32",'
+            b'"2026-11-26 08:40:32","2026-11-26 08:40:57",25,25,"ANSWERED","DOCUMENTATION",'
+            b'"1795682400.176","","1795682400.176",3',
+        ],
+        # Machines answered the call, nobody took it: the call reached Ivanova alone and she
+        # missed it. Had the IVR's answer counted as the call's, she would not have.
+        expected={("ivanova", NOV26): {"calls_in": 1, "missed": 1}},
+    ),
+    Scenario(
+        "a trunk named after a city number is not a manager: the customer's call is incoming",
+        # The provider's trunk is the SIP peer 210000 (the office's city number), so its channel
+        # SIP/210000-… looks like an extension. The call entered the dialplan in from-trunk:
+        # Party A is outside. Ivanova answers after 5 s and talks 60 s (UTC).
+        cdrs=[
+            b'"","79161110070","101","from-trunk","""Client"" <79161110070>",'
+            b'"SIP/210000-000000c0","SIP/101-000000c1","Dial","SIP/101,30",'
+            b'"2026-11-26 09:10:00","2026-11-26 09:10:05","2026-11-26 09:11:05",65,60,'
+            b'"ANSWERED","DOCUMENTATION","1795684200.192","","1795684200.192",1'
+        ],
+        # One incoming call, one conversation. Read by the channel names alone it was an
+        # internal call of Ivanova's and of an unknown identity 210000.
+        expected={
+            ("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 60},
+            (UNATTRIBUTED, NOV26): {},
+        },
+    ),
+    Scenario(
+        "Ivanova dials a customer through the trunk named 210000: an outgoing call",
+        # She dialled a phone number (dst 79161110071): the channel that number reached is the
+        # trunk, whatever its name. Answered after 5 s, 45 s of talk.
+        cdrs=[
+            b'"","101","79161110071","from-internal","""Anna"" <101>","SIP/101-000000d0",'
+            b'"SIP/210000-000000d1","Dial","SIP/210000/79161110071,60",'
+            b'"2026-11-26 09:20:00","2026-11-26 09:20:05","2026-11-26 09:20:50",50,45,'
+            b'"ANSWERED","DOCUMENTATION","1795684800.208","","1795684800.208",1'
+        ],
+        expected={
+            ("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 45},
+            (UNATTRIBUTED, NOV26): {},
+        },
+    ),
+    Scenario(
+        "a queue call from the trunk 210000 with no trunk context: the directory decides",
+        # FreePBX writes the queue's context (ext-queues) as dcontext, so the CDR alone cannot
+        # tell the trunk from a phone: 210000 and 102 both look like extensions. The directory
+        # holds 102 (Sidorova) and not 210000, so 210000 is the party outside. She answers
+        # after 8 s and talks 70 s.
+        cdrs=[
+            b'"","79161110072","600","ext-queues","""Client"" <79161110072>",'
+            b'"SIP/210000-000000e0","SIP/102-000000e1","Queue","600,t",'
+            b'"2026-11-26 09:30:00","2026-11-26 09:30:08","2026-11-26 09:31:18",78,70,'
+            b'"ANSWERED","DOCUMENTATION","1795685400.224","","1795685400.224",1'
+        ],
+        # Sidorova's incoming call, not an internal one; no unknown identity 210000.
+        expected={
+            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 70},
+            (UNATTRIBUTED, NOV26): {},
         },
     ),
     Scenario(

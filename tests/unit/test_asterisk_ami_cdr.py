@@ -136,9 +136,10 @@ def test_answered_incoming_call_with_mapped_linkedid_and_sequence() -> None:
     )
 
 
-def test_plain_cdr_event_has_no_call_id_and_a_uniqueid_key() -> None:
+def test_plain_cdr_event_has_its_uniqueid_as_call_id_and_key() -> None:
+    # No LinkedID mapped: Party A's uniqueid is the best call id the event carries.
     [event] = parse(INCOMING_PLAIN)
-    assert event.call_id is None
+    assert event.call_id == "1795673702.45"
     assert event.event_id == derive_event_id(
         NS, "1795673702.45", "SIP/101-00000013", "2026-11-26 09:15:02", "callee"
     )
@@ -194,6 +195,7 @@ def test_internal_call_is_two_events() -> None:
     block = (
         INCOMING.replace(b"Channel: SIP/provider-00000012", b"Channel: SIP/102-00000050")
         .replace(b"Source: 79161234567", b"Source: 102")
+        .replace(b"DestinationContext: from-trunk", b"DestinationContext: from-internal")
         .replace(b"Event: Cdr", b"Event: cdr")
     )
     caller, callee = parse(block)

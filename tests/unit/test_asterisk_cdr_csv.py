@@ -40,10 +40,11 @@ def cdr(
     duration: str = "158",
     billsec: str = "151",
     disposition: str = "ANSWERED",
+    dcontext: str = "from-trunk",
 ) -> bytes:
     """A line in cdr_csv's layout. ``clid`` is given already CSV-escaped, as it appears."""
     line = (
-        f'"","{src}","{dst}","from-trunk","{clid}","{channel}","{dstchannel}","Dial",'
+        f'"","{src}","{dst}","{dcontext}","{clid}","{channel}","{dstchannel}","Dial",'
         f'"SIP/101,30","{start}","{answer}","{end}",{duration},{billsec},"{disposition}",'
         f'"DOCUMENTATION"'
     )
@@ -127,6 +128,7 @@ def test_outgoing_busy() -> None:
         clid='""Petrov"" <103>',
         channel="SIP/103-00000040",
         dstchannel="SIP/provider-00000041",
+        dcontext="from-internal",
         answer="",
         end="2026-11-26 09:15:06",
         duration="4",
@@ -216,8 +218,18 @@ def test_no_internal_endpoint_attributes_to_the_dialled_number() -> None:
     assert event.actor == Actor(SourceFamily.PBX, "74951112233")
     assert event.direction is Direction.INCOMING
     assert event.counterpart == PHONE
+    # No dialled channel to tell this CDR from the channel's others: the key adds its outcome.
     assert event.event_id == derive_event_id(
-        "asterisk-cdr-csv", "SIP/provider-00000012", "", "2026-11-26 09:15:02", "callee"
+        "asterisk-cdr-csv",
+        "SIP/provider-00000012",
+        "",
+        "2026-11-26 09:15:02",
+        "2026-11-26 09:15:02",
+        "2026-11-26 09:15:14",
+        "12",
+        "0",
+        "ANSWERED",
+        "callee",
     )
 
 
@@ -417,14 +429,23 @@ def test_channel_names_decide_direction(
     fields: tuple[str, str, str, str], expected: tuple[Direction, str, str]
 ) -> None:
     channel, dstchannel, src, dst = fields
-    [event] = parse(cdr(src=src, dst=dst, channel=channel, dstchannel=dstchannel))
+    # A phone's own call enters the dialplan in an internal context, a trunk's in from-trunk.
+    dcontext = "from-internal" if expected[0] is Direction.OUTGOING else "from-trunk"
+    line = cdr(src=src, dst=dst, channel=channel, dstchannel=dstchannel, dcontext=dcontext)
+    [event] = parse(line)
     assert (event.direction, event.actor.id, event.counterpart) == expected
 
 
 def test_hardware_channels_are_extensions_when_the_pattern_names_them() -> None:
     # A phone on DAHDI channel 3 (an FXS port): the operator names the port in the pattern.
     parser = AsteriskCdrCsvParser(internal_extension_pattern=r"^(\d{2,6}|DAHDI/3)$")
-    line = cdr(src="102", dst="84951234567", channel="DAHDI/3-1", dstchannel="SIP/provider-1f")
+    line = cdr(
+        src="102",
+        dst="84951234567",
+        channel="DAHDI/3-1",
+        dstchannel="SIP/provider-1f",
+        dcontext="from-internal",
+    )
     [event] = parser.parse(line, SOURCE)
     assert (event.direction, event.actor.id) == (Direction.OUTGOING, "DAHDI/3")
 
@@ -523,9 +544,7 @@ def test_a_field_read_that_is_not_utf8_is_decode_error(field: str, line: bytes) 
 
 
 def test_fields_not_read_may_hold_any_bytes() -> None:
-    line = INCOMING_ANSWERED.replace(b'"from-trunk"', b'"\xff\xfe"').replace(
-        b'"SIP/101,30"', b'"\xd0"'
-    )
+    line = INCOMING_ANSWERED.replace(b'"Dial"', b'"\xff\xfe"').replace(b'"SIP/101,30"', b'"\xd0"')
     assert parse(line) == parse(INCOMING_ANSWERED)
 
 

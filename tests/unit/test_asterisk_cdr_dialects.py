@@ -63,12 +63,12 @@ UNIQUEID_ONLY_ID = derive_event_id(
     NS, UNIQUEID, "SIP/101-00000013", "2026-11-26 09:15:02", "callee"
 )
 UNIQUEID_SEQUENCE_ID = derive_event_id(NS, UNIQUEID, SEQUENCE, "callee")
-# (event id, call id) per column set.
+# (event id, call id) per column set: the linkedid, else the uniqueid, else none.
 EXPECTED: dict[str, tuple[str, str | None]] = {
     "default": (DEFAULT_ID, None),
-    "uniqueid": (UNIQUEID_ONLY_ID, None),
+    "uniqueid": (UNIQUEID_ONLY_ID, UNIQUEID),
     "userfield": (DEFAULT_ID, None),
-    "uniqueid+userfield": (UNIQUEID_ONLY_ID, None),
+    "uniqueid+userfield": (UNIQUEID_ONLY_ID, UNIQUEID),
     "new": (DEFAULT_ID, LINKEDID),
     "uniqueid+new": (UNIQUEID_SEQUENCE_ID, LINKEDID),
     "userfield+new": (DEFAULT_ID, LINKEDID),
@@ -328,6 +328,8 @@ def test_cdr_custom_master_template_is_read(columns: AsteriskCdrColumns) -> None
         source=SOURCE,
         occurred_at=utc("2026-11-26 06:15:02"),
         ended_at=utc("2026-11-26 06:17:40"),
+        # No linkedid in the template: Party A's uniqueid ties the call's legs.
+        call_id=UNIQUEID,
     )
     assert event.event_id == parse(LINES["uniqueid+new"], "auto")[0].event_id
 
@@ -342,7 +344,7 @@ def test_auto_tells_the_19_field_sets_apart_per_line() -> None:
     parser = AsteriskCdrCsvParser(timezone="Europe/Moscow", columns="auto")
     [new] = parser.parse(LINES["new"], SOURCE)
     [custom] = parser.parse(CUSTOM, SOURCE)
-    assert (new.call_id, custom.call_id) == (LINKEDID, None)
+    assert (new.call_id, custom.call_id) == (LINKEDID, UNIQUEID)
 
 
 @pytest.mark.parametrize(

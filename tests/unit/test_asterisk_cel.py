@@ -396,18 +396,32 @@ def test_blind_transfer_gives_each_colleague_a_leg_of_one_call() -> None:
 
 def test_a_call_nobody_rang_is_the_originating_channel_alone() -> None:
     # Like a CDR with no destination channel: attributed to the dialled DID, which attribution
-    # later reports as nobody's.
+    # later reports as nobody's. Only the IVR answered it, so nobody took the call, and its
+    # 19 s are nobody's talk.
     [event] = parse(IVR_ONLY)
     assert summary(event) == (
         "4951112233",
         Direction.INCOMING,
-        True,
+        False,
         20,
-        19,
+        0,
         "79161234567",
         "1795687200.110",
     )
-    assert event.event_id == key("1795687200.110", "", "2026-11-26 13:00:00", "callee")
+    # No dialled channel: the CDR key adds the leg's outcome (answer, end, duration, billsec,
+    # disposition), as for a CDR with an empty dstchannel.
+    assert event.event_id == derive_event_id(
+        NS,
+        "1795687200.110",
+        "",
+        "2026-11-26 13:00:00",
+        "2026-11-26 13:00:01",
+        "2026-11-26 13:00:20",
+        "20",
+        "19",
+        "ANSWERED",
+        "callee",
+    )
 
 
 def test_unix_seconds_give_the_same_times() -> None:

@@ -372,3 +372,32 @@ def test_a_trunk_to_trunk_forward_protects_both_numbers_alike_and_keeps_attribut
         TOKEN("79169998877"),
         "",
     )
+
+
+# --- an extension-shaped identity nobody holds, next to a manager (issue 14) -------------------
+
+# 201 (Petrov) and 202 (nobody's) call each other; no trunk context, no dialled phone number.
+INTERNAL_TEMPLATE = (
+    '"","{a}","{b}","from-internal","","SIP/{a}-00000001","SIP/{b}-00000002","Dial","",'
+    '"2026-11-26 10:00:00","2026-11-26 10:00:02","2026-11-26 10:01:02",62,60,"ANSWERED",'
+    '"DOCUMENTATION"'
+)
+
+
+def directions(a: str, b: str) -> list[tuple[object, object, object]]:
+    line = INTERNAL_TEMPLATE.format(a=a, b=b).encode()
+    rows = processor().process([RawMessage("pbx", 0, 1, PBX, line)]).rows
+    return [(column(r, "actor_id"), column(r, "manager_id"), column(r, "direction")) for r in rows]
+
+
+def test_a_manager_calling_an_identity_nobody_holds_calls_outside() -> None:
+    assert directions("201", "202") == [("201", "petrov", "outgoing")]
+
+
+def test_an_identity_nobody_holds_calling_a_manager_is_an_incoming_call() -> None:
+    assert directions("202", "201") == [("201", "petrov", "incoming")]
+
+
+def test_two_identities_nobody_holds_stay_an_internal_call() -> None:
+    # The directory may lack both: they stay visible to `salespulse directory unknown`.
+    assert directions("302", "303") == [("302", "", "internal"), ("303", "", "internal")]
