@@ -50,6 +50,8 @@ _AUTH_ERRORS = frozenset(
         "ACCESS_DENIED",
         "WRONG_AUTH_TYPE",
         "PAYMENT_REQUIRED",
+        # The portal's plan has no Open Lines reports (imopenlines.v2.*): retrying cannot help.
+        "TARIFF_RESTRICTION",
     }
 )
 _NOT_FOUND = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND"})
@@ -132,16 +134,29 @@ class Bitrix24Client:
         of the change being looked up, so a copy older than the change is never used.
         """
         method = ENTITY_METHODS[entity]
-        key = (method, entity_id)
-        cached = self._cache.get(key, fetched_after=fetched_after)
+        cached = self.cached(method, entity_id, fetched_after=fetched_after)
         if cached is not None:
-            self.stats.cache_hits += 1
             return cached
         result = await self.call(method, {"id": entity_id})
         if not isinstance(result, dict):
             raise Bitrix24Error(method, "unexpected_result", "result is not an object")
-        self._cache.put(key, result)
+        self.remember(method, entity_id, result)
         return result
+
+    def cached(
+        self, method: str, key: str, *, fetched_after: float | None = None
+    ) -> dict[str, Any] | None:
+        """What ``method`` answered about ``key`` within the cache's time to live, if fetched
+        after ``fetched_after`` (see ``TtlCache.get``)."""
+        found = self._cache.get((method, key), fetched_after=fetched_after)
+        if found is not None:
+            self.stats.cache_hits += 1
+        return found
+
+    def remember(self, method: str, key: str, result: dict[str, Any]) -> None:
+        """Keep ``result`` as what ``method`` says about ``key``: a method answering for many
+        objects at once (a list) can then answer later questions about each of them."""
+        self._cache.put((method, key), result)
 
     async def call(self, method: str, params: Mapping[str, str]) -> Any:
         """The ``result`` of one REST method call, after retries."""

@@ -53,6 +53,19 @@ class Bitrix24Settings(BaseModel):
         default=0.5, ge=0, le=60, description="first retry delay; doubles with each retry"
     )
     backoff_max_seconds: float = Field(default=30.0, ge=0, le=600)
+    openlines_lookback_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="how long before an Open Lines event was sent its session may have closed: "
+        "the window of closing times searched for the session",
+    )
+    openlines_max_pages: int = Field(
+        default=5,
+        ge=1,
+        le=50,
+        description="pages of 200 sessions read from that window before giving the session up",
+    )
 
     @field_validator("webhook_url")
     @classmethod

@@ -2,9 +2,11 @@
 
 A record is one session object as the Open Lines REST API and its session export return it, with
 keys either in Bitrix24's own UPPER_SNAKE spelling (``DATE_FIRST_ANSWER``) or in camelCase
-(``dateFirstAnswer``). A closed session becomes one ``chat_session`` event, like the generic
-chat format; a session that is still open yields nothing, because the export delivers it again
-once it is closed and only then is its outcome known.
+(``dateFirstAnswer``), the spelling of ``imopenlines.v2.Session.list``, which also names the
+status (``"closed"``) and leaves ``operatorId`` null for a session no operator took. A closed
+session becomes one ``chat_session`` event, like the generic chat format; a session that is still
+open yields nothing, because the export delivers it again once it is closed and only then is its
+outcome known.
 
 An Open Lines operator is a Bitrix24 user, so the actor is ``(crm, OPERATOR_ID)``: the same
 identity the CRM parsers use, and one directory entry covers both.
@@ -12,9 +14,9 @@ identity the CRM parsers use, and one directory entry covers both.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import AliasChoices, Field, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 
 from processors.parsers._bitrix24 import (
     BxFlag,
@@ -43,9 +45,20 @@ from salespulse.models import (
 )
 
 # Session statuses (Bitrix\ImOpenLines\Session::STATUS_*). 60 and above are final.
+STATUS_NEW = 0
+STATUS_OPERATOR = 40
 STATUS_CLOSE = 60
 STATUS_SPAM = 65
 STATUS_DUPLICATE = 69
+# imopenlines.v2 names groups of those statuses. Only "over or not" and "spam" matter here, so
+# each name stands for one status of its group.
+_STATUS_NAMES = {
+    "new": STATUS_NEW,
+    "answered": STATUS_OPERATOR,
+    "paused": STATUS_OPERATOR,
+    "closed": STATUS_CLOSE,
+    "spam": STATUS_SPAM,
+}
 # Spam is not a conversation with a client, and a duplicate's conversation is counted in the
 # session it duplicates: neither is served nor missed.
 _NOT_CONVERSATIONS = frozenset({STATUS_SPAM, STATUS_DUPLICATE})
@@ -65,6 +78,10 @@ _CHANNEL_PREFIXES = (
 )
 
 
+def _status_number(value: object) -> object:
+    return _STATUS_NAMES.get(value, value) if isinstance(value, str) else value
+
+
 class OpenLinesSession(RecordModel):
     """The fields read from a session. Times stay strings so that a bad or naive time is a
     ``bad_time`` dead letter rather than a generic validation error."""
@@ -74,7 +91,8 @@ class OpenLinesSession(RecordModel):
     source: str = Field(
         min_length=1, max_length=64, validation_alias=AliasChoices("SOURCE", "source")
     )
-    operator_id: BxId = Field(validation_alias=AliasChoices("OPERATOR_ID", "operatorId"))
+    # Required, but null (v2's "no operator") is allowed and read as 0.
+    operator_id: BxOptionalId = Field(validation_alias=AliasChoices("OPERATOR_ID", "operatorId"))
     user_id: BxOptionalId = Field(None, validation_alias=AliasChoices("USER_ID", "userId"))
     chat_id: BxOptionalId = Field(None, validation_alias=AliasChoices("CHAT_ID", "chatId"))
     date_create: str = Field(
@@ -86,7 +104,9 @@ class OpenLinesSession(RecordModel):
     date_first_answer: BxOptionalTime = Field(
         None, validation_alias=AliasChoices("DATE_FIRST_ANSWER", "dateFirstAnswer")
     )
-    status: BxInt | None = Field(None, validation_alias=AliasChoices("STATUS", "status"))
+    status: Annotated[BxInt | None, BeforeValidator(_status_number)] = Field(
+        None, validation_alias=AliasChoices("STATUS", "status")
+    )
     closed: BxFlag | None = Field(None, validation_alias=AliasChoices("CLOSED", "closed"))
     message_count: BxInt | None = Field(
         None, validation_alias=AliasChoices("MESSAGE_COUNT", "messageCount")
@@ -135,7 +155,7 @@ class Bitrix24OpenLinesParser(JsonRecordParser[OpenLinesSession]):
                 action="served" if first_response_seconds is not None else "missed",
                 occurred_at=created,
                 ended_at=closed_at,
-                actor=Actor(SourceFamily.CRM, session.operator_id),
+                actor=Actor(SourceFamily.CRM, session.operator_id or "0"),
                 source=source,
                 first_response_seconds=first_response_seconds,
                 channel=channel,

@@ -8,6 +8,12 @@ Two ways in, one event shape:
   ``OnVoximplantCallEnd`` (a form body: ``event=ONVOXIMPLANTCALLEND&data[CALL_ID]=...``), or a
   JSON object with the ``telephony.externalcall.finish`` parameters.
 
+Both also read the ``result`` that ``telephony.externalcall.finish`` returns, which is nearly a
+statistic row: its direction is ``INCOMING`` (same values as ``CALL_TYPE``) and its
+``CALL_START_DATE`` arrives as ``{}``. A call without a start date is dated by the registration
+time at the end of its ``externalCall.<md5>.<unix time>`` id, which is when
+``telephony.externalcall.register`` ran: the start itself unless the integration passed another.
+
 Both derive the event id from the call id and the user, not from the format, so a call delivered
 by the event *and* by the export is stored once.
 
@@ -21,11 +27,11 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, tzinfo
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationError
+from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 
 from processors.parsers._common import (
     DEFAULT_MAX_RECORD_BYTES,
@@ -74,7 +80,14 @@ _FAILED_CODE = re.compile(r"[0-9A-Za-z-]{1,16}", re.ASCII)
 # The portal's display format, local time: 26.11.2026 10:15:00
 _PORTAL_DATE = re.compile(r"(\d{2})\.(\d{2})\.(\d{4}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
 _DATA_KEY = re.compile(r"data\[([A-Za-z0-9_]{1,64})\]", re.ASCII)
+# telephony.externalcall.register names a call externalCall.<32 hex>.<Unix seconds at register>.
+_EXTERNAL_CALL_ID = re.compile(r"externalCall\.[0-9a-f]{32}\.([0-9]{9,10})", re.ASCII)
 _MAX_FORM_FIELDS = 200
+
+
+def _no_date(value: object) -> object:
+    # PHP serialises the DateTime that finish returns as an empty object; "" and null are unset.
+    return None if value in ({}, "") else value
 
 
 class CallRecord(RecordModel):
@@ -84,9 +97,10 @@ class CallRecord(RecordModel):
     CALL_ID: str = Field(min_length=1, max_length=128)
     PORTAL_USER_ID: str | int | None = None
     PHONE_NUMBER: str | int | None = None
-    CALL_TYPE: str | int
+    # finish's result names the statistic's CALL_TYPE by its table column, INCOMING.
+    CALL_TYPE: str | int = Field(validation_alias=AliasChoices("CALL_TYPE", "INCOMING"))
     CALL_DURATION: str | int
-    CALL_START_DATE: str
+    CALL_START_DATE: Annotated[str | None, BeforeValidator(_no_date)] = None
     CALL_FAILED_CODE: str | int
     CRM_ENTITY_TYPE: str | None = None
     CRM_ENTITY_ID: str | int | None = None
@@ -117,7 +131,11 @@ class _CallParser(RecordParser):
         user = _text(call.PORTAL_USER_ID)
         if user and _USER_ID.fullmatch(user) is None:
             raise RecordError("invalid", f"PORTAL_USER_ID: {redact(user)} is not a user id")
-        occurred_at = self._start(call.CALL_START_DATE)
+        occurred_at = (
+            registration_time(call.CALL_ID)
+            if call.CALL_START_DATE is None
+            else self._start(call.CALL_START_DATE)
+        )
         if user.strip("0") == "":
             # No operator took part (the call ended in the IVR or a queue): nobody's activity.
             return []
@@ -186,6 +204,18 @@ class Bitrix24CallEndEventParser(_CallParser):
         except ValidationError as exc:
             raise RecordError("invalid", summarize(exc)) from None
         return self.call_events(call, source)
+
+
+def registration_time(call_id: str) -> datetime:
+    """When ``telephony.externalcall.register`` created the call, from the id it gave it.
+
+    register takes the current time as the start unless told another, just before it names the
+    call, so the start is this second or the one before; a record without a start is dated by it.
+    Any other call id leaves the record without a time."""
+    match = _EXTERNAL_CALL_ID.fullmatch(call_id)
+    if match is None:
+        raise RecordError("invalid", "CALL_START_DATE missing, and CALL_ID carries no time")
+    return datetime.fromtimestamp(int(match.group(1)), UTC)
 
 
 def _form_fields(text: str) -> dict[str, Any]:

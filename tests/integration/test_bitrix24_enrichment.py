@@ -1,6 +1,7 @@
 """The Bitrix24 bridge against a fake portal on 127.0.0.1 serving recorded REST answers
-(tests/samples/bitrix24/rest): enrichment, retries, auth errors, caching, pacing, secrecy, and
-one enriched record through the real broker."""
+(tests/samples/bitrix24/rest): enrichment of CRM and Open Lines events, retries, auth errors,
+caching, pacing, secrecy, one enriched record through the real broker and one Open Lines event
+through the receiver."""
 
 from __future__ import annotations
 
@@ -9,28 +10,33 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
+from aiohttp.test_utils import TestClient, TestServer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client import REGISTRY
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from ingest.bitrix24.client import Bitrix24AuthError, Bitrix24Client, Bitrix24Unavailable
-from ingest.bitrix24.enrich import WebhookRejected, enrich, receiver_transform
+from ingest.bitrix24.enrich import WebhookRejected, enrich, enrich_event, receiver_transform
 from ingest.bitrix24.settings import Bitrix24Settings
 from ingest.raw_producer import RawProducer
+from ingest.receiver import ReceiverSettings, build_receiver_app
 from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
-from salespulse.models import SourceFamily, SourceRef
-from salespulse.settings import TopicSettings
+from processors.parsers.bitrix24_openlines import Bitrix24OpenLinesParser
+from salespulse.models import SourceFamily, SourceRef, derive_event_id
+from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
 
-REST_DIR = Path(__file__).resolve().parent.parent / "samples" / "bitrix24" / "rest"
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+REST_DIR = SAMPLES / "bitrix24" / "rest"
 SECRET = "k7x2m9q4w8e1r5t3"
 TOKEN = "f4a8c2e6b1d9"
 TS = 1764160812  # 2025-11-26 12:40:12 UTC: in the past, so a copy fetched now postdates it
@@ -40,11 +46,13 @@ Answer = tuple[int, Any, float]
 
 
 class FakePortal:
-    """``/rest/<user>/<secret>/<method>.json?id=N``: scripted answers first, then the recorded
-    file ``rest/<method>/<N>.json``, or Bitrix24's 400 "Not found"."""
+    """``/rest/<user>/<secret>/<method>.json?id=N`` (or ``?configId=N``, the line a session list
+    is for): scripted answers first, then the recorded file ``rest/<method>/<N>.json``, or
+    Bitrix24's 400 "Not found"."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
+        self.queries: list[dict[str, str]] = []
         self.scripts: dict[tuple[str, str], list[Answer]] = {}
         self.url = ""
 
@@ -53,8 +61,9 @@ class FakePortal:
             body = {"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"}
             return web.json_response(body, status=401)
         method = request.match_info["method"].removesuffix(".json")
-        entity_id = request.query.get("id", "")
+        entity_id = request.query.get("id") or request.query.get("configId", "")
         self.requests.append((method, entity_id))
+        self.queries.append(dict(request.query))
         script = self.scripts.get((method, entity_id))
         if script:
             status, body, stall = script.pop(0)
@@ -361,6 +370,24 @@ async def test_rate_limit_paces_requests(portal: FakePortal) -> None:
 _runs = itertools.count(1)
 
 
+async def consume(kafka: KafkaSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first messages to arrive on ``topic`` (within 20 s)."""
+    consumer = AIOKafkaConsumer(
+        topic, **kafka.aiokafka_options(), auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    seen: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        for _ in range(40):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                seen.extend(batch)
+            if seen:
+                break
+    finally:
+        await consumer.stop()
+    return seen
+
+
 @pytest.mark.integration
 async def test_enriched_record_through_the_broker(
     stack: LocalStack, portal: FakePortal, client: Bitrix24Client
@@ -376,23 +403,211 @@ async def test_enriched_record_through_the_broker(
     async with RawProducer(kafka, topics) as producer:
         await producer.send(record)
 
-    consumer = AIOKafkaConsumer(
-        topics.raw_crm,
-        **kafka.aiokafka_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen = []
-    try:
-        for _ in range(40):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                seen.extend(batch)
-            if seen:
-                break
-    finally:
-        await consumer.stop()
-    [message] = seen
+    [message] = await consume(kafka, topics.raw_crm)
     assert message.value == record.value
     assert message.key == b"1101"
     assert dict(message.headers)["sp-format"] == b"bitrix24-crm-rest"
+
+
+# --- Open Lines sessions ----------------------------------------------------------------------
+
+# The documented ONSESSIONFINISH, as published (tests/samples/real/bitrix24): session 42 of line
+# 128 closed, chat 10585, client 1984, sent at ts 1714649632 = 2024-05-02T11:33:52Z. Its token
+# is the documentation's placeholder, configured as the application token below.
+REAL_FINISH: dict[str, Any] = json.loads(
+    (SAMPLES / "real" / "bitrix24" / "onsessionfinish.event.json").read_bytes()
+)
+REAL_TOKEN = REAL_FINISH["auth"]["application_token"]
+SESSION_LIST = "imopenlines.v2.Session.list"
+LINE_128 = recorded(SESSION_LIST, "128")["sessions"]  # sessions 42, 41 (spam) and 40
+
+
+def php_form(document: Mapping[str, Any]) -> bytes:
+    """An event as Bitrix24 POSTs it: PHP's http_build_query of the array the page shows as
+    JSON (``data[DATA][0][session][id]=42``)."""
+    pairs: list[tuple[str, str]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}[{key}]" if prefix else str(key), item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(f"{prefix}[{index}]", item)
+        else:
+            pairs.append((prefix, str(value)))
+
+    walk("", document)
+    return urlencode(pairs).encode()
+
+
+def session_event(event: str = "ONSESSIONFINISH", **session: Any) -> bytes:
+    """The real event, renamed and with its session's fields replaced."""
+    document = json.loads(json.dumps(REAL_FINISH))
+    document["event"] = event
+    document["data"]["DATA"][0]["session"].update(session)
+    return php_form(document)
+
+
+@pytest.fixture
+async def openlines_client(portal: FakePortal) -> AsyncIterator[Bitrix24Client]:
+    async with Bitrix24Client(settings_for(portal, application_token=REAL_TOKEN)) as bitrix:
+        yield bitrix
+
+
+async def test_real_session_finish_becomes_its_session(
+    portal: FakePortal, openlines_client: Bitrix24Client
+) -> None:
+    [record] = await enrich_event(php_form(REAL_FINISH), openlines_client)
+    # The record is session 42 exactly as the portal listed it, keyed by its operator.
+    assert (record.family, record.format, record.key) == (
+        SourceFamily.CHAT,
+        "bitrix24-openlines-session",
+        b"1101",
+    )
+    assert json.loads(record.value) == LINE_128[0]
+    assert b"\n" not in record.value
+    # One request: line 128's sessions closed in the day before the event was sent (plus a
+    # minute), newest closing first.
+    assert portal.requests == [(SESSION_LIST, "128")]
+    assert portal.queries == [
+        {
+            "configId": "128",
+            "dateCloseFrom": "2024-05-01T11:33:52+00:00",
+            "dateCloseTo": "2024-05-02T11:34:52+00:00",
+            "order": "dateClose",
+            "orderDirection": "desc",
+            "limit": "200",
+            "offset": "0",
+        }
+    ]
+    # By hand: opened 14:21:07+03:00, first operator answer 14:21:50 (43 s), closed 14:33:49,
+    # operator 1101, live chat = web chat, client 1984, chat 10585 -> one served chat.
+    [event] = Bitrix24OpenLinesParser().parse(record.value, SourceRef("t", "t", 0, 0))
+    assert (event.kind.value, event.action, event.actor.id) == ("chat_session", "served", "1101")
+    assert (event.occurred_at.isoformat(), event.ended_at and event.ended_at.isoformat()) == (
+        "2024-05-02T11:21:07+00:00",
+        "2024-05-02T11:33:49+00:00",
+    )
+    assert (event.first_response_seconds, event.channel) == (43, "webchat")
+    assert (event.counterpart, event.external_ref) == ("1984", "chat:10585")
+
+
+async def test_sessions_of_one_answer_are_cached(
+    portal: FakePortal, openlines_client: Bitrix24Client
+) -> None:
+    await enrich_event(session_event(id=42), openlines_client)
+    # Session 40 closed earlier on the same line: the first answer listed it already.
+    [record] = await enrich_event(session_event(id=40), openlines_client)
+    assert json.loads(record.value) == LINE_128[2]
+    assert record.key is None  # nobody took it: operatorId null
+    assert len(portal.requests) == 1
+    assert openlines_client.stats.cache_hits == 1
+
+
+async def test_spam_session_is_forwarded_for_the_parser_to_drop(
+    portal: FakePortal, openlines_client: Bitrix24Client
+) -> None:
+    [record] = await enrich_event(session_event(id=41), openlines_client)
+    assert Bitrix24OpenLinesParser().parse(record.value, SourceRef("t", "t", 0, 0)) == []
+
+
+async def test_session_still_open_is_ignored_without_a_call(
+    portal: FakePortal, openlines_client: Bitrix24Client
+) -> None:
+    before = ignored("session_open")
+    # The documented ONSESSIONSTART is the same body with closed N.
+    assert await enrich_event(session_event("ONSESSIONSTART", closed="N"), openlines_client) == []
+    assert await enrich_event(session_event(closed="N"), openlines_client) == []
+    assert portal.requests == []
+    assert ignored("session_open") == before + 2
+
+
+async def test_session_the_portal_does_not_list_is_ignored(
+    portal: FakePortal, openlines_client: Bitrix24Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = ignored("session_not_found")
+    assert await enrich_event(session_event(id=43), openlines_client) == []
+    assert ignored("session_not_found") == before + 1
+    assert "session 43" in caplog.text
+
+
+async def test_session_list_is_paged(portal: FakePortal, openlines_client: Bitrix24Client) -> None:
+    first_page = {"result": {"sessions": [LINE_128[1]], "hasNextPage": True}}
+    portal.scripts[(SESSION_LIST, "128")] = [(200, first_page, 0)]
+    [record] = await enrich_event(session_event(id=42), openlines_client)
+    assert json.loads(record.value) == LINE_128[0]
+    assert [query["offset"] for query in portal.queries] == ["0", "200"]
+
+
+async def test_session_list_gives_up_after_max_pages(portal: FakePortal) -> None:
+    page = {"result": {"sessions": [LINE_128[1]], "hasNextPage": True}}
+    portal.scripts[(SESSION_LIST, "128")] = [(200, page, 0)] * 3
+    settings = settings_for(portal, application_token=REAL_TOKEN, openlines_max_pages=2)
+    async with Bitrix24Client(settings) as client:
+        assert await enrich_event(session_event(id=42), client) == []
+    assert len(portal.requests) == 2
+
+
+async def test_no_open_lines_reports_on_the_plan_is_not_retried(
+    portal: FakePortal, openlines_client: Bitrix24Client
+) -> None:
+    refusal = {"error": "TARIFF_RESTRICTION", "error_description": "Statistics reports are not"}
+    portal.scripts[(SESSION_LIST, "128")] = [(400, refusal, 0)]
+    with pytest.raises(Bitrix24AuthError, match="TARIFF_RESTRICTION"):
+        await enrich_event(php_form(REAL_FINISH), openlines_client)
+    assert len(portal.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        session_event(id="s42"),
+        php_form({key: value for key, value in REAL_FINISH.items() if key != "data"}),
+    ],
+)
+async def test_session_event_without_a_session_id_is_rejected(
+    portal: FakePortal, openlines_client: Bitrix24Client, body: bytes
+) -> None:
+    with pytest.raises(WebhookRejected) as caught:
+        await enrich_event(body, openlines_client)
+    assert caught.value.reason == "malformed"
+    assert portal.requests == []
+
+
+@pytest.mark.integration
+async def test_session_finish_through_the_receiver(
+    stack: LocalStack, portal: FakePortal, openlines_client: Bitrix24Client
+) -> None:
+    run = f"ol{next(_runs)}-{int(time.time())}"
+    topics = TopicSettings(
+        raw_pbx=f"{run}.pbx", raw_chat=f"{run}.chat", raw_crm=f"{run}.crm", dead_letter=f"{run}.dl"
+    )
+    kafka = stack.settings.kafka
+    await ensure_topics(kafka, topics)
+    receiver = ReceiverSettings(
+        bitrix24_application_token=SecretStr(REAL_TOKEN), port=free_ports(1)[0]
+    )
+    app = build_receiver_app(
+        receiver,
+        RawProducer(kafka, topics),
+        topics=topics,
+        transform=receiver_transform(openlines_client),
+    )
+    async with TestClient(TestServer(app)) as http:
+        deadline = time.monotonic() + 20
+        while (await http.get("/readyz")).status != 200:
+            assert time.monotonic() < deadline, "the receiver never became ready"
+            await asyncio.sleep(0.05)
+        response = await http.post("/ingest/bitrix24/event", data=php_form(REAL_FINISH))
+        assert response.status == 200
+        assert await response.json() == {"stored": 1}
+
+    [message] = await consume(kafka, topics.raw_chat)
+    assert (message.key, dict(message.headers)["sp-format"]) == (
+        b"1101",
+        b"bitrix24-openlines-session",
+    )
+    [event] = Bitrix24OpenLinesParser().parse(message.value, SourceRef("t", "t", 0, 0))
+    assert event.event_id == derive_event_id("bitrix24-openlines-session", "42")
+    assert (event.action, event.actor.id, event.first_response_seconds) == ("served", "1101", 43)

@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -71,6 +72,7 @@ managers:
 )
 NOV26 = date(2026, 11, 26)
 NOV27 = date(2026, 11, 27)
+MAR10 = date(2026, 3, 10)
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 REAL_CDRS = SAMPLES / "real" / "asterisk-cdr-csv"
 _sequence = iter(range(1, 10_000))
@@ -186,6 +188,13 @@ def bitrix24_rest(event: str, method: str, entity_id: str, ts: int = 1795697000)
     answer = json.loads((SAMPLES / "bitrix24" / "rest" / method / f"{entity_id}.json").read_text())
     entity = method.split(".")[1]
     return one_line({"event": event, "ts": ts, "entity": entity, "result": answer["result"]})
+
+
+def real_bitrix24_result(name: str) -> Any:
+    """The ``result`` of a documented REST answer in tests/samples/real/bitrix24."""
+    return json.loads((SAMPLES / "real" / "bitrix24" / f"{name}.response.json").read_text())[
+        "result"
+    ]
 
 
 def voximplant_row(**fields: str | None) -> bytes:
@@ -548,6 +557,25 @@ SCENARIOS = [
         ],
         # One call of 151 s; stored twice it would show 302 s.
         expected={("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 151}},
+    ),
+    Scenario(
+        "Bitrix24: the real finish result and the export's row of that call count once",
+        # Bitrix24's documented answers: telephony.externalcall.finish saved user 1269's
+        # incoming call (INCOMING "2", 200, 95 s, CALL_START_DATE {}: dated by the registration
+        # time in its CALL_ID, 2026-03-10 08:19:39 UTC), and voximplant.statistic.get lists the
+        # same CALL_ID started 08:19:38 UTC. User 1269 is in no directory entry: unattributed.
+        messages=[
+            (
+                "bitrix24-voximplant-statistic",
+                one_line(real_bitrix24_result("telephony.externalcall.finish")),
+            ),
+            (
+                "bitrix24-voximplant-statistic",
+                one_line(real_bitrix24_result("voximplant.statistic.get")[1]),
+            ),
+        ],
+        # One call of 95 s; stored twice it would show 190 s.
+        expected={(UNATTRIBUTED, MAR10): {"calls_in": 1, "conversations": 1, "talk_seconds": 95}},
     ),
     Scenario(
         "Bitrix24: an incoming call skipped by the operator (304) is their missed call",

@@ -238,3 +238,61 @@ def test_details_do_not_echo_phone_numbers() -> None:
     error = record_error(PARSER.parse, compact(served(DATE_CREATE="+7 916 123-45-67")), SOURCE)
     assert error.reason == "bad_time"
     assert "916" not in error.detail
+
+
+# --- sessions as imopenlines.v2.Session.list returns them ----------------------------------
+
+# The answer the enrichment of ONSESSIONFINISH gets for line 128 (the documented shape; the
+# real event is tests/samples/real/bitrix24/onsessionfinish.event.json, session 42).
+V2_SESSIONS: list[dict[str, Any]] = json_sample(
+    "bitrix24/rest/imopenlines.v2.Session.list/128.json"
+)["result"]["sessions"]
+
+
+def test_sessions_as_the_v2_list_returns_them() -> None:
+    session_42, spam_41, unanswered_40 = (parse(session) for session in V2_SESSIONS)
+    # 42: status "closed", operatorId 1101, opened 14:21:07+03:00, first answer 14:21:50 (43 s),
+    # closed 14:33:49; livechat is the web chat; client 1984 in chat 10585.
+    assert [summary(event) for event in session_42] == [
+        {
+            "event_id": derive_event_id("bitrix24-openlines-session", "42"),
+            "kind": "chat_session",
+            "action": "served",
+            "occurred_at": "2024-05-02T11:21:07Z",
+            "ended_at": "2024-05-02T11:33:49Z",
+            "actor": ["crm", "1101"],
+            "first_response_seconds": 43,
+            "channel": "webchat",
+            "counterpart": "1984",
+            "external_ref": "chat:10585",
+        }
+    ]
+    # 41: status "spam": not a conversation.
+    assert spam_41 == []
+    # 40: closed by timeout, operatorId null (no operator ever took it), no first answer: a
+    # missed chat of nobody, kept as (crm, "0") like OPERATOR_ID 0.
+    assert [summary(event) for event in unanswered_40] == [
+        {
+            "event_id": derive_event_id("bitrix24-openlines-session", "40"),
+            "kind": "chat_session",
+            "action": "missed",
+            "occurred_at": "2024-05-02T10:40:00Z",
+            "ended_at": "2024-05-02T10:58:01Z",
+            "actor": ["crm", "0"],
+            "channel": "webchat",
+            "counterpart": "1969",
+            "external_ref": "chat:10560",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("status", "events"),
+    [("closed", 1), ("spam", 0), ("new", 0), ("answered", 0), ("paused", 0)],
+)
+def test_v2_status_names(status: str, events: int) -> None:
+    assert len(parse(changed(V2_SESSIONS[0], status=status))) == events
+
+
+def test_unknown_v2_status_name_is_invalid() -> None:
+    assert reason(changed(V2_SESSIONS[0], status="archived")) == "invalid"

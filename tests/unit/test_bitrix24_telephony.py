@@ -26,7 +26,15 @@ from salespulse.models import (
     SourceFamily,
     derive_event_id,
 )
-from tests.unit.parsing_helpers import SAMPLES_DIR, changed_record, record_error, source_of, utc
+from tests.unit.parsing_helpers import (
+    SAMPLES_DIR,
+    changed_record,
+    compact,
+    json_sample,
+    record_error,
+    source_of,
+    utc,
+)
 
 SAMPLES = SAMPLES_DIR / "bitrix24"
 STATISTIC = (SAMPLES / "voximplant-statistic.jsonl").read_bytes()
@@ -312,6 +320,94 @@ def test_deeply_nested_json_object_is_malformed() -> None:
 def test_too_large() -> None:
     assert record_error(event, FORM, max_record_bytes=256).reason == "too_large"
     assert record_error(statistic, rows()[0], max_record_bytes=256).reason == "too_large"
+
+
+# --- the real telephony.externalcall.finish answer (tests/samples/real/bitrix24) -------------
+
+# The documentation's answer, as published (anonymised): what `finish` saved for the call.
+REAL_FINISH: dict[str, Any] = json_sample(
+    "real/bitrix24/telephony.externalcall.finish.response.json"
+)["result"]
+# The same portal's voximplant.statistic.get answer; its second row is that same call.
+REAL_STATISTIC: list[dict[str, Any]] = json_sample(
+    "real/bitrix24/voximplant.statistic.get.response.json"
+)["result"]
+REAL_CALL_ID = "externalCall.716f1cb73def9700a23842adf9c4c568.1773130779"
+
+
+def test_real_finish_result_is_read_by_both_parsers() -> None:
+    # By hand, from the answer's fields:
+    #   INCOMING "2" (not CALL_TYPE): 2 is "incoming" on the method's page   -> incoming
+    #   CALL_FAILED_CODE "200", CALL_DURATION 95                             -> answered, 95/95 s
+    #   PORTAL_USER_ID 1269 (a JSON integer)                                -> actor (crm, "1269")
+    #   CALL_START_DATE {} (a PHP DateTime serialised empty): no start here, so the registration
+    #   time CALL_ID ends with, 1773130779 = 2026-03-10T08:19:39Z           -> occurred_at
+    #   PHONE_NUMBER "79990711765"; CRM_ENTITY_TYPE CONTACT, CRM_ENTITY_ID 797
+    expected = ActivityEvent(
+        event_id=derive_event_id("bitrix24", REAL_CALL_ID, "1269"),
+        kind=ActivityKind.CALL,
+        action="leg",
+        occurred_at=utc("2026-03-10T08:19:39"),
+        actor=Actor(SourceFamily.CRM, "1269"),
+        source=SOURCE,
+        direction=Direction.INCOMING,
+        answered=True,
+        duration_seconds=95,
+        talk_seconds=95,
+        counterpart="79990711765",
+        external_ref="CONTACT:797",
+        call_id=REAL_CALL_ID,
+    )
+    record = compact(REAL_FINISH)
+    assert statistic(record) == [expected]
+    assert event(record) == [expected]
+
+
+def test_real_finish_result_and_statistic_row_are_one_stored_call() -> None:
+    # Row 2 of the statistic answer is the call finish saved: same CALL_ID, user 1269,
+    # CALL_TYPE "2", 95 s, started 2026-03-10T11:19:38+03:00 = 08:19:38Z. The registration time
+    # in CALL_ID is a second later, on the same UTC day, and the event id is the same: events are
+    # stored by (day of occurred_at, event_id), so the two copies are one row.
+    [from_finish] = event(compact(REAL_FINISH))
+    [from_export] = statistic(compact(REAL_STATISTIC[1]))
+    assert from_export.occurred_at == utc("2026-03-10T08:19:38")
+    assert from_finish.event_id == from_export.event_id
+    assert from_finish.occurred_at.date() == from_export.occurred_at.date()
+    ignored = {"occurred_at"}
+    assert from_finish.model_dump(exclude=ignored) == from_export.model_dump(exclude=ignored)
+
+
+@pytest.mark.parametrize("start", [{}, None, "", ...])
+def test_no_start_date_falls_back_to_the_registration_time(start: object) -> None:
+    [call] = event(changed_record(compact(REAL_FINISH), CALL_START_DATE=start))
+    assert call.occurred_at == utc("2026-03-10T08:19:39")
+
+
+@pytest.mark.parametrize(
+    "call_id",
+    [
+        "5F3A0C8E2B714D96.1795673702.2219043017",  # a Voximplant call: no registration time
+        "externalCall.716f1cb73def9700a23842adf9c4c568.",
+        "externalCall.716f1cb73def9700a23842adf9c4c568.17731307790000",
+    ],
+)
+def test_no_start_date_and_no_registration_time_is_invalid(call_id: str) -> None:
+    record = changed_record(compact(REAL_FINISH), CALL_START_DATE={}, CALL_ID=call_id)
+    assert record_error(event, record).reason == "invalid"
+    assert record_error(statistic, record).reason == "invalid"
+
+
+def test_a_start_date_object_with_fields_is_invalid() -> None:
+    record = changed_record(compact(REAL_FINISH), CALL_START_DATE={"date": "2026-03-10"})
+    assert record_error(statistic, record).reason == "invalid"
+
+
+def test_call_type_wins_over_incoming() -> None:
+    [call] = statistic(changed_record(compact(REAL_FINISH), CALL_TYPE="1"))
+    assert call.direction is Direction.OUTGOING
+    assert record_error(statistic, changed_record(compact(REAL_FINISH), INCOMING="7")).reason == (
+        "invalid"
+    )
 
 
 def test_split_one_record_per_line() -> None:
