@@ -142,8 +142,13 @@ class Rule(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_hold(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "hold" not in data and data.get("kind") in _DEFAULT_HOLD:
-            return {**data, "hold": _DEFAULT_HOLD[data["kind"]]}
+        if not isinstance(data, dict) or "hold" in data:
+            return data
+        kind = data.get("kind")
+        # Any YAML value may stand there (a list, a mapping): only text can name a kind, and
+        # the field's own validation says what is wrong with the rest.
+        if isinstance(kind, str) and kind in _DEFAULT_HOLD:
+            return {**data, "hold": _DEFAULT_HOLD[kind]}
         return data
 
     @field_validator("name")

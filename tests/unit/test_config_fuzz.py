@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from processors.alerting.rules import RulesError, load_rules
+from processors.alerting.rules import RulesError, load_rules, parse_rules
 from salespulse.calendar import CalendarError, load_calendar
 from salespulse.calendar_ics import holidays_from_ics
 from salespulse.directory import DirectoryError, load_directory, parse_directory_file
@@ -331,3 +331,11 @@ def test_a_config_file_that_is_no_mapping_is_a_clear_error(
     assert time.monotonic() - started < SECONDS_PER_FILE
     assert str(path) in str(refused.value)
     assert "hunter2" not in str(refused.value)  # no excerpt of a file that may hold secrets
+
+
+def test_a_rule_whose_kind_is_a_list_is_a_rules_error() -> None:
+    """Found by the fuzzing above: ``kind: []`` raised a bare TypeError (unhashable list)
+    while the default hold time was looked up, instead of the file's own error."""
+    text = "rules:\n- name: calls_dip\n  kind: []\n  metric: calls_out\n  window: 2h\n"
+    with pytest.raises(RulesError, match="kind"):
+        parse_rules(text)
