@@ -95,6 +95,11 @@ def interrupt(run: subprocess.Popen[str]) -> tuple[str, str]:
         ),
         ("rollup_pass.py", ["--managers", "4", "--repeat", "1"], "after_cpu_ms"),
         (
+            "batch_processor.py",
+            ["--managers", "4", "--days", "1", "--repeat", "1", "--before", "HEAD"],
+            "us_per_event",
+        ),
+        (
             "alert_evaluation.py",
             ["--managers", "4", "--ticks", "2", "--repeat", "1"],
             "cpu_per_tick_ms",
