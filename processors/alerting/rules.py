@@ -148,7 +148,7 @@ class Rule(_Strict):
         # Any YAML value may stand there (a list, a mapping): only text can name a kind, and
         # the field's own validation says what is wrong with the rest.
         if isinstance(kind, str) and kind in _DEFAULT_HOLD:
-            return {**data, "hold": _DEFAULT_HOLD[kind]}
+            return {**data, "hold": _DEFAULT_HOLD[RuleKind(kind)]}
         return data
 
     @field_validator("name")
