@@ -202,7 +202,11 @@ class CdrTableFollower:
         if fresh:
             await self._send([record for _, record in fresh])
         self._remember(fresh, rows)
-        self.store.save(self.position)
+        if fresh:
+            # Only when something was sent: the fingerprints of a busy lookback are a file of
+            # some hundred kilobytes, not to be rewritten and synced every few seconds for
+            # nothing. Fingerprints pruned meanwhile are pruned again after a restart.
+            self.store.save(self.position)
         return len(fresh)
 
     async def _lookback(self, newest: datetime) -> list[dict[str, Any]]:
