@@ -196,8 +196,10 @@ def corrupt_cdr(fields: list[str], rng: random.Random) -> bytes:
     if kind == "bad_time":
         fields = [*fields[:_CDR_START], rng.choice(_BAD_TIMES), *fields[_CDR_START + 1 :]]
     elif kind == "encoding":
-        # A caller name from a PBX still writing cp1251.
-        fields = [*fields[:4], f'"{_CP1251_NAME}" <{fields[1]}>', *fields[5:]]
+        # A peer named in Cyrillic by a PBX still writing cp1251, in the channel the parser
+        # reads: not text in the configured encoding, so the CDR cannot be attributed. (A
+        # cp1251 caller name in clid, which the parser does not read, is a valid CDR.)
+        fields = [*fields[:5], f"SIP/{_CP1251_NAME}-00000001", *fields[6:]]
         return cdr_line(fields).encode("cp1251")
     line = cdr_line(fields)
     if kind == "truncated":
