@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from ingest.setting_checks import one_line
+
 
 class AmiSettings(BaseModel):
     """Where the Asterisk Manager Interface listens and whom to log in as."""
@@ -40,16 +42,12 @@ class AmiSettings(BaseModel):
     @classmethod
     def _one_line(cls, value: str) -> str:
         # Values go into AMI header lines: a line break would inject headers.
-        if "\r" in value or "\n" in value:
-            raise ValueError("must not contain a line break")
-        return value
+        return one_line(value)
 
     @field_validator("secret")
     @classmethod
     def _secret_one_line(cls, value: SecretStr) -> SecretStr:
-        text = value.get_secret_value()
-        if "\r" in text or "\n" in text:
-            raise ValueError("must not contain a line break")
+        one_line(value.get_secret_value())
         return value
 
     cel_enabled: bool = Field(

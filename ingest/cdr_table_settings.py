@@ -7,6 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from ingest.setting_checks import one_line
+
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
@@ -51,6 +53,4 @@ class CdrTableSettings(BaseModel):
     @field_validator("host", "user")
     @classmethod
     def _one_line(cls, value: str) -> str:
-        if "\r" in value or "\n" in value:
-            raise ValueError("must not contain a line break")
-        return value
+        return one_line(value)
