@@ -186,13 +186,13 @@ class _Progress:
         self._stream = stream if stream is not None and stream.isatty() else None
         self._next = 0.0
 
-    def show(self, path: Path, done: int, total: int, summary: ImportSummary) -> None:
+    def show(self, path: Path, done: int, total: int, records: int) -> None:
         now = time.monotonic()
         if self._stream is None or now < self._next:
             return
         self._next = now + PROGRESS_SECONDS
         share = 100 * done / total if total else 100
-        self._stream.write(f"\r{path.name}: {share:5.1f} %  {summary.records:,} records")
+        self._stream.write(f"\r{path.name}: {share:5.1f} %  {records:,} records")
         self._stream.flush()
 
     def end(self) -> None:
@@ -258,17 +258,10 @@ async def _import_file(
             summary.records += result.records.total() + result.refused_messages
             summary.events += len(result.rows)
             summary.dead_letters.update(letter.reason for letter in result.dead_letters)
-            shown.show(path, summary.bytes, size, _sum(running, summary))
+            shown.show(path, summary.bytes, size, running.records + summary.records)
             # Keyed by file and position, so that a large file spreads over the partitions.
             key = f"{path.name}:{number}".encode()
             yield RawRecordOut(parser.family, name, key, payload, backfill=True)
 
     await producer.send_many(outgoing())
     return summary
-
-
-def _sum(first: ImportSummary, second: ImportSummary) -> ImportSummary:
-    both = ImportSummary()
-    both.add(first)
-    both.add(second)
-    return both

@@ -12,13 +12,13 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from processors.parsers import Parser, build_parsers
+from processors.parsers import build_parsers
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory
@@ -42,9 +42,9 @@ _ZONE_EVIDENCE_LIMIT = timedelta(hours=15)
 class ZoneFinding:
     """The PBX's UTC offset as its CDRs show it, against the configured zone."""
 
-    offsets: Counter[timedelta]  # observed offset → records
     configured: str
-    agreeing: int  # records whose observed offset is the configured zone's at their time
+    offsets: Counter[timedelta] = field(default_factory=Counter)  # observed offset → records
+    agreeing: int = 0  # records whose observed offset is the configured zone's at their time
 
     @property
     def observed(self) -> timedelta:
@@ -53,6 +53,32 @@ class ZoneFinding:
     @property
     def agrees(self) -> bool:
         return self.agreeing * 10 >= self.offsets.total() * 9
+
+    def add(self, lines: Iterable[bytes]) -> None:
+        """Per Asterisk CSV line with a uniqueid, the offset of its wall-clock start from the
+        uniqueid's UTC time, rounded to a quarter hour (a channel is created a moment before
+        its CDR starts), against the configured zone's offset at that moment."""
+        zone = ZoneInfo(self.configured)
+        for line in lines:
+            try:
+                fields = next(csv.reader([line.decode("utf-8", "replace")]))
+            except (csv.Error, StopIteration):
+                continue
+            uniqueid = next((f for f in fields if _UNIQUEID.fullmatch(f)), None)
+            start = next((f for f in fields if _CDR_TIME.fullmatch(f)), None)
+            if uniqueid is None or start is None:
+                continue
+            try:
+                created = datetime.fromtimestamp(float(uniqueid), UTC)
+                wall = datetime.fromisoformat(start)
+            except (ValueError, OverflowError, OSError):
+                continue
+            gap = (wall - created.replace(tzinfo=None)).total_seconds()
+            offset = timedelta(seconds=round(gap / _QUARTER_HOUR) * _QUARTER_HOUR)
+            if abs(offset) > _ZONE_EVIDENCE_LIMIT:
+                continue
+            self.offsets[offset] += 1
+            self.agreeing += created.astimezone(zone).utcoffset() == offset
 
     def describe(self) -> str:
         seen = self.offsets[self.observed]
@@ -77,36 +103,6 @@ def _offset(value: timedelta) -> str:
     minutes = int(value.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def infer_pbx_zone(lines: Iterator[bytes], configured: str) -> ZoneFinding | None:
-    """Per Asterisk CSV line with a uniqueid, the offset of its wall-clock start from the
-    uniqueid's UTC time, rounded to a quarter hour (a channel is created a moment before its
-    CDR starts), against the configured zone's offset at that moment. None without evidence."""
-    zone = ZoneInfo(configured)
-    offsets: Counter[timedelta] = Counter()
-    agreeing = 0
-    for line in lines:
-        try:
-            fields = next(csv.reader([line.decode("utf-8", "replace")]))
-        except (csv.Error, StopIteration):
-            continue
-        uniqueid = next((f for f in fields if _UNIQUEID.fullmatch(f)), None)
-        start = next((f for f in fields if _CDR_TIME.fullmatch(f)), None)
-        if uniqueid is None or start is None:
-            continue
-        try:
-            created = datetime.fromtimestamp(float(uniqueid), UTC)
-            wall = datetime.fromisoformat(start)
-        except (ValueError, OverflowError, OSError):
-            continue
-        gap = (wall - created.replace(tzinfo=None)).total_seconds()
-        offset = timedelta(seconds=round(gap / _QUARTER_HOUR) * _QUARTER_HOUR)
-        if abs(offset) > _ZONE_EVIDENCE_LIMIT:
-            continue
-        offsets[offset] += 1
-        agreeing += created.astimezone(zone).utcoffset() == offset
-    return ZoneFinding(offsets, configured, agreeing) if offsets else None
 
 
 @dataclass
@@ -159,7 +155,11 @@ def check_file(
     headers = [(FORMAT_HEADER, name.encode()), (BACKFILL_HEADER, b"1")]
     first_line = 1
     by_line = is_line_framed(parsers[name], path)
+    # The zone's evidence is gathered in the same pass: the file is read once.
+    zone = ZoneFinding(parsing.pbx_timezone) if name == "asterisk-cdr-csv" else None
     for number, (payload, _) in enumerate(file_payloads(path, parsers[name])):
+        if zone is not None:
+            zone.add(payload.split(b"\n"))
         lines, first_line = _line_numbers(payload, first_line) if by_line else ([], first_line)
         result = processor.process([RawMessage(name, 0, number, headers, payload)])
         report.records += result.records.total() + result.refused_messages
@@ -172,8 +172,7 @@ def check_file(
                 shown.append(lines[position] if position < len(lines) else position + 1)
         for row in result.rows:
             _classify(report, row, extensions)
-    if name == "asterisk-cdr-csv":
-        report.zone = _zone_finding(path, parsers[name], parsing.pbx_timezone)
+    report.zone = zone if zone is not None and zone.offsets else None
     return report
 
 
@@ -218,14 +217,6 @@ def _count(counts: Counter[str], row: tuple[object, ...]) -> None:
         counts["talk s"] += int(talk) if isinstance(talk, int) else 0
     elif direction == "incoming":
         counts["unanswered incoming legs"] += 1
-
-
-def _zone_finding(path: Path, parser: Parser, zone_name: str) -> ZoneFinding | None:
-    def lines() -> Iterator[bytes]:
-        for payload, _ in file_payloads(path, parser):
-            yield from payload.split(b"\n")
-
-    return infer_pbx_zone(lines(), zone_name)
 
 
 def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> str:
