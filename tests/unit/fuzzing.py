@@ -60,7 +60,9 @@ ANY_BYTE = st.integers(0, 255)
 
 # Formats whose parsers decode only the fields they read: bytes that do not decode elsewhere in
 # a record (a caller name in another encoding) do not stop it.
-FIELD_DECODING = frozenset({"asterisk-cdr-csv", "asterisk-ami-cdr"})
+FIELD_DECODING = frozenset(
+    {"asterisk-cdr-csv", "asterisk-ami-cdr", "asterisk-cel-call", "freeswitch-cdr-csv"}
+)
 
 
 def check(parser: Parser, record: bytes) -> None:
