@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from processors.parsers.base import Parser, RecordError
+from processors.parsers.base import NoActivity, Parser, RecordError
 from processors.privacy import PhoneProtector, normalise_number
 from salespulse.column_limits import EARLIEST_EVENT, is_no_deadline
 from salespulse.directory import Attribution, Directory
@@ -122,6 +122,7 @@ class BatchResult:
     records: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, format)
     kinds: Counter[str] = field(default_factory=Counter)
     unattributed: Counter[str] = field(default_factory=Counter)
+    no_activity: Counter[str] = field(default_factory=Counter)  # records by why (``NoActivity``)
     refused_messages: int = 0  # messages dead-lettered whole, before framing into records
 
     def refuse_message(self, reason: str, detail: str, message: RawMessage, fmt: str) -> None:
@@ -278,6 +279,10 @@ class BatchProcessor:
                 events = parse(record, record_source)
             except RecordError as exc:
                 dead_letters.append(DeadLetter(exc.reason, exc.detail, record_source, record))
+                continue
+            if not events:
+                if isinstance(events, NoActivity):
+                    result.no_activity[events.why] += 1
                 continue
             wrong_time = _wrong_time(events, latest_allowed)
             if wrong_time is not None:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from processors.parsers.base import Parser, RecordError
 from salespulse.models import ActivityEvent, SourceRef
 
-REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large"}
+REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large", "ids_only"}
 SOURCE = SourceRef("fuzz", "salespulse.raw.fuzz", 0, 0)
 LONG_FACTOR = 50
 

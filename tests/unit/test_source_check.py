@@ -24,7 +24,7 @@ import pytest
 from salespulse.cli import main
 from salespulse.directory import parse_directory
 from salespulse.settings import ParsingSettings
-from salespulse.source_check import check_file, render
+from salespulse.source_check import SourceReport, check_file, render
 
 DIRECTORY_YAML = (
     "departments: [{id: msk, timezone: Europe/Moscow}]\n"
@@ -104,3 +104,45 @@ def test_the_command_exits_1_on_a_wrong_zone(
     assert "DISAGREES" in capsys.readouterr().out
     monkeypatch.setenv("SALESPULSE_PARSING__PBX_TIMEZONE", "Europe/Moscow")
     assert main(["sources", "check", str(master), "--directory", str(directory)]) == 0
+
+
+# --- Bitrix24 files as saved from the REST documentation (tests/samples/real/bitrix24) --------
+
+REAL_BITRIX24 = Path(__file__).resolve().parents[1] / "samples" / "real" / "bitrix24"
+BITRIX24_DIRECTORY = (
+    "departments: [{id: msk, timezone: Europe/Moscow}]\n"
+    "managers:\n"
+    "  - {id: petrova, department: msk, identities: [{family: crm, id: '1269'}]}\n"
+)
+
+
+def check_real(name: str) -> SourceReport:
+    directory = parse_directory(BITRIX24_DIRECTORY, suffix=".yaml")
+    return check_file(REAL_BITRIX24 / name, directory, ParsingSettings(), now=NOW)
+
+
+def test_a_saved_rest_answer_names_its_rows_users_as_users_not_numbers() -> None:
+    text = render(check_real("voximplant.statistic.get.response.json"))
+    assert "format: bitrix24-voximplant-statistic" in text
+    assert "bitrix24-call-end-event reads the same events from it" in text
+    assert "records: 2, events: 2, dead letters: 0" in text
+    assert "directory managers: 1: petrova (1)" in text
+    # User 1 is a Bitrix24 user outside the directory, not an outside number.
+    assert "CRM and chat users, not in the directory: 1: crm:1 (1)" in text
+    assert "outside numbers, trunks, queues (never managers): none" in text
+
+
+def test_a_record_that_is_no_activity_says_why() -> None:
+    report = check_real("crm.deal.get.response.json")
+    assert not report.trouble
+    text = render(report)
+    assert "records: 1, events: 0, no activity: 1, dead letters: 0" in text
+    assert "no activity: 1: a deal still open (stage 'PREPARATION')" in text
+
+
+def test_an_event_that_carries_ids_only_is_trouble_and_says_where_to_get_it() -> None:
+    report = check_real("oncrmdealupdate.event.json")
+    assert report.trouble
+    text = render(report)
+    assert "records: 1, events: 0, dead letters: 1" in text
+    assert "ids_only: 1 (records 1); first: ONCRMDEALUPDATE carries only the deal's id" in text
