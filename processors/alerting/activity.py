@@ -8,13 +8,21 @@ activity (no manager) is never in here: an alert is about a person.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import accumulate
 from typing import NamedTuple
 
 MinuteCounts = tuple[tuple[datetime, int], ...]
+
+
+def minute_counts(moments: Iterable[datetime]) -> MinuteCounts:
+    """Instants counted per minute they fall in: a series for ``ActivitySnapshot.minutes``, as
+    the reader of today's activity makes of events (for snapshots built by hand)."""
+    per_minute = Counter(moment.replace(second=0, microsecond=0) for moment in moments)
+    return tuple(sorted(per_minute.items()))
 
 
 class HourRow(NamedTuple):

@@ -22,14 +22,9 @@ from typing import Protocol
 from aiokafka.errors import KafkaError
 
 from processors.alerting.baseline_keeper import BaselineKeeper
-from processors.alerting.conditions import (
-    QuietBook,
-    Situation,
-    gone_reason,
-    judge,
-    judged_metrics,
-)
+from processors.alerting.conditions import QuietBook, Situation, judged_metrics
 from processors.alerting.engine import AlertEngine
+from processors.alerting.evaluation import evaluate
 from processors.alerting.model import Notice
 from processors.alerting.rules import RulesError, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
@@ -184,8 +179,6 @@ class AlertEvaluator:
         directory = self._directory()
         baselines = self.baselines.current(now, directory, self.working_calendar)
         snapshot = self._todays_activity(rules).read(self._ch, directory, now)
-        self._quiet.firing = frozenset(alert.key for alert in self.engine.firing())
-        self._quiet.pending = self.engine.pending()
         situation = Situation(
             now,
             rules,
@@ -196,7 +189,7 @@ class AlertEvaluator:
             self._dashboard_url,
             self._quiet,
         )
-        notices = self.engine.step(now, judge(situation), rules, gone_reason)
+        notices = evaluate(self.engine, situation)
         record_notices(self._ch, notices)
         return notices
 

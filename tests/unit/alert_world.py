@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import ActivitySnapshot, HourRow, OpenTask
+from processors.alerting.activity import ActivitySnapshot, HourRow, OpenTask, minute_counts
 from processors.alerting.baseline import build_baselines, local_today
-from processors.alerting.conditions import QuietBook, Situation, gone_reason, judge
+from processors.alerting.conditions import QuietBook, Situation
 from processors.alerting.engine import AlertEngine
+from processors.alerting.evaluation import evaluate
 from processors.alerting.model import Alert, Notice
 from processors.alerting.rules import RulesFile, parse_rules
 from processors.alerting.today import TodayBoard, today_board
@@ -114,20 +115,13 @@ class World:
         last: dict[str, datetime] = {}
         for manager, moments in self.calls.items():
             done = sorted(m for m in moments if m <= now)
-            per_minute: dict[datetime, int] = {}
-            for moment in done:
-                minute = moment.replace(second=0, microsecond=0)
-                per_minute[minute] = per_minute.get(minute, 0) + 1
-            minutes[manager] = {"calls_out": tuple(sorted(per_minute.items()))}
+            minutes[manager] = {"calls_out": minute_counts(done)}
             if done:
                 last[manager] = done[-1] + timedelta(minutes=3)  # a three-minute call
         tasks = tuple(task for task in self.tasks if task.created_at <= now)
         return ActivitySnapshot(now, minutes, last, tasks)
 
     def step(self, now: datetime) -> list[Notice]:
-        if self.quiet is not None:
-            self.quiet.firing = frozenset(alert.key for alert in self.engine.firing())
-            self.quiet.pending = self.engine.pending()
         situation = Situation(
             now,
             self.rules,
@@ -138,7 +132,7 @@ class World:
             "http://dash.example",
             self.quiet,
         )
-        return self.engine.step(now, judge(situation), self.rules, gone_reason)
+        return evaluate(self.engine, situation)
 
     def board(self, now: datetime, alerts: tuple[Alert, ...] = ()) -> TodayBoard:
         """The head of sales' page's numbers for this world at ``now``."""
