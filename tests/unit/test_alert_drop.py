@@ -7,14 +7,16 @@ calendar is 09:00-18:00 with lunch 13:00-14:00, Moscow time.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from processors.alerting.conditions import Situation, judge
 from processors.alerting.engine import Verdict
 from processors.alerting.model import AlertState, Notice
-from processors.alerting.rules import FalseAlarms, RuleKind, RulesError, parse_rules
+from processors.alerting.rules import FalseAlarms, RuleKind, RulesError, load_rules, parse_rules
 from tests.unit.alert_world import MSK, TODAY, World, at
 
 DROP = """
@@ -157,3 +159,14 @@ def test_a_new_manager_is_held_against_the_norm() -> None:
     assert alarm.alert.details["expected_from"] == "norm"
     assert alarm.at == at(TODAY, "10:52")
     assert alarm.alert.since.astimezone(MSK).strftime("%H:%M") == "10:51"
+
+
+def test_the_example_rules_file_loads_with_its_drop_rule_commented_out_or_in() -> None:
+    path = Path(__file__).parents[2] / "deploy" / "alerts.example.yaml"
+    text = path.read_text()
+    assert all(rule.kind is not RuleKind.DROP for rule in load_rules(path).rules)
+    enabled = text.replace("  # - name: outgoing_calls_drop", "  - name: outgoing_calls_drop")
+    enabled = re.sub(r"(?m)^  #   (\w+: )", r"    \1", enabled)
+    [drop] = [rule for rule in parse_rules(enabled).rules if rule.kind is RuleKind.DROP]
+    assert drop.name == "outgoing_calls_drop"
+    assert drop.false_alarms == FalseAlarms(1, 20)
