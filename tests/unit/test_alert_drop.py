@@ -170,3 +170,18 @@ def test_the_example_rules_file_loads_with_its_drop_rule_commented_out_or_in() -
     [drop] = [rule for rule in parse_rules(enabled).rules if rule.kind is RuleKind.DROP]
     assert drop.name == "outgoing_calls_drop"
     assert drop.false_alarms == FalseAlarms(1, 20)
+
+
+def test_calls_again_resolve_the_drop_after_the_resolve_hold() -> None:
+    world = World(rules_text=DROP, ivanova_per_hour=20)
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "10:30"), 3)
+    world.call_every("ivanova", at(TODAY, "11:15"), at(TODAY, "18:00"), 3)
+    notices = world.run(at(TODAY, "09:00"), at(TODAY, "18:30"))
+    assert [(n.state, n.at) for n in notices] == [
+        (AlertState.FIRING, at(TODAY, "11:05")),
+        (AlertState.RESOLVED, at(TODAY, "11:29")),
+    ]
+    # From 11:19, with the calls of 11:15 and 11:18, the rarest window is the 48 minutes
+    # from 10:31: 2 calls against 16, P = 145 e^-16 = 1.6e-5, no longer under 1.49e-5.
+    # Clear for the 10 minutes of resolve_hold, it resolves at 11:29.
+    assert notices[1].reason == "recovered"
