@@ -7,6 +7,8 @@ import random
 from itertools import accumulate
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.alerting import poisson
 from processors.alerting.conditions import DROP_WINDOWS
@@ -27,6 +29,14 @@ def test_the_cdf_of_small_means_is_the_textbook_sum() -> None:
 def test_the_cdf_matches_the_plain_sum_where_that_sum_is_safe(k: int, lam: float) -> None:
     plain = sum(math.exp(i * math.log(lam) - lam - math.lgamma(i + 1)) for i in range(k + 1))
     assert poisson.cdf(k, lam) == pytest.approx(plain, rel=1e-12)
+
+
+@given(st.integers(min_value=0, max_value=150), st.floats(min_value=0.01, max_value=120))
+def test_the_cdf_matches_the_plain_sum_on_either_side_of_the_mean(k: int, lam: float) -> None:
+    # Below the mean the terms are summed, above it the complement: both meet the plain sum of
+    # positive terms (accurate where e^-λ is a normal double).
+    plain = math.fsum(math.exp(i * math.log(lam) - lam - math.lgamma(i + 1)) for i in range(k + 1))
+    assert poisson.cdf(k, lam) == pytest.approx(min(plain, 1.0), rel=1e-11)
 
 
 def test_the_cdf_stays_exact_where_the_plain_sum_underflows() -> None:
