@@ -108,6 +108,7 @@ def leg_events(
     *,
     report_peer: bool,
     unattributed: bool | None = None,
+    offer_caller: bool = False,
 ) -> list[ActivityEvent]:
     """One call event per manager the leg speaks for, each from that manager's point of view.
 
@@ -115,7 +116,9 @@ def leg_events(
     this leg speaks for both sides, as an Asterisk CDR does. ``unattributed`` (default: as
     ``report_peer``) sends a leg with no extension on either side to its destination number,
     which attribution reports as unattributed; that is only right when no other leg of the call
-    can name the party who answered.
+    can name the party who answered. ``offer_caller``: a record that names no channel (a
+    ``mod_cdr_csv`` line) follows that event with its caller's, which the pipeline keeps if the
+    directory holds the caller's number (``processors.pipeline.settle_sides``).
     """
     parties: list[_Party] = []
     if leg.caller is not None and (report_peer or leg.owner == "caller"):
@@ -133,6 +136,11 @@ def leg_events(
         # The switch itself (an IVR, a queue) was that party: the leg's own answer is its answer.
         counterpart = leg.caller_number or None
         parties.append(_Party(leg.destination, "callee", Direction.INCOMING, counterpart, True))
+        if offer_caller and counterpart and counterpart != leg.destination:
+            # Not an extension by its shape, the caller's number may still be a manager's (an
+            # account numbered like a phone): only the directory can tell.
+            own = leg.owner == "caller"
+            parties.append(_Party(counterpart, "caller", Direction.OUTGOING, leg.destination, own))
     return [_event(format_name, leg, source, party) for party in parties]
 
 
