@@ -124,6 +124,11 @@ class BatchResult:
     kinds: Counter[str] = field(default_factory=Counter)
     unattributed: Counter[str] = field(default_factory=Counter)
     refused_messages: int = 0  # messages dead-lettered whole, before framing into records
+    # Records read without error that are nobody's activity by their format's rules (a call
+    # leg with no manager's side, a CRM change that is no activity): no row, no dead letter.
+    no_activity: int = 0
+    # Records naming no channel whose manager side, if any, the directory chose.
+    sides_by_directory: int = 0
 
     def refuse_message(self, reason: str, detail: str, message: RawMessage, fmt: str) -> None:
         """One dead letter for a whole message: its payload could not be framed into records."""
@@ -291,7 +296,10 @@ class BatchProcessor:
                     dead_letters.append(DeadLetter("late", late, record_source, record))
                     continue
             if len(events) == 2:
+                result.sides_by_directory += _numbers_pair(events)
                 events = settle_sides(events, batch.resolve)
+            elif not events:
+                result.no_activity += 1
             for event in events:
                 append_row(row(event, batch))
 
@@ -418,19 +426,27 @@ def _numbers_by_directory(events: list[ActivityEvent], resolve: Resolve) -> list
     whichever side it speaks for, so replaying a file after adding its managers to the directory
     replaces the rows it stored before rather than adding to them.
     """
-    callee, caller = events
-    if not (
-        caller.direction is Direction.OUTGOING
-        and caller.counterpart == callee.actor.id
-        and callee.counterpart == caller.actor.id
-    ):
+    if not _numbers_pair(events):
         return events
+    callee, caller = events
     if resolve(caller.actor, caller.occurred_at) is None:
         return [callee]
     if resolve(callee.actor, callee.occurred_at) is None:
         return [caller.model_copy(update={"event_id": callee.event_id})]
     internal = {"direction": Direction.INTERNAL}
     return [caller.model_copy(update=internal), callee.model_copy(update=internal)]
+
+
+def _numbers_pair(events: list[ActivityEvent]) -> bool:
+    """Whether two events are a record's callee and caller candidate (see
+    ``_numbers_by_directory``): an incoming and an outgoing call naming each other."""
+    callee, caller = events
+    return (
+        callee.direction is Direction.INCOMING
+        and caller.direction is Direction.OUTGOING
+        and caller.counterpart == callee.actor.id
+        and callee.counterpart == caller.actor.id
+    )
 
 
 def _outside_party(events: list[ActivityEvent], resolve: Resolve) -> list[ActivityEvent]:

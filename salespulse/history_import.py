@@ -160,11 +160,12 @@ class ImportSummary:
     messages: int = 0
     records: int = 0
     events: int = 0
+    no_activity: int = 0  # records that are nobody's activity: no event, no dead letter
     dead_letters: Counter[str] = field(default_factory=Counter)
     formats: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: ImportSummary) -> None:
-        for name in ("files", "bytes", "messages", "records", "events"):
+        for name in ("files", "bytes", "messages", "records", "events", "no_activity"):
             setattr(self, name, getattr(self, name) + getattr(outcome, name))
         self.dead_letters.update(outcome.dead_letters)
         self.formats.update(outcome.formats)
@@ -172,9 +173,16 @@ class ImportSummary:
     def describe(self) -> str:
         formats = ", ".join(f"{name} {n}" for name, n in sorted(self.formats.items()))
         letters = ", ".join(f"{r} {n}" for r, n in self.dead_letters.most_common()) or "none"
+        # Records that give nothing must not look lost: `sources check` says why.
+        quiet = (
+            f" ({self.no_activity:,} records nobody's activity by the format's rules: "
+            "`salespulse sources check` tells why)"
+            if self.no_activity
+            else ""
+        )
         return (
             f"{self.files} file(s) ({formats}), {self.bytes:,} bytes: {self.messages:,} "
-            f"messages, {self.records:,} records, {self.events:,} events; "
+            f"messages, {self.records:,} records, {self.events:,} events{quiet}; "
             f"dead letters: {letters}"
         )
 
@@ -257,6 +265,7 @@ async def _import_file(
             summary.messages += 1
             summary.records += result.records.total() + result.refused_messages
             summary.events += len(result.rows)
+            summary.no_activity += result.no_activity
             summary.dead_letters.update(letter.reason for letter in result.dead_letters)
             shown.show(path, summary.bytes, size, running.records + summary.records)
             # Keyed by file and position, so that a large file spreads over the partitions.

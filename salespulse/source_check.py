@@ -23,7 +23,7 @@ from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory
 from salespulse.history_import import FormatGuess, choose_format, file_payloads, is_line_framed
-from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER
+from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import ParsingSettings, WorkerSettings
 
 # Dead-letter line numbers shown per reason; the rest are counted.
@@ -112,14 +112,18 @@ class SourceReport:
     guesses: list[FormatGuess]
     records: int = 0
     events: int = 0
+    no_activity: int = 0  # records read that are nobody's activity: no event, no dead letter
+    sides_by_directory: int = 0  # records naming no channel: the directory picked the side
     dead_letters: Counter[str] = field(default_factory=Counter)
     dead_lines: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    dead_detail: dict[str, str] = field(default_factory=dict)  # the first one of each reason
     managers: Counter[str] = field(default_factory=Counter)
     extensions: Counter[str] = field(default_factory=Counter)  # not in the directory
     outside: Counter[str] = field(default_factory=Counter)  # numbers, trunks, queues
     days: dict[date, dict[str, Counter[str]]] = field(default_factory=dict)
     zone: ZoneFinding | None = None
     configured_zone: str = "UTC"
+    extension_pattern: str = ""  # the PBX's, for a PBX format; else empty
 
     @property
     def trouble(self) -> bool:
@@ -142,7 +146,15 @@ def check_file(
     worker = worker or WorkerSettings()
     parsers = build_parsers(parsing, worker.max_record_bytes)
     name, guesses = choose_format(path, parsers, format_name)
-    report = SourceReport(path, name, guesses, configured_zone=parsing.pbx_timezone)
+    report = SourceReport(
+        path,
+        name,
+        guesses,
+        configured_zone=parsing.pbx_timezone,
+        extension_pattern=(
+            parsing.internal_extension_pattern if parsers[name].family is SourceFamily.PBX else ""
+        ),
+    )
     processor = BatchProcessor(
         parsers,
         lambda: directory,
@@ -164,8 +176,11 @@ def check_file(
         result = processor.process([RawMessage(name, 0, number, headers, payload)])
         report.records += result.records.total() + result.refused_messages
         report.events += len(result.rows)
+        report.no_activity += result.no_activity
+        report.sides_by_directory += result.sides_by_directory
         for letter in result.dead_letters:
             report.dead_letters[letter.reason] += 1
+            report.dead_detail.setdefault(letter.reason, letter.detail)
             shown = report.dead_lines[letter.reason]
             if len(shown) < LINES_SHOWN:
                 position = letter.source.position
@@ -236,11 +251,19 @@ def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> s
     for reason, count in report.dead_letters.most_common():
         lines = ", ".join(map(str, report.dead_lines[reason]))
         more = " …" if count > len(report.dead_lines[reason]) else ""
-        out.append(f"  {reason}: {count} (lines {lines}{more})")
+        out.append(f"  {reason}: {count} (lines {lines}{more}): {report.dead_detail[reason]}")
+    if report.no_activity:
+        out.append(_no_activity(report))
+    if report.sides_by_directory:
+        out.append(
+            f"  {report.sides_by_directory} record(s) name no channel and no extension: the "
+            "caller's or the called number counts as a manager's only where the directory "
+            'lists it as the PBX writes it (docs/formats.md, "No channel at all")'
+        )
     out.append("identities:")
     out.append(_identities("directory managers", report.managers))
     out.append(_identities("likely extensions, not in the directory", report.extensions))
-    out.append(_identities("outside numbers, trunks, queues (never managers)", report.outside))
+    out.append(_identities("outside numbers, trunks, queues (not extensions)", report.outside))
     if report.days:
         busiest = max(report.days, key=lambda day: len(report.days[day]))
         out.append(f"the busiest day, {busiest}, per manager (call legs before consolidation):")
@@ -248,6 +271,21 @@ def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> s
             shown = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
             out.append(f"  {manager}: {shown}")
     return "\n".join(out)
+
+
+def _no_activity(report: SourceReport) -> str:
+    """Why records gave neither an event nor a dead letter: silence would look like a loss."""
+    line = (
+        f"  no event from {report.no_activity} record(s): by the format's rules they are "
+        "nobody's activity"
+    )
+    if report.extension_pattern:
+        line += (
+            ": a call leg on which no side is a manager's extension, by "
+            f"SALESPULSE_PARSING__INTERNAL_EXTENSION_PATTERN={report.extension_pattern} (a "
+            "named peer or SIP user counts only if the pattern admits its name)"
+        )
+    return line
 
 
 def _identities(title: str, seen: Counter[str]) -> str:

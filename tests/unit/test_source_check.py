@@ -76,10 +76,11 @@ def test_a_right_zone_agrees_and_each_identity_is_where_it_belongs(master: Path)
     assert "CDR start times run UTC+03:00 from the uniqueid clock (4 of 4 records)" in text
     assert "gives the same offset for 4 of them: agrees" in text
     assert "records: 5, events: 4, dead letters: 1" in text
-    assert "  bad_time: 1 (lines 4)" in text  # the blank line 2 is counted as a line
+    # The blank line 2 is counted as a line; the first dead letter of a reason says what is wrong.
+    assert "  bad_time: 1 (lines 4): start: '<digits>:10:00' is out of range" in text
     assert "directory managers: 2: ivanova (1), petrov (1)" in text
     assert "likely extensions, not in the directory: 1: 777 (1)" in text
-    assert "outside numbers, trunks, queues (never managers): 1: ********33 (1)" in text
+    assert "outside numbers, trunks, queues (not extensions): 1: ********33 (1)" in text
     assert "ivanova: answered legs 1, outgoing legs 1, talk s 60" in text
     assert "petrov: incoming legs 1, unanswered incoming legs 1" in text
 
@@ -104,3 +105,25 @@ def test_the_command_exits_1_on_a_wrong_zone(
     assert "DISAGREES" in capsys.readouterr().out
     monkeypatch.setenv("SALESPULSE_PARSING__PBX_TIMEZONE", "Europe/Moscow")
     assert main(["sources", "check", str(master), "--directory", str(directory)]) == 0
+
+
+REAL = Path(__file__).resolve().parents[1] / "samples" / "real"
+NOBODY = parse_directory("departments: []\nmanagers: []\n", suffix=".yaml")
+
+
+def test_a_record_that_gives_no_event_and_no_dead_letter_is_explained() -> None:
+    # CGRateS's 2013 a-leg: SIP user "usr" calls out; "usr" is no extension by the default
+    # pattern, so the leg is nobody's activity. Silence would look like a lost call.
+    path = REAL / "freeswitch-json-cdr" / "cgrates-2013-fork-a-leg.cdr.json"
+    text = render(check_file(path, NOBODY, ParsingSettings(), now=NOW))
+    assert "records: 1, events: 0, dead letters: 0" in text
+    assert "no event from 1 record(s)" in text
+    assert "INTERNAL_EXTENSION_PATTERN=^\\d{2,6}$ (a named peer or SIP user" in text
+
+
+def test_records_that_name_no_channel_are_said_to_be_the_directorys_to_decide() -> None:
+    # fafeitsch's Master.csv: every channel pseudonymised to NOT_AVAILABLE, numbers of 10 digits.
+    path = REAL / "asterisk-cdr-csv" / "fafeitsch-mockdata-cdr.Master.csv"
+    text = render(check_file(path, NOBODY, ParsingSettings(), now=NOW))
+    assert "40 record(s) name no channel and no extension" in text
+    assert "no event from" not in text
