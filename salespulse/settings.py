@@ -393,6 +393,11 @@ class CountingSettings(BaseModel):
         description="numbers and extensions whose calls never count: voicemail, IVR, test "
         "lines (applies to records processed after the change; replay to apply to history)",
     )
+    internal_calls_are_conversations: bool = Field(
+        default=False,
+        description="count calls between two managers as conversations and their talk in "
+        "talk_seconds, as before customer and internal calls were counted apart",
+    )
     ring_group_legs_count: bool = Field(
         default=False,
         description="count a ring-group member's unanswered leg as that member's incoming, "

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from processors.alerting.messages import is_duration
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
 from sinks.clickhouse.client import ClickHouse, as_date
@@ -24,11 +25,14 @@ from sinks.clickhouse.queries import (
 UNATTRIBUTED = "(unattributed)"
 
 # The table's columns: (metric name from sinks.clickhouse.queries, short title).
+# Incoming calls show answered and missed apart, outgoing calls all attempts and those that
+# reached someone; talks and talk are with customers, internal calls are counted apart.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("calls_in", "in"),
-    ("calls_out", "out"),
-    ("calls_internal", "int"),
+    ("calls_in_answered", "in"),
     ("missed", "missed"),
+    ("calls_out", "out"),
+    ("calls_out_answered", "reached"),
+    ("calls_internal", "int"),
     ("conversations", "talks"),
     ("talk_seconds", "talk"),
     ("chats", "chats"),
@@ -110,10 +114,10 @@ def render_table(rows: list[ManagerDay]) -> str:
         for name, _ in TABLE_COLUMNS:
             value = row.counts.get(name, 0)
             totals[name] = totals.get(name, 0) + value
-            cells.append(_format_duration(value) if name == "talk_seconds" else str(value))
+            cells.append(_format_duration(value) if is_duration(name) else str(value))
         lines.append(cells)
     total_cells = ["TOTAL", ""] + [
-        _format_duration(totals.get(n, 0)) if n == "talk_seconds" else str(totals.get(n, 0))
+        _format_duration(totals.get(n, 0)) if is_duration(n) else str(totals.get(n, 0))
         for n, _ in TABLE_COLUMNS
     ]
     widths = [max(len(r[i]) for r in [headers, *lines, total_cells]) for i in range(len(headers))]

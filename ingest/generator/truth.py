@@ -19,9 +19,12 @@ COUNTERS: tuple[str, ...] = (
     "calls_outgoing",
     "calls_internal",
     "calls_answered",
+    "calls_incoming_answered",
+    "calls_outgoing_answered",
     "calls_missed",
     "conversations",
     "talk_seconds",
+    "internal_talk_seconds",
     "chats_served",
     "chats_missed",
     "meetings",
@@ -139,19 +142,36 @@ class Expected:
     canonical_events: int = 0
     malformed_by_format: Counter[str] = field(default_factory=Counter)
 
-    def _bump(self, manager: str, *names: str, talk: int = 0) -> None:
+    def _bump(self, manager: str, *names: str, talk: int = 0, talk_counter: str = "") -> None:
         counter = self.per_manager.get(manager)
         if counter is None:
             counter = self.per_manager[manager] = Counter()
         for name in names:
             counter[name] += 1
         if talk:
-            counter["talk_seconds"] += talk
+            counter[talk_counter] += talk
 
     def _call_side(self, manager: str, direction: str, call: CallTruth) -> None:
-        if call.answered:
+        if call.answered and direction == "calls_internal":
+            # A call between two managers is no conversation with a customer: counted apart.
+            self._bump(
+                manager,
+                direction,
+                "calls_answered",
+                talk=call.billsec,
+                talk_counter="internal_talk_seconds",
+            )
+        elif call.answered:
             extra = ("conversations",) if call.billsec >= CONVERSATION_SECONDS else ()
-            self._bump(manager, direction, "calls_answered", *extra, talk=call.billsec)
+            self._bump(
+                manager,
+                direction,
+                f"{direction}_answered",
+                "calls_answered",
+                *extra,
+                talk=call.billsec,
+                talk_counter="talk_seconds",
+            )
         elif direction == "calls_incoming":
             self._bump(manager, direction, "calls_missed")
         else:

@@ -13,11 +13,14 @@ from zoneinfo import ZoneInfo
 # metric -> (English, Russian), both as "what was counted", lower case.
 METRIC_NAMES: dict[str, tuple[str, str]] = {
     "calls_in": ("incoming calls", "входящие звонки"),
+    "calls_in_answered": ("answered incoming calls", "принятые входящие звонки"),
     "calls_out": ("outgoing calls", "исходящие звонки"),
+    "calls_out_answered": ("answered outgoing calls", "дозвоны"),
     "calls_internal": ("internal calls", "внутренние звонки"),
     "missed": ("missed calls", "пропущенные звонки"),
     "conversations": ("conversations", "разговоры"),
     "talk_seconds": ("talk time", "время разговоров"),
+    "internal_talk_seconds": ("internal talk time", "время внутренних разговоров"),
     "chats": ("chats served", "обслуженные чаты"),
     "chats_missed": ("missed chats", "пропущенные чаты"),
     "chat_first_response_seconds": ("chat first-response time", "время первого ответа в чатах"),
@@ -36,7 +39,11 @@ METRIC_NAMES: dict[str, tuple[str, str]] = {
     "tasks_done": ("tasks done", "выполненные задачи"),
     "tasks_done_late": ("tasks done late", "задачи, выполненные с опозданием"),
 }
-_SECONDS_METRICS = {"talk_seconds", "chat_first_response_seconds"}
+
+
+def is_duration(metric: str) -> bool:
+    """Metrics measured in seconds say so in their name (``talk_seconds``, ``…_seconds``)."""
+    return metric.endswith("_seconds")
 
 
 def metric_name(metric: str, language: str) -> str:
@@ -46,7 +53,7 @@ def metric_name(metric: str, language: str) -> str:
 
 def amount(metric: str, value: float, language: str) -> str:
     """A metric's value as a reader says it: "12", "1 h 05 min" / "1 ч 05 мин"."""
-    if metric not in _SECONDS_METRICS:
+    if not is_duration(metric):
         return f"{value:.0f}" if abs(value - round(value)) < 0.05 or value >= 10 else f"{value:.1f}"
     minutes = round(value / 60)
     hours, minutes = divmod(minutes, 60)

@@ -25,7 +25,8 @@ from salespulse.directory import DepartmentEntry, Directory, ManagerEntry
 # What a head of sales looks at first, in this order (labels: messages.METRIC_NAMES).
 HEADLINE_METRICS: tuple[str, ...] = (
     "calls_out",
-    "calls_in",
+    "calls_out_answered",
+    "calls_in_answered",
     "missed",
     "conversations",
     "talk_seconds",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from processors.alerting.messages import metric_name
+from processors.alerting.messages import is_duration, metric_name
 from processors.alerting.model import Alert
 from processors.alerting.today import (
     LOWER_IS_BETTER,
@@ -26,7 +26,6 @@ from processors.alerting.today import (
 from processors.page_links import department_link, manager_link
 
 NO_VALUE = "—"
-_DURATIONS = frozenset({"talk_seconds"})
 
 
 def hours_minutes(seconds: float) -> str:
@@ -38,7 +37,7 @@ def hours_minutes(seconds: float) -> str:
 def amount_text(metric: str, value: float | None) -> str:
     if value is None:
         return NO_VALUE
-    if metric in _DURATIONS:
+    if is_duration(metric):
         return hours_minutes(value)
     if abs(value - round(value)) < 0.05 or value >= 10:
         return f"{value:.0f}"

@@ -24,7 +24,8 @@ TABLE_METRICS: tuple[str, ...] = (
 # The charts: what a head of sales looks at first.
 CHART_METRICS: tuple[str, ...] = (
     "calls_out",
-    "calls_in",
+    "calls_out_answered",
+    "calls_in_answered",
     "conversations",
     "talk_seconds",
     "chats",
@@ -78,9 +79,7 @@ def metric_label(metric: str, language: str) -> str:
 
 def value_text(metric: str, value: float, language: str) -> str:
     """A count as a whole number; seconds as hours and minutes (``3 h 05 min``)."""
-    if metric.endswith("_seconds"):
-        return amount("talk_seconds", value, language)  # the alerts' way of saying a duration
-    return amount(metric, value, language)
+    return amount(metric, value, language)  # the alerts' way of saying a count or a duration
 
 
 def money_text(value: Decimal, currency: str) -> str:

@@ -23,15 +23,26 @@ from salespulse.settings import CountingSettings
 # (%(group_legs)s = 1).
 _COUNTED = "(answered = 1 OR (call_answered = 0 AND rung_members <= 1) OR %(group_legs)s = 1)"
 
+# A conversation is with a customer: a call between two managers is counted apart (internal
+# calls, internal talk time), unless the operator restores the old definition
+# (%(internal_conversations)s = 1).
+_CUSTOMER = "(direction != 'internal' OR %(internal_conversations)s = 1)"
+
 # (name, SQL aggregate over consolidated calls); {threshold} is the conversation threshold, per
 # department where the operator set one (see ``conversation_threshold``).
 CALL_METRICS: tuple[tuple[str, str], ...] = (
     ("calls_in", f"countIf(direction = 'incoming' AND {_COUNTED})"),
+    ("calls_in_answered", "countIf(direction = 'incoming' AND answered = 1)"),
     ("calls_out", "countIf(direction = 'outgoing')"),
+    ("calls_out_answered", "countIf(direction = 'outgoing' AND answered = 1)"),
     ("calls_internal", "countIf(direction = 'internal')"),
     ("missed", f"countIf(direction = 'incoming' AND answered = 0 AND {_COUNTED})"),
-    ("conversations", "countIf(answered = 1 AND talk_seconds >= {threshold})"),
-    ("talk_seconds", "sum(talk_seconds)"),
+    (
+        "conversations",
+        f"countIf(answered = 1 AND talk_seconds >= {{threshold}} AND {_CUSTOMER})",
+    ),
+    ("talk_seconds", f"sumIf(talk_seconds, {_CUSTOMER})"),
+    ("internal_talk_seconds", "sumIf(talk_seconds, direction = 'internal')"),
 )
 
 # (name, SQL aggregate over events of every other kind).
@@ -98,6 +109,7 @@ def day_params(low: date, high: date, counting: CountingSettings) -> dict[str, A
         "utc_high": utc_high,
         "conversation": counting.conversation_min_seconds,
         "group_legs": int(counting.ring_group_legs_count),
+        "internal_conversations": int(counting.internal_calls_are_conversations),
     }
     overrides = sorted(counting.department_conversation_min_seconds.items())
     for i, (department, seconds) in enumerate(overrides):

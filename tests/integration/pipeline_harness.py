@@ -41,11 +41,14 @@ DAYS = 5
 # Generator counter → summary column: the same metric, by the same definition.
 METRIC_OF_COUNTER = {
     "calls_incoming": "calls_in",
+    "calls_incoming_answered": "calls_in_answered",
     "calls_outgoing": "calls_out",
+    "calls_outgoing_answered": "calls_out_answered",
     "calls_internal": "calls_internal",
     "calls_missed": "missed",
     "conversations": "conversations",
     "talk_seconds": "talk_seconds",
+    "internal_talk_seconds": "internal_talk_seconds",
     "chats_served": "chats",
     "chats_missed": "chats_missed",
     "meetings": "meetings",

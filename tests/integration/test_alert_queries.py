@@ -158,6 +158,7 @@ async def test_the_snapshot_has_todays_minutes_last_activity_and_open_tasks(
     assert snapshot.minutes == {
         "ivanova": {
             "calls_in": one("2026-11-26T09:00Z"),
+            "calls_in_answered": one("2026-11-26T09:00Z"),
             "conversations": one("2026-11-26T09:00Z"),
             "talk_seconds": one("2026-11-26T09:00Z", 60),
             "chats": one("2026-11-26T10:02Z"),
@@ -172,12 +173,14 @@ async def test_the_snapshot_has_todays_minutes_last_activity_and_open_tasks(
         },
         "sidorova": {
             "calls_in": one("2026-11-26T09:01Z"),
+            "calls_in_answered": one("2026-11-26T09:01Z"),
             "conversations": one("2026-11-26T09:01Z"),
             "talk_seconds": one("2026-11-26T09:01Z", 120),
             "tasks_created": one("2026-11-25T06:00Z"),  # local yesterday is in range too
         },
         "petrov": {
             "calls_out": one("2026-11-25T14:30Z"),
+            "calls_out_answered": one("2026-11-25T14:30Z"),
             "conversations": one("2026-11-25T14:30Z"),
             "talk_seconds": one("2026-11-25T14:30Z", 45),
         },
@@ -202,6 +205,7 @@ async def test_the_snapshot_has_the_day_totals_of_the_last_days(clickhouse: Clic
     snapshot = query_activity_snapshot(clickhouse, DIRECTORY, NOW, CountingSettings())
     assert snapshot.days["ivanova"][NOV24] == {
         "calls_out": 1,
+        "calls_out_answered": 1,
         "conversations": 1,
         "talk_seconds": 30,
         "tasks_created": 1,
@@ -238,12 +242,16 @@ async def test_the_hourly_history_equals_the_rollup(clickhouse: ClickHouse) -> N
     assert len(history) == len(expected)
     assert (
         HourRow(
-            "ivanova", "msk", NOV26, 12, {"calls_in": 1, "conversations": 1, "talk_seconds": 60}
+            "ivanova",
+            "msk",
+            NOV26,
+            12,
+            {"calls_in": 1, "calls_in_answered": 1, "conversations": 1, "talk_seconds": 60},
         )
         in history
     )
     assert HourRow("ivanova", "msk", NOV26, 9, {"tasks_created": 2}) in history
-    call = {"calls_out": 1, "conversations": 1, "talk_seconds": 45}
+    call = {"calls_out": 1, "calls_out_answered": 1, "conversations": 1, "talk_seconds": 45}
     assert HourRow("petrov", "vvo", NOV26, 0, call) in history
     assert all(row.manager_id for row in history)
 

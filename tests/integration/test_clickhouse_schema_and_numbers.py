@@ -126,16 +126,20 @@ async def test_worked_example_numbers_survive_a_replay(clickhouse: ClickHouse) -
 
     nov26 = summary(date(2026, 11, 26))
     ivanova = nov26["ivanova"]
-    assert ivanova["calls_in"] == 1  # record 1
+    assert (ivanova["calls_in"], ivanova["calls_in_answered"]) == (1, 1)  # record 1
     assert ivanova["calls_out"] == 2  # records 2 and 3
+    assert ivanova["calls_out_answered"] == 1  # record 3; nobody picked up record 2
     assert ivanova["calls_internal"] == 1  # record 4
     assert ivanova["missed"] == 0  # the only incoming call was answered
-    assert ivanova["conversations"] == 2  # 151 s and 40 s; 25 s is under the 30 s threshold
-    assert ivanova["talk_seconds"] == 151 + 0 + 25 + 40
+    # With customers, 151 s; 25 s is under the 30 s threshold, record 4 is with Petrov.
+    assert ivanova["conversations"] == 1
+    assert ivanova["talk_seconds"] == 151 + 0 + 25
+    assert ivanova["internal_talk_seconds"] == 40
     assert (ivanova["chats"], ivanova["offers"], ivanova["payments"]) == (1, 1, 1)
 
     petrov = nov26["petrov"]
-    assert (petrov["calls_internal"], petrov["conversations"], petrov["talk_seconds"]) == (1, 1, 40)
+    assert (petrov["calls_internal"], petrov["conversations"], petrov["talk_seconds"]) == (1, 0, 0)
+    assert petrov["internal_talk_seconds"] == 40
     assert petrov["calls_in"] == 0  # record 5 belongs to his 27 November
     assert summary(date(2026, 11, 27))["petrov"]["calls_in"] == 1
 

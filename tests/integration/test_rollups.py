@@ -408,11 +408,15 @@ async def test_a_manager_moved_to_another_department_keeps_both_departments_numb
 async def test_upgrading_recomputes_the_rollups_a_department_move_had_cut(
     clickhouse: ClickHouse, tmp_path: Path
 ) -> None:
-    # A database from before migration 0010, whose rollups lost one department's row.
-    for path in MIGRATIONS_DIR.glob("*.sql"):
-        if int(path.name[:4]) < 10:
-            shutil.copy(path, tmp_path)
+    # A database from before migration 0010, whose rollups lost one department's row. Today's
+    # rollup code plays the old worker, so the rollups get the columns it writes (0012's).
+    migrations_before(10, tmp_path)
     apply_migrations(clickhouse, tmp_path)
+    for table in ("activity_15m", "activity_daily"):
+        for column in ("calls_in_answered", "calls_out_answered", "internal_talk_seconds"):
+            clickhouse.execute(
+                f"ALTER TABLE {clickhouse.database}.{table} ADD COLUMN {column} UInt64 DEFAULT 0"
+            )
     await ivanova_moves(clickhouse)
     assert len(ivanova_by_department(clickhouse)) == 1
 
@@ -420,3 +424,43 @@ async def test_upgrading_recomputes_the_rollups_a_department_move_had_cut(
     assert ivanova_by_department(clickhouse) == []  # recreated, with the watermark
     assert RollupUpdater(clickhouse, CountingSettings()).run_once() > 0
     assert ivanova_by_department(clickhouse) == [("msk", 3), ("spb", 2)]
+
+
+def migrations_before(version: int, folder: Path) -> None:
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if int(path.name[:4]) < version:
+            shutil.copy(path, folder)
+
+
+async def test_upgrading_recounts_conversations_with_customers_only(
+    clickhouse: ClickHouse, tmp_path: Path
+) -> None:
+    # A database from before migration 0012: Ivanova's 120 s call to her colleague Petrov is
+    # stored, and the rollups the old worker wrote count it as a conversation of each, with
+    # their watermark past its batch.
+    migrations_before(12, tmp_path)
+    apply_migrations(clickhouse, tmp_path)
+    call = cdr(caller="101", callee="201", start="2026-11-26T09:00:00+00:00", talk=120)
+    messages = [RawMessage("pbx", 0, 0, [("sp-format", b"asterisk-cdr-csv")], call)]
+    result = process(messages)
+    sink = ClickHouseSink(lambda: clickhouse)
+    await sink.write_events(result.rows)
+    await sink.insert(BATCHES_TABLE, BATCH_COLUMNS, batch_log(messages, result, "test"))
+    old_rows = [(m, d, NOV26, 1, 1, 120, 1) for m, d in (("ivanova", "msk"), ("petrov", "vvo"))]
+    columns = "manager_id department_id local_date calls_internal conversations talk_seconds"
+    await sink.insert("activity_daily", (*columns.split(), "version"), old_rows)
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    await sink.insert(
+        "rollup_state", ("name", "watermark", "version"), [(RollupUpdater.name, far, 1)]
+    )
+    db = clickhouse.database
+
+    assert 12 in [m.version for m in apply_migrations(clickhouse)]
+    assert RollupUpdater(clickhouse, CountingSettings()).run_once() > 0
+    rows = clickhouse.execute(
+        f"SELECT manager_id, calls_internal, conversations, talk_seconds, internal_talk_seconds "
+        f"FROM {db}.activity_daily FINAL WHERE local_date = %(day)s ORDER BY manager_id",
+        {"day": NOV26},
+    )
+    # Each has one internal call and 120 s of internal talk, and no customer conversation.
+    assert [tuple(row) for row in rows] == [("ivanova", 1, 0, 0, 120), ("petrov", 1, 0, 0, 120)]

@@ -261,7 +261,12 @@ SCENARIOS = [
         # Ivanova neither had nor missed the call; Sidorova had one 95-second conversation.
         expected={
             ("ivanova", NOV26): {},
-            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 95},
+            ("sidorova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 95,
+            },
         },
     ),
     Scenario(
@@ -340,8 +345,18 @@ SCENARIOS = [
             ),
         ],
         expected={
-            ("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 40},
-            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 120},
+            ("ivanova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 40,
+            },
+            ("sidorova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 120,
+            },
         },
     ),
     Scenario(
@@ -349,7 +364,12 @@ SCENARIOS = [
         # 20:59:30 UTC = 23:59:30 in Moscow on 26 November; it ends on the 27th.
         cdrs=[cdr(caller="101", callee="79161110006", start="2026-11-26T20:59:30+00:00", talk=120)],
         expected={
-            ("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 120},
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 120,
+            },
             ("ivanova", date(2026, 11, 27)): {},
         },
     ),
@@ -364,12 +384,13 @@ SCENARIOS = [
         expected={
             ("petrov", date(2026, 11, 27)): {
                 "calls_out": 1,
+                "calls_out_answered": 1,
                 "conversations": 1,
                 "talk_seconds": 31,
             },
             ("petrov", NOV26): {},
             # 29 s of talk: a call, but under the 30-second conversation threshold.
-            ("orlova", NOV26): {"calls_out": 1, "talk_seconds": 29},
+            ("orlova", NOV26): {"calls_out": 1, "calls_out_answered": 1, "talk_seconds": 29},
         },
     ),
     Scenario(
@@ -379,8 +400,18 @@ SCENARIOS = [
             cdr(caller="104", callee="79161110009", start="2026-11-26T09:01:00+00:00", talk=70),
         ],
         expected={
-            ("kozlov", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 60},
-            ("orlova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 70},
+            ("kozlov", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 60,
+            },
+            ("orlova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 70,
+            },
         },
     ),
     Scenario(
@@ -393,6 +424,7 @@ SCENARIOS = [
         expected={
             ("mueller", date(2026, 10, 25)): {
                 "calls_out": 2,
+                "calls_out_answered": 2,
                 "conversations": 2,
                 "talk_seconds": 95,
             },
@@ -403,7 +435,53 @@ SCENARIOS = [
         "the same CDR delivered twice counts once",
         cdrs=[cdr(caller="101", callee="79161110010", start="2026-11-26T10:00:00+00:00", talk=33)]
         * 2,
-        expected={("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 33}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 33,
+            }
+        },
+    ),
+    *(
+        Scenario(
+            f"customer conversations: a day of Ivanova's calls ({definition})",
+            # docs/metrics.md's worked example: an answered incoming call (95 s), a missed one,
+            # two calls to customers (one answered, 40 s; one not picked up) and a call to her
+            # colleague Petrov (120 s). 09:00-10:00 UTC is still the 26th in Vladivostok.
+            cdrs=[
+                cdr(caller="79161110101", callee="101", start="2026-11-26T07:00:00+00:00", talk=95),
+                cdr(caller="79161110102", callee="101", start="2026-11-26T07:30:00+00:00", talk=0),
+                cdr(caller="101", callee="79161110103", start="2026-11-26T08:00:00+00:00", talk=40),
+                cdr(caller="101", callee="79161110104", start="2026-11-26T08:30:00+00:00", talk=0),
+                cdr(caller="101", callee="201", start="2026-11-26T09:00:00+00:00", talk=120),
+            ],
+            counting=CountingSettings(internal_calls_are_conversations=restored),
+            expected={
+                ("ivanova", NOV26): {
+                    "calls_in": 2,
+                    "calls_in_answered": 1,
+                    "missed": 1,
+                    "calls_out": 2,
+                    "calls_out_answered": 1,
+                    "calls_internal": 1,
+                    # 95 s and 40 s with customers; with the old definition the 120 s too.
+                    "conversations": 3 if restored else 2,
+                    "talk_seconds": 95 + 40 + (120 if restored else 0),
+                    "internal_talk_seconds": 120,
+                },
+                ("petrov", NOV26): {
+                    "calls_internal": 1,
+                    "internal_talk_seconds": 120,
+                    **({"conversations": 1, "talk_seconds": 120} if restored else {}),
+                },
+            },
+        )
+        for definition, restored in (
+            ("internal calls apart, the default", False),
+            ("INTERNAL_CALLS_ARE_CONVERSATIONS restores the old definition", True),
+        )
     ),
     Scenario(
         "an internal call nobody answers is no one's missed call",
@@ -477,7 +555,14 @@ SCENARIOS = [
             ("freeswitch-json-cdr", freeswitch("inbound-gateway-b-leg")),
         ],
         # 06:15:03 UTC = 09:15 in Moscow: one incoming call of 151 s, not 309 s.
-        expected={("smirnov", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 151}},
+        expected={
+            ("smirnov", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 151,
+            }
+        },
     ),
     Scenario(
         "FreeSWITCH: 1001 calls colleague 1003, two legs: one internal call each",
@@ -488,8 +573,8 @@ SCENARIOS = [
             ("freeswitch-json-cdr", freeswitch("internal-b-leg")),
         ],
         expected={
-            ("smirnov", NOV26): {"calls_internal": 1, "conversations": 1, "talk_seconds": 120},
-            ("volkova", NOV26): {"calls_internal": 1, "conversations": 1, "talk_seconds": 120},
+            ("smirnov", NOV26): {"calls_internal": 1, "internal_talk_seconds": 120},
+            ("volkova", NOV26): {"calls_internal": 1, "internal_talk_seconds": 120},
         },
     ),
     Scenario(
@@ -512,15 +597,17 @@ SCENARIOS = [
         ],
         parsing=ParsingSettings(pbx_timezone="Europe/Moscow"),
         expected={
-            # 300 s with the customer + 120 s with Volkova = 420 s, two conversations.
+            # 300 s with the customer, a conversation; 120 s with Volkova, internal talk.
             ("smirnov", NOV26): {
                 "calls_in": 1,
+                "calls_in_answered": 1,
                 "calls_internal": 1,
-                "conversations": 2,
-                "talk_seconds": 420,
+                "conversations": 1,
+                "talk_seconds": 300,
+                "internal_talk_seconds": 120,
             },
             ("smirnov", NOV27): {},
-            ("volkova", NOV26): {"calls_internal": 1, "conversations": 1, "talk_seconds": 120},
+            ("volkova", NOV26): {"calls_internal": 1, "internal_talk_seconds": 120},
         },
     ),
     Scenario(
@@ -556,7 +643,14 @@ SCENARIOS = [
             ),
         ],
         # One call of 151 s; stored twice it would show 302 s.
-        expected={("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 151}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 151,
+            }
+        },
     ),
     Scenario(
         "Bitrix24: the real finish result and the export's row of that call count once",
@@ -575,7 +669,14 @@ SCENARIOS = [
             ),
         ],
         # One call of 95 s; stored twice it would show 190 s.
-        expected={(UNATTRIBUTED, MAR10): {"calls_in": 1, "conversations": 1, "talk_seconds": 95}},
+        expected={
+            (UNATTRIBUTED, MAR10): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 95,
+            }
+        },
     ),
     Scenario(
         "Bitrix24: an incoming call skipped by the operator (304) is their missed call",
@@ -614,7 +715,14 @@ SCENARIOS = [
                 ),
             )
         ],
-        expected={("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 40}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 40,
+            }
+        },
     ),
     Scenario(
         "Bitrix24: an outgoing call the customer declined is a call without talk time",
@@ -703,7 +811,14 @@ SCENARIOS = [
         ],
         parsing=ParsingSettings(pbx_timezone="Europe/Moscow"),
         # One 151-second call; stored twice it would show 302 s.
-        expected={("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 151}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 151,
+            }
+        },
     ),
     Scenario(
         "Asterisk: a transfer gives the customer's channel two CDRs, told apart by sequence",
@@ -721,8 +836,18 @@ SCENARIOS = [
             b'"ANSWERED","DOCUMENTATION","1795694400.70","","1795694400.70",32',
         ],
         expected={
-            ("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 60},
-            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 150},
+            ("ivanova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 60,
+            },
+            ("sidorova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 150,
+            },
         },
     ),
     Scenario(
@@ -745,7 +870,12 @@ SCENARIOS = [
         # own would give her an incoming, missed call.
         expected={
             ("ivanova", NOV26): {},
-            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 95},
+            ("sidorova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 95,
+            },
         },
     ),
     Scenario(
@@ -766,7 +896,14 @@ SCENARIOS = [
             b'"ANSWERED","DOCUMENTATION","1795687200.90"',
         ],
         # One outgoing call, not two; 1 + 120 = 121 s of talk, one conversation (>= 30 s).
-        expected={("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 121}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 121,
+            }
+        },
     ),
     Scenario(
         "real CDRs: ring-group legs that differ only in outcome are kept and make one call",
@@ -786,6 +923,7 @@ SCENARIOS = [
         expected={
             ("weber", date(2017, 6, 20)): {
                 "calls_in": 3,
+                "calls_in_answered": 3,
                 "conversations": 2,
                 "talk_seconds": 600,
             }
@@ -813,7 +951,12 @@ SCENARIOS = [
         # counted). The branch's 140 s show as unattributed.
         expected={
             ("ivanova", NOV26): {},
-            (UNATTRIBUTED, NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 140},
+            (UNATTRIBUTED, NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 140,
+            },
         },
     ),
     Scenario(
@@ -853,7 +996,12 @@ SCENARIOS = [
         # One incoming call, one conversation. Read by the channel names alone it was an
         # internal call of Ivanova's and of an unknown identity 210000.
         expected={
-            ("ivanova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 60},
+            ("ivanova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 60,
+            },
             (UNATTRIBUTED, NOV26): {},
         },
     ),
@@ -868,7 +1016,12 @@ SCENARIOS = [
             b'"ANSWERED","DOCUMENTATION","1795684800.208","","1795684800.208",1'
         ],
         expected={
-            ("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 45},
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 45,
+            },
             (UNATTRIBUTED, NOV26): {},
         },
     ),
@@ -886,7 +1039,12 @@ SCENARIOS = [
         ],
         # Sidorova's incoming call, not an internal one; no unknown identity 210000.
         expected={
-            ("sidorova", NOV26): {"calls_in": 1, "conversations": 1, "talk_seconds": 70},
+            ("sidorova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 70,
+            },
             (UNATTRIBUTED, NOV26): {},
         },
     ),
@@ -1112,7 +1270,14 @@ SCENARIOS = [
         cdrs=[LATE_CDR],
         received_at=datetime(2026, 11, 26, 12, 1, 5, tzinfo=UTC),
         backfill=True,
-        expected={("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 60}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 60,
+            }
+        },
     ),
     Scenario(
         "a two-hour call is judged from its hang-up: 2.5 h after it started is in time",
@@ -1121,7 +1286,14 @@ SCENARIOS = [
             cdr(caller="101", callee="79161110041", start="2026-11-26T07:00:00+00:00", talk=7200)
         ],
         received_at=datetime(2026, 11, 26, 9, 30, 5, tzinfo=UTC),
-        expected={("ivanova", NOV26): {"calls_out": 1, "conversations": 1, "talk_seconds": 7200}},
+        expected={
+            ("ivanova", NOV26): {
+                "calls_out": 1,
+                "calls_out_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 7200,
+            }
+        },
     ),
     Scenario(
         "CRM events: 23 hours late counts, 25 hours late does not",

@@ -130,8 +130,12 @@ def reference_count(traffic: Traffic) -> Expected:
             return
         counter = result.per_manager[manager]
         counter[direction] += 1
-        if fields[14] == "ANSWERED":
+        if fields[14] == "ANSWERED" and direction == "calls_internal":
             counter["calls_answered"] += 1
+            counter["internal_talk_seconds"] += int(fields[13])
+        elif fields[14] == "ANSWERED":
+            counter["calls_answered"] += 1
+            counter[f"{direction}_answered"] += 1
             counter["talk_seconds"] += int(fields[13])
             counter["conversations"] += int(fields[13]) >= 30
         elif direction == "calls_incoming":
@@ -439,8 +443,11 @@ def test_hand_made_scenario() -> None:
         "calls_outgoing": 2,
         "calls_internal": 1,
         "calls_answered": 3,
-        "conversations": 3,
-        "talk_seconds": 151 + 100 + 700,
+        "calls_incoming_answered": 1,
+        "calls_outgoing_answered": 1,  # the 700 s call; the busy one reached nobody
+        "conversations": 2,  # with customers; the internal call to c is counted apart
+        "talk_seconds": 151 + 700,
+        "internal_talk_seconds": 100,
         "chats_served": 1,
         "leads": 2,
         "tasks_created": 1,
@@ -449,6 +456,7 @@ def test_hand_made_scenario() -> None:
     assert {k: v for k, v in got.manager(b.id).items() if v} == {
         "calls_incoming": 2,
         "calls_answered": 2,
+        "calls_incoming_answered": 2,
         "talk_seconds": 45,
         "chats_missed": 1,
     }
@@ -457,8 +465,7 @@ def test_hand_made_scenario() -> None:
         "calls_internal": 1,
         "calls_answered": 1,
         "calls_missed": 1,
-        "conversations": 1,
-        "talk_seconds": 100,
+        "internal_talk_seconds": 100,
         "payments": 1,
     }
     assert (got.unattributed_events, got.valid_records, got.canonical_events) == (2, 17, 18)

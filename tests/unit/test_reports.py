@@ -187,7 +187,7 @@ def test_html_shows_value_against_norm_and_escapes_every_name() -> None:
     assert '<td class="met">3 h 20 min / 3 h 00 min</td>' in html  # talk time
     assert "1\u202f500.50 RUB" in html
     assert "<h2>Day by day</h2>" in html
-    assert html.count("<svg") == 4 + 8  # a chart per manager line, one per trend metric
+    assert html.count("<svg") == 4 + 9  # a chart per manager line, one per trend metric
     for tag in ("http://", "https://"):  # nothing to fetch but the SVG namespace
         assert {u for u in re.findall(tag + r"[^\"' )]+", html)} <= {"http://www.w3.org/2000/svg"}
 
