@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from processors.parsers.base import Parser, RecordError
+from processors.parsers.base import NoActivity, Parser, RecordError
 from processors.privacy import PhoneProtector, normalise_number
 from salespulse.column_limits import EARLIEST_EVENT, is_no_deadline
 from salespulse.directory import Attribution, Directory
@@ -123,10 +123,8 @@ class BatchResult:
     records: Counter[tuple[str, str]] = field(default_factory=Counter)  # (topic, format)
     kinds: Counter[str] = field(default_factory=Counter)
     unattributed: Counter[str] = field(default_factory=Counter)
+    no_activity: Counter[str] = field(default_factory=Counter)  # records by why (``NoActivity``)
     refused_messages: int = 0  # messages dead-lettered whole, before framing into records
-    # Records read without error that are nobody's activity by their format's rules (a call
-    # leg with no manager's side, a CRM change that is no activity): no row, no dead letter.
-    no_activity: int = 0
     # Records naming no channel whose manager side, if any, the directory chose.
     sides_by_directory: int = 0
 
@@ -285,6 +283,10 @@ class BatchProcessor:
             except RecordError as exc:
                 dead_letters.append(DeadLetter(exc.reason, exc.detail, record_source, record))
                 continue
+            if not events:
+                if isinstance(events, NoActivity):
+                    result.no_activity[events.why] += 1
+                continue
             wrong_time = _wrong_time(events, latest_allowed)
             if wrong_time is not None:
                 reason, detail = wrong_time
@@ -298,8 +300,6 @@ class BatchProcessor:
             if len(events) == 2:
                 result.sides_by_directory += _numbers_pair(events)
                 events = settle_sides(events, batch.resolve)
-            elif not events:
-                result.no_activity += 1
             for event in events:
                 append_row(row(event, batch))
 

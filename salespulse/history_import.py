@@ -24,8 +24,8 @@ from typing import NamedTuple, TextIO
 from ingest.raw_producer import RawProducer, RawRecordOut
 from ingest.tailer_state import frame
 from processors.parsers import Parser, RecordError, build_parsers
-from processors.parsers.base import split_lines
-from processors.pipeline import BatchProcessor, RawMessage
+from processors.parsers.base import IDS_ONLY, split_lines
+from processors.pipeline import BatchProcessor, BatchResult, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory, load_directory, parse_directory
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, MAX_RECORDS_PER_MESSAGE, SourceRef
@@ -53,12 +53,27 @@ class FormatGuess(NamedTuple):
     readable: int  # records that parse: events, or no activity by the format's rules
     sampled: int
     refused: Counter[str]  # the others, by dead-letter reason
+    events: tuple[dict[str, object], ...] = ()  # what the readable ones say, source left out
+
+    @property
+    def recognised(self) -> int:
+        """Records refused as this format's own that cannot be counted from a file (an event
+        that carries ids only): they still tell the format."""
+        return self.refused[IDS_ONLY]
 
     def describe(self) -> str:
         reasons = ", ".join(f"{reason} {n}" for reason, n in self.refused.most_common())
         return f"{self.format}: {self.readable} of {self.sampled} records read" + (
             f" ({reasons})" if reasons else ""
         )
+
+    def ties(self, other: FormatGuess) -> bool:
+        return (self.readable, self.recognised) == (other.readable, other.recognised)
+
+    def reads_alike(self, other: FormatGuess) -> bool:
+        """Whether ``other`` makes the very same events of the records (a Bitrix24 call is
+        read by two formats into one event): then either format counts the file alike."""
+        return self.ties(other) and bool(self.events) and self.events == other.events
 
 
 def _sample(path: Path) -> bytes:
@@ -72,26 +87,36 @@ def _sample(path: Path) -> bytes:
 
 
 def guess_formats(sample: bytes, parsers: Mapping[str, Parser]) -> list[FormatGuess]:
-    """Every format's reading of ``sample``, best first."""
+    """Every format's reading of ``sample``, best first; among equals, in ``parsers``' order."""
     guesses = []
     for name, parser in parsers.items():
         records = parser.split(sample)[:SAMPLE_RECORDS]
         refused: Counter[str] = Counter()
+        events: list[dict[str, object]] = []
         for index, record in enumerate(records):
             try:
-                parser.parse(record, SourceRef(name, "file", 0, 0, index))
+                read = parser.parse(record, SourceRef(name, "file", 0, 0, index))
             except RecordError as exc:
                 refused[exc.reason] += 1
-        guesses.append(FormatGuess(name, len(records) - refused.total(), len(records), refused))
-    return sorted(guesses, key=lambda g: (-g.readable, g.refused.total(), g.format))
+                continue
+            events += (event.model_dump(exclude={"source"}) for event in read)
+        readable = len(records) - refused.total()
+        guesses.append(FormatGuess(name, readable, len(records), refused, tuple(events)))
+    order = {name: position for position, name in enumerate(parsers)}
+    return sorted(
+        guesses,
+        key=lambda g: (-g.readable, -g.recognised, g.refused.total(), order[g.format]),
+    )
 
 
 def choose_format(
     path: Path, parsers: Mapping[str, Parser], requested: str | None
 ) -> tuple[str, list[FormatGuess]]:
     """The format to import ``path`` as, and the guesses that chose it. A requested format is
-    taken as it is; otherwise the one that reads most of the file's first records wins, and a
-    tie or a format that reads nothing is an error asking for ``--format``."""
+    taken as it is; otherwise the one that reads most of the file's first records wins (or, if
+    none reads any, the one that recognises them as its own), and a format that neither reads
+    nor recognises any, or a tie between formats that read the records differently, is an
+    error asking for ``--format``."""
     if requested is not None:
         if requested not in parsers:
             known = ", ".join(sorted(parsers))
@@ -99,17 +124,32 @@ def choose_format(
         return requested, []
     guesses = guess_formats(_sample(path), parsers)
     best = guesses[0]
-    if best.readable == 0:
+    if best.readable == 0 and best.recognised == 0:
         tried = "; ".join(guess.describe() for guess in guesses[:3])
         raise ImportRefused(
             f"{path}: no format reads its first records ({tried}); name one with --format"
         )
-    if len(guesses) > 1 and guesses[1].readable == best.readable:
+    rival = next((g for g in guesses[1:] if best.ties(g) and not best.reads_alike(g)), None)
+    if rival is not None:
         raise ImportRefused(
-            f"{path}: {best.format} and {guesses[1].format} read it equally well; "
-            "name one with --format"
+            f"{path}: {best.format} and {rival.format} read it equally well; name one with --format"
         )
     return best.format, guesses
+
+
+def describe_choice(guesses: Sequence[FormatGuess]) -> str:
+    """Why the first of ``guesses`` was chosen, in a line."""
+    best = guesses[0]
+    text = best.describe()
+    alike = [guess.format for guess in guesses[1:] if best.reads_alike(guess)]
+    if alike:
+        text += f"; {', '.join(alike)} reads the same events from it, so either counts it alike"
+    if best.readable == 0:
+        text += (
+            f"; no format reads its records, {best.format} recognises them as its own but "
+            "cannot count them from a file"
+        )
+    return text
 
 
 def is_line_framed(parser: Parser, path: Path) -> bool:
@@ -160,30 +200,46 @@ class ImportSummary:
     messages: int = 0
     records: int = 0
     events: int = 0
-    no_activity: int = 0  # records that are nobody's activity: no event, no dead letter
     dead_letters: Counter[str] = field(default_factory=Counter)
     formats: Counter[str] = field(default_factory=Counter)
+    # Records that are no activity by their format's rules, by why; and each dead-letter
+    # reason's first detail, so that the summary says why records gave no events.
+    no_activity: Counter[str] = field(default_factory=Counter)
+    first_details: dict[str, str] = field(default_factory=dict)
 
     def add(self, outcome: ImportSummary) -> None:
-        for name in ("files", "bytes", "messages", "records", "events", "no_activity"):
+        for name in ("files", "bytes", "messages", "records", "events"):
             setattr(self, name, getattr(self, name) + getattr(outcome, name))
         self.dead_letters.update(outcome.dead_letters)
         self.formats.update(outcome.formats)
+        self.no_activity.update(outcome.no_activity)
+        for reason, detail in outcome.first_details.items():
+            self.first_details.setdefault(reason, detail)
+
+    def count(self, result: BatchResult) -> None:
+        """Adds what the worker will make of one message."""
+        self.records += result.records.total() + result.refused_messages
+        self.events += len(result.rows)
+        self.no_activity.update(result.no_activity)
+        for letter in result.dead_letters:
+            self.dead_letters[letter.reason] += 1
+            self.first_details.setdefault(letter.reason, letter.detail)
 
     def describe(self) -> str:
         formats = ", ".join(f"{name} {n}" for name, n in sorted(self.formats.items()))
-        letters = ", ".join(f"{r} {n}" for r, n in self.dead_letters.most_common()) or "none"
-        # Records that give nothing must not look lost: `sources check` says why.
-        quiet = (
-            f" ({self.no_activity:,} records nobody's activity by the format's rules: "
-            "`salespulse sources check` tells why)"
-            if self.no_activity
-            else ""
+        letters = (
+            ", ".join(
+                f"{reason} {n} (first: {self.first_details[reason]})"
+                for reason, n in self.dead_letters.most_common()
+            )
+            or "none"
         )
+        quiet = ", ".join(f"{n} {why}" for why, n in self.no_activity.most_common())
         return (
             f"{self.files} file(s) ({formats}), {self.bytes:,} bytes: {self.messages:,} "
-            f"messages, {self.records:,} records, {self.events:,} events{quiet}; "
-            f"dead letters: {letters}"
+            f"messages, {self.records:,} records, {self.events:,} events; "
+            + (f"no activity by the format's rules: {quiet}; " if quiet else "")
+            + f"dead letters: {letters}"
         )
 
 
@@ -239,7 +295,7 @@ async def import_files(
     async with RawProducer(settings.kafka, settings.topics) as producer:
         for path, name, guesses in chosen:
             if guesses:
-                log(f"{path}: {name} ({guesses[0].describe()})")
+                log(f"{path}: {name} ({describe_choice(guesses)})")
             total.add(await _import_file(path, parsers[name], producer, processor, shown, total))
     shown.end()
     return total
@@ -263,10 +319,7 @@ async def _import_file(
             result = processor.process([RawMessage(name, 0, number, headers, payload)])
             summary.bytes += covered
             summary.messages += 1
-            summary.records += result.records.total() + result.refused_messages
-            summary.events += len(result.rows)
-            summary.no_activity += result.no_activity
-            summary.dead_letters.update(letter.reason for letter in result.dead_letters)
+            summary.count(result)
             shown.show(path, summary.bytes, size, running.records + summary.records)
             # Keyed by file and position, so that a large file spreads over the partitions.
             key = f"{path.name}:{number}".encode()

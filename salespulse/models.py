@@ -116,7 +116,8 @@ MAX_RECORDS_PER_MESSAGE = 20_000
 def _known_time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name that is a folder of the tz database ("Europe") is no zone either.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown time zone {value!r}") from exc
     return value
 

@@ -22,7 +22,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NestedSecretsSettingsSource,
+    SettingsError,
+)
 from pydantic_settings.sources import PydanticBaseSettingsSource
 
 from salespulse.setting_names import (
@@ -102,13 +107,7 @@ class EnvironmentSource(EnvSettingsSource):
     """
 
     def __call__(self) -> dict[str, Any]:
-        data = super().__call__()
-        for name in unknown_variables(self.env_vars, KnownNames.of(self.settings_cls)):
-            key = name.removeprefix(PREFIX).lower()
-            # One under a known section is already there, for the section to refuse.
-            if not _present(data, key.split(DELIMITER)):
-                data[key] = NOT_READ
-        return data
+        return _with_unknown_names(super().__call__(), self.env_vars, self.settings_cls)
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return {
@@ -116,6 +115,29 @@ class EnvironmentSource(EnvSettingsSource):
             for name, value in super()._load_env_vars().items()
             if not name.upper().endswith(FILE_SUFFIX)
         }
+
+
+class SecretsFolderSource(NestedSecretsSettingsSource):
+    """The files of ``SALESPULSE_SECRETS_DIR``, named after the variables. A file named like a
+    setting that does not exist (``SALESPULSE_CLICKHOUSE__PASWORD``) is refused by name, as the
+    same variable in the environment is: ignored, the password it holds would silently not be
+    used. Other files (a Kubernetes mount's ``..data``, a README) are none of ours."""
+
+    def __call__(self) -> dict[str, Any]:
+        return _with_unknown_names(super().__call__(), self.env_vars, self.settings_cls)
+
+
+def _with_unknown_names(
+    data: dict[str, Any], names: Mapping[str, object], settings_cls: type[BaseSettings]
+) -> dict[str, Any]:
+    """``data`` plus every ``SALESPULSE_`` name in ``names`` that sets nothing, valued
+    ``NOT_READ``, for the settings to refuse by name along with any other problem."""
+    for name in unknown_variables(names, KnownNames.of(settings_cls)):
+        key = name.removeprefix(PREFIX).lower()
+        # One under a known section is already there, for the section to refuse.
+        if not _present(data, key.split(DELIMITER)):
+            data[key] = NOT_READ
+    return data
 
 
 def _present(data: Mapping[str, Any], path: list[str]) -> bool:

@@ -32,7 +32,6 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
-    NestedSecretsSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -49,6 +48,7 @@ from salespulse.reports.settings import ReportsSettings
 from salespulse.secret_config import (
     EnvironmentSource,
     SecretFilesSource,
+    SecretsFolderSource,
     redacted_validation_error,
     refuse_blank_secrets,
     secrets_in_input,
@@ -451,7 +451,7 @@ class Settings(BaseSettings):
         secrets_dir = os.environ.get(SECRETS_DIR_VARIABLE)
         if secrets_dir:
             sources.append(
-                NestedSecretsSettingsSource(
+                SecretsFolderSource(
                     file_secret_settings, secrets_dir=secrets_dir, secrets_dir_missing="error"
                 )
             )

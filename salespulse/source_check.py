@@ -22,8 +22,15 @@ from processors.parsers import build_parsers
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory
-from salespulse.history_import import FormatGuess, choose_format, file_payloads, is_line_framed
-from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
+from salespulse.history_import import (
+    FormatGuess,
+    ImportSummary,
+    choose_format,
+    describe_choice,
+    file_payloads,
+    is_line_framed,
+)
+from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER
 from salespulse.settings import ParsingSettings, WorkerSettings
 
 # Dead-letter line numbers shown per reason; the rest are counted.
@@ -110,27 +117,25 @@ class SourceReport:
     path: Path
     format: str
     guesses: list[FormatGuess]
-    records: int = 0
-    events: int = 0
-    no_activity: int = 0  # records read that are nobody's activity: no event, no dead letter
+    # Records, events, no activity and dead letters, counted as the import counts them.
+    counted: ImportSummary = field(default_factory=ImportSummary)
     sides_by_directory: int = 0  # records naming no channel: the directory picked the side
-    dead_letters: Counter[str] = field(default_factory=Counter)
     dead_lines: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    dead_detail: dict[str, str] = field(default_factory=dict)  # the first one of each reason
+    by_line: bool = True  # dead_lines are line numbers, else record numbers
     managers: Counter[str] = field(default_factory=Counter)
     extensions: Counter[str] = field(default_factory=Counter)  # not in the directory
+    users: Counter[str] = field(default_factory=Counter)  # CRM and chat users, not in it either
     outside: Counter[str] = field(default_factory=Counter)  # numbers, trunks, queues
     days: dict[date, dict[str, Counter[str]]] = field(default_factory=dict)
     zone: ZoneFinding | None = None
     configured_zone: str = "UTC"
-    extension_pattern: str = ""  # the PBX's, for a PBX format; else empty
 
     @property
     def trouble(self) -> bool:
         """Whether the file would not be counted as it should: a wrong zone, or most of it
         dead-lettered."""
         wrong_zone = self.zone is not None and not self.zone.agrees
-        return wrong_zone or 2 * self.dead_letters.total() > self.records
+        return wrong_zone or 2 * self.counted.dead_letters.total() > self.counted.records
 
 
 def check_file(
@@ -146,15 +151,7 @@ def check_file(
     worker = worker or WorkerSettings()
     parsers = build_parsers(parsing, worker.max_record_bytes)
     name, guesses = choose_format(path, parsers, format_name)
-    report = SourceReport(
-        path,
-        name,
-        guesses,
-        configured_zone=parsing.pbx_timezone,
-        extension_pattern=(
-            parsing.internal_extension_pattern if parsers[name].family is SourceFamily.PBX else ""
-        ),
-    )
+    report = SourceReport(path, name, guesses, configured_zone=parsing.pbx_timezone)
     processor = BatchProcessor(
         parsers,
         lambda: directory,
@@ -166,7 +163,7 @@ def check_file(
     extensions = re.compile(parsing.internal_extension_pattern)
     headers = [(FORMAT_HEADER, name.encode()), (BACKFILL_HEADER, b"1")]
     first_line = 1
-    by_line = is_line_framed(parsers[name], path)
+    by_line = report.by_line = is_line_framed(parsers[name], path)
     # The zone's evidence is gathered in the same pass: the file is read once.
     zone = ZoneFinding(parsing.pbx_timezone) if name == "asterisk-cdr-csv" else None
     for number, (payload, _) in enumerate(file_payloads(path, parsers[name])):
@@ -174,13 +171,9 @@ def check_file(
             zone.add(payload.split(b"\n"))
         lines, first_line = _line_numbers(payload, first_line) if by_line else ([], first_line)
         result = processor.process([RawMessage(name, 0, number, headers, payload)])
-        report.records += result.records.total() + result.refused_messages
-        report.events += len(result.rows)
-        report.no_activity += result.no_activity
+        report.counted.count(result)
         report.sides_by_directory += result.sides_by_directory
         for letter in result.dead_letters:
-            report.dead_letters[letter.reason] += 1
-            report.dead_detail.setdefault(letter.reason, letter.detail)
             shown = report.dead_lines[letter.reason]
             if len(shown) < LINES_SHOWN:
                 position = letter.source.position
@@ -206,12 +199,16 @@ def _line_numbers(payload: bytes, first_line: int) -> tuple[list[int], int]:
 def _classify(report: SourceReport, row: tuple[object, ...], extensions: re.Pattern[str]) -> None:
     manager = str(row[_ROW["manager_id"]])
     actor = str(row[_ROW["actor_id"]])
+    family = str(row[_ROW["actor_family"]])
     if manager:
         report.managers[manager] += 1
         day = row[_ROW["local_date"]]
         assert isinstance(day, date)
         counts = report.days.setdefault(day, {}).setdefault(manager, Counter())
         _count(counts, row)
+    elif family != "pbx":
+        # A CRM or chat user id (a Bitrix24 user) names a person whatever it looks like.
+        report.users[f"{family}:{actor}"] += 1
     elif extensions.search(actor):
         report.extensions[actor] += 1
     else:
@@ -237,7 +234,9 @@ def _count(counts: Counter[str], row: tuple[object, ...]) -> None:
 def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> str:
     """The report as text for a terminal."""
     out = [f"{report.path}", f"format: {report.format}"]
-    out += [f"  {guess.describe()}" for guess in report.guesses[:3]]
+    if report.guesses:
+        out.append(f"  chosen: {describe_choice(report.guesses)}")
+    out += [f"  {guess.describe()}" for guess in report.guesses[1:3]]
     if report.zone is not None:
         out.append(f"PBX time zone:\n  {report.zone.describe()}")
     elif report.format == "asterisk-cdr-csv":
@@ -246,23 +245,32 @@ def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> s
             f"SALESPULSE_PARSING__PBX_TIMEZONE={report.configured_zone} against; compare a "
             "call's start time in the file with when it was made"
         )
-    letters = report.dead_letters.total()
-    out.append(f"records: {report.records}, events: {report.events}, dead letters: {letters}")
-    for reason, count in report.dead_letters.most_common():
-        lines = ", ".join(map(str, report.dead_lines[reason]))
-        more = " …" if count > len(report.dead_lines[reason]) else ""
-        out.append(f"  {reason}: {count} (lines {lines}{more}): {report.dead_detail[reason]}")
-    if report.no_activity:
-        out.append(_no_activity(report))
+    counted = report.counted
+    quiet = counted.no_activity.total()
+    out.append(
+        f"records: {counted.records}, events: {counted.events}, "
+        + (f"no activity: {quiet}, " if quiet else "")
+        + f"dead letters: {counted.dead_letters.total()}"
+    )
+    for why, count in counted.no_activity.most_common():
+        out.append(f"  no activity: {count}: {why}")
     if report.sides_by_directory:
         out.append(
             f"  {report.sides_by_directory} record(s) name no channel and no extension: the "
             "caller's or the called number counts as a manager's only where the directory "
             'lists it as the PBX writes it (docs/formats.md, "No channel at all")'
         )
+    where = "lines" if report.by_line else "records"
+    for reason, count in counted.dead_letters.most_common():
+        lines = ", ".join(map(str, report.dead_lines[reason]))
+        more = " …" if count > len(report.dead_lines[reason]) else ""
+        out.append(
+            f"  {reason}: {count} ({where} {lines}{more}); first: {counted.first_details[reason]}"
+        )
     out.append("identities:")
     out.append(_identities("directory managers", report.managers))
     out.append(_identities("likely extensions, not in the directory", report.extensions))
+    out.append(_identities("CRM and chat users, not in the directory", report.users))
     out.append(_identities("outside numbers, trunks, queues (not extensions)", report.outside))
     if report.days:
         busiest = max(report.days, key=lambda day: len(report.days[day]))
@@ -271,21 +279,6 @@ def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> s
             shown = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
             out.append(f"  {manager}: {shown}")
     return "\n".join(out)
-
-
-def _no_activity(report: SourceReport) -> str:
-    """Why records gave neither an event nor a dead letter: silence would look like a loss."""
-    line = (
-        f"  no event from {report.no_activity} record(s): by the format's rules they are "
-        "nobody's activity"
-    )
-    if report.extension_pattern:
-        line += (
-            ": a call leg on which no side is a manager's extension, by "
-            f"SALESPULSE_PARSING__INTERNAL_EXTENSION_PATTERN={report.extension_pattern} (a "
-            "named peer or SIP user counts only if the pattern admits its name)"
-        )
-    return line
 
 
 def _identities(title: str, seen: Counter[str]) -> str:

@@ -191,7 +191,11 @@ class Bitrix24Client:
         url = self.settings.webhook_url.get_secret_value() + method + ".json"
         self.stats.requests += 1
         try:
-            async with self._session.get(url, params=dict(params)) as response:
+            # Never follow a redirect: the answer would come from an address nobody configured
+            # (and an http:// portal moved to https:// is a setting to fix, said below).
+            async with self._session.get(
+                url, params=dict(params), allow_redirects=False
+            ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 body = await response.read()
@@ -222,6 +226,14 @@ class Bitrix24Client:
             raise _Retry(error or f"http_{status}")
         if error in _NOT_FOUND or description.strip().lower() == "not found" or status == 404:
             raise Bitrix24NotFound(method, error or "not_found", description)
+        if 300 <= status < 400:
+            raise Bitrix24Error(
+                method,
+                f"http_{status}",
+                "the portal answered with a redirect, which is not followed: set "
+                "SALESPULSE_BITRIX24__WEBHOOK_URL to the address it redirects to (https, the "
+                "portal's current domain)",
+            )
         if error or status != 200:
             raise Bitrix24Error(method, error or f"http_{status}", description)
         if not isinstance(payload, dict) or "result" not in payload:

@@ -73,8 +73,11 @@ def build_parsers(
             internal_extension_pattern=settings.internal_extension_pattern,
             # One record is a whole call's events, larger than most records.
             max_record_bytes=max(max_record_bytes, CEL_MAX_RECORD_BYTES),
+            encoding=settings.pbx_encoding,
         ),
-        FreeswitchCdrCsvParser(**pbx, legs=settings.freeswitch_cdr_csv_legs),
+        FreeswitchCdrCsvParser(
+            **pbx, legs=settings.freeswitch_cdr_csv_legs, encoding=settings.pbx_encoding
+        ),
         FreeswitchJsonCdrParser(
             internal_extension_pattern=settings.internal_extension_pattern,
             # A full mod_json_cdr document with its call flow is larger than most records.

@@ -76,14 +76,16 @@ def decode_leniently(record: bytes, encoding: str) -> tuple[str, bool]:
         return record.decode(encoding, "surrogateescape"), False
 
 
-def check_decoded(names: Sequence[str], values: Sequence[str | None], encoding: str) -> None:
+def check_decoded(names: Sequence[str | None], values: Sequence[str | None], encoding: str) -> None:
     """``decode_error`` naming the first field that is not valid ``encoding``, of ``values``
-    read from a ``decode_leniently`` text that was not all valid."""
+    read from a ``decode_leniently`` text that was not all valid. A value whose name is None is
+    not read by the parser, so any bytes will do there."""
+    read = [(name, value) for name, value in zip(names, values, strict=True) if name and value]
     # One search over all of them: most such records have their bad bytes in fields not read.
-    if _UNDECODED.search("".join(filter(None, values))) is None:
+    if _UNDECODED.search("".join(value for _, value in read)) is None:
         return
-    for name, value in zip(names, values, strict=True):
-        if value and _UNDECODED.search(value):
+    for name, value in read:
+        if _UNDECODED.search(value):
             raise RecordError("decode_error", f"{name}: not {encoding.upper()}")
 
 

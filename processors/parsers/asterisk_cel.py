@@ -22,13 +22,15 @@ from typing import ClassVar, NamedTuple
 from processors.parsers._common import (
     INTERNAL_EXTENSION_PATTERN,
     PbxRecordParser,
-    decode,
+    check_decoded,
+    decode_leniently,
     redact,
 )
 from processors.parsers.asterisk_ami_cdr import message_fields, split_blocks
 from processors.parsers.asterisk_cdr_common import CdrFields, CdrInterpreter
 from processors.parsers.base import RecordError
 from salespulse.models import ActivityEvent, SourceRef
+from salespulse.settings import text_encoding
 
 # A call's events are a few hundred bytes each; half a megabyte is about a thousand of them and
 # stays below Kafka's default 1 MB message limit.
@@ -43,6 +45,10 @@ _EPOCH = re.compile(r"(\d{1,11})(?:\.\d{1,9})?", re.ASCII)
 _REQUIRED = {
     name.lower(): name for name in ("EventName", "EventTime", "Channel", "UniqueID", "LinkedID")
 }
+
+
+# Every field read, lower-cased AMI name: the others (CallerIDname, AppData…) may hold any bytes.
+_READ = ("event", *_REQUIRED, "calleridnum", "exten")
 
 
 class _Time(NamedTuple):
@@ -84,8 +90,12 @@ class AsteriskCelCallParser(PbxRecordParser):
         timezone: str = "UTC",
         internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
         max_record_bytes: int = CEL_MAX_RECORD_BYTES,
+        encoding: str = "utf-8",
     ) -> None:
+        """``encoding`` is that of the PBX's text (``text_encoding`` names); only the fields
+        read need to decode: a caller name in another encoding must not cost the call."""
         super().__init__(timezone, internal_extension_pattern, max_record_bytes)
+        self._encoding = text_encoding(encoding)
 
     @cached_property
     def _wall_clock_cdr(self) -> CdrInterpreter:
@@ -102,8 +112,8 @@ class AsteriskCelCallParser(PbxRecordParser):
         return [payload] if payload.strip() else []
 
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        decode(record)
-        linkedid, channels = self._channels(record)
+        _, valid = decode_leniently(record, self._encoding)
+        linkedid, channels = self._channels(record, checked=not valid)
         origin = channels.get(linkedid)
         if origin is None:
             raise RecordError("invalid", "no event of the originating channel (UniqueID=LinkedID)")
@@ -133,14 +143,17 @@ class AsteriskCelCallParser(PbxRecordParser):
             raise RecordError("invalid", "no complete leg: " + "; ".join(dropped))
         return events
 
-    def _channels(self, record: bytes) -> tuple[str, dict[str, _Channel]]:
-        """The call's LinkedID and its channels by UniqueID, in order of first appearance."""
+    def _channels(self, record: bytes, *, checked: bool) -> tuple[str, dict[str, _Channel]]:
+        """The call's LinkedID and its channels by UniqueID, in order of first appearance.
+        ``checked``: the record is not all valid text, so each event's fields read are checked."""
         linkedid: str | None = None
         epoch: bool | None = None
         channels: dict[str, _Channel] = {}
         index = 0
         for block in split_blocks(record):
-            fields = message_fields(block.decode("utf-8"))
+            fields = message_fields(block.decode(self._encoding, "surrogateescape"))
+            if checked:
+                check_decoded(_READ, [fields.get(name) for name in _READ], self._encoding)
             event = fields.get("event")
             if event is None:
                 raise RecordError("invalid", "no Event field: not an AMI event")

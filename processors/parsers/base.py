@@ -24,6 +24,23 @@ class RecordError(Exception):
         self.detail = detail
 
 
+# The reason of a record that is the format's own but cannot be counted where it stands: an
+# outgoing event that names its subject by id only (Bitrix24's ``ONCRMDEALUPDATE``), which only
+# the receiver, fetching the subject, can count. A file of them is still of that format.
+IDS_ONLY = "ids_only"
+
+
+class NoActivity(list[ActivityEvent]):
+    """What ``parse()`` returns for a record that is readable and the format's own but no
+    activity by the format's rules (a deal still open, a call logged in the CRM): no events,
+    and ``why`` in words, without ids, so that records can be counted by it. Equal to ``[]``;
+    a plain empty list says the same without the why."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
+
+
 class Parser(Protocol):
     format_name: ClassVar[str]
     family: ClassVar[SourceFamily]
@@ -33,7 +50,8 @@ class Parser(Protocol):
         ...
 
     def parse(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        """Canonical events for one record; raises ``RecordError`` for anything unusable."""
+        """Canonical events for one record (none, or ``NoActivity``, for a record that is no
+        activity); raises ``RecordError`` for anything unusable."""
         ...
 
 

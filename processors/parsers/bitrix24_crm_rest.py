@@ -7,26 +7,44 @@ Bitrix24's outgoing event webhooks carry only an entity id, so the bridge
 *state* is reported, not its change, so every event id is built from what the state means
 (deal 5531 was won), never from the delivery: the many update events Bitrix24 fires for one
 save, and re-deliveries, collapse into one event.
+
+A REST result without the envelope (a saved ``crm.deal.get`` answer, the rows of a
+``crm.deal.list`` export) is the same state without the event: its entity is told by its fields
+and it is read as its update event would have it read. The outgoing event itself
+(``ONCRMDEALUPDATE`` with ``data[FIELDS][ID]``) names only the id: a copy of it is one
+``ids_only`` dead letter that says so.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 
-from processors.parsers._bitrix24 import BxFlag, BxId, BxOptionalId, BxOptionalText, BxOptionalTime
+from processors.parsers._bitrix24 import (
+    Bitrix24Framing,
+    BxFlag,
+    BxId,
+    BxOptionalId,
+    BxOptionalText,
+    BxOptionalTime,
+    FetchedSubject,
+    ids_only,
+)
 from processors.parsers._common import (
     DEFAULT_MAX_RECORD_BYTES,
     JsonRecordParser,
     RecordModel,
+    load_object,
     optional_deadline,
     optional_time,
+    redact,
     summarize,
 )
-from processors.parsers.base import RecordError
+from processors.parsers.base import NoActivity, RecordError
 from processors.parsers.crm_event_json import money
 from salespulse.models import (
     ActivityEvent,
@@ -49,6 +67,20 @@ EVENTS: dict[str, tuple[Entity, bool]] = {
     "ONCRMACTIVITYADD": ("activity", True),
     "ONCRMACTIVITYUPDATE": ("activity", False),
 }
+
+# What each event names by id, and the REST methods that export it whole.
+FETCHED: dict[Entity, FetchedSubject] = {
+    "lead": FetchedSubject("lead", "crm.lead.get or crm.lead.list"),
+    "deal": FetchedSubject("deal", "crm.deal.get or crm.deal.list"),
+    "activity": FetchedSubject("activity", "crm.activity.get or crm.activity.list"),
+}
+IDS_ONLY_EVENTS = {name: FETCHED[entity] for name, (entity, _) in EVENTS.items()}
+# The fields that tell a bare REST result's entity, in the order they are tried.
+_ENTITY_FIELDS: tuple[tuple[Entity, frozenset[str]], ...] = (
+    ("activity", frozenset({"RESPONSIBLE_ID", "OWNER_TYPE_ID"})),
+    ("deal", frozenset({"STAGE_ID", "ASSIGNED_BY_ID"})),
+    ("lead", frozenset({"STATUS_ID", "ASSIGNED_BY_ID"})),
+)
 
 # Activity TYPE_ID (CCrmActivityType) and, for provider activities (TYPE_ID 6), PROVIDER_ID or
 # PROVIDER_TYPE_ID, to what the activity is.
@@ -129,7 +161,7 @@ class Deal(_Entity):
     date_modify: BxOptionalTime = Field(None, alias="DATE_MODIFY")
 
 
-class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
+class Bitrix24CrmRestParser(Bitrix24Framing, JsonRecordParser[Envelope]):
     format_name: ClassVar[str] = "bitrix24-crm-rest"
     family: ClassVar[SourceFamily] = SourceFamily.CRM
     model = Envelope
@@ -144,6 +176,16 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
         super().__init__(max_record_bytes)
         self._office = _keywords(office_location_keywords)
         self._remote = _keywords(remote_location_keywords)
+
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        try:
+            envelope = load_object(Envelope, record)
+        except RecordError as error:
+            bare = _bare_result(record) if error.reason == "invalid" else None
+            if bare is None:
+                raise ids_only(record, IDS_ONLY_EVENTS) or error from None
+            envelope = bare
+        return self.parse_object(envelope, source)
 
     def parse_object(self, envelope: Envelope, source: SourceRef) -> list[ActivityEvent]:
         known = EVENTS.get(envelope.event.upper())
@@ -183,7 +225,7 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
         }
         if what == "meeting":
             if not act.completed:
-                return []  # a planned meeting is not activity yet
+                return NoActivity("a meeting not held yet (COMPLETED N)")
             return [
                 _event(
                     ("activity", act.id, "held"),
@@ -195,14 +237,16 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
                     **common,
                 )
             ]
+        if what == "call":
+            # A CRM copy of a call would double the one telephony reports.
+            return NoActivity("a call logged in the CRM: calls are counted from telephony")
         if what != "task":
-            # Calls come from telephony and e-mail is not counted; a CRM copy would double up.
-            return []
+            return NoActivity(f"an activity of a kind not counted ({what or 'unknown type'})")
         wanted = [("created", act.created, "CREATED")] if created else []
         if act.completed:
             wanted.append(("completed", act.last_updated, "LAST_UPDATED"))
         if not wanted:
-            return []
+            return NoActivity("a task update that neither creates nor completes it")
         due_at = optional_deadline(act.deadline, "DEADLINE")
         # A task is identified by itself, not by its deal: two open tasks on one deal are two
         # tasks (an overdue-task alert is per task, and one's completion must not close both).
@@ -218,6 +262,22 @@ class Bitrix24CrmRestParser(JsonRecordParser[Envelope]):
             )
             for action, at, field in wanted
         ]
+
+
+def _bare_result(record: bytes) -> Envelope | None:
+    """A REST result without the envelope, wrapped as its update event would have it, or None
+    for a record that is no lead, deal or activity."""
+    try:
+        result = json.loads(record)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(result, dict) or "event" in result:
+        return None
+    for entity, fields in _ENTITY_FIELDS:
+        if fields <= result.keys():
+            event = f"ONCRM{entity.upper()}UPDATE"
+            return Envelope(event=event, ts=0, entity=entity, result=result)
+    return None
 
 
 def _lead(lead: Lead, created: bool, source: SourceRef) -> list[ActivityEvent]:
@@ -239,13 +299,14 @@ def _deal(deal: Deal, source: SourceRef) -> list[ActivityEvent]:
     stage = (deal.stage_id or "").upper()
     semantic = (deal.stage_semantic_id or "").upper()
     if not deal.closed:
-        return []
+        why = f"a deal still open (stage {redact(stage)}): only won or lost deals count"
+        return NoActivity(why)
     if stage == "WON" or stage.endswith(":WON") or semantic == "S":
         action = "won"
     elif stage == "LOSE" or stage.endswith(":LOSE") or semantic == "F":
         action = "lost"
     else:
-        return []
+        return NoActivity(f"a closed deal neither won nor lost (stage {redact(stage)})")
     modified = optional_time(deal.date_modify, "DATE_MODIFY")
     at = optional_time(deal.moved_time, "MOVED_TIME")
     if at is None:

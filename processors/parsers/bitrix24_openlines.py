@@ -1,4 +1,4 @@
-"""Bitrix24 Open Lines sessions, one JSON object per line.
+"""Bitrix24 Open Lines sessions, one JSON object per line (or a saved REST answer listing them).
 
 A record is one session object as the Open Lines REST API and its session export return it, with
 keys either in Bitrix24's own UPPER_SNAKE spelling (``DATE_FIRST_ANSWER``) or in camelCase
@@ -10,6 +10,10 @@ outcome known.
 
 An Open Lines operator is a Bitrix24 user, so the actor is ``(crm, OPERATOR_ID)``: the same
 identity the CRM parsers use, and one directory entry covers both.
+
+The ``ONSESSIONFINISH`` event itself names its sessions by id only: the receiver turns it into
+the sessions (``ingest/bitrix24/openlines.py``); a copy of the event is one ``ids_only`` dead
+letter that says so.
 """
 
 from __future__ import annotations
@@ -19,22 +23,26 @@ from typing import Annotated, ClassVar
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 
 from processors.parsers._bitrix24 import (
+    Bitrix24Framing,
     BxFlag,
     BxId,
     BxInt,
     BxOptionalId,
     BxOptionalTime,
+    FetchedSubject,
+    ids_only,
     meaningful_id,
 )
 from processors.parsers._common import (
     JsonRecordParser,
     RecordModel,
+    load_object,
     optional_time,
     parse_rfc3339,
     seconds_between,
     summarize,
 )
-from processors.parsers.base import RecordError
+from processors.parsers.base import NoActivity, RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -62,6 +70,12 @@ _STATUS_NAMES = {
 # Spam is not a conversation with a client, and a duplicate's conversation is counted in the
 # session it duplicates: neither is served nor missed.
 _NOT_CONVERSATIONS = frozenset({STATUS_SPAM, STATUS_DUPLICATE})
+
+# Events that name Open Lines sessions by id only (what the receiver fetches them for).
+_SESSION = FetchedSubject("Open Lines session", "imopenlines.v2.Session.list")
+SESSION_EVENTS = {
+    name: _SESSION for name in ("ONSESSIONFINISH", "ONIMCONNECTORDIALOGFINISH", "ONSESSIONSTART")
+}
 
 # Connector ids (SOURCE) to channel names shared with the other chat formats. Several
 # connectors serve one messenger (whatsappbyedna, whatsappbytwilio ...), hence prefixes.
@@ -116,10 +130,17 @@ class OpenLinesSession(RecordModel):
     )
 
 
-class Bitrix24OpenLinesParser(JsonRecordParser[OpenLinesSession]):
+class Bitrix24OpenLinesParser(Bitrix24Framing, JsonRecordParser[OpenLinesSession]):
     format_name: ClassVar[str] = "bitrix24-openlines-session"
     family: ClassVar[SourceFamily] = SourceFamily.CHAT
     model = OpenLinesSession
+
+    def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        try:
+            session = load_object(OpenLinesSession, record)
+        except RecordError as error:
+            raise ids_only(record, SESSION_EVENTS) or error from None
+        return self.parse_object(session, source)
 
     def parse_object(self, session: OpenLinesSession, source: SourceRef) -> list[ActivityEvent]:
         if session.closed is None and session.status is None:
@@ -132,8 +153,10 @@ class Bitrix24OpenLinesParser(JsonRecordParser[OpenLinesSession]):
         closed = session.closed is True or (
             session.status is not None and session.status >= STATUS_CLOSE
         )
-        if not closed or session.status in _NOT_CONVERSATIONS:
-            return []
+        if not closed:
+            return NoActivity("a session still open: it counts once it is closed")
+        if session.status in _NOT_CONVERSATIONS:
+            return NoActivity("a spam or duplicate session")
         if closed_at is None:
             raise RecordError("invalid", "closed session without DATE_CLOSE")
 

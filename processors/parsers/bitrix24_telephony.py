@@ -3,7 +3,7 @@
 Two ways in, one event shape:
 
 * ``bitrix24-voximplant-statistic``: rows of the REST method ``voximplant.statistic.get``, one
-  JSON object per line (a periodic export).
+  JSON object per line (a periodic export), or the method's answer as saved.
 * ``bitrix24-call-end-event``: what Bitrix24 POSTs to a handler subscribed to
   ``OnVoximplantCallEnd`` (a form body: ``event=ONVOXIMPLANTCALLEND&data[CALL_ID]=...``), or a
   JSON object with the ``telephony.externalcall.finish`` parameters.
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, BeforeValidator, Field, ValidationError
 
+from processors.parsers._bitrix24 import Bitrix24Framing
 from processors.parsers._common import (
     DEFAULT_MAX_RECORD_BYTES,
     RecordModel,
@@ -43,7 +44,7 @@ from processors.parsers._common import (
     redact,
     summarize,
 )
-from processors.parsers.base import RecordError
+from processors.parsers.base import NoActivity, RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -106,7 +107,7 @@ class CallRecord(RecordModel):
     CRM_ENTITY_ID: str | int | None = None
 
 
-class _CallParser(RecordParser):
+class _CallParser(Bitrix24Framing, RecordParser):
     """What both parsers share: ``CallRecord`` to event."""
 
     family: ClassVar[SourceFamily] = SourceFamily.CRM
@@ -138,7 +139,7 @@ class _CallParser(RecordParser):
         )
         if user.strip("0") == "":
             # No operator took part (the call ended in the IVR or a queue): nobody's activity.
-            return []
+            return NoActivity("a call no operator took part in (no PORTAL_USER_ID)")
 
         answered = code == ANSWERED_CODE and duration > 0
         entity_id = _text(call.CRM_ENTITY_ID)

@@ -28,7 +28,8 @@ from processors.parsers._common import (
     DEFAULT_MAX_RECORD_BYTES,
     INTERNAL_EXTENSION_PATTERN,
     PbxRecordParser,
-    decode,
+    check_decoded,
+    decode_leniently,
     redact,
 )
 from processors.parsers.base import RecordError
@@ -40,8 +41,27 @@ from processors.parsers.freeswitch_common import (
     seconds,
 )
 from salespulse.models import ActivityEvent, SourceRef
+from salespulse.settings import text_encoding
 
-FIELD_COUNT = 15
+# The template's variables; those parse_record does not read are None (any bytes will do).
+_TEMPLATE: tuple[str | None, ...] = (
+    None,
+    "caller_id_number",
+    "destination_number",
+    None,
+    "start_stamp",
+    "answer_stamp",
+    "end_stamp",
+    "duration",
+    "billsec",
+    "hangup_cause",
+    "uuid",
+    "bleg_uuid",
+    None,
+    None,
+    None,
+)
+FIELD_COUNT = len(_TEMPLATE)
 Legs = Literal["a", "ab"]
 _SEPARATOR = '","'
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", re.ASCII)
@@ -58,14 +78,23 @@ class FreeswitchCdrCsvParser(PbxRecordParser):
         internal_extension_pattern: str = INTERNAL_EXTENSION_PATTERN,
         max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
         legs: Legs = "a",
+        encoding: str = "utf-8",
     ) -> None:
-        """``legs`` must match mod_cdr_csv's ``legs`` (``a``, its default, or ``ab``)."""
+        """``legs`` must match mod_cdr_csv's ``legs`` (``a``, its default, or ``ab``);
+        ``encoding`` is that of the values FreeSWITCH copied from the calls (``text_encoding``
+        names): a caller name a trunk sent in another encoding is written as it came, and only
+        the values read here need to decode."""
         super().__init__(timezone, internal_extension_pattern, max_record_bytes)
         self._both_legs = legs == "ab"
+        self._encoding = text_encoding(encoding)
 
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
+        text, valid = decode_leniently(record, self._encoding)
+        fields = _fields(text)
+        if not valid:
+            check_decoded(_TEMPLATE, fields, self._encoding)
         (_, caller_number, destination, _, start_raw, answer_raw, end_raw, duration_raw,
-         billsec_raw, hangup_cause, uuid, bleg_uuid, _, _, _) = _fields(decode(record))  # fmt: skip
+         billsec_raw, hangup_cause, uuid, bleg_uuid, _, _, _) = fields  # fmt: skip
 
         start = self._time(start_raw, "start_stamp")
         end = self._time(end_raw, "end_stamp")

@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 from pydantic import ValidationError
 
 from processors.parsers._common import redact, summarize
-from processors.parsers.base import RecordError
+from processors.parsers.base import NoActivity, RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -34,6 +34,11 @@ from salespulse.models import (
 )
 
 Side = Literal["caller", "callee"]
+# Why a leg gives no event: the leg speaks only for sides that are managers' extensions.
+NOBODYS_LEG = (
+    "a call leg on which no side is a manager's extension by internal_extension_pattern (a "
+    "named peer or SIP user counts once the pattern admits its name)"
+)
 
 _UNSIGNED = re.compile(r"\d{1,9}", re.ASCII)
 # switch_channel_cause2str() names: upper-case words joined by underscores (NORMAL_CLEARING).
@@ -141,6 +146,9 @@ def leg_events(
             # account numbered like a phone): only the directory can tell.
             own = leg.owner == "caller"
             parties.append(_Party(counterpart, "caller", Direction.OUTGOING, leg.destination, own))
+    if not parties:
+        # Said, not silent: a manager's leg read as nobody's looks like a lost call otherwise.
+        return NoActivity(NOBODYS_LEG)
     return [_event(format_name, leg, source, party) for party in parties]
 
 

@@ -21,7 +21,13 @@ from salespulse.settings import CountingSettings
 # miss it, and neither did a manager whose call was taken by someone outside the directory (a
 # colleague on another PBX, a forward to a mobile), unless the operator asks for that
 # (%(group_legs)s = 1).
-_COUNTED = "(answered = 1 OR (call_answered = 0 AND rung_members <= 1) OR %(group_legs)s = 1)"
+# A leg nobody's (an IVR, a queue's announcement, a dialplan step before the dial) that
+# nobody answered is no call of its own when the call reached a manager: it is the manager's
+# call, answered or missed there, and counting it too would show one missed call twice.
+_COUNTED = (
+    "(manager_id != '' OR rung_members = 0 OR answered = 1) AND "
+    "(answered = 1 OR (call_answered = 0 AND rung_members <= 1) OR %(group_legs)s = 1)"
+)
 
 # A conversation is with a customer: a call between two managers is counted apart (internal
 # calls, internal talk time), unless the operator restores the old definition

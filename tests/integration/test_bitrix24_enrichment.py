@@ -22,7 +22,12 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client import REGISTRY
 from pydantic import SecretStr, ValidationError
 
-from ingest.bitrix24.client import Bitrix24AuthError, Bitrix24Client, Bitrix24Unavailable
+from ingest.bitrix24.client import (
+    Bitrix24AuthError,
+    Bitrix24Client,
+    Bitrix24Error,
+    Bitrix24Unavailable,
+)
 from ingest.bitrix24.enrich import WebhookRejected, enrich, enrich_event, receiver_transform
 from ingest.bitrix24.settings import Bitrix24Settings
 from ingest.raw_producer import RawProducer
@@ -268,6 +273,42 @@ async def test_gives_up_after_max_retries(portal: FakePortal) -> None:
         with pytest.raises(Bitrix24Unavailable, match="http_502"):
             await enrich(webhook("ONCRMDEALUPDATE", "5531"), client)
     assert len(portal.requests) == 3
+
+
+async def test_a_redirect_is_not_followed_and_says_which_setting_to_fix(
+    portal: FakePortal,
+) -> None:
+    # A portal moved to another address answers every webhook call with a redirect; following
+    # it would send the call to an address nobody configured.
+    elsewhere: list[str] = []
+
+    async def moved(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(f"{portal.url}/elsewhere{request.path_qs}")
+
+    async def record(request: web.Request) -> web.StreamResponse:
+        elsewhere.append(request.path)
+        return web.json_response({"result": {"ID": "5531"}})
+
+    app = web.Application()
+    app.router.add_get("/elsewhere/{tail:.*}", record)
+    app.router.add_get("/rest/{tail:.*}", moved)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    portal.url = f"http://{host}:{port}"
+    try:
+        async with Bitrix24Client(settings_for(portal)) as client:
+            with pytest.raises(Bitrix24Error) as caught:
+                await client.call("crm.deal.get", {"id": "5531"})
+            assert client.stats.requests == 1  # not retried: only a setting can fix it
+    finally:
+        await runner.cleanup()
+    assert elsewhere == []
+    assert "http_302" in str(caught.value)
+    assert "SALESPULSE_BITRIX24__WEBHOOK_URL" in str(caught.value)
+    assert SECRET not in str(caught.value)
 
 
 async def test_secret_never_logged_or_raised(

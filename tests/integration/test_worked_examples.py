@@ -879,6 +879,29 @@ SCENARIOS = [
         },
     ),
     Scenario(
+        "a customer hears the IVR, then rings Ivanova, who does not answer: one missed call",
+        # loguniqueid, no newcdrcolumns. The trunk channel (uniqueid 1795677300.83) first plays
+        # the menu (Background, no dialled channel: the dialplan step logs a CDR of its own),
+        # then dials 101 for 20 s; nobody answers. 07:15 UTC is 10:15 in Moscow.
+        cdrs=[
+            b'"","79161110052","s","from-trunk","""Client"" <79161110052>",'
+            b'"SIP/provider-00000083","","Background","custom/menu",'
+            b'"2026-11-26 07:15:00","2026-11-26 07:15:00","2026-11-26 07:15:09",9,9,"ANSWERED",'
+            b'"DOCUMENTATION","1795677300.83"',
+            b'"","79161110052","101","from-trunk","""Client"" <79161110052>",'
+            b'"SIP/provider-00000083","SIP/101-00000084","Dial","SIP/101,20",'
+            b'"2026-11-26 07:15:09","","2026-11-26 07:15:29",20,0,"NO ANSWER","DOCUMENTATION",'
+            b'"1795677300.83"',
+        ],
+        # The menu's leg is nobody's and nobody answered it (the IVR is no person): it is part
+        # of Ivanova's missed call, not a second missed call of "(unattributed)". Counted
+        # apart, the day's total would show two missed calls for one customer.
+        expected={
+            ("ivanova", NOV26): {"calls_in": 1, "missed": 1},
+            (UNATTRIBUTED, NOV26): {},
+        },
+    ),
+    Scenario(
         "Asterisk without linkedid: a dial through a Local channel and the bridge after it",
         # Ivanova dials out through Local/…@outbound-allroutes (uniqueid 1795687200.90, her
         # channel). The customer answers after 7 s; a second later the Local channel is

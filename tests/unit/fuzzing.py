@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from processors.parsers.base import Parser, RecordError
 from salespulse.models import ActivityEvent, SourceRef
 
-REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large"}
+REASONS = {"decode_error", "malformed", "invalid", "bad_time", "too_large", "ids_only"}
 SOURCE = SourceRef("fuzz", "salespulse.raw.fuzz", 0, 0)
 LONG_FACTOR = 50
 
@@ -60,7 +60,9 @@ ANY_BYTE = st.integers(0, 255)
 
 # Formats whose parsers decode only the fields they read: bytes that do not decode elsewhere in
 # a record (a caller name in another encoding) do not stop it.
-FIELD_DECODING = frozenset({"asterisk-cdr-csv", "asterisk-ami-cdr"})
+FIELD_DECODING = frozenset(
+    {"asterisk-cdr-csv", "asterisk-ami-cdr", "asterisk-cel-call", "freeswitch-cdr-csv"}
+)
 
 
 def check(parser: Parser, record: bytes) -> None:

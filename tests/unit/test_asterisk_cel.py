@@ -489,6 +489,19 @@ def test_chan_end_stands_in_for_a_missing_hangup() -> None:
     assert event.ended_at == utc("2026-11-26 06:17:40")
 
 
+def test_a_caller_name_in_cp1251_does_not_cost_the_call() -> None:
+    # The trunk sent the caller's name in CP1251; cel_manager passes the bytes on. The name is
+    # not read, so the call counts as it would without it.
+    named = INCOMING.replace(b"CallerIDname: ", "CallerIDname: Иванов".encode("cp1251"))
+    assert named != INCOMING
+    assert [summary(e) for e in parse(named)] == [summary(e) for e in parse(INCOMING)]
+    # Read in the PBX's encoding when the operator names it.
+    parser = AsteriskCelCallParser(timezone="Europe/Moscow", encoding="cp1251")
+    assert [summary(e) for e in parser.parse(named, SOURCE)] == [
+        summary(e) for e in parse(INCOMING)
+    ]
+
+
 @pytest.mark.parametrize(
     ("record", "expected", "detail"),
     [
@@ -496,7 +509,11 @@ def test_chan_end_stands_in_for_a_missing_hangup() -> None:
         (b"Event: FullyBooted\r\nStatus: Fully Booted\r\n\r\n", "invalid", "no CEL event"),
         (b"Response: Success\r\nActionID: 1\r\n\r\n", "invalid", "no Event field"),
         (INCOMING.replace(b"Channel: SIP/101-00000013", b"no colon here", 1), "malformed", ""),
-        (INCOMING[:-2] + b"\xff\r\n\r\n", "decode_error", ""),
+        (
+            INCOMING.replace(b"UniqueID: 1795673702.46", b"UniqueID: 1795673702.46\xff", 1),
+            "decode_error",
+            "uniqueid: not UTF-8",
+        ),
         (INCOMING.replace(b"UniqueID: 1795673702.46", b"UniqueID: ", 1), "invalid", "UniqueID"),
         (INCOMING.replace(b"LinkedID: 1795673702.45", b"LinkedID: 1", 1), "invalid", "more than"),
         (_drop(INCOMING, "CHAN_START", _trunk), "invalid", "no CHAN_START"),

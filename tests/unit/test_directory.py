@@ -82,6 +82,8 @@ def test_overlapping_holders_are_rejected_with_both_names() -> None:
     [
         ("departments: []\nmanagers: [{id: a, department: nowhere}]", "unknown department"),
         ("departments: [{id: d, timezone: Mars/Olympus}]\nmanagers: []", "unknown time zone"),
+        # A folder of the tz database, as a file cut short after "Europe" reads.
+        ("departments: [{id: d, timezone: Europe}]\nmanagers: []", "unknown time zone"),
         ("- just a list", "must be a mapping"),
         ("departments: [\n", "does not parse"),
         (

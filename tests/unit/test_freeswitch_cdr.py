@@ -726,7 +726,8 @@ def test_csv_call_across_the_end_of_dst() -> None:
         (csv_line() + b',"extra"', "malformed"),
         (csv_line(name='a","b'), "malformed"),
         (csv_line().replace(b'","PCMA","PCMA"', b'","PCMA"'), "malformed"),
-        ('"Иван",'.encode("cp1251") + csv_line()[1:], "decode_error"),
+        # A value read that is not UTF-8 (a caller name is not read: see the test below).
+        (csv_line(uuid="X").replace(b'"X"', '"ж"'.encode("cp1251")), "decode_error"),
         (csv_line(start="26.11.2026 11:00:00"), "bad_time"),
         (csv_line(start="2026-02-30 11:00:00"), "bad_time"),
         (csv_line(end=""), "bad_time"),
@@ -740,6 +741,25 @@ def test_csv_call_across_the_end_of_dst() -> None:
 )
 def test_csv_dead_letters(line: bytes, expected: str) -> None:
     assert csv_reason(line) == expected
+
+
+def test_csv_caller_name_in_cp1251_does_not_cost_the_call() -> None:
+    # A trunk sent the caller's name in CP1251 and mod_cdr_csv wrote the bytes as they came;
+    # the name is not read, so the call counts.
+    line = '"Иван Сидоров"'.encode("cp1251") + csv_line()[len(b'"Ivan Sidorov"') :]
+    [event] = parse_csv(line)
+    assert (event.actor.id, event.talk_seconds) == ("1001", 120)
+
+
+def test_csv_values_read_are_decoded_in_the_configured_encoding() -> None:
+    # An extension named in Cyrillic, written in the switch's KOI8-R.
+    line = csv_line(caller="X").replace(b'"X"', '"отдел"'.encode("koi8-r"))
+    parser = FreeswitchCdrCsvParser(timezone="Europe/Moscow", encoding="koi8-r")
+    assert record_error(parse_csv, line).detail == "caller_id_number: not UTF-8"
+    # The dialled number's call, then the caller's as the candidate a directory may hold.
+    event, candidate = parser.parse(line, CSV_SOURCE)
+    assert event.counterpart == "отдел"  # decoded as KOI8-R, not mojibake
+    assert candidate.actor.id == "отдел"
 
 
 def test_csv_too_large() -> None:

@@ -76,6 +76,23 @@ def test_a_variable_that_names_no_setting_is_refused_by_name(
         assert "did you mean" not in text
 
 
+@pytest.mark.parametrize(
+    "misspelt",
+    ["SALESPULSE_CLIKHOUSE__PASSWORD", "SALESPULSE_CLICKHOUSE__PASWORD", "SALESPULSE_LOG_LEVLE"],
+)
+def test_a_misspelt_file_in_the_secrets_folder_is_refused_by_name(
+    misspelt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A mounted secret whose key was misspelt: ignored, ClickHouse would be reached without
+    # the password it holds.
+    (tmp_path / misspelt).write_text(VALUE)
+    (tmp_path / "..data").mkdir()  # what a Kubernetes secret mount also holds: not ours
+    (tmp_path / "README").write_text("not a setting\n")
+    text = refusal(monkeypatch, {"SALESPULSE_SECRETS_DIR": str(tmp_path)})
+    assert f"{misspelt}: no such setting" in text
+    assert "did you mean SALESPULSE_" in text
+
+
 def test_variables_that_are_not_settings_but_allowed_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

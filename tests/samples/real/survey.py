@@ -4,8 +4,7 @@
 
 Each file is fed to the parser of its format the way it would reach Kafka: ``as-is`` (the file's
 bytes are the message), ``compact`` (the JSON document re-serialised on one line, as
-mod_json_cdr posts it), ``result-rows`` (each row of a REST ``result`` array as one JSON line,
-as the export job writes them), ``envelope:<entity>`` (a REST ``result`` wrapped as
+mod_json_cdr posts it), ``envelope:<entity>`` (a REST ``result`` wrapped as
 ``ingest.bitrix24.enrich`` wraps it). A file may be fed more than one way. The table this prints
 is the one in README.md; ``--events`` also prints every event and every dead letter.
 """
@@ -18,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from processors.parsers import RecordError, build_parsers
+from processors.parsers.base import NoActivity
 from processors.pipeline import settle_sides
 from salespulse.models import SourceRef
 from salespulse.settings import ParsingSettings
@@ -39,14 +39,15 @@ MANIFEST: list[tuple[str, str, str, dict[str, str]]] = [
     (f"{F}/cgrates-2013-fork-a-leg.cdr.json", F, "as-is", {}),
     ("freeswitch-cdr-csv/astpp-issue-144.Master.csv", "freeswitch-cdr-csv", "as-is", {}),
     (f"{B}/voximplant.statistic.get.response.json", STAT, "as-is", {}),
-    (f"{B}/voximplant.statistic.get.response.json", STAT, "result-rows", {}),
-    (f"{B}/telephony.externalcall.finish.response.json", STAT, "result-rows", {}),
-    (f"{B}/telephony.externalcall.finish.response.json", END, "result-rows", {}),
+    (f"{B}/voximplant.statistic.get.response.json", END, "as-is", {}),
+    (f"{B}/telephony.externalcall.finish.response.json", STAT, "as-is", {}),
+    (f"{B}/telephony.externalcall.finish.response.json", END, "as-is", {}),
     (f"{B}/onvoximplantcallend.event.json", END, "as-is", {}),
-    (f"{B}/onvoximplantcallend.event.json", END, "compact", {}),
-    (f"{B}/onsessionfinish.event.json", "bitrix24-openlines-session", "compact", {}),
-    (f"{B}/oncrmdealupdate.event.json", CRM, "compact", {}),
+    (f"{B}/onsessionfinish.event.json", "bitrix24-openlines-session", "as-is", {}),
+    (f"{B}/oncrmdealupdate.event.json", CRM, "as-is", {}),
+    (f"{B}/crm.deal.get.response.json", CRM, "as-is", {}),
     (f"{B}/crm.deal.get.response.json", CRM, f"{ENTITY}deal:ONCRMDEALUPDATE", {}),
+    (f"{B}/crm.activity.get.response.json", CRM, "as-is", {}),
     (f"{B}/crm.activity.get.response.json", CRM, f"{ENTITY}activity:ONCRMACTIVITYUPDATE", {}),
 ]  # fmt: skip
 
@@ -58,11 +59,6 @@ def payload(path: Path, feed: str) -> bytes:
     doc = json.loads(raw)
     if feed == "compact":
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
-    if feed == "result-rows":
-        rows = doc["result"] if isinstance(doc["result"], list) else [doc["result"]]
-        return b"\n".join(
-            json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode() for row in rows
-        )
     if feed.startswith("envelope:"):
         _, entity, event = feed.split(":")
         envelope = {"event": event, "ts": int(doc["time"]["start"]), "entity": entity}
@@ -90,6 +86,8 @@ def survey(show: bool) -> None:
                 notes.append(f"  #{position} {error.reason}: {error.detail}")
                 continue
             events += len(got)
+            if isinstance(got, NoActivity):
+                notes.append(f"  #{position} no activity: {got.why}")
             for event in got:
                 notes.append(
                     f"  #{position} {event.actor.family}:{event.actor.id} {event.kind}/"
