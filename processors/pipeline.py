@@ -7,9 +7,10 @@ throughput.
 
 Order of work for each message: look up the format header → frame the payload into records →
 parse each record → refuse implausible times → turn a call between a manager and an
-extension-shaped identity nobody holds into the manager's call with an outside party →
-attribute the actor through the directory valid at the event time → protect phone numbers
-(also an actor's: attribution has already used it) → flatten into a row.
+extension-shaped identity nobody holds into the manager's call with an outside party, and keep
+the side(s) of a record with no channel that the directory holds → attribute the actor through
+the directory valid at the event time → protect phone numbers (also an actor's: attribution has
+already used it) → flatten into a row.
 """
 
 from __future__ import annotations
@@ -124,6 +125,8 @@ class BatchResult:
     unattributed: Counter[str] = field(default_factory=Counter)
     no_activity: Counter[str] = field(default_factory=Counter)  # records by why (``NoActivity``)
     refused_messages: int = 0  # messages dead-lettered whole, before framing into records
+    # Records naming no channel whose manager side, if any, the directory chose.
+    sides_by_directory: int = 0
 
     def refuse_message(self, reason: str, detail: str, message: RawMessage, fmt: str) -> None:
         """One dead letter for a whole message: its payload could not be framed into records."""
@@ -294,8 +297,9 @@ class BatchProcessor:
                 if late is not None:
                     dead_letters.append(DeadLetter("late", late, record_source, record))
                     continue
-            if len(events) == 2 and events[0].direction is Direction.INTERNAL:
-                events = _outside_party(events, batch.resolve)
+            if len(events) == 2:
+                result.sides_by_directory += _numbers_pair(events)
+                events = settle_sides(events, batch.resolve)
             for event in events:
                 append_row(row(event, batch))
 
@@ -393,9 +397,59 @@ class BatchProcessor:
         )
 
 
-def _outside_party(
-    events: list[ActivityEvent], resolve: Callable[[Actor, datetime], Attribution | None]
-) -> list[ActivityEvent]:
+Resolve = Callable[[Actor, datetime], Attribution | None]
+
+
+def settle_sides(events: list[ActivityEvent], resolve: Resolve) -> list[ActivityEvent]:
+    """The events of a record that speaks for both ends of a call, as the directory decides
+    them: a pair of extensions of which it holds one (``_outside_party``), or the two numbers
+    of a record that names no channel (``_numbers_by_directory``). Other pairs pass as they are."""
+    if len(events) != 2:
+        return events
+    direction = events[0].direction
+    if direction is Direction.INTERNAL:
+        return _outside_party(events, resolve)
+    if direction is Direction.INCOMING:
+        return _numbers_by_directory(events, resolve)
+    return events
+
+
+def _numbers_by_directory(events: list[ActivityEvent], resolve: Resolve) -> list[ActivityEvent]:
+    """A call whose record names no channel, kept from the side(s) the directory holds.
+
+    With no channel to tell an extension by (an Asterisk CDR whose channels were pseudonymised
+    or left empty, a FreeSWITCH ``mod_cdr_csv`` line), the parser gives the callee's incoming
+    call, as for any call with no extension on it, then the caller's outgoing call as a
+    candidate. Only the directory knows whose numbers they are: the caller's alone makes the
+    caller's outgoing call, both make an internal call for each, else the callee's incoming
+    call stands (unattributed when nobody holds it). The single event keeps the callee's id
+    whichever side it speaks for, so replaying a file after adding its managers to the directory
+    replaces the rows it stored before rather than adding to them.
+    """
+    if not _numbers_pair(events):
+        return events
+    callee, caller = events
+    if resolve(caller.actor, caller.occurred_at) is None:
+        return [callee]
+    if resolve(callee.actor, callee.occurred_at) is None:
+        return [caller.model_copy(update={"event_id": callee.event_id})]
+    internal = {"direction": Direction.INTERNAL}
+    return [caller.model_copy(update=internal), callee.model_copy(update=internal)]
+
+
+def _numbers_pair(events: list[ActivityEvent]) -> bool:
+    """Whether two events are a record's callee and caller candidate (see
+    ``_numbers_by_directory``): an incoming and an outgoing call naming each other."""
+    callee, caller = events
+    return (
+        callee.direction is Direction.INCOMING
+        and caller.direction is Direction.OUTGOING
+        and caller.counterpart == callee.actor.id
+        and callee.counterpart == caller.actor.id
+    )
+
+
+def _outside_party(events: list[ActivityEvent], resolve: Resolve) -> list[ActivityEvent]:
     """A call between a manager and an identity the directory does not hold, as the manager's
     call with an outside party.
 

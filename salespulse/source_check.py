@@ -119,6 +119,7 @@ class SourceReport:
     guesses: list[FormatGuess]
     # Records, events, no activity and dead letters, counted as the import counts them.
     counted: ImportSummary = field(default_factory=ImportSummary)
+    sides_by_directory: int = 0  # records naming no channel: the directory picked the side
     dead_lines: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     by_line: bool = True  # dead_lines are line numbers, else record numbers
     managers: Counter[str] = field(default_factory=Counter)
@@ -171,6 +172,7 @@ def check_file(
         lines, first_line = _line_numbers(payload, first_line) if by_line else ([], first_line)
         result = processor.process([RawMessage(name, 0, number, headers, payload)])
         report.counted.count(result)
+        report.sides_by_directory += result.sides_by_directory
         for letter in result.dead_letters:
             shown = report.dead_lines[letter.reason]
             if len(shown) < LINES_SHOWN:
@@ -252,6 +254,12 @@ def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> s
     )
     for why, count in counted.no_activity.most_common():
         out.append(f"  no activity: {count}: {why}")
+    if report.sides_by_directory:
+        out.append(
+            f"  {report.sides_by_directory} record(s) name no channel and no extension: the "
+            "caller's or the called number counts as a manager's only where the directory "
+            'lists it as the PBX writes it (docs/formats.md, "No channel at all")'
+        )
     where = "lines" if report.by_line else "records"
     for reason, count in counted.dead_letters.most_common():
         lines = ", ".join(map(str, report.dead_lines[reason]))
@@ -263,7 +271,7 @@ def render(report: SourceReport, managers: Mapping[str, str] | None = None) -> s
     out.append(_identities("directory managers", report.managers))
     out.append(_identities("likely extensions, not in the directory", report.extensions))
     out.append(_identities("CRM and chat users, not in the directory", report.users))
-    out.append(_identities("outside numbers, trunks, queues (never managers)", report.outside))
+    out.append(_identities("outside numbers, trunks, queues (not extensions)", report.outside))
     if report.days:
         busiest = max(report.days, key=lambda day: len(report.days[day]))
         out.append(f"the busiest day, {busiest}, per manager (call legs before consolidation):")

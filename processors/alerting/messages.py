@@ -101,6 +101,18 @@ def dip(who: Who, metric: str, actual: float, expected: float, window: float, si
     )
 
 
+def drop(who: Who, metric: str, actual: float, expected: float, window: float, since: str) -> Text:
+    """A count too far under its expectation to be chance: the window it was judged over and
+    the count expected there, as a reader can weigh them."""
+    return Text(
+        f"{who.text()}: {amount(metric, actual, 'en')} {metric_name(metric, 'en')} in the last "
+        f"{span(window, 'en')}, about {amount(metric, expected, 'en')} expected, since {since}",
+        f"{who.text()}: {metric_name(metric, 'ru')} — {amount(metric, actual, 'ru')} за "
+        f"последние {span(window, 'ru')}, ожидалось около {amount(metric, expected, 'ru')}, "
+        f"с {since}",
+    )
+
+
 def pace(who: Who, metric: str, actual: float, projected: float, norm: float, week: bool) -> Text:
     end_en, end_ru = ("the week", "конца недели") if week else ("the day", "конца дня")
     return Text(

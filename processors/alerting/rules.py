@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from processors.alerting.messages import is_duration
 from processors.alerting.model import Severity
 from salespulse.config_text import describe_validation, read_config_text
 from salespulse.yaml_limits import safe_load, yaml_problem
@@ -102,16 +104,60 @@ class RuleKind(StrEnum):
     OVERDUE_TASK = "overdue_task"
     DEPARTMENT_DIP = "department_dip"
     THRESHOLD = "threshold"
+    DROP = "drop"
 
 
-# Dips and pace: 15 minutes. Inactivity: a minute, since idle time is already its delay but
-# absence of activity is also what records still on their way look like. Deadlines and event
-# counts: none, they are exact.
+# Dips and pace: 15 minutes. Inactivity and drops: a minute, since their own judgement is
+# already their delay (idle time; a tail probability of a stated rarity) but absence of
+# activity is also what records still on their way look like. Deadlines and event counts:
+# none, they are exact.
 _DEFAULT_HOLD = {
     RuleKind.INACTIVITY: timedelta(minutes=1),
+    RuleKind.DROP: timedelta(minutes=1),
     RuleKind.OVERDUE_TASK: timedelta(0),
     RuleKind.THRESHOLD: timedelta(0),
 }
+
+
+_FALSE_ALARMS = re.compile(r"^(\d+(?:\.\d+)?)\s+per\s+(?:(\d+(?:\.\d+)?)\s+)?working\s+days?$")
+
+
+@dataclass(frozen=True, slots=True)
+class FalseAlarms:
+    """A drop rule's budget: at most ``alarms`` false alarms per manager in ``days`` working
+    days, on a day like the manager's usual ones."""
+
+    alarms: float
+    days: float
+
+    @property
+    def per_working_day(self) -> float:
+        return self.alarms / self.days
+
+    def __str__(self) -> str:
+        if self.days == 1:
+            return f"{self.alarms:g} per working day"
+        return f"{self.alarms:g} per {self.days:g} working days"
+
+
+def parse_false_alarms(value: object) -> FalseAlarms:
+    """``"1 per 20 working days"``, ``"2 per working day"``."""
+    if isinstance(value, FalseAlarms):
+        return value
+    match = _FALSE_ALARMS.match(value.strip().lower()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f'{value!r} is not a budget like "1 per 20 working days"')
+    alarms, days = float(match.group(1)), float(match.group(2) or 1)
+    if alarms <= 0 or days <= 0:
+        raise ValueError(f"{value!r}: both numbers of a budget must be positive")
+    if alarms / days > 10:
+        raise ValueError(f"{value!r}: over 10 false alarms a working day is no budget")
+    return FalseAlarms(alarms, days)
+
+
+FalseAlarmBudget = Annotated[FalseAlarms, PlainValidator(parse_false_alarms)]
+# The shortest window a drop rule looks at (processors.alerting.conditions.DROP_WINDOWS).
+_SHORTEST_DROP_WINDOW = timedelta(minutes=5)
 
 
 class Rule(_Strict):
@@ -133,7 +179,9 @@ class Rule(_Strict):
     window: Duration | None = None  # dip, department_dip: working time; threshold: wall clock
     below: float | None = Field(default=None, gt=0)  # dip, pace: the fraction of expected
     at_least: float | None = Field(default=None, gt=0)  # threshold: the count that fires
-    min_expected: float = Field(default=0.0, ge=0)  # dip: too little expected to judge
+    min_expected: float = Field(default=0.0, ge=0)  # dip, drop: too little expected to judge
+    max_window: Duration = timedelta(hours=8)  # drop: the longest window of working time
+    false_alarms: FalseAlarmBudget = FalseAlarms(1, 20)  # drop: per manager
     per: Period = Period.DAY  # pace: the norm's period
     after: Duration = timedelta(hours=1)  # pace: working time into the period before judging
     idle: Duration | None = None  # inactivity: working time without activity
@@ -167,13 +215,24 @@ class Rule(_Strict):
             RuleKind.INACTIVITY: ("idle",),
             RuleKind.THRESHOLD: ("metric", "window", "at_least"),
             RuleKind.OVERDUE_TASK: (),
+            RuleKind.DROP: ("metric",),
         }
         missing = [name for name in needs[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} rule needs {', '.join(missing)}")
         if self.window is not None and self.window <= timedelta(0):
             raise ValueError("window must be positive")
+        if self.kind is RuleKind.DROP:
+            self._drop_fields()
         return self
+
+    def _drop_fields(self) -> None:
+        if self.window is not None or self.below is not None:
+            raise ValueError("a drop rule takes max_window and false_alarms, not window and below")
+        if self.metric is not None and is_duration(self.metric):
+            raise ValueError(f"a drop rule counts events; {self.metric} is a duration")
+        if self.max_window < _SHORTEST_DROP_WINDOW:
+            raise ValueError("max_window must be at least 5m, the shortest window looked at")
 
     @property
     def activity_metrics(self) -> tuple[str, ...]:

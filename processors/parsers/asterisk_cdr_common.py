@@ -216,6 +216,11 @@ class CdrInterpreter:
         elif dst:
             # A DID or queue number: attribution later reports it as unattributed.
             legs = ((dst, "callee", Direction.INCOMING, src),)
+            if src and src != dst and not _names_a_channel(cdr) and not _from_outside(cdr.dcontext):
+                # No channel to tell an extension by (pseudonymised, or written without them):
+                # src may be a manager's too, which only the directory knows. The caller's
+                # event follows as a candidate, and the pipeline keeps the side(s) it holds.
+                legs += ((src, "caller", Direction.OUTGOING, dst),)
         else:
             raise RecordError("invalid", "no internal endpoint and no dst to attribute to")
 
@@ -372,6 +377,12 @@ class AsteriskCdrParser(PbxRecordParser):
         if not valid:
             check_decoded(cdr._fields, cdr, self._encoding)
         return self._cdr.events(cdr, source)
+
+
+def _names_a_channel(cdr: CdrFields) -> bool:
+    """Whether either channel of the CDR names an endpoint (``NOT_AVAILABLE``, a placeholder of
+    pseudonymised files, and an empty channel name none)."""
+    return channel_endpoint(cdr.channel) is not None or channel_endpoint(cdr.dstchannel) is not None
 
 
 def _from_outside(dcontext: str | None) -> bool:

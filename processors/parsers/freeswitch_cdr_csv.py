@@ -134,7 +134,7 @@ class FreeswitchCdrCsvParser(PbxRecordParser):
             peer_billsec=billsec,
         )
         if not self._both_legs:
-            return leg_events(self.format_name, leg, source, report_peer=True)
+            return leg_events(self.format_name, leg, source, report_peer=True, offer_caller=True)
         # legs=ab: a bridged a-leg's callee has a line of its own, so the a-leg speaks only for
         # its caller. Any other line is a b-leg or the only leg of its call, so it speaks for
         # both, but never for a number that is nobody's extension: that may be the trunk end of

@@ -22,7 +22,7 @@ from typing import Literal, NamedTuple
 from pydantic import ValidationError
 
 from processors.parsers._common import redact, summarize
-from processors.parsers.base import RecordError
+from processors.parsers.base import NoActivity, RecordError
 from salespulse.models import (
     ActivityEvent,
     ActivityKind,
@@ -34,6 +34,11 @@ from salespulse.models import (
 )
 
 Side = Literal["caller", "callee"]
+# Why a leg gives no event: the leg speaks only for sides that are managers' extensions.
+NOBODYS_LEG = (
+    "a call leg on which no side is a manager's extension by internal_extension_pattern (a "
+    "named peer or SIP user counts once the pattern admits its name)"
+)
 
 _UNSIGNED = re.compile(r"\d{1,9}", re.ASCII)
 # switch_channel_cause2str() names: upper-case words joined by underscores (NORMAL_CLEARING).
@@ -108,6 +113,7 @@ def leg_events(
     *,
     report_peer: bool,
     unattributed: bool | None = None,
+    offer_caller: bool = False,
 ) -> list[ActivityEvent]:
     """One call event per manager the leg speaks for, each from that manager's point of view.
 
@@ -115,7 +121,9 @@ def leg_events(
     this leg speaks for both sides, as an Asterisk CDR does. ``unattributed`` (default: as
     ``report_peer``) sends a leg with no extension on either side to its destination number,
     which attribution reports as unattributed; that is only right when no other leg of the call
-    can name the party who answered.
+    can name the party who answered. ``offer_caller``: a record that names no channel (a
+    ``mod_cdr_csv`` line) follows that event with its caller's, which the pipeline keeps if the
+    directory holds the caller's number (``processors.pipeline.settle_sides``).
     """
     parties: list[_Party] = []
     if leg.caller is not None and (report_peer or leg.owner == "caller"):
@@ -133,6 +141,14 @@ def leg_events(
         # The switch itself (an IVR, a queue) was that party: the leg's own answer is its answer.
         counterpart = leg.caller_number or None
         parties.append(_Party(leg.destination, "callee", Direction.INCOMING, counterpart, True))
+        if offer_caller and counterpart and counterpart != leg.destination:
+            # Not an extension by its shape, the caller's number may still be a manager's (an
+            # account numbered like a phone): only the directory can tell.
+            own = leg.owner == "caller"
+            parties.append(_Party(counterpart, "caller", Direction.OUTGOING, leg.destination, own))
+    if not parties:
+        # Said, not silent: a manager's leg read as nobody's looks like a lost call otherwise.
+        return NoActivity(NOBODYS_LEG)
     return [_event(format_name, leg, source, party) for party in parties]
 
 

@@ -57,15 +57,18 @@ def at(day: date, hhmm: str) -> datetime:
     return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=MSK).astimezone(UTC)
 
 
-def usual_history(manager: str, first: date, last: date, calendar: Calendar) -> list[HourRow]:
-    """10 outgoing calls in every working hour of ``manager`` on days first..last."""
+def usual_history(
+    manager: str, first: date, last: date, calendar: Calendar, per_hour: int = 10
+) -> list[HourRow]:
+    """``per_hour`` (10) outgoing calls in every working hour of ``manager`` on days
+    first..last."""
     rows = []
     day = first
     while day <= last:
         for hour in range(24):
             start = at(day, f"{hour}:00")
             if calendar.working_seconds(manager, "msk", MSK, start, start + timedelta(hours=1)):
-                rows.append(HourRow(manager, "msk", day, hour, {"calls_out": 10}))
+                rows.append(HourRow(manager, "msk", day, hour, {"calls_out": per_hour}))
         day += timedelta(days=1)
     return rows
 
@@ -76,6 +79,7 @@ class World:
     calendar_text: str = CALENDAR
     today: date = TODAY
     history_days: int = 56
+    ivanova_per_hour: int = 10  # her usual outgoing calls in a working hour
     calls: dict[str, list[datetime]] = field(default_factory=dict)
     tasks: list[OpenTask] = field(default_factory=list)
     engine: AlertEngine = field(default_factory=AlertEngine)
@@ -88,7 +92,9 @@ class World:
         self.rules: RulesFile = parse_rules(self.rules_text)
         self.workdays = Workdays(self.calendar)
         first = self.today - timedelta(days=self.history_days)
-        history = usual_history("ivanova", first, self.today - timedelta(days=1), self.calendar)
+        history = usual_history(
+            "ivanova", first, self.today - timedelta(days=1), self.calendar, self.ivanova_per_hour
+        )
         # petrov started this Monday: three days of history, too few for a baseline.
         monday = self.today - timedelta(days=self.today.weekday())
         history += usual_history("petrov", monday, self.today - timedelta(days=1), self.calendar)

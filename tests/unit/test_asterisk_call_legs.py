@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from processors.parsers import AsteriskAmiCdrParser, AsteriskCdrCsvParser
+from processors.pipeline import settle_sides
 from salespulse.models import ActivityEvent
 from tests.unit.parsing_helpers import source_of
 
@@ -21,8 +22,14 @@ def corpus_lines(name: str) -> list[bytes]:
 
 
 def events_of(lines: list[bytes]) -> list[ActivityEvent]:
+    """The events of ``lines`` as the pipeline keeps them with nobody in the directory: a CDR
+    that names no channel also offers its caller's side, which only a directory can keep."""
     parser = AsteriskCdrCsvParser(columns="auto")
-    return [event for line in lines for event in parser.parse(line, SOURCE)]
+    return [
+        event
+        for line in lines
+        for event in settle_sides(parser.parse(line, SOURCE), lambda _actor, _at: None)
+    ]
 
 
 # --- event ids: distinct legs, one id per CDR ------------------------------------------------

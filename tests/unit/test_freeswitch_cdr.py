@@ -671,8 +671,12 @@ def test_master_csv_sample() -> None:
             ("1001", Direction.INTERNAL, "1003", True, 124, 120),
             ("1003", Direction.INTERNAL, "1001", True, 124, 120),
         ],
-        # Answered by the IVR, no extension involved: the DID, unattributed later.
-        [("74951234567", Direction.INCOMING, "+79035550011", True, 22, 22)],
+        # Answered by the IVR, no extension involved: the DID, unattributed later, unless the
+        # directory holds the caller's number (the candidate that follows: settle_sides).
+        [
+            ("74951234567", Direction.INCOMING, "+79035550011", True, 22, 22),
+            ("+79035550011", Direction.OUTGOING, "74951234567", True, 22, 22),
+        ],
         # mod_cdr_csv does not escape the quotes in "OOO "Romashka"".
         [("1002", Direction.INCOMING, "+74991112233", False, 25, 0)],
     ]
@@ -752,8 +756,10 @@ def test_csv_values_read_are_decoded_in_the_configured_encoding() -> None:
     line = csv_line(caller="X").replace(b'"X"', '"отдел"'.encode("koi8-r"))
     parser = FreeswitchCdrCsvParser(timezone="Europe/Moscow", encoding="koi8-r")
     assert record_error(parse_csv, line).detail == "caller_id_number: not UTF-8"
-    [event] = parser.parse(line, CSV_SOURCE)
+    # The dialled number's call, then the caller's as the candidate a directory may hold.
+    event, candidate = parser.parse(line, CSV_SOURCE)
     assert event.counterpart == "отдел"  # decoded as KOI8-R, not mojibake
+    assert candidate.actor.id == "отдел"
 
 
 def test_csv_too_large() -> None:
@@ -847,7 +853,8 @@ def test_csv_ab_trunk_end_of_a_b_leg_is_not_an_unattributed_call() -> None:
     # no extension on either side. 1002's a-leg already counted the call.
     line = csv_line(caller="74951234567", destination="89031234567", uuid=INTERNAL_B)
     assert parse_ab(line) == []
-    assert [e.actor.id for e in parse_csv(line)] == ["89031234567"]
+    # legs=a: the dialled number, and the caller's as the candidate a directory may hold.
+    assert [e.actor.id for e in parse_csv(line)] == ["89031234567", "74951234567"]
 
 
 def test_csv_legs_a_keeps_the_a_legs_own_uuid() -> None:

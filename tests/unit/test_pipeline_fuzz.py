@@ -14,7 +14,13 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from processors.parsers import Parser, RecordError, build_parsers
-from processors.pipeline import EVENT_COLUMNS, BatchProcessor, DeadLetter, RawMessage
+from processors.pipeline import (
+    EVENT_COLUMNS,
+    BatchProcessor,
+    DeadLetter,
+    RawMessage,
+    settle_sides,
+)
 from processors.privacy import PhoneProtector
 from salespulse.directory import load_directory
 from salespulse.models import FORMAT_HEADER, SourceRef
@@ -127,7 +133,9 @@ def outcomes_of(batch: list[RawMessage], rows: list[tuple[object, ...]],
                 outcomes["dead letter"] += 1
                 continue
             parsed = parser.parse(record, SourceRef(parser.format_name, TOPIC, 0, 0))
-            assert events == len(parsed), "every event of a record is a row"
+            # Of a record that speaks for both ends, the directory decides which sides stay.
+            kept = settle_sides(parsed, DIRECTORY.resolve)
+            assert events == len(kept), "every event of a record is a row"
             outcomes["events" if events else "no activity"] += 1
     assert not dead_of, f"dead letters of records never sent: {dead_of}"
     assert not rows_of, f"rows of records never sent: {rows_of}"

@@ -79,7 +79,7 @@ def test_a_right_zone_agrees_and_each_identity_is_where_it_belongs(master: Path)
     assert "  bad_time: 1 (lines 4)" in text  # the blank line 2 is counted as a line
     assert "directory managers: 2: ivanova (1), petrov (1)" in text
     assert "likely extensions, not in the directory: 1: 777 (1)" in text
-    assert "outside numbers, trunks, queues (never managers): 1: ********33 (1)" in text
+    assert "outside numbers, trunks, queues (not extensions): 1: ********33 (1)" in text
     assert "ivanova: answered legs 1, outgoing legs 1, talk s 60" in text
     assert "petrov: incoming legs 1, unanswered incoming legs 1" in text
 
@@ -129,7 +129,7 @@ def test_a_saved_rest_answer_names_its_rows_users_as_users_not_numbers() -> None
     assert "directory managers: 1: petrova (1)" in text
     # User 1 is a Bitrix24 user outside the directory, not an outside number.
     assert "CRM and chat users, not in the directory: 1: crm:1 (1)" in text
-    assert "outside numbers, trunks, queues (never managers): none" in text
+    assert "outside numbers, trunks, queues (not extensions): none" in text
 
 
 def test_a_record_that_is_no_activity_says_why() -> None:
@@ -146,3 +146,25 @@ def test_an_event_that_carries_ids_only_is_trouble_and_says_where_to_get_it() ->
     text = render(report)
     assert "records: 1, events: 0, dead letters: 1" in text
     assert "ids_only: 1 (records 1); first: ONCRMDEALUPDATE carries only the deal's id" in text
+
+
+# --- Asterisk and FreeSWITCH files of the real corpus (tests/samples/real) -------------------
+
+REAL = Path(__file__).resolve().parents[1] / "samples" / "real"
+NOBODY = parse_directory("departments: []\nmanagers: []\n", suffix=".yaml")
+
+
+def test_a_leg_with_no_managers_side_is_no_activity_that_names_the_pattern() -> None:
+    # CGRateS's 2013 a-leg: SIP user "usr" calls out; "usr" is no extension by the default
+    # pattern, so the leg is nobody's activity. Silence would look like a lost call.
+    path = REAL / "freeswitch-json-cdr" / "cgrates-2013-fork-a-leg.cdr.json"
+    text = render(check_file(path, NOBODY, ParsingSettings(), now=NOW))
+    assert "records: 1, events: 0, no activity: 1, dead letters: 0" in text
+    assert "no activity: 1: a call leg on which no side is a manager's extension" in text
+
+
+def test_records_that_name_no_channel_are_said_to_be_the_directorys_to_decide() -> None:
+    # fafeitsch's Master.csv: every channel pseudonymised to NOT_AVAILABLE, numbers of 10 digits.
+    path = REAL / "asterisk-cdr-csv" / "fafeitsch-mockdata-cdr.Master.csv"
+    text = render(check_file(path, NOBODY, ParsingSettings(), now=NOW))
+    assert "40 record(s) name no channel and no extension" in text

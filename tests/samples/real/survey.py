@@ -18,6 +18,7 @@ from pathlib import Path
 
 from processors.parsers import RecordError, build_parsers
 from processors.parsers.base import NoActivity
+from processors.pipeline import settle_sides
 from salespulse.models import SourceRef
 from salespulse.settings import ParsingSettings
 
@@ -78,7 +79,8 @@ def survey(show: bool) -> None:
         for position, record in enumerate(records):
             source = SourceRef(fmt, f"salespulse.raw.{parser.family}", 0, 0, position)
             try:
-                got = parser.parse(record, source)
+                # With nobody in the directory, as the worker keeps them (settle_sides).
+                got = settle_sides(parser.parse(record, source), lambda _actor, _at: None)
             except RecordError as error:
                 dead[error.reason] += 1
                 notes.append(f"  #{position} {error.reason}: {error.detail}")

@@ -1,0 +1,137 @@
+"""Poisson tail probabilities and the scan that turns them into alerts with a known false-alarm
+rate: the maths of the ``drop`` rule, with no knowledge of managers, calendars or rules.
+
+A manager's count of calls in a window of working time is taken as Poisson with mean ``λ``, the
+count expected there (``processors.alerting.expectation``). The smaller P(X ≤ observed | λ), the
+less a normal day explains the window. ``scan`` looks at several windows ending at the same
+instant and says whether the smallest of those probabilities is too small to be chance, at a
+per-evaluation level ``alpha``: Bonferroni over the windows that could reach the level at all
+(Tarone's refinement for discrete tests), so that a normal stream breaches at any one evaluation
+with probability at most ``alpha``. ``evaluation_alpha`` spreads a false-alarm budget over a
+working day's evaluations. The derivation is in ``docs/alerts.md`` (the ``drop`` rule).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# A term smaller than this share of the sum so far changes no bit of a double.
+_NEGLIGIBLE = 1e-17
+
+
+def log_pmf(k: int, lam: float) -> float:
+    """log P(X = k) for X ~ Poisson(lam)."""
+    if k < 0:
+        return -math.inf
+    if lam == 0:
+        return 0.0 if k == 0 else -math.inf
+    return k * math.log(lam) - lam - math.lgamma(k + 1)
+
+
+def log_cdf(k: int, lam: float) -> float:
+    """log P(X ≤ k) for X ~ Poisson(lam), exact to rounding for any lam.
+
+    The terms are summed relative to P(X = k), so nothing under- or overflows: P(X ≤ 0 | 1000)
+    is e^-1000, which a double cannot hold, and its log is -1000. Below the mean the terms
+    P(X = i) shrink as i falls (each is i/lam of the next); at or above it the complement
+    P(X > k) is summed instead (each term lam/i of the previous), which is under one half there,
+    so ``log1p`` keeps its precision. The sums need about k terms far below the mean and a few
+    times sqrt(lam) near it."""
+    if not lam >= 0 or math.isinf(lam):
+        raise ValueError(f"a Poisson mean must be finite and not negative, not {lam!r}")
+    if k < 0:
+        return -math.inf
+    if lam == 0:
+        return 0.0
+    log_k = log_pmf(k, lam)
+    if k < lam:
+        total, term = 1.0, 1.0
+        for i in range(k, 0, -1):
+            term *= i / lam
+            total += term
+            if term < total * _NEGLIGIBLE:
+                break
+        return log_k + math.log(total)
+    total, term, i = 0.0, 1.0, k
+    while True:
+        i += 1
+        term *= lam / i
+        total += term
+        if term < total * _NEGLIGIBLE:
+            break
+    return math.log1p(-math.exp(log_k + math.log(total)))
+
+
+def cdf(k: int, lam: float) -> float:
+    """P(X ≤ k) for X ~ Poisson(lam)."""
+    return math.exp(log_cdf(k, lam))
+
+
+def evaluation_alpha(alarms_per_working_day: float, evaluations_per_working_day: float) -> float:
+    """The per-evaluation level that keeps a normal stream's expected false alarms per working
+    day at or under the budget: each evaluation breaches with probability at most ``alpha``, and
+    an alarm needs at least one breaching evaluation, so a day expects at most
+    ``alpha × evaluations`` of them (whatever the correlation between evaluations)."""
+    if alarms_per_working_day <= 0 or evaluations_per_working_day <= 0:
+        raise ValueError("a budget and a number of evaluations must be positive")
+    return min(1.0, alarms_per_working_day / evaluations_per_working_day)
+
+
+def testable_count(expected: Sequence[float], alpha: float) -> int:
+    """Tarone's m: the smallest m ≥ 1 such that at most m windows could go under ``alpha / m``.
+
+    The smallest tail probability a window can show is P(X ≤ 0) = e^-λ (nothing observed), so a
+    window with e^-λ ≥ alpha/m can never breach at that level and needs no share of ``alpha``.
+    Which windows those are depends on the expectations alone, never on the counts, so the
+    Bonferroni bound over the others still holds."""
+    m = 1
+    while True:
+        floor = math.log(m / alpha)
+        if sum(lam > floor for lam in expected) <= m:
+            return m
+        m += 1
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """The outcome of one evaluation.
+
+    ``tested`` windows could reach the per-window level ``exp(log_threshold)`` = alpha/m. When
+    ``breached``, ``index`` is the window with the smallest tail probability and ``log_p`` its
+    log; otherwise both are None (the probabilities above the level are not worked out)."""
+
+    breached: bool
+    tested: int
+    log_threshold: float
+    index: int | None = None
+    log_p: float | None = None
+
+
+def scan(windows: Sequence[tuple[int, float]], alpha: float) -> Scan:
+    """Judge ``(observed, expected)`` windows ending at one instant at per-evaluation level
+    ``alpha``: breached when some window's P(X ≤ observed | expected) is under alpha/m, m from
+    ``testable_count``. Under a Poisson stream at the expected rates, P(breached) ≤ alpha."""
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha must be in (0, 1], not {alpha!r}")
+    expected = [lam for _, lam in windows]
+    m = testable_count(expected, alpha)
+    floor = math.log(m / alpha)
+    log_threshold = math.log(alpha / m)
+    tested = 0
+    best: tuple[float, int] | None = None
+    for index, (observed, lam) in enumerate(windows):
+        if lam <= floor:
+            continue  # cannot go under the level even with nothing observed
+        tested += 1
+        # P(X ≤ k) ≥ P(X = k): one lgamma rules out the usual window, near its mean, where the
+        # whole sum would take the most terms.
+        if log_pmf(observed, lam) >= log_threshold:
+            continue
+        log_p = log_cdf(observed, lam)
+        if log_p < log_threshold and (best is None or log_p < best[0]):
+            best = (log_p, index)
+    if best is None:
+        return Scan(False, tested, log_threshold)
+    return Scan(True, tested, log_threshold, best[1], best[0])
