@@ -54,7 +54,7 @@ from processors.alerting.conditions import QuietBook, Situation, judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
 from processors.alerting.model import AlertState
-from processors.alerting.rules import Rule, RuleKind, RulesFile, load_rules
+from processors.alerting.rules import FalseAlarms, Rule, RuleKind, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
 from salespulse.calendar import load_calendar
 from salespulse.directory import Directory, parse_directory
@@ -70,12 +70,35 @@ MATCH_AFTER = timedelta(minutes=30)  # a fire this long after a dip ended still 
 # Local starts a 90-minute dip fits in without reaching lunch or the end of the day.
 DIP_STARTS = ((clock(9, 40), clock(11, 25)), (clock(14, 10), clock(16, 25)))
 JUDGED_KINDS = frozenset(
-    {RuleKind.DIP, RuleKind.PACE, RuleKind.INACTIVITY, RuleKind.DEPARTMENT_DIP}
+    {RuleKind.DIP, RuleKind.PACE, RuleKind.INACTIVITY, RuleKind.DEPARTMENT_DIP, RuleKind.DROP}
 )
-# The threshold each sweep moves, on a copy of the file's first rule of the kind.
+# The threshold each sweep moves, on a copy of the file's first rule of the kind, or of the
+# rule here when the file has none (the drop rule, commented out in the shipped file).
 SWEEPS: dict[RuleKind, tuple[str, tuple[object, ...]]] = {
     RuleKind.DIP: ("below", (0.3, 0.4, 0.5, 0.6, 0.7)),
     RuleKind.INACTIVITY: ("idle", tuple(timedelta(minutes=m) for m in (15, 20, 30, 45, 60))),
+    RuleKind.DROP: (
+        "false_alarms",
+        tuple(FalseAlarms(1, days) for days in (1, 5, 20, 100, 500)),
+    ),
+}
+TEMPLATES = {
+    RuleKind.DIP: Rule.model_validate(
+        {
+            "name": "outgoing_calls_dip",
+            "kind": "dip",
+            "metric": "calls_out",
+            "window": "2h",
+            "below": 0.5,
+            "min_expected": 4,
+        }
+    ),
+    RuleKind.INACTIVITY: Rule.model_validate(
+        {"name": "inactive", "kind": "inactivity", "idle": "45m"}
+    ),
+    RuleKind.DROP: Rule.model_validate(
+        {"name": "outgoing_calls_drop", "kind": "drop", "metric": "calls_out"}
+    ),
 }
 # The targets.
 MAX_FALSE_PER_100H = 1.0
@@ -139,20 +162,21 @@ def measured_rules(rules: RulesFile) -> tuple[list[Measured], list[tuple[str, st
             measured.append(Measured(rule))
     for kind, (name, values) in SWEEPS.items():
         template = next((m.rule for m in measured if m.rule.kind is kind), None)
+        family = f"{template.name}: {name}" if template is not None else ""
         if template is None:
-            continue
-        for value in values:
-            setting = _setting(value)
-            variant = template.model_copy(
-                update={name: value, "name": f"sweep_{kind}_{name}_{setting}".replace(".", "_")}
-            )
-            measured.append(Measured(variant, f"{template.name}: {name}", setting))
+            template = TEMPLATES[kind]
+            family = f"{template.name} (not in the file): {name}"
+        for number, value in enumerate(values):
+            variant = template.model_copy(update={name: value, "name": f"sweep_{kind}_{number}"})
+            measured.append(Measured(variant, family, _setting(value)))
     return measured, skipped
 
 
 def _setting(value: object) -> str:
     if isinstance(value, timedelta):
         return f"{value.total_seconds() / 60:g}m"
+    if isinstance(value, FalseAlarms):
+        return f"1 per {value.days:g} days" if value.alarms == 1 else str(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -44,6 +44,9 @@ class Situation:
     expected: dict[tuple[str, str, str, str, datetime, datetime], Expected | None] = field(
         default_factory=dict, repr=False, compare=False
     )  # expected counts of this instant, shared by the dip and drop rules
+    drop_windows: dict[tuple[str, str, str, str, timedelta, datetime], list[_DropWindow] | None] = (
+        field(default_factory=dict, repr=False, compare=False)
+    )  # the windows of this instant, shared by drop rules of one metric (budgets apart)
 
 
 # When a verdict can next turn into a breach with the same inputs (None: at any moment).
@@ -451,6 +454,18 @@ def _drop_windows(
     ``DROP_WINDOWS`` up to ``max_window``, and ``max_window`` itself, none reaching back before
     today's local midnight (the last one is then today's working time so far). None when the
     manager has neither a baseline nor a norm."""
+    assert rule.metric is not None
+    assert subject.manager is not None
+    manager, kept = subject.manager, situation.drop_windows
+    key = (manager.id, subject.department.id, subject.zone.key, rule.metric, rule.max_window, end)
+    if key not in kept:
+        kept[key] = _windows_of(situation, rule, subject, end)
+    return kept[key]
+
+
+def _windows_of(
+    situation: Situation, rule: Rule, subject: _Subject, end: datetime
+) -> list[_DropWindow] | None:
     assert rule.metric is not None
     assert subject.manager is not None
     workdays, manager = situation.workdays, subject.manager
