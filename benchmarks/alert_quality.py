@@ -16,8 +16,11 @@ history, the earlier test days included. A fire from a dip's start until 30 minu
 end detects it (delay: fire minus dip start); any other fire is a false alarm.
 
 Rules measured: the file (``--rules``, default deploy/alerts.example.yaml) as is, for the kinds
-that judge activity (dip, pace, inactivity, department_dip) on metrics the traffic has, plus
-sweeps of the first dip and inactivity rules' threshold.
+that judge activity (dip, pace, inactivity, department_dip, drop) on metrics the traffic has,
+plus sweeps of a threshold of the file's first dip, inactivity and drop rule (of the rule
+docs/alerts.md shows when the file has none): ``below``, ``idle``, the ``false_alarms`` budget.
+An alert already firing when a dip begins does not fire again: the dip is missed, the earlier
+fire is a false alarm.
 
     .venv/bin/python -m benchmarks.alert_quality                 # the full run, printed
     .venv/bin/python -m benchmarks.alert_quality --write         # ... and in docs/benchmarks.md
@@ -110,7 +113,7 @@ SECTION = "## Alert quality"
 @dataclass(frozen=True)
 class Config:
     managers: int = 36
-    days: int = 10
+    days: int = 20
     weeks: int = 5
     seed: int = 1
     tick: timedelta = timedelta(minutes=1)

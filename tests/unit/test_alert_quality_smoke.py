@@ -35,7 +35,12 @@ def test_every_shipped_rule_is_measured_or_said_why_not(result: Result) -> None:
     assert not measured & skipped
     assert {"outgoing_calls_dip", "inactive"} <= measured
     families = {m.family for m in result.measured if m.family}
-    assert families == {"outgoing_calls_dip: below", "inactive: idle"}
+    assert families == {
+        "outgoing_calls_dip: below",
+        "inactive: idle",
+        # Commented out in the shipped file: swept on the rule docs/alerts.md shows.
+        "outgoing_calls_drop (not in the file): false_alarms",
+    }
 
 
 def test_each_level_has_each_kind_of_dip_and_time_outside_dips(result: Result) -> None:
@@ -79,4 +84,5 @@ def test_the_report_names_its_run_and_holds_its_tables(result: Result) -> None:
         assert f"| {rule} |" in text
     assert "| inactive: idle | 15m |" in text
     assert "| outgoing_calls_dip: below | 0.3 |" in text
-    assert text.count(": met") + text.count(": missed") >= 3 * 10
+    assert "| outgoing_calls_drop (not in the file): false_alarms | 1 per 20 days |" in text
+    assert text.count(": met") + text.count(": missed") >= 3 * 18
