@@ -109,7 +109,7 @@ SILENT_AT_LEAST, SILENT_WITHIN = 6.0, 20.0  # activities an hour; median minutes
 QUARTER_AT_LEAST, QUARTER_WITHIN = 10.0, 60.0  # calls an hour; median minutes
 SECTION = "## Alert quality"
 NOTES = """\
-Reading the tables:
+Reading the tables (the settings named are the shipped ones):
 
 - `inactivity` tells a silence `idle` plus its minute of hold after the last call or chat,
   whatever the manager's rate: 20 minutes needs `idle` of 19 minutes or less, and then the rule
@@ -124,9 +124,10 @@ Reading the tables:
   against the manager's own level: low-activity managers are under that norm every day, which
   it reports; as a detector of dips it is noise.
 - `drop` sets its level as if each window's count were Poisson. Meetings, breaks and bursty
-  calls make real counts more variable than that, so its false alarms exceed its budget (shown
-  per 100 manager-hours next to each setting), and its delay grows as the rate falls: a window
-  must expect 10-12 calls before any count in it is rare enough.
+  calls make real counts more variable than that, so at the stricter budgets its false alarms
+  are several times the budget (shown per 100 manager-hours next to each setting), and its
+  delay grows as the rate falls: a window must expect 10-12 calls before any count in it is
+  rare enough, which a low or medium manager's outgoing calls reach only over hours.
 - An alert already firing when a dip begins does not fire again: the dip counts as missed and
   the earlier fire as a false alarm, as the on-call person saw it.
 
