@@ -9,7 +9,7 @@ whatever fired that day.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -186,6 +186,47 @@ def judge(situation: Situation) -> list[Verdict]:
                 if rule.applies_to(subject.department.id, subject.role):
                     verdicts.append(_activity_verdict(situation, rule, subject))
     return verdicts
+
+
+# How far apart the earlier instants are at which a first evaluation looks for onsets.
+ONSET_STEP = timedelta(minutes=1)
+
+
+def with_onsets(
+    situation: Situation, verdicts: list[Verdict], known: Collection[str]
+) -> list[Verdict]:
+    """The verdicts of a leader's first evaluation, each breach that its rule could not date
+    (a dip, a pace, a threshold) dated by the same stored data judged at earlier instants,
+    ``ONSET_STEP`` apart, back as far as its hold: its onset is the earliest of them from which
+    every look found it breached. So a hold that was running under the previous leader goes on
+    counting from its start instead of from this leader's. ``known``: keys the engine holds
+    already (firing, or pending), which need no date."""
+    open_keys = {
+        verdict.key: verdict.rule.hold
+        for verdict in verdicts
+        if verdict.breached
+        and verdict.onset is None
+        and verdict.rule.hold > timedelta(0)
+        and verdict.key not in known
+    }
+    if not open_keys:
+        return verdicts
+    onsets: dict[str, datetime] = {}
+    back = ONSET_STEP
+    while open_keys:
+        moment = situation.now - back
+        earlier = replace(situation, now=moment, quiet=None, expected={}, _loading={})
+        breached = {verdict.key for verdict in judge(earlier) if verdict.breached}
+        for key, hold in list(open_keys.items()):
+            if key in breached:
+                onsets[key] = moment
+            if key not in breached or back >= hold:
+                del open_keys[key]  # not breached then, or held long enough already
+        back += ONSET_STEP
+    return [
+        replace(verdict, onset=onsets[verdict.key]) if verdict.key in onsets else verdict
+        for verdict in verdicts
+    ]
 
 
 def _subjects(situation: Situation) -> dict[str, _Subject]:

@@ -28,6 +28,7 @@ from processors.alerting.conditions import (
     gone_reason,
     judge,
     judged_metrics,
+    with_onsets,
 )
 from processors.alerting.engine import AlertEngine
 from processors.alerting.model import Notice
@@ -120,6 +121,7 @@ class AlertEvaluator:
         self._today = TodaysActivity(counting, ())
         self.last_cpu_seconds = 0.0  # this thread's CPU time of the last evaluation
         self._started: datetime | None = None  # when this evaluator's run began (restore)
+        self._first = False  # the next evaluation is the first since the restore
         # While paused (catching up): the stored data is complete only up to this instant.
         self._paused_data_until: datetime | None = None
 
@@ -171,6 +173,7 @@ class AlertEvaluator:
             self.engine.pause(self._paused_data_until)  # a backlog came before this start
         self._quiet = QuietBook()
         self._started = now
+        self._first = True
         log.info("alert evaluation starts with %d open alerts from the history", len(notices))
         return notices
 
@@ -219,7 +222,13 @@ class AlertEvaluator:
             self._quiet,
             started=self._started,
         )
-        notices = self.engine.step(now, judge(situation), rules, gone_reason)
+        verdicts = judge(situation)
+        if self._first:
+            # A new leader: holds that were running go on from their onsets (docs/alerts.md).
+            known = {*self._quiet.firing, *self._quiet.pending}
+            verdicts = with_onsets(situation, verdicts, known)
+            self._first = False
+        notices = self.engine.step(now, verdicts, rules, gone_reason)
         self._paused_data_until = None
         record_notices(self._ch, notices)
         return notices

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import LOADED_AFTER, ActivitySnapshot, HourRow, OpenTask
 from processors.alerting.baseline import build_baselines, local_today
-from processors.alerting.conditions import QuietBook, Situation, gone_reason, judge
+from processors.alerting.conditions import QuietBook, Situation, gone_reason, judge, with_onsets
 from processors.alerting.engine import AlertEngine
 from processors.alerting.model import Alert, Notice
 from processors.alerting.rules import RulesFile, parse_rules
@@ -93,6 +93,7 @@ class World:
     started: datetime | None = None
 
     def __post_init__(self) -> None:
+        self._first = False
         self.directory: Directory = parse_directory(self.directory_text, suffix=".yaml")
         self.calendar = parse_calendar(self.calendar_text)
         self.rules: RulesFile = parse_rules(self.rules_text)
@@ -155,6 +156,7 @@ class World:
         self.engine.restore(firing)
         self.quiet = QuietBook()
         self.started = now
+        self._first = True
 
     def step(self, now: datetime) -> list[Notice]:
         if self.quiet is not None:
@@ -171,7 +173,12 @@ class World:
             self.quiet,
             started=self.started,
         )
-        return self.engine.step(now, judge(situation), self.rules, gone_reason)
+        verdicts = judge(situation)
+        if self._first:  # as the evaluator's first evaluation after a restore
+            known = {*(a.key for a in self.engine.firing()), *self.engine.pending()}
+            verdicts = with_onsets(situation, verdicts, known)
+            self._first = False
+        return self.engine.step(now, verdicts, self.rules, gone_reason)
 
     def board(self, now: datetime, alerts: tuple[Alert, ...] = ()) -> TodayBoard:
         """The head of sales' page's numbers for this world at ``now``."""

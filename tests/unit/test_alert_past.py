@@ -151,6 +151,31 @@ def test_a_restart_with_ten_pending_holds_fires_each_at_its_own_time() -> None:
     assert len(set(times.values())) == 10  # no burst at the restart plus the hold (11:35)
 
 
+RULES_DIP = """
+norms:
+  - {metric: calls_out, per: day, at_least: 40}
+rules:
+  - {name: calls_dip, kind: dip, metric: calls_out, window: 2h, below: 0.5, hold: 30m,
+     min_expected: 4}
+"""
+
+
+def test_a_restart_with_ten_pending_dips_fires_each_at_its_own_time() -> None:
+    # New managers, held against the norm: 40 a day is 10 in two working hours, a dip under 5.
+    world = World(directory_text=TEN_MANAGERS, rules_text=RULES_DIP)
+    for i in range(10):
+        # Five calls from 09:00 + 2i: under 5 in the last two hours from 11:01 + 2i on.
+        start = at(TODAY, "09:00") + timedelta(minutes=2 * i)
+        world.call_every(f"m{i}", start, start + timedelta(minutes=30), 6)
+    assert world.run(at(TODAY, "10:00"), at(TODAY, "11:19")) == []
+    assert len(world.engine.pending()) == 10
+    restart = at(TODAY, "11:20")
+    world.restart(restart)
+    notices = world.run(restart, at(TODAY, "12:30"))
+    times = {n.alert.manager_id: n.at for n in firing(notices, "calls_dip/")}
+    assert times == {f"m{i}": at(TODAY, "11:31") + timedelta(minutes=2 * i) for i in range(10)}
+
+
 def test_a_restart_after_a_backlog_holds_from_when_the_data_came_back() -> None:
     world = World(directory_text=TEN_MANAGERS, rules_text=RULES_IDLE)
     for i in range(10):
