@@ -7,10 +7,15 @@ keep coming. See docs/alerts.md, "Moments already past" and "Restarts and leader
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+
+import pytest
 
 from processors.alerting.activity import OpenTask
 from processors.alerting.model import AlertState, Notice, Severity
+from processors.alerting.service import run_alerting
+from salespulse.alert_settings import AlertsSettings
 from tests.unit.alert_world import TODAY, World, at
 
 TWO_DEPARTMENTS = """
@@ -222,3 +227,62 @@ def test_a_pause_to_catch_up_does_not_fire_a_hold_that_ran_out_meanwhile() -> No
     world.engine.pause(at(TODAY, "12:17:29"))  # paused ticks: 61 s behind at 12:18:30
     notices += world.run(at(TODAY, "12:19:20"), at(TODAY, "12:40"), timedelta(seconds=10))
     assert firing(notices, "idle/") == []
+
+
+class _Evaluator:
+    """What run_alerting uses of AlertEvaluator, recording what it was asked."""
+
+    def __init__(self) -> None:
+        self.settings = AlertsSettings(tick_seconds=0.01)
+        self.last_cpu_seconds = 0.0
+        self.calls: list[tuple[str, object]] = []
+
+    def restore(self, now: datetime) -> list[Notice]:
+        self.calls.append(("restore", now))
+        return []
+
+    def undelivered(self, channel: str, since: datetime) -> list[Notice]:
+        return []
+
+    def pause(self, now: datetime, behind: float) -> None:
+        self.calls.append(("pause", now - timedelta(seconds=behind)))
+
+    def evaluate(self, now: datetime) -> list[Notice]:
+        self.calls.append(("evaluate", now))
+        return []
+
+
+class _Dispatcher:
+    def resume(self, notices: list[Notice]) -> None: ...
+    def submit(self, notices: list[Notice]) -> None: ...
+    def queue_sizes(self) -> dict[str, int]:
+        return {}
+
+
+async def test_a_start_behind_a_backlog_tells_the_evaluator_how_far_its_data_reaches() -> None:
+    # The worker starts 90 s behind (an import of older days ahead of live records), then 70 s,
+    # then caught up: evaluation waits, and the evaluator learns that its data was complete
+    # only up to 90 s before the first paused tick, so no hold counts through the backlog.
+    evaluator, clock = (
+        _Evaluator(),
+        iter(at(TODAY, "12:00") + timedelta(seconds=s) for s in range(99)),
+    )
+    lags = iter([90.0, 70.0, 0.0, 0.0])
+
+    async def behind() -> float:
+        lag = next(lags, 0.0)
+        if lag == 0.0 and len(evaluator.calls) > 4:
+            raise asyncio.CancelledError
+        return lag
+
+    with pytest.raises(asyncio.CancelledError):
+        await run_alerting(
+            evaluator,  # type: ignore[arg-type]
+            _Dispatcher(),  # type: ignore[arg-type]
+            lambda: True,
+            behind,
+            lambda: next(clock),
+        )
+    kinds = [kind for kind, _ in evaluator.calls]
+    assert kinds[:4] == ["pause", "pause", "restore", "evaluate"]
+    assert evaluator.calls[0][1] == at(TODAY, "12:00") - timedelta(seconds=90)
