@@ -75,7 +75,7 @@ class AlertEngine:
     """Keeps each alert key's state between evaluations; ``step`` returns the notices."""
 
     _tracks: dict[str, _Track] = field(default_factory=dict)
-    _budgets: dict[str, _Budget] = field(default_factory=dict)
+    _budgets: dict[tuple[str, str], _Budget] = field(default_factory=dict)  # recipient, class
     # The latest stretch the stored data lagged behind (a backlog): a breach that began in it
     # holds from its end. ``_blind_since`` is set while paused, ``_blind`` once resumed.
     _blind_since: datetime | None = None
@@ -194,7 +194,12 @@ class AlertEngine:
         if rules.silenced(alert.rule, alert.manager_id, alert.department_id, now):
             suppressed = Suppression.SILENCED
         else:
-            allowed = self._spend(alert.recipients, now, rules.notify.per_recipient_per_hour)
+            allowed = self._spend(
+                alert.recipients,
+                verdict.rule.budget_class,
+                now,
+                rules.notify.per_recipient_per_hour,
+            )
             if alert.recipients and not allowed:
                 suppressed = Suppression.RATE_LIMITED
             else:
@@ -210,14 +215,17 @@ class AlertEngine:
         # A resolution is told to whoever was told of the firing, and only to them.
         return Notice(track.firing, AlertState.RESOLVED, now, track.suppressed, reason)
 
-    def _spend(self, recipients: tuple[str, ...], now: datetime, per_hour: int) -> tuple[str, ...]:
-        """The recipients with budget left, each charged one notice (a token bucket refilled
-        at ``per_hour`` an hour, holding at most ``per_hour``)."""
+    def _spend(
+        self, recipients: tuple[str, ...], budget_class: str, now: datetime, per_hour: int
+    ) -> tuple[str, ...]:
+        """The recipients with budget left in ``budget_class``, each charged one notice (a token
+        bucket per recipient and class, refilled at ``per_hour`` an hour, holding at most
+        ``per_hour``)."""
         allowed = []
         for recipient in recipients:
-            budget = self._budgets.get(recipient)
+            budget = self._budgets.get((recipient, budget_class))
             if budget is None:
-                budget = self._budgets[recipient] = _Budget(float(per_hour), now)
+                budget = self._budgets[(recipient, budget_class)] = _Budget(float(per_hour), now)
             refill = (now - budget.updated) / timedelta(hours=1) * per_hour
             budget.tokens = min(float(per_hour), budget.tokens + max(refill, 0.0))
             budget.updated = now
