@@ -11,11 +11,14 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from itertools import accumulate
 from typing import NamedTuple
 
 MinuteCounts = tuple[tuple[datetime, int], ...]
+# A call or chat stored this long after it ended was loaded after the fact (an import, a
+# backfill, a bridge catching up), not reported as it happened.
+LOADED_AFTER = timedelta(minutes=10)
 
 
 def minute_counts(moments: Iterable[datetime]) -> MinuteCounts:
@@ -45,7 +48,9 @@ class OpenTask:
 
     ``manager_id``/``department_id`` are those of the task's latest event (a reassigned task
     belongs to its new owner); ``due_at`` is the latest deadline any of its events carried;
-    ``created_at`` the time of its first event.
+    ``created_at`` the time of its first event; ``known_at`` when the first of its events was
+    stored (None: not known), which tells a task loaded long after its deadline from one that
+    went overdue while salespulse was watching.
     """
 
     task_id: str
@@ -53,6 +58,7 @@ class OpenTask:
     department_id: str
     due_at: datetime
     created_at: datetime
+    known_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,8 @@ class ActivitySnapshot:
       They cover the local days around today in every time zone (see the query).
     * ``last_active``: manager → when their latest call or chat session ended.
     * ``open_tasks``: tasks with a deadline and no completion, created in the last 45 days.
+    * ``loading``: manager → (local date, when stored) of their latest call or chat stored
+      long after it ended (``LOADED_AFTER``): their day is being loaded after the fact.
     * ``days``: manager → local date → metric → the day's total, from the daily rollup, for
       the last 8 local days (earlier days of the week, for weekly norms). Today's row may lag
       behind the minutes; count today from ``minutes``.
@@ -93,6 +101,7 @@ class ActivitySnapshot:
     last_active: dict[str, datetime] = field(default_factory=dict)
     open_tasks: tuple[OpenTask, ...] = ()
     days: dict[str, dict[date, dict[str, int]]] = field(default_factory=dict)
+    loading: dict[str, tuple[date, datetime]] = field(default_factory=dict)
     _series: dict[tuple[str, str], _Series] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )

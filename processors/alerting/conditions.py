@@ -10,8 +10,8 @@ whatever fired that day.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from processors.alerting.activity import ActivitySnapshot, OpenTask
 from processors.alerting.baseline import Baselines
 from processors.alerting.engine import Verdict
 from processors.alerting.expectation import Expected, expected_count, projected_total
-from processors.alerting.model import Alert
+from processors.alerting.model import Alert, Severity
 from processors.alerting.rules import Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
 from processors.page_links import department_link, manager_link
@@ -41,13 +41,45 @@ class Situation:
     baselines: Baselines
     dashboard_url: str = ""
     quiet: QuietBook | None = None  # the evaluator's, kept between ticks
+    # When this evaluator began to evaluate (a start, a new leader): what went overdue well
+    # before it, unseen, is not paged as if it had just happened. None: no such bound.
+    started: datetime | None = None
     expected: dict[tuple[str, str, str, str, datetime, datetime], Expected | None] = field(
         default_factory=dict, repr=False, compare=False
     )  # expected counts of this instant, shared by the dip and drop rules
     drop_windows: dict[tuple[str, str, str, str, timedelta, datetime], list[_DropWindow] | None] = (
         field(default_factory=dict, repr=False, compare=False)
     )  # the windows of this instant, shared by drop rules of one metric (budgets apart)
+    _loading: dict[str, datetime | None] = field(default_factory=dict, repr=False, compare=False)
 
+    def loading(self, subject: _Subject) -> datetime | None:
+        """When a call or chat of the subject's department's today was last stored long after
+        it ended (its day is being loaded after the fact), if in the last ``LOAD_SETTLE``."""
+        department = subject.department.id
+        if department not in self._loading:
+            latest = None
+            for manager_id, (day, stored) in self.snapshot.loading.items():
+                manager = self.directory.managers.get(manager_id)
+                if manager is None or manager.department != department or day != subject.today:
+                    continue
+                if self.now - stored < LOAD_SETTLE and (latest is None or stored > latest):
+                    latest = stored
+            self._loading[department] = latest
+        return self._loading[department]
+
+
+# A day being loaded after the fact is judged for inactivity again only this long after the
+# last of its late records was stored: until then, what is missing may be on its way.
+LOAD_SETTLE = timedelta(minutes=2)
+# An overdue task is paged only if salespulse could tell it at most this long after the moment
+# it would have been told live (its deadline plus grace, or the manager's next working instant):
+# later, it is from the past, and its department hears one summary instead.
+PAST_AFTER = timedelta(minutes=15)
+# The summary of a department's tasks from the past waits until no more of them arrived for
+# this long (a load still running would make the count a moving target).
+PAST_SETTLE = timedelta(minutes=2)
+# Tasks named in a summary's details (the rest are counted).
+PAST_NAMED = 20
 
 # When a verdict can next turn into a breach with the same inputs (None: at any moment).
 _Judged = tuple[Verdict, datetime | None]
@@ -71,6 +103,8 @@ class QuietBook:
     firing: frozenset[str] = frozenset()
     pending: Mapping[str, datetime] = field(default_factory=dict)  # AlertEngine.pending()
     _kept: dict[str, tuple[tuple[object, ...], datetime, Verdict]] = field(default_factory=dict)
+    # Overdue tasks: (task, deadline, owner) → when the alert would have been told live.
+    told: dict[tuple[str, datetime, str], datetime | None] = field(default_factory=dict)
 
     def verdict(self, key: str, inputs: tuple[object, ...], now: datetime) -> Verdict | None:
         found = self._kept.get(key)
@@ -156,6 +190,49 @@ def judge(situation: Situation) -> list[Verdict]:
                 if rule.applies_to(subject.department.id, subject.role):
                     verdicts.append(_activity_verdict(situation, rule, subject))
     return verdicts
+
+
+# How far apart the earlier instants are at which a first evaluation looks for onsets.
+ONSET_STEP = timedelta(minutes=1)
+
+
+def with_onsets(
+    situation: Situation, verdicts: list[Verdict], known: Collection[str]
+) -> list[Verdict]:
+    """The verdicts of a leader's first evaluation, each breach that its rule could not date
+    (a dip, a pace, a threshold) dated by the same stored data judged at earlier instants,
+    ``ONSET_STEP`` apart, back as far as its hold: its onset is the earliest of them from which
+    every look found it breached. So a hold that was running under the previous leader goes on
+    counting from its start instead of from this leader's. ``known``: keys the engine holds
+    already (firing, or pending), which need no date."""
+    open_keys = {
+        verdict.key: verdict.rule.hold
+        for verdict in verdicts
+        if verdict.breached
+        and verdict.onset is None
+        and verdict.rule.hold > timedelta(0)
+        and verdict.key not in known
+    }
+    if not open_keys:
+        return verdicts
+    onsets: dict[str, datetime] = {}
+    back = ONSET_STEP
+    while open_keys:
+        moment = situation.now - back
+        earlier = replace(
+            situation, now=moment, quiet=None, expected={}, drop_windows={}, _loading={}
+        )
+        breached = {verdict.key for verdict in judge(earlier) if verdict.breached}
+        for key, hold in list(open_keys.items()):
+            if key in breached:
+                onsets[key] = moment
+            if key not in breached or back >= hold:
+                del open_keys[key]  # not breached then, or held long enough already
+        back += ONSET_STEP
+    return [
+        replace(verdict, onset=onsets[verdict.key]) if verdict.key in onsets else verdict
+        for verdict in verdicts
+    ]
 
 
 def _subjects(situation: Situation) -> dict[str, _Subject]:
@@ -255,6 +332,7 @@ def _inputs(situation: Situation, rule: Rule, subject: _Subject) -> tuple[object
         snapshot.minutes.get(manager_id),
         snapshot.days.get(manager_id),
         snapshot.last_active.get(manager_id),
+        situation.loading(subject) if rule.kind is RuleKind.INACTIVITY else None,
     )
 
 
@@ -575,6 +653,10 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     assert subject.manager is not None
     now, manager = situation.now, subject.manager
     args = (manager.id, subject.department.id, subject.zone)
+    loading = situation.loading(subject)
+    if loading is not None:
+        # Today's earlier hours are being loaded: no activity yet may be activity on its way.
+        return Verdict(key, rule, None), loading + LOAD_SETTLE
     last = _last_active(situation.snapshot, manager.id, rule.activity_metrics)
     started = last is not None and last > subject.day_start
     since = (
@@ -592,6 +674,14 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     quiet = None if breached else _after(now, rule.idle.total_seconds() - idle)
     details = {"idle_working_seconds": f"{idle:.0f}"}
     metric = "+".join(rule.activity_metrics)
+    # The breach began when the idle working time reached ``idle``: its hold counts from then.
+    onset = (
+        situation.workdays.window_start(
+            *args, now, timedelta(seconds=idle - rule.idle.total_seconds()), since
+        )
+        if breached
+        else None
+    )
     draft = (
         _draft(situation, rule, subject, key, metric, 0, rule.idle.total_seconds(), since, details)
         if breached
@@ -602,7 +692,7 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     def describe(_: datetime) -> messages.Text:
         return messages.inactivity(subject.who, idle, clock, started)
 
-    return Verdict(key, rule, breached, draft, describe), quiet
+    return Verdict(key, rule, breached, draft, describe, onset=onset), quiet
 
 
 def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Judged:
@@ -629,8 +719,13 @@ def _threshold(situation: Situation, rule: Rule, subject: _Subject, key: str) ->
 def _overdue_tasks(
     situation: Situation, rule: Rule, subjects: dict[str, _Subject]
 ) -> Iterator[Verdict]:
-    """One alert per open task past its deadline plus grace, told while its manager works."""
+    """One alert per open task past its deadline plus grace, told while its manager works.
+
+    A task salespulse could not tell in time (``_from_the_past``) is not paged: each
+    department hears one summary of such tasks instead (``_past_summary``)."""
     now = situation.now
+    firing = situation.quiet.firing if situation.quiet is not None else frozenset()
+    past: dict[str, list[OpenTask]] = {}
     for task in situation.snapshot.open_tasks:
         subject = subjects.get(task.manager_id)
         if subject is None or not rule.applies_to(subject.department.id, subject.role):
@@ -638,10 +733,82 @@ def _overdue_tasks(
         if task.due_at + rule.grace > now:
             continue
         key = f"{rule.name}/task/{task.task_id}"
+        if key not in firing and _from_the_past(situation, rule, subject, task):
+            past.setdefault(subject.department.id, []).append(task)
+            yield Verdict(key, rule, None)
+            continue
         if not subject.working:
             yield Verdict(key, rule, None)
             continue
         yield _overdue_verdict(situation, rule, subject, key, task)
+    for department_id, tasks in past.items():
+        yield _past_summary(situation, rule, department_id, tasks)
+
+
+def _from_the_past(situation: Situation, rule: Rule, subject: _Subject, task: OpenTask) -> bool:
+    """Whether the task's alert would be told well after the moment it was due to be told live:
+    the first working instant of its manager from the deadline plus grace on. salespulse could
+    tell it only once the task was stored (``known_at``; a history import, a late load) and,
+    unless an earlier evaluator told it (then it is restored as firing), once this evaluator
+    began (``started``)."""
+    if task.known_at is None and situation.started is None:
+        return False
+    told_key = (task.task_id, task.due_at, task.manager_id)
+    book = situation.quiet
+    if book is not None and told_key in book.told:
+        told = book.told[told_key]
+    else:
+        told = situation.workdays.next_working(
+            task.manager_id, subject.department.id, subject.zone, task.due_at + rule.grace
+        )
+        if book is not None:
+            if len(book.told) > 100_000:
+                book.told.clear()
+            book.told[told_key] = told
+    if told is None:
+        return False  # no working time ahead to tell it in: judged as before
+    could = max(moment for moment in (task.known_at, situation.started) if moment is not None)
+    return could - told > PAST_AFTER
+
+
+def _past_summary(
+    situation: Situation, rule: Rule, department_id: str, tasks: list[OpenTask]
+) -> Verdict:
+    """One alert per department for its open tasks that were overdue before salespulse could
+    tell them. It fires once no more such tasks arrived for ``PAST_SETTLE`` (a load is over)
+    while the department works, counts them, stays firing while any is open (a second load
+    adds to it silently) and resolves when none is left."""
+    key = f"{rule.name}/loaded/{department_id}"
+    directory = situation.directory
+    department = directory.departments[department_id]
+    zone = directory.timezone_of(department_id)
+    latest = max((task.known_at for task in tasks if task.known_at is not None), default=None)
+    settled = latest is None or situation.now - latest >= PAST_SETTLE
+    if not settled or not situation.workdays.is_working("", department_id, zone, situation.now):
+        return Verdict(key, rule, None)
+    subject = _Subject(
+        department=department,
+        zone=zone,
+        today=situation.now.astimezone(zone).date(),
+        day_start=local_midnight(situation.now.astimezone(zone).date(), zone),
+        working=True,
+        over=False,
+    )
+    ordered = sorted(tasks, key=lambda task: (task.due_at, task.task_id))
+    oldest = ordered[0].due_at
+    details = {
+        "tasks": str(len(ordered)),
+        "oldest_due_at": oldest.isoformat(),
+        "task_ids": ",".join(task.task_id for task in ordered[:PAST_NAMED]),
+    }
+    draft = _draft(situation, rule, subject, key, "tasks_done", len(ordered), 0, oldest, details)
+    draft = replace(draft, severity=Severity.INFO)
+    due = f"{oldest.astimezone(zone):%d.%m %H:%M}"
+
+    def describe(_: datetime) -> messages.Text:
+        return messages.overdue_from_the_past(subject.who, len(ordered), due)
+
+    return Verdict(key, rule, True, draft, describe)
 
 
 def _overdue_verdict(

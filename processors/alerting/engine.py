@@ -12,6 +12,13 @@ and hand the engine a ``Verdict`` per alert key. The engine alone decides what i
 * a verdict that ends the episode (the workday is over, the task was completed), or a key that
   no verdict mentions any more (rule removed, task gone) → a firing alert resolves at once.
 
+The hold counts from when the stored data says the condition began (``Verdict.onset``, for
+the rules that can tell), not from when this engine first saw it: a new leader, or a worker
+restarted, does not start every pending hold afresh and fire them all together at its start
+plus the hold. It never counts from before the latest instant the key was seen not breached or
+not judged, nor from inside a stretch when evaluation was not possible (``pause``: the worker
+was catching up with a backlog, and the data of that time was not there to judge by).
+
 Silenced and rate-limited alerts still fire and resolve (the history keeps them), but their
 notices are marked so the channels that reach people skip them. Time is whatever ``now`` the
 caller passes: tests drive the engine on a controlled clock.
@@ -34,7 +41,9 @@ class Verdict:
 
     ``breached`` is None when the rule could not judge now. ``draft`` holds the facts of the
     alert when breached; ``describe`` writes its texts given the instant the episode began.
-    ``end_reason`` resolves a firing alert regardless of ``resolve_hold``.
+    ``end_reason`` resolves a firing alert regardless of ``resolve_hold``. ``onset`` is when
+    the stored data says the breach began (None: the rule cannot tell, the hold counts from the
+    first judgement that found it).
     """
 
     key: str
@@ -43,6 +52,7 @@ class Verdict:
     draft: Alert | None = None
     describe: Callable[[datetime], Text] | None = None
     end_reason: str = ""
+    onset: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -65,12 +75,27 @@ class AlertEngine:
     """Keeps each alert key's state between evaluations; ``step`` returns the notices."""
 
     _tracks: dict[str, _Track] = field(default_factory=dict)
-    _budgets: dict[str, _Budget] = field(default_factory=dict)
+    _budgets: dict[tuple[str, str], _Budget] = field(default_factory=dict)  # recipient, class
+    # The latest stretch the stored data lagged behind (a backlog): a breach that began in it
+    # holds from its end. ``_blind_since`` is set while paused, ``_blind`` once resumed.
+    _blind_since: datetime | None = None
+    _blind: tuple[datetime, datetime] | None = None
+    # Per key, the latest instant it was judged not breached (clear, or not judged at all).
+    _calm: dict[str, datetime] = field(default_factory=dict)
 
     def restore(self, alerts: Iterable[Alert]) -> None:
         """Alerts that were firing before a restart: they must not fire a second time."""
         for alert in alerts:
             self._tracks[alert.key] = _Track(alert.rule, firing=alert)
+
+    def pause(self, data_until: datetime) -> None:
+        """Evaluation stopped while the stored data was behind (a backlog), complete only up
+        to ``data_until``: pending conditions are forgotten, firing alerts stay. When
+        evaluation resumes, a breach that began after ``data_until`` holds from the resumption
+        (nobody could have judged it earlier); one that began before keeps its onset."""
+        self._tracks = {key: t for key, t in self._tracks.items() if t.firing is not None}
+        if self._blind_since is None or data_until < self._blind_since:
+            self._blind_since = data_until
 
     def firing(self) -> list[Alert]:
         return [track.firing for track in self._tracks.values() if track.firing is not None]
@@ -90,6 +115,8 @@ class AlertEngine:
         rules: RulesFile,
         gone_reason: Callable[[Alert], str] = lambda alert: "gone",
     ) -> list[Notice]:
+        if self._blind_since is not None:
+            self._blind, self._blind_since = (self._blind_since, now), None
         notices: list[Notice] = []
         seen: set[str] = set()
         for verdict in verdicts:
@@ -101,6 +128,8 @@ class AlertEngine:
             track = self._tracks.pop(key)
             if track.firing is not None:
                 notices.append(self._resolve(track, now, gone_reason(track.firing)))
+        if len(self._calm) > 2 * len(seen):
+            self._calm = {key: at for key, at in self._calm.items() if key in seen}
         return notices
 
     def _judge(self, now: datetime, verdict: Verdict, rules: RulesFile) -> Notice | None:
@@ -110,12 +139,26 @@ class AlertEngine:
         if not verdict.breached:
             # Clear, or not judged now: whatever was pending starts again from nothing.
             del self._tracks[verdict.key]
+            self._calm[verdict.key] = now
             return None
         if track.pending_since is None:
-            track.pending_since = now
+            track.pending_since = self._hold_start(now, verdict)
         if now - track.pending_since < verdict.rule.hold:
             return None
         return self._fire(now, verdict, track, rules)
+
+    def _hold_start(self, now: datetime, verdict: Verdict) -> datetime:
+        """When the hold of a breach first found at ``now`` began: at its onset by the data,
+        but not before the key was last seen calm, nor before evaluation was possible."""
+        if verdict.onset is None or verdict.onset >= now:
+            return now
+        start = verdict.onset
+        calm = self._calm.get(verdict.key)
+        if calm is not None and calm > start:
+            start = calm
+        if self._blind is not None and self._blind[0] <= start < self._blind[1]:
+            start = self._blind[1]
+        return start
 
     def _judge_firing(self, now: datetime, verdict: Verdict, track: _Track) -> Notice | None:
         if verdict.end_reason:
@@ -151,7 +194,12 @@ class AlertEngine:
         if rules.silenced(alert.rule, alert.manager_id, alert.department_id, now):
             suppressed = Suppression.SILENCED
         else:
-            allowed = self._spend(alert.recipients, now, rules.notify.per_recipient_per_hour)
+            allowed = self._spend(
+                alert.recipients,
+                verdict.rule.budget_class,
+                now,
+                rules.notify.per_recipient_per_hour,
+            )
             if alert.recipients and not allowed:
                 suppressed = Suppression.RATE_LIMITED
             else:
@@ -167,14 +215,17 @@ class AlertEngine:
         # A resolution is told to whoever was told of the firing, and only to them.
         return Notice(track.firing, AlertState.RESOLVED, now, track.suppressed, reason)
 
-    def _spend(self, recipients: tuple[str, ...], now: datetime, per_hour: int) -> tuple[str, ...]:
-        """The recipients with budget left, each charged one notice (a token bucket refilled
-        at ``per_hour`` an hour, holding at most ``per_hour``)."""
+    def _spend(
+        self, recipients: tuple[str, ...], budget_class: str, now: datetime, per_hour: int
+    ) -> tuple[str, ...]:
+        """The recipients with budget left in ``budget_class``, each charged one notice (a token
+        bucket per recipient and class, refilled at ``per_hour`` an hour, holding at most
+        ``per_hour``)."""
         allowed = []
         for recipient in recipients:
-            budget = self._budgets.get(recipient)
+            budget = self._budgets.get((recipient, budget_class))
             if budget is None:
-                budget = self._budgets[recipient] = _Budget(float(per_hour), now)
+                budget = self._budgets[(recipient, budget_class)] = _Budget(float(per_hour), now)
             refill = (now - budget.updated) / timedelta(hours=1) * per_hour
             budget.tokens = min(float(per_hour), budget.tokens + max(refill, 0.0))
             budget.updated = now

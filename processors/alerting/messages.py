@@ -146,6 +146,17 @@ def overdue(who: Who, task_id: str, due: str) -> Text:
     )
 
 
+def overdue_from_the_past(who: Who, count: int, oldest_due: str) -> Text:
+    return Text(
+        f"{who.text()}: {count} open tasks were already overdue when salespulse learnt of them "
+        f"(loaded after their deadlines, or while alerts were not evaluated); the oldest "
+        f"deadline was {oldest_due}. They are not alerted one by one",
+        f"{who.text()}: {count} открытых задач уже были просрочены, когда salespulse узнал о "
+        f"них (загружены после срока или пока оповещения не работали); самый ранний срок — "
+        f"{oldest_due}. По отдельности о них не сообщается",
+    )
+
+
 def threshold(who: Who, metric: str, actual: float, limit: float, window: float) -> Text:
     minutes = round(window / 60)
     return Text(

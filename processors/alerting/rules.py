@@ -235,6 +235,12 @@ class Rule(_Strict):
             raise ValueError("max_window must be at least 5m, the shortest window looked at")
 
     @property
+    def budget_class(self) -> str:
+        """Which of a recipient's rate-limit budgets the rule's alerts spend: a flood of overdue
+        tasks never uses up what activity alerts need, nor the other way round."""
+        return "tasks" if self.kind is RuleKind.OVERDUE_TASK else "activity"
+
+    @property
     def activity_metrics(self) -> tuple[str, ...]:
         """Inactivity: the metrics whose events mean "the manager is active"."""
         return self.metrics or ("calls_in", "calls_out", "chats")

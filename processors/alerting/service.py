@@ -26,7 +26,7 @@ from processors.alerting.conditions import QuietBook, Situation, judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
 from processors.alerting.model import Notice
-from processors.alerting.rules import RulesError, RulesFile, load_rules
+from processors.alerting.rules import RuleKind, RulesError, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
 from salespulse import metrics
 from salespulse.alert_settings import AlertsSettings
@@ -47,6 +47,9 @@ from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)
 _RESTORE_DAYS = 3
+# Overdue tasks stay open as long as their tasks are considered (OPEN_TASK_DAYS): their alerts,
+# and the summaries of tasks from the past, are restored from that far back.
+_RESTORE_TASK_DAYS = 45
 UNDELIVERED_LOOKBACK = timedelta(
     days=1
 )  # alerts firing longer than this are stale: their workday is long over
@@ -111,6 +114,10 @@ class AlertEvaluator:
         self._counting = counting
         self._today = TodaysActivity(counting, ())
         self.last_cpu_seconds = 0.0  # this thread's CPU time of the last evaluation
+        self._started: datetime | None = None  # when this evaluator's run began (restore)
+        self._first = False  # the next evaluation is the first since the restore
+        # While paused (catching up): the stored data is complete only up to this instant.
+        self._paused_data_until: datetime | None = None
 
     def refresh_config(self) -> None:
         """Take up changes of the rules and calendar files and of the absences on the topic.
@@ -148,12 +155,29 @@ class AlertEvaluator:
         """Start from the history: the alerts still open are firing already (a restart or a
         new leader must not fire them again). Returns their firing notices, for the channels
         that keep re-sending open alerts."""
-        notices = open_notices(self._ch, now - timedelta(days=_RESTORE_DAYS))
+        recent = now - timedelta(days=_RESTORE_DAYS)
+        notices = [
+            notice
+            for notice in open_notices(self._ch, now - timedelta(days=_RESTORE_TASK_DAYS))
+            if notice.alert.kind == RuleKind.OVERDUE_TASK or notice.alert.fired_at >= recent
+        ]
         self.engine = AlertEngine()
         self.engine.restore(notice.alert for notice in notices)
+        if self._paused_data_until is not None:
+            self.engine.pause(self._paused_data_until)  # a backlog came before this start
         self._quiet = QuietBook()
+        self._started = now
+        self._first = True
         log.info("alert evaluation starts with %d open alerts from the history", len(notices))
         return notices
+
+    def pause(self, now: datetime, behind: float) -> None:
+        """Evaluation is paused while the worker catches up, the stored data ``behind`` seconds
+        behind: pending holds are forgotten (``AlertEngine.pause``)."""
+        data_until = now - timedelta(seconds=behind)
+        if self._paused_data_until is None or data_until < self._paused_data_until:
+            self._paused_data_until = data_until
+        self.engine.pause(data_until)
 
     def undelivered(self, channel: str, since: datetime) -> list[Notice]:
         return undelivered_notices(self._ch, channel, since)
@@ -188,8 +212,12 @@ class AlertEvaluator:
             baselines,
             self._dashboard_url,
             self._quiet,
+            started=self._started,
         )
-        notices = evaluate(self.engine, situation)
+        # A new leader: holds that were running go on from their onsets (docs/alerts.md).
+        notices = evaluate(self.engine, situation, resumed=self._first)
+        self._first = False
+        self._paused_data_until = None
         record_notices(self._ch, notices)
         return notices
 
@@ -270,6 +298,7 @@ async def run_alerting(
                 if behind > settings.max_lag_seconds:
                     metrics.ALERT_EVALUATIONS.labels("paused_lag").inc()
                     log.info("alerts paused: the worker is %.0f s behind", behind)
+                    evaluator.pause(clock(), behind)
                     await asyncio.sleep(tick_seconds)
                     continue
                 if not restored:

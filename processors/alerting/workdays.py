@@ -144,6 +144,19 @@ class Workdays:
         spans = self.intervals(manager_id, department_id, zone, day)
         return spans[0][0] if spans else None
 
+    def next_working(
+        self, manager_id: str, department_id: str, zone: ZoneInfo, at: datetime, days: int = 14
+    ) -> datetime | None:
+        """The first working instant at or after ``at``, looking ``days`` local days ahead."""
+        day = at.astimezone(zone).date() - timedelta(days=1)
+        for offset in range(days + 2):
+            for low, high in self.intervals(
+                manager_id, department_id, zone, day + timedelta(days=offset)
+            ):
+                if high > at:
+                    return max(low, at)
+        return None
+
     def window_start(
         self,
         manager_id: str,

@@ -131,6 +131,10 @@ def _without_counter(resource: str) -> str:
     return resource
 
 
+def _is_local(channel: str) -> bool:
+    return channel[:6].lower() == "local/"
+
+
 def is_cdr_time(value: str) -> bool:
     """Whether ``value`` has the shape of a CDR time (``%Y-%m-%d %T``), valid or not."""
     return _CDR_TIME.fullmatch(value) is not None
@@ -197,6 +201,13 @@ class CdrInterpreter:
         # outside (docs/formats.md, "Who the call belongs to").
         caller = None if _from_outside(cdr.dcontext) else self._extension(cdr.channel, cdr.src)
         callee = self._extension(cdr.dstchannel, cdr.dst)
+        if caller is not None and caller == callee and _is_local(cdr.channel):
+            # The second half of a Local channel named after the extension it dials (a queue
+            # or ring group member, a follow-me step) is dialplan plumbing, not a party: the
+            # caller is whoever src names (a customer's number, or a colleague's extension).
+            caller = self._extensions.first(cdr.src)
+            if caller == callee:
+                caller = None
         if caller and callee and _outside_number(cdr.dst):
             callee = None  # a manager dialled a phone number: the channel it reached is a trunk
         src = cdr.src or None

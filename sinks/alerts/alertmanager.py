@@ -62,10 +62,28 @@ def description(notice: Notice) -> str:
     return "\n".join(lines)
 
 
+# What the alerts of one rule are about, by the kind of subject in their key, as the plural noun
+# deploy/alertmanager/salespulse.tmpl puts after a group's count: English, and Russian in the
+# genitive plural ("менеджеров: 3") that reads right after any number.
+_SUBJECTS = {
+    "manager": ("managers", "менеджеров"),
+    "department": ("departments", "отделов"),
+    "task": ("tasks", "задач"),
+    "loaded": ("reports of tasks", "сводок по задачам"),
+}
+
+
+def subjects(alert_key: str) -> tuple[str, str]:
+    """The plural noun for what alerts with this key are about: ``rule/manager/id`` → managers."""
+    kind = alert_key.split("/")[1] if alert_key.count("/") >= 2 else ""
+    return _SUBJECTS.get(kind, ("alerts", "оповещений"))
+
+
 def alertmanager_alert(notice: Notice, ends_at: datetime, language: str = "en") -> dict[str, Any]:
     """One element of the ``POST /api/v2/alerts`` body."""
     alert = notice.alert
     summary = alert.summary_ru if language == "ru" and alert.summary_ru else alert.summary_en
+    subjects_en, subjects_ru = subjects(alert.key)
     annotations = {
         "summary": summary,
         "summary_en": alert.summary_en,
@@ -74,6 +92,11 @@ def alertmanager_alert(notice: Notice, ends_at: datetime, language: str = "en") 
         "dashboard": alert.dashboard_url,
         # Who should hear of it, for routing with a matcher on the annotation's receiver side.
         "recipients": ", ".join(alert.recipients),
+        # The same for every alert of a department and rule, so a group's message can name
+        # them (deploy/alertmanager/salespulse.tmpl): "3 managers of Moscow sales".
+        "department_name": alert.department_name,
+        "subjects_en": subjects_en,
+        "subjects_ru": subjects_ru,
     }
     body: dict[str, Any] = {
         "labels": alert_labels(notice),

@@ -17,7 +17,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import ActivitySnapshot, HourRow, MinuteCounts, OpenTask
+from processors.alerting.activity import (
+    LOADED_AFTER,
+    ActivitySnapshot,
+    HourRow,
+    MinuteCounts,
+    OpenTask,
+)
 from processors.alerting.minute_book import Group, MinuteBook
 from salespulse.directory import Directory
 from salespulse.settings import CountingSettings
@@ -93,6 +99,7 @@ def _snapshot_params(now: datetime, counting: CountingSettings) -> dict[str, Any
         "days_low": utc_today - timedelta(days=SNAPSHOT_DAYS),
         "tasks_utc_low": since.astimezone(UTC).date(),
         "tasks_since": int(since.timestamp()),
+        "loaded_after": int(LOADED_AFTER.total_seconds()),
     }
     return params
 
@@ -108,11 +115,17 @@ _LATEST = "argMax({column}, processed_at)"
 def _last_active(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
     # Per leg, not per consolidated call: each manager was busy until their own leg ended.
     # Calls to service numbers (excluded) are not work with a customer.
+    # Also, per manager, the latest of their records stored long after it ended (loaded after
+    # the fact) and its local day: while a day is being loaded, inactivity is not judged.
     return ch.execute(
-        "SELECT owner, max(busy_until) FROM ("
+        "SELECT owner, max(busy_until), "
+        "maxIf(stored, stored > busy_until + %(loaded_after)s) AS loaded_at, "
+        "argMaxIf(owner_day, stored, stored > busy_until + %(loaded_after)s) AS loaded_day "
+        "FROM ("
         f"SELECT event_id, {_LATEST.format(column='manager_id')} AS owner, "
         f"{_LATEST.format(column='excluded')} AS not_counted, "
         f"{_LATEST.format(column='local_date')} AS owner_day, "
+        "toUInt64(max(processed_at)) AS stored, "
         "any(if(kind = 'call', toUInt64(occurred_at) + duration_seconds, "
         "toUInt64(ifNull(ended_at, occurred_at)))) AS busy_until "
         f"FROM {ch.database}.events "
@@ -126,7 +139,15 @@ def _last_active(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
 
 
 def _ends(rows: list[Row]) -> dict[str, datetime]:
-    return {manager_id: datetime.fromtimestamp(int(at), UTC) for manager_id, at in rows}
+    return {row[0]: datetime.fromtimestamp(int(row[1]), UTC) for row in rows}
+
+
+def _loading(rows: list[Row]) -> dict[str, tuple[date, datetime]]:
+    return {
+        row[0]: (as_date(row[3]), datetime.fromtimestamp(int(row[2]), UTC))
+        for row in rows
+        if int(row[2])
+    }
 
 
 def _open_tasks(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
@@ -140,6 +161,7 @@ def _open_tasks(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
         f"argMax(department_id, {latest}) AS owner_department, "
         "argMaxIf(ifNull(toUInt32(due_at), 0), occurred_at, isNotNull(due_at)) AS deadline, "
         "toUInt32(min(occurred_at)) AS first_seen, "
+        "toUInt32(min(processed_at)) AS known, "
         "countIf(action = 'completed') AS completions "
         f"FROM {ch.database}.events "
         "WHERE kind = 'task' AND external_ref != '' AND toDate(occurred_at) >= %(tasks_utc_low)s "
@@ -159,8 +181,9 @@ def _tasks(rows: list[Row]) -> tuple[OpenTask, ...]:
             department_id=department_id,
             due_at=datetime.fromtimestamp(int(due), UTC),
             created_at=datetime.fromtimestamp(int(created), UTC),
+            known_at=datetime.fromtimestamp(int(known), UTC),
         )
-        for task_id, manager_id, department_id, due, created, _ in rows
+        for task_id, manager_id, department_id, due, created, known, _ in rows
     )
 
 
@@ -342,10 +365,12 @@ class TodaysActivity:
         if scope != self._scope:
             self._reset()
             self._scope = scope
+        last_active = _last_active(ch, params)
         snapshot = ActivitySnapshot(
             taken_at=now,
             minutes=self._read_minutes(ch, directory, now, params),
-            last_active=self._parse("last_active", _last_active(ch, params), _ends),
+            last_active=self._parse("last_active", last_active, _ends),
+            loading=self._parse("loading", last_active, _loading),
             open_tasks=self._parse("open_tasks", _open_tasks(ch, params), _tasks),
             days=self._parse(
                 "days",

@@ -127,6 +127,11 @@ def day_params(low: date, high: date, counting: CountingSettings) -> dict[str, A
 def consolidated_calls(database: str) -> str:
     """One row per call and manager, from the legs sharing a call id (see docs/metrics.md).
 
+    Legs of one manager that start in the same second are one conversation seen twice (a Local
+    channel's two halves, a desk phone and a mobile ringing together, a ring group's answered
+    and unanswered CDRs of one phone): they count once, with the longest talk. Legs that start
+    apart (a transfer back to the same manager) add up.
+
     Parameters: %(utc_low)s and %(utc_high)s bound the legs read (see ``utc_day_range``).
     Columns: call_key, manager_id, department_id, local_date, local_time, direction, answered,
     talk_seconds, duration_seconds, legs, rung_members, call_answered.
@@ -142,14 +147,24 @@ SELECT call_key, manager_id, first_department AS department_id,
        total_duration AS duration_seconds, legs, rung_members, call_answered
 FROM
 (
-    SELECT if(call_id = '', event_id, call_id) AS call_key, manager_id,
-           any(department_id) AS first_department,
-           argMin(local_date, occurred_at) AS first_local_date,
-           argMin(local_time, occurred_at) AS first_local_time,
-           argMin(direction, occurred_at) AS first_direction,
-           max(answered) AS any_answered, sum(talk_seconds) AS total_talk,
-           sum(duration_seconds) AS total_duration, count() AS legs
-    {legs}
+    SELECT call_key, manager_id,
+           any(s_department) AS first_department,
+           argMin(s_local_date, s_start) AS first_local_date,
+           argMin(s_local_time, s_start) AS first_local_time,
+           argMin(s_direction, s_start) AS first_direction,
+           max(s_answered) AS any_answered, sum(s_talk) AS total_talk,
+           sum(s_duration) AS total_duration, sum(s_legs) AS legs
+    FROM
+    (
+        SELECT if(call_id = '', event_id, call_id) AS call_key, manager_id,
+               occurred_at AS s_start, any(department_id) AS s_department,
+               any(local_date) AS s_local_date, any(local_time) AS s_local_time,
+               argMax(direction, answered) AS s_direction, max(answered) AS s_answered,
+               max(talk_seconds) AS s_talk, max(duration_seconds) AS s_duration,
+               count() AS s_legs
+        {legs}
+        GROUP BY call_key, manager_id, occurred_at
+    )
     GROUP BY call_key, manager_id
 ) AS per_manager
 ANY LEFT JOIN

@@ -9,6 +9,7 @@ Vladivostok (UTC+10). It is 12:00 UTC on Thursday 26 November 2026 (15:00 in Mos
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from tests.integration.test_worked_examples import DIRECTORY, cdr, chat, crm
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 NOV24, NOV25, NOV26 = date(2026, 11, 24), date(2026, 11, 25), date(2026, 11, 26)
+STORED = datetime(2026, 11, 28, tzinfo=UTC)  # the clock of the worker that processed it all
 
 
 def utc(text: str) -> datetime:
@@ -194,10 +196,18 @@ async def test_the_snapshot_has_todays_minutes_last_activity_and_open_tasks(
         "sidorova": utc("2026-11-26T09:03:30Z"),
         "petrov": utc("2026-11-25T14:30:50Z"),
     }
-    assert snapshot.open_tasks == (
+    # Each task as known since its first event was stored (by the worker's clock).
+    assert {task.known_at for task in snapshot.open_tasks} == {STORED}
+    assert tuple(replace(task, known_at=None) for task in snapshot.open_tasks) == (
         OpenTask("task:1", "ivanova", "msk", utc("2026-11-26T15:00Z"), utc("2026-11-26T07:00Z")),
         OpenTask("task:4", "sidorova", "msk", utc("2026-11-27T15:00Z"), utc("2026-11-24T07:00Z")),
     )
+    # Everything was stored on the 28th, long after it ended: loaded after the fact.
+    assert snapshot.loading == {
+        "ivanova": (NOV26, STORED),
+        "sidorova": (NOV26, STORED),
+        "petrov": (NOV26, STORED),
+    }
 
 
 async def test_the_snapshot_has_the_day_totals_of_the_last_days(clickhouse: ClickHouse) -> None:

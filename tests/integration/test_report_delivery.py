@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import email
 import io
 import os
 import signal
@@ -16,13 +15,11 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.policy import default
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from ingest.generator import Traffic
 from salespulse.directory import load_directory
@@ -32,6 +29,7 @@ from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from tests.conftest import LocalStack
 from tests.integration.report_data import week_database
+from tests.smtp_inbox import Inbox
 from tests.unit.test_report_schedule import MovedClock
 
 # Weekdays at 19:00 in Moscow, the day's report; Mondays at 09:00, last week's.
@@ -46,35 +44,6 @@ ENTRIES = [
 ]
 FRIDAY_1800_MSK = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 MONDAY_1000_MSK = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
-
-
-class Inbox:
-    """aiosmtpd handler: keeps every message; answers 451 to the first ``refuse`` of them."""
-
-    def __init__(self, refuse: int = 0) -> None:
-        self.messages: list[tuple[str, list[str], EmailMessage]] = []
-        self.refuse = refuse
-        self.logins: list[bytes] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse:
-            self.refuse -= 1
-            return "451 4.3.0 try again later"
-        message = email.message_from_bytes(envelope.content, policy=default)
-        assert isinstance(message, EmailMessage)
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-        return "250 OK"
-
-    def authenticate(
-        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
-    ) -> AuthResult:
-        good = isinstance(data, LoginPassword) and (data.login, data.password) == (
-            b"reports",
-            b"s3cret",
-        )
-        if good:
-            self.logins.append(data.login)
-        return AuthResult(success=good)
 
 
 @pytest.fixture(scope="module")

@@ -851,6 +851,33 @@ SCENARIOS = [
         },
     ),
     Scenario(
+        "a queue rings Ivanova through a Local channel: one incoming call, not a call to herself",
+        # newcdrcolumns, UTC. The customer's trunk channel (1795680000.160) enters queue 600,
+        # which dials Local/101@from-queue;1 (CDR 1); the Local channel's second half
+        # (1795680000.161) dials Ivanova's phone (CDR 2). She answers after 5 s and talks 95 s.
+        # Both CDRs carry the call's linkedid. 08:00 UTC is 11:00 in Moscow.
+        cdrs=[
+            b'"","79161110053","600","ext-queues","""Client"" <79161110053>",'
+            b'"SIP/provider-000000a0","Local/101@from-queue-000000a1;1","Queue","600,t",'
+            b'"2026-11-26 08:00:00","2026-11-26 08:00:05","2026-11-26 08:01:40",100,95,'
+            b'"ANSWERED","DOCUMENTATION","1795680000.160","","1795680000.160",41',
+            b'"","79161110053","101","from-queue","""Client"" <79161110053>",'
+            b'"Local/101@from-queue-000000a1;2","SIP/101-000000a2","Dial","SIP/101,,t",'
+            b'"2026-11-26 08:00:00","2026-11-26 08:00:05","2026-11-26 08:01:40",100,95,'
+            b'"ANSWERED","DOCUMENTATION","1795680000.161","","1795680000.160",42',
+        ],
+        # The Local channel's second half is named after 101 and dials 101: read as a party it
+        # made this an internal call of Ivanova's with herself.
+        expected={
+            ("ivanova", NOV26): {
+                "calls_in": 1,
+                "calls_in_answered": 1,
+                "conversations": 1,
+                "talk_seconds": 95,
+            },
+        },
+    ),
+    Scenario(
         "Asterisk without linkedid: the legs of a ring group share Party A's uniqueid",
         # loguniqueid, no newcdrcolumns. The client's trunk channel (uniqueid 1795677000.80)
         # rings 101 and 102 at once (Dial(SIP/101&SIP/102)); 102 answers after 7 s and talks

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import ActivitySnapshot, HourRow, OpenTask, minute_counts
+from processors.alerting.activity import (
+    LOADED_AFTER,
+    ActivitySnapshot,
+    HourRow,
+    OpenTask,
+    minute_counts,
+)
 from processors.alerting.baseline import build_baselines, local_today
 from processors.alerting.conditions import QuietBook, Situation
 from processors.alerting.engine import AlertEngine
@@ -26,6 +32,7 @@ from salespulse.directory import Directory, parse_directory
 
 MSK = ZoneInfo("Europe/Moscow")
 TODAY = date(2026, 11, 26)  # a Thursday
+FOREVER = datetime.max.replace(tzinfo=UTC)
 
 DIRECTORY = """
 departments:
@@ -53,8 +60,10 @@ rules:
 
 
 def at(day: date, hhmm: str) -> datetime:
-    hours, minutes = (int(part) for part in hhmm.split(":"))
-    return datetime(day.year, day.month, day.day, hours, minutes, tzinfo=MSK).astimezone(UTC)
+    """Moscow wall-clock time "HH:MM" (or "HH:MM:SS") of ``day``, as UTC."""
+    hours, minutes, *seconds = (int(part) for part in hhmm.split(":"))
+    local = datetime(day.year, day.month, day.day, hours, minutes, *seconds, tzinfo=MSK)
+    return local.astimezone(UTC)
 
 
 def usual_history(
@@ -85,9 +94,18 @@ class World:
     engine: AlertEngine = field(default_factory=AlertEngine)
     # As the evaluator runs: verdicts that cannot turn into breaches yet are given again.
     quiet: QuietBook | None = field(default_factory=QuietBook)
+    directory_text: str = DIRECTORY
+    # Calls stored long after they happened (a history import): (manager, start) → stored at.
+    # Any other call is stored as it starts.
+    stored: dict[tuple[str, datetime], datetime] = field(default_factory=dict)
+    # Tasks completed: task id → when the completion was stored.
+    completed: dict[str, datetime] = field(default_factory=dict)
+    # When the evaluator began (``restart``); None: it has run all along.
+    started: datetime | None = None
 
     def __post_init__(self) -> None:
-        self.directory: Directory = parse_directory(DIRECTORY, suffix=".yaml")
+        self._first = False
+        self.directory: Directory = parse_directory(self.directory_text, suffix=".yaml")
         self.calendar = parse_calendar(self.calendar_text)
         self.rules: RulesFile = parse_rules(self.rules_text)
         self.workdays = Workdays(self.calendar)
@@ -119,13 +137,35 @@ class World:
     def snapshot(self, now: datetime) -> ActivitySnapshot:
         minutes: dict[str, dict[str, tuple[tuple[datetime, int], ...]]] = {}
         last: dict[str, datetime] = {}
+        loading: dict[str, tuple[date, datetime]] = {}
         for manager, moments in self.calls.items():
-            done = sorted(m for m in moments if m <= now)
+            done = sorted(m for m in moments if self.stored.get((manager, m), m) <= now)
+            for moment in done:
+                stored = self.stored.get((manager, moment))
+                if stored is not None and stored - moment > LOADED_AFTER:
+                    day = moment.astimezone(MSK).date()
+                    if manager not in loading or loading[manager][1] < stored:
+                        loading[manager] = (day, stored)
             minutes[manager] = {"calls_out": minute_counts(done)}
             if done:
                 last[manager] = done[-1] + timedelta(minutes=3)  # a three-minute call
-        tasks = tuple(task for task in self.tasks if task.created_at <= now)
-        return ActivitySnapshot(now, minutes, last, tasks)
+        tasks = tuple(
+            task
+            for task in self.tasks
+            if (task.known_at or task.created_at) <= now
+            and self.completed.get(task.task_id, FOREVER) > now
+        )
+        return ActivitySnapshot(now, minutes, last, tasks, loading=loading)
+
+    def restart(self, now: datetime) -> None:
+        """A new leader (or the worker restarted) at ``now``: a new engine that knows only the
+        alerts firing in the history."""
+        firing = self.engine.firing()
+        self.engine = AlertEngine()
+        self.engine.restore(firing)
+        self.quiet = QuietBook()
+        self.started = now
+        self._first = True
 
     def step(self, now: datetime) -> list[Notice]:
         situation = Situation(
@@ -137,8 +177,12 @@ class World:
             self.baselines,
             "http://dash.example",
             self.quiet,
+            started=self.started,
         )
-        return evaluate(self.engine, situation)
+        # As the evaluator's first evaluation after a restore.
+        notices = evaluate(self.engine, situation, resumed=self._first)
+        self._first = False
+        return notices
 
     def board(self, now: datetime, alerts: tuple[Alert, ...] = ()) -> TodayBoard:
         """The head of sales' page's numbers for this world at ``now``."""

@@ -177,6 +177,25 @@ def test_alertmanager_alert_has_stable_labels_and_the_texts() -> None:
     assert body["generatorURL"] == notice.alert.dashboard_url
 
 
+@pytest.mark.parametrize(
+    ("key", "english", "russian"),
+    [
+        ("idle/manager/ivanova", "managers", "менеджеров"),
+        ("calls_dip/department/msk", "departments", "отделов"),
+        ("overdue/task/T-1", "tasks", "задач"),
+        ("calls_out_dip:ivanova:2026-11-26", "alerts", "оповещений"),  # a key of older releases
+    ],
+)
+def test_the_annotations_a_group_message_names_its_alerts_by(
+    key: str, english: str, russian: str
+) -> None:
+    # deploy/alertmanager/salespulse.tmpl: "3 managers of Moscow sales: idle".
+    body = alertmanager_alert(fired(sample_alert(FIRED_AT, key=key)), FIRED_AT, language="en")
+    annotations = body["annotations"]
+    assert (annotations["subjects_en"], annotations["subjects_ru"]) == (english, russian)
+    assert annotations["department_name"] == "Moscow sales"
+
+
 def test_a_department_alert_has_no_manager_label_and_no_empty_url() -> None:
     alert = dataclasses.replace(sample_alert(FIRED_AT), manager_id="", dashboard_url="")
     body = alertmanager_alert(fired(alert), FIRED_AT, language="en")

@@ -195,6 +195,24 @@ def test_rate_limit_per_recipient() -> None:
     assert notices[0].alert.recipients == ("rop",)
 
 
+def test_overdue_tasks_do_not_spend_the_budget_activity_alerts_need() -> None:
+    # Three tasks go overdue at 10:15 and spend the one task alert an hour the recipient may
+    # get (two are rate-limited); Ivanova goes idle and her alert still reaches people.
+    rules = RULES + "notify: {default: [rop], per_recipient_per_hour: 1}\n"
+    world = World(rules_text=rules)
+    world.tasks += [
+        OpenTask(f"T-{i}", "ivanova", "msk", at(TODAY, "10:00"), at(TODAY, "09:00"))
+        for i in range(3)
+    ]
+    world.usual_day("petrov")
+    world.call_every("ivanova", at(TODAY, "09:00"), at(TODAY, "10:00"), 6)
+    notices = world.run(at(TODAY, "10:15"), at(TODAY, "11:00"))
+    tasks = [n.suppressed for n in notices if n.alert.rule == "overdue"]
+    assert tasks == [Suppression.NONE, Suppression.RATE_LIMITED, Suppression.RATE_LIMITED]
+    idle = [n for n in notices if n.alert.key == "idle/manager/ivanova"]
+    assert [(n.state, n.suppressed) for n in idle] == [(AlertState.FIRING, Suppression.NONE)]
+
+
 def test_pace_below_the_norm_projects_the_day() -> None:
     rules = (
         RULES + "  - {name: pace, kind: pace, metric: calls_out, below: 0.8, after: 2h, hold: 0m}\n"

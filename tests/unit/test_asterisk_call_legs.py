@@ -232,3 +232,30 @@ def test_ami_destination_context_is_read_like_the_dcontext_column() -> None:
     )
     [event] = AsteriskAmiCdrParser().parse(block, source_of(AsteriskAmiCdrParser))
     assert (event.actor.id, event.direction) == ("101", "incoming")
+
+
+# --- a Local channel's second half (issue 14) ---------------------------------------------
+
+
+def local_half(src: str) -> bytes:
+    """The CDR of Local/101@from-queue…;2 dialling 101's phone, for a call from ``src``."""
+    return (
+        f'"","{src}","101","from-queue","","Local/101@from-queue-000000a1;2","SIP/101-000000a2",'
+        '"Dial","SIP/101,,t","2026-11-26 08:00:00","2026-11-26 08:00:05",'
+        '"2026-11-26 08:01:40",100,95,"ANSWERED","DOCUMENTATION","1795680000.161"'
+    ).encode()
+
+
+def test_a_local_half_dialling_its_own_extension_is_no_party() -> None:
+    # A queue passed a customer to 101: the half is named after 101 and dials 101. Read as a
+    # party it made an internal call of 101 with itself; the caller is the customer, src.
+    [event] = events_of([local_half("79161110053")])
+    assert (event.actor.id, event.direction, event.counterpart) == (
+        "101",
+        "incoming",
+        "79161110053",
+    )
+    # A colleague's call through the same ring group: an internal call of 102 and 101.
+    caller, callee = events_of([local_half("102")])
+    assert (caller.actor.id, caller.direction) == ("102", "internal")
+    assert (callee.actor.id, callee.direction) == ("101", "internal")
