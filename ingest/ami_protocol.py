@@ -16,6 +16,7 @@ import re
 from collections import deque
 
 from processors.parsers.asterisk_ami_cdr import message_fields
+from salespulse.errors import SourceError
 
 BANNER_PREFIX = b"Asterisk Call Manager/"
 _CHUNK = 65_536
@@ -25,7 +26,7 @@ _MESSAGE_END = re.compile(rb"\r?\n\r?\n")
 _LOGOFF_SECONDS = 1.0
 
 
-class AmiError(Exception):
+class AmiError(SourceError):
     """A session ended in a way worth a log line and a reconnect; ``reason`` labels metrics."""
 
     reason = "connection"

@@ -8,11 +8,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ingest.setting_checks import one_line
+from salespulse.errors import ConfigurationError
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
 
-class CdrTableError(Exception):
+class CdrTableError(ConfigurationError):
     """The table cannot be followed: it has no ``calldate`` column to follow."""
 
 

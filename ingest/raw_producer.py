@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, PRODUCED_MESSAGES
+from salespulse.errors import SourceError
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
@@ -49,7 +50,7 @@ class RawRecordOut(NamedTuple):
     backfill: bool = False
 
 
-class ProduceError(Exception):
+class ProduceError(SourceError):
     """The broker did not acknowledge a write. ``retriable`` is False only for writes that can
     never succeed (a message larger than the broker accepts); the caller keeps the data."""
 

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ingest.pacing import TokenBucket
+from salespulse.errors import ConfigurationError, SourceError
 from salespulse.models import SourceFamily
 
 TOKEN_HEADER = "X-Salespulse-Token"  # noqa: S105 - a header name, not a secret
@@ -42,7 +43,7 @@ GENERIC_PATH = "/ingest/{family}/{format}"
 GENERIC_AUTH: Auth = "token"
 
 
-class ReceiverNotSecured(Exception):
+class ReceiverNotSecured(ConfigurationError):
     """The receiver would refuse every request: no route has a credential configured."""
 
 
@@ -100,7 +101,7 @@ def _basic_pair(encoded: str) -> tuple[str, str]:
     return user, password
 
 
-class FormError(ValueError):
+class FormError(SourceError, ValueError):
     """A body that is not an ``application/x-www-form-urlencoded`` form."""
 
 

@@ -19,16 +19,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from salespulse.errors import SourceError
+
 INFLATED = frozenset({"gzip", "deflate"})
 REFUSED = frozenset({"br", "zstd"})
 _ZLIB_METHOD = 8  # the low four bits of a zlib stream's first byte
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(SourceError):
     """The body, as sent or once inflated, is larger than the limit."""
 
 
-class BodyNotDecoded(Exception):
+class BodyNotDecoded(SourceError):
     """The body does not decode as its Content-Encoding says, or the coding is not supported."""
 
 

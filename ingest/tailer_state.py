@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from salespulse.errors import ConfigurationError
 from salespulse.models import SourceFamily
 
 FINGERPRINT_BYTES = 256
@@ -84,7 +85,7 @@ class TailerSettings(BaseModel):
         return self
 
 
-class TailerStateError(Exception):
+class TailerStateError(ConfigurationError):
     """The state directory cannot be read or written; the message says which path and why."""
 
 

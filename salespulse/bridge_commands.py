@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable
 from prometheus_client import start_http_server
 
 from ingest.raw_producer import RawProducer, serve_when_reachable
+from salespulse.errors import ConfigurationError
 from salespulse.settings import Settings
 
 
-class BridgeNotConfigured(Exception):
+class BridgeNotConfigured(ConfigurationError):
     """A bridge was started without the settings it cannot do without."""
 
 

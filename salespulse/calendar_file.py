@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from salespulse.errors import ConfigurationError
+
 MAX_CALENDAR_BYTES = 4 * 1024 * 1024
 # How far next_working_change looks ahead: a year and a bit covers the longest plausible leave.
 SEARCH_DAYS = 400
@@ -28,7 +30,7 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Interval = tuple[datetime, datetime]
 
 
-class CalendarError(Exception):
+class CalendarError(ConfigurationError):
     """The calendar is unreadable or inconsistent; the message names the offending entry."""
 
 

@@ -19,16 +19,11 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from ingest.cdr_table_settings import CdrTableError
-from ingest.receiver_auth import ReceiverNotSecured
-from ingest.tailer_state import TailerStateError
-from processors.alerting.rules import RulesError
 from salespulse.alert_commands import add_alert_commands
-from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
-from salespulse.calendar import CalendarError
+from salespulse.bridge_commands import add_bridge_commands
 from salespulse.demo_worker import stop_demo_worker
-from salespulse.directory import DirectoryError, load_directory
-from salespulse.history_import import ImportRefused
+from salespulse.directory import load_directory
+from salespulse.errors import ConfigurationError, SalespulseError
 from salespulse.reports.commands import add_report_commands
 from salespulse.secret_config import (
     environment_secrets,
@@ -37,14 +32,13 @@ from salespulse.secret_config import (
     secret_values,
 )
 from salespulse.settings import Settings
-from salespulse.stack import StackError, stack_down, stack_status, stack_up
-from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
-from sinks.clickhouse.migrations import MigrationError
+from salespulse.stack import stack_down, stack_status, stack_up
+from sinks.clickhouse.client import NativeClickHouse
 
 log = logging.getLogger("salespulse")
 
 
-class UsageError(Exception):
+class UsageError(ConfigurationError):
     """A problem the user can fix; printed without a traceback."""
 
 
@@ -362,23 +356,9 @@ def _add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--malformed-share", type=float, default=0.005)
 
 
-_USER_ERRORS = (
-    UsageError,
-    RulesError,
-    CalendarError,
-    StackError,
-    DirectoryError,
-    ClickHouseError,
-    ValidationError,
-    SettingsError,
-    OSError,
-    BridgeNotConfigured,
-    ReceiverNotSecured,
-    TailerStateError,
-    CdrTableError,
-    MigrationError,
-    ImportRefused,
-)
+# What an operator can act on: salespulse's own errors (salespulse.errors draws their tree),
+# settings pydantic refused, and files or sockets the system refused. Anything else is a bug.
+_USER_ERRORS = (SalespulseError, ValidationError, SettingsError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:

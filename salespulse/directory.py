@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from salespulse.config_text import read_config_text
+from salespulse.errors import ConfigurationError
 from salespulse.models import Actor, SourceFamily, TimeZoneName
 from salespulse.watched_file import WatchedFile
 from salespulse.yaml_limits import safe_load, yaml_problem
@@ -32,7 +33,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAR_FUTURE = datetime(2999, 1, 1, tzinfo=UTC)
 
 
-class DirectoryError(Exception):
+class DirectoryError(ConfigurationError):
     """The directory file is unreadable or inconsistent; the message names the offending entry."""
 
 

@@ -28,6 +28,7 @@ from processors.parsers.base import IDS_ONLY, split_lines
 from processors.pipeline import BatchProcessor, BatchResult, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory, load_directory, parse_directory
+from salespulse.errors import ConfigurationError
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, MAX_RECORDS_PER_MESSAGE, SourceRef
 from salespulse.settings import Settings
 
@@ -42,7 +43,7 @@ SAMPLE_RECORDS = 200
 PROGRESS_SECONDS = 0.5
 
 
-class ImportRefused(Exception):
+class ImportRefused(ConfigurationError):
     """A file that cannot be imported as asked: named, with what to do about it."""
 
 

@@ -8,8 +8,10 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
+from salespulse.errors import ConfigurationError
 
-class StackError(Exception):
+
+class StackError(ConfigurationError):
     """The local stack could not be brought up, inspected or stopped; the message says why."""
 
 

@@ -28,6 +28,7 @@ import aiohttp
 from ingest.bitrix24.limits import TtlCache
 from ingest.bitrix24.settings import Bitrix24Settings
 from ingest.pacing import TokenBucket
+from salespulse.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ _NOT_FOUND = frozenset({"NOT_FOUND", "ERROR_NOT_FOUND"})
 _BLOCKED = frozenset({"OVERLOAD_LIMIT"})
 
 
-class Bitrix24Error(Exception):
+class Bitrix24Error(SourceError):
     """A REST call that failed. ``code`` is the portal's error code or ``http_<status>``."""
 
     def __init__(self, method: str, code: str, detail: str = "") -> None:

@@ -27,6 +27,7 @@ from ingest.bitrix24.openlines import SessionRef, find_session, session_refs
 from ingest.bitrix24.records import raw_record
 from ingest.raw_producer import RawRecordOut
 from ingest.receiver_auth import matches
+from salespulse.errors import SourceError
 from salespulse.models import SourceFamily
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ _ID = re.compile(r"[0-9]{1,18}", re.ASCII)
 _MAX_FIELDS = 200
 
 
-class WebhookRejected(Exception):
+class WebhookRejected(SourceError):
     """An event body that must not be forwarded: ``malformed`` (answer 400) or ``forbidden``
     (wrong application token, answer 403)."""
 

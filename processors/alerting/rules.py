@@ -29,6 +29,7 @@ from pydantic import (
 from processors.alerting.messages import is_duration
 from processors.alerting.model import Severity
 from salespulse.config_text import describe_validation, read_config_text
+from salespulse.errors import ConfigurationError
 from salespulse.yaml_limits import safe_load, yaml_problem
 from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 
@@ -37,7 +38,7 @@ _DURATION = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 
-class RulesError(Exception):
+class RulesError(ConfigurationError):
     """The rules file is unreadable or invalid; the message names the offending entry."""
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Protocol
 
+from salespulse.errors import SourceError
 from salespulse.models import ActivityEvent, SourceFamily, SourceRef
 
 
-class RecordError(Exception):
+class RecordError(SourceError):
     """A record that cannot become events. ``reason`` is a short, stable code for metrics and
     dead-letter headers (``malformed``, ``invalid``, ``bad_time`` ...); ``detail`` is for people."""
 

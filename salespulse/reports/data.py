@@ -25,6 +25,7 @@ from processors.alerting.rules import RulesFile
 from processors.alerting.workdays import Workdays
 from salespulse.calendar import Calendar
 from salespulse.directory import Directory
+from salespulse.errors import DeliveryError
 from salespulse.reports.norms import period_norms, working_days
 from salespulse.reports.period import ReportPeriod
 from sinks.clickhouse.client import ClickHouse, as_date
@@ -100,7 +101,7 @@ class Report:
     manager: str | None = None
 
 
-class ReportError(Exception):
+class ReportError(DeliveryError):
     """The report cannot be made as asked (an unknown manager or department)."""
 
 

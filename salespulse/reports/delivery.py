@@ -1,7 +1,7 @@
 """Where a made report goes: an e-mail (HTML body, CSV attached) and a folder.
 
 Both are blocking (smtplib, file writes): the scheduler runs them in a thread. Failures raise
-``DeliveryError`` saying whether trying again may help: a refused connection or a 4xx answer
+``ReportDeliveryError`` saying whether trying again may help: a refused connection or a 4xx answer
 may pass, a 5xx answer (unknown recipient, bad password) or a certificate that does not verify
 will not.
 """
@@ -17,6 +17,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 
+from salespulse.errors import DeliveryError
 from salespulse.reports.files import write_atomically
 from salespulse.reports.make import RenderedReport
 from salespulse.reports.settings import ReportsSettings
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-class DeliveryError(Exception):
+class ReportDeliveryError(DeliveryError):
     """A delivery failed; ``retriable`` says whether trying again may succeed."""
 
     def __init__(self, message: str, *, retriable: bool) -> None:
@@ -71,7 +72,7 @@ class EmailDelivery:
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             permanent = all(code >= 500 for code in codes)
-            raise DeliveryError(
+            raise ReportDeliveryError(
                 f"SMTP refused every recipient: {_refusals(exc.recipients)}",
                 retriable=not permanent,
             ) from exc
@@ -79,16 +80,16 @@ class EmailDelivery:
             text = exc.smtp_error
             if isinstance(text, bytes):
                 text = text.decode(errors="replace")
-            raise DeliveryError(
+            raise ReportDeliveryError(
                 f"SMTP {settings.smtp_host}:{settings.smtp_port} answered {exc.smtp_code} {text}",
                 retriable=not 500 <= exc.smtp_code < 600,
             ) from exc
         except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(f"SMTP server: {exc}", retriable=False) from exc
+            raise ReportDeliveryError(f"SMTP server: {exc}", retriable=False) from exc
         except ssl.SSLCertVerificationError as exc:
-            raise DeliveryError(f"SMTP server certificate: {exc}", retriable=False) from exc
+            raise ReportDeliveryError(f"SMTP server certificate: {exc}", retriable=False) from exc
         except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(
+            raise ReportDeliveryError(
                 f"SMTP {settings.smtp_host}:{settings.smtp_port}: {exc or type(exc).__name__}",
                 retriable=True,
             ) from exc
@@ -138,5 +139,7 @@ class DirectoryDelivery:
             write_atomically(paths[0], report.html)
             write_atomically(paths[1], report.csv)
         except OSError as exc:
-            raise DeliveryError(f"cannot write into {self.folder}: {exc}", retriable=True) from exc
+            raise ReportDeliveryError(
+                f"cannot write into {self.folder}: {exc}", retriable=True
+            ) from exc
         return paths

@@ -6,7 +6,7 @@ docs/alert-delivery.md.
 """
 
 from sinks.alerts.alertmanager import AlertmanagerChannel
-from sinks.alerts.channel import Channel, DeliveryError, Resumable
+from sinks.alerts.channel import AlertDeliveryError, Channel, Resumable
 from sinks.alerts.dispatch import AlertDispatcher, Backoff
 from sinks.alerts.kafka_topic import KafkaTopicChannel
 from sinks.alerts.payload import SCHEMA, encode_payload, notice_payload
@@ -14,11 +14,11 @@ from sinks.alerts.webhook import WebhookChannel, sign, verify_signature
 
 __all__ = [
     "SCHEMA",
+    "AlertDeliveryError",
     "AlertDispatcher",
     "AlertmanagerChannel",
     "Backoff",
     "Channel",
-    "DeliveryError",
     "KafkaTopicChannel",
     "Resumable",
     "WebhookChannel",

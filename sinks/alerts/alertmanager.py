@@ -24,7 +24,7 @@ import aiohttp
 
 from processors.alerting.model import AlertState, Notice
 from sinks.alerts import metrics
-from sinks.alerts.channel import DeliveryError, post
+from sinks.alerts.channel import AlertDeliveryError, post
 from sinks.alerts.payload import rfc3339
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class AlertmanagerChannel:
             try:
                 if await self.resend():
                     metrics.RESENDS.labels("posted").inc()
-            except DeliveryError as exc:
+            except AlertDeliveryError as exc:
                 # The alerts stay active for a few more intervals: the next resend may do.
                 metrics.RESENDS.labels("failed").inc()
                 log.warning("re-posting firing alerts to Alertmanager failed: %s", exc)

@@ -2,7 +2,7 @@
 
 ::
 
-    DeliveryError            a channel could not take a notice
+    AlertDeliveryError            a channel could not take a notice
         .retriable           True: try again later (timeout, 5xx, broker away)
                              False: it will never work (rejected, 4xx): give up now
         .retry_after         seconds the receiver asked us to wait (429/503), if it said
@@ -16,11 +16,12 @@ from typing import Any, Protocol, runtime_checkable
 import aiohttp
 
 from processors.alerting.model import Notice
+from salespulse.errors import DeliveryError
 
 log = logging.getLogger(__name__)
 
 
-class DeliveryError(Exception):
+class AlertDeliveryError(DeliveryError):
     def __init__(self, message: str, *, retriable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retriable = retriable
@@ -31,18 +32,18 @@ class DeliveryError(Exception):
 _RETRIABLE_STATUS = frozenset({408, 425, 429})
 
 
-def http_error(receiver: str, status: int, retry_after: str | None = None) -> DeliveryError:
+def http_error(receiver: str, status: int, retry_after: str | None = None) -> AlertDeliveryError:
     """The error for a non-2xx answer: 408/425/429/5xx are retriable, other 4xx are not (the
     receiver refuses the request, and will refuse it again)."""
     seconds = float(retry_after) if retry_after and retry_after.isdigit() else None
     retriable = status in _RETRIABLE_STATUS or status >= 500
-    return DeliveryError(
+    return AlertDeliveryError(
         f"{receiver} answered HTTP {status}", retriable=retriable, retry_after=seconds
     )
 
 
 async def post(session: aiohttp.ClientSession, receiver: str, url: str, **request: Any) -> None:
-    """POST to an HTTP receiver; returns on a 2xx, raises ``DeliveryError`` otherwise.
+    """POST to an HTTP receiver; returns on a 2xx, raises ``AlertDeliveryError`` otherwise.
 
     Redirects are not followed: a 307 or 308 would re-post the (signed) notice to wherever the
     answer points, another host included, and count it delivered there. A redirect is a
@@ -56,19 +57,19 @@ async def post(session: aiohttp.ClientSession, receiver: str, url: str, **reques
             log.debug("%s answered %s: %s", receiver, response.status, text)
             if 300 <= response.status < 400:
                 location = response.headers.get("Location", "")[:200]
-                raise DeliveryError(
+                raise AlertDeliveryError(
                     f"{receiver} answered HTTP {response.status}, a redirect to {location!r}: "
                     "not followed, fix the URL",
                     retriable=False,
                 )
             raise http_error(receiver, response.status, response.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise DeliveryError(f"{receiver} unreachable: {exc!r}", retriable=True) from exc
+        raise AlertDeliveryError(f"{receiver} unreachable: {exc!r}", retriable=True) from exc
 
 
 class Channel(Protocol):
     """One place notices go. ``send`` returns once the receiver has the notice, or raises
-    ``DeliveryError``; the dispatcher owns retries, ordering and the queue."""
+    ``AlertDeliveryError``; the dispatcher owns retries, ordering and the queue."""
 
     @property
     def name(self) -> str:

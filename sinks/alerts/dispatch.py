@@ -35,7 +35,7 @@ from processors.alerting.model import Notice
 from salespulse.settings import Settings
 from sinks.alerts import metrics
 from sinks.alerts.alertmanager import AlertmanagerChannel
-from sinks.alerts.channel import Channel, DeliveryError, Resumable
+from sinks.alerts.channel import AlertDeliveryError, Channel, Resumable
 from sinks.alerts.kafka_topic import KafkaTopicChannel
 from sinks.alerts.payload import utc
 from sinks.alerts.webhook import WebhookChannel
@@ -139,7 +139,7 @@ class _Lane:
             attempt += 1
             try:
                 await self.channel.send(notice)
-            except DeliveryError as exc:
+            except AlertDeliveryError as exc:
                 remaining = deadline - time.monotonic()
                 if not exc.retriable or remaining <= 0:
                     self._give_up(notice, f"{exc} after {attempt} attempt(s)")

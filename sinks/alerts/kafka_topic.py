@@ -17,7 +17,7 @@ from aiokafka.errors import (
 
 from processors.alerting.model import Notice
 from salespulse.settings import KafkaSettings
-from sinks.alerts.channel import DeliveryError
+from sinks.alerts.channel import AlertDeliveryError
 from sinks.alerts.payload import encode_payload
 
 # Errors that no retry can cure; anything else from the broker may pass (a leader moving, the
@@ -69,4 +69,4 @@ class KafkaTopicChannel:
             )
         except KafkaError as exc:
             retriable = not isinstance(exc, _NEVER_WORKS)
-            raise DeliveryError(f"Kafka: {exc!r}", retriable=retriable) from exc
+            raise AlertDeliveryError(f"Kafka: {exc!r}", retriable=retriable) from exc

@@ -17,12 +17,13 @@ from typing import Any, Protocol
 from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 
+from salespulse.errors import StorageError
 from salespulse.settings import ClickHouseSettings, sql_identifier
 
 Row = tuple[Any, ...]
 
 
-class ClickHouseError(Exception):
+class ClickHouseError(StorageError):
     """A ClickHouse call failed. ``retriable`` says whether trying again may succeed
     (network trouble, server restarting) or not (bad SQL, schema mismatch). ``reason`` is a
     short fixed code for metrics: ``unreachable``, ``busy`` (a retriable server error),

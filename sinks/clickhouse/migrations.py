@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from salespulse.errors import StorageError
 from salespulse.settings import REPO_ROOT, sql_identifier
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
@@ -73,7 +74,7 @@ def _already_done(ch: ClickHouse, statement: str) -> bool:
     return int(rows[0][0]) > 0
 
 
-class MigrationError(Exception):
+class MigrationError(StorageError):
     """The database's schema history disagrees with the migration files."""
 
 

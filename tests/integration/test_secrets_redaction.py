@@ -27,7 +27,7 @@ from salespulse.secret_config import install_log_redaction, secret_paths, secret
 from salespulse.settings import Settings, to_environment
 from salespulse.stack_settings import free_ports
 from salespulse.worker_process import stop_worker
-from sinks.alerts.channel import DeliveryError
+from sinks.alerts.channel import AlertDeliveryError
 from sinks.alerts.dispatch import AlertDispatcher
 from tests.alert_samples import fired, sample_alert
 from tests.conftest import LocalStack
@@ -163,7 +163,7 @@ async def test_a_failed_webhook_logs_no_secret_and_urls_show_redacted(
             if channel.name in ("webhook", "alertmanager"):
                 try:
                     await channel.send(fired(sample_alert()))
-                except DeliveryError as exc:
+                except AlertDeliveryError as exc:
                     errors.append(f"{exc} {exc!r}")
         logging.getLogger("salespulse.test").warning(
             "configured: %s %s", settings.alerts.webhook_url, settings.alerts.alertmanager_url

@@ -21,10 +21,10 @@ from processors.alerting.model import Alert, AlertState, Notice, Severity, Suppr
 from salespulse.alert_settings import AlertsSettings
 from salespulse.settings import Settings
 from sinks.alerts import (
+    AlertDeliveryError,
     AlertDispatcher,
     AlertmanagerChannel,
     Backoff,
-    DeliveryError,
     KafkaTopicChannel,
     WebhookChannel,
     encode_payload,
@@ -68,7 +68,7 @@ class FakeChannel:
     async def send(self, notice: Notice) -> None:
         self.attempts.append(notice.notice_id)
         if self.always_failing:
-            raise DeliveryError("down", retriable=True)
+            raise AlertDeliveryError("down", retriable=True)
         if errors := self.failures.get(notice.notice_id):
             raise errors.pop(0)
         self.sent.append(notice)
@@ -221,7 +221,7 @@ async def test_a_resolve_never_overtakes_its_fire() -> None:
     channel = FakeChannel("fake-order")
     alert = sample_alert()
     fire, resolve = fired(alert), resolved(alert)
-    channel.failures[fire.notice_id] = [DeliveryError("busy", retriable=True)] * 3
+    channel.failures[fire.notice_id] = [AlertDeliveryError("busy", retriable=True)] * 3
     async with AlertDispatcher([channel], backoff=FAST) as dispatcher:
         dispatcher.submit([fire, resolve])
         await asyncio.wait_for(dispatcher.drain(), 5)
@@ -235,7 +235,7 @@ async def test_a_resolve_never_overtakes_its_fire() -> None:
 async def test_a_refused_notice_is_given_up_at_once_and_the_next_one_goes() -> None:
     channel = FakeChannel("fake-refused")
     first, second = fired(sample_alert()), fired(sample_alert())
-    channel.failures[first.notice_id] = [DeliveryError("400", retriable=False)]
+    channel.failures[first.notice_id] = [AlertDeliveryError("400", retriable=False)]
     channel.failures[second.notice_id] = [ValueError("a bug in a channel")]
     third = fired(sample_alert())
     async with AlertDispatcher([channel], backoff=FAST) as dispatcher:

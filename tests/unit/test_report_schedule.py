@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from salespulse.reports.data import ReportError
-from salespulse.reports.delivery import DeliveryError, DirectoryDelivery
+from salespulse.reports.delivery import DirectoryDelivery, ReportDeliveryError
 from salespulse.reports.make import RenderedReport
 from salespulse.reports.period import ReportPeriod
 from salespulse.reports.scheduler import (
@@ -158,8 +158,8 @@ async def test_failed_deliveries_are_retried_with_backoff_then_given_up(
     clock = MovedClock(utc("2026-11-20T15:59:00"), until=utc("2026-11-21T00:00:00"))
     recorder = Recorder()
     recorder.failures = [
-        DeliveryError("421 try later", retriable=True),
-        DeliveryError("connection refused", retriable=True),
+        ReportDeliveryError("421 try later", retriable=True),
+        ReportDeliveryError("connection refused", retriable=True),
     ]
     target = scheduler([DAILY], clock, recorder, retry_initial_seconds=10)
     await run_until_parked(target, clock)
@@ -170,7 +170,7 @@ async def test_failed_deliveries_are_retried_with_backoff_then_given_up(
 
     clock = MovedClock(utc("2026-11-20T15:59:00"), until=utc("2026-11-21T00:00:00"))
     recorder = Recorder()
-    recorder.failures = [DeliveryError("550 no such user", retriable=False)]
+    recorder.failures = [ReportDeliveryError("550 no such user", retriable=False)]
     target = scheduler([DAILY], clock, recorder)
     with caplog.at_level(logging.ERROR, logger="salespulse.reports.scheduler"):
         await run_until_parked(target, clock)
@@ -214,7 +214,7 @@ async def test_runs_over_a_day_late_are_skipped_but_a_late_one_is_made() -> None
 async def test_stop_ends_a_retry_wait_at_once() -> None:
     clock = MovedClock(utc("2026-11-20T15:59:00"), until=utc("2026-11-20T16:00:00"))
     recorder = Recorder()
-    recorder.failures = [DeliveryError("421", retriable=True)]
+    recorder.failures = [ReportDeliveryError("421", retriable=True)]
     target = scheduler([DAILY], clock, recorder, retry_initial_seconds=3600)
     # The clock parks on the first retry wait; stopping then gives up the delivery.
     await run_until_parked(target, clock)
