@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import random
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECOR
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
 from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
+from salespulse.backoff import Backoff, backoff_delay
 from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
@@ -49,7 +49,6 @@ __all__ = [
     "AmiSettings",
     "CelCalls",
     "CelOptions",
-    "backoff_delay",
     "cdr_record",
     "run_ami_bridge",
 ]
@@ -166,13 +165,6 @@ class AmiKeepaliveError(AmiError):
     reason = "keepalive"
 
 
-def backoff_delay(failures: int, low: float, high: float) -> float:
-    """Capped exponential backoff with jitter: about ``low``·2^failures, never above ``high``,
-    randomised down to half so that bridges restarted together do not reconnect in step."""
-    ceiling = min(high, low * 2.0 ** min(failures, 32))
-    return ceiling * random.uniform(0.5, 1.0)
-
-
 def cdr_record(message: bytes, fields: dict[str, str]) -> RawRecordOut:
     """The raw record of one Cdr message: keyed so that every leg of a call shares a partition."""
     key = fields.get("linkedid") or fields.get("uniqueid") or fields.get("channel")
@@ -273,7 +265,7 @@ class _Bridge:
 
     async def _deliver(self, records: list[RawRecordOut]) -> bool:
         """Write ``records``, retrying while Kafka is away; False if stopped meanwhile."""
-        delay = self.ami.reconnect_min_seconds
+        waits = Backoff(first=self.ami.reconnect_min_seconds, cap=self.ami.reconnect_max_seconds)
         while True:
             try:
                 await self.producer.send_many(records)
@@ -289,11 +281,11 @@ class _Bridge:
                 if self.stopping:
                     log.error("AMI: Kafka did not take a write while stopping: %s", exc)
                     return False
+                delay = waits.next()
                 log.warning(
                     "AMI: %s; %d records held, retrying in %.2g s", exc, len(self._outbox), delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.ami.reconnect_max_seconds)
             else:
                 BRIDGE_RECORDS.labels(BRIDGE).inc(len(records))
                 return True

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
-from ingest.ami import AmiBridge, backoff_delay, run_ami_bridge
+from ingest.ami import AmiBridge, run_ami_bridge
 from ingest.ami_settings import AmiSettings
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
@@ -504,11 +504,3 @@ async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() 
             await asyncio.wait_for(bridge, 5)
     assert [record.value for record in producer.written] == burst
     assert asterisk.connections == 1
-
-
-@pytest.mark.parametrize("failures", [0, 1, 3, 10, 100])
-def test_backoff_doubles_up_to_the_cap_with_jitter(failures: int) -> None:
-    ceiling = min(30.0, 0.5 * 2**failures)
-    for _ in range(50):
-        delay = backoff_delay(failures, 0.5, 30.0)
-        assert ceiling / 2 <= delay <= ceiling
