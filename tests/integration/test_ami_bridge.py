@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -22,6 +21,7 @@ from salespulse.models import SourceRef
 from salespulse.settings import Settings, TopicSettings
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
+from tests.polling import until_true
 
 SECRET = "s3cret-Mgr-Pass"
 _runs = itertools.count(1)
@@ -236,15 +236,6 @@ def ami_settings(port: int, secret: str = SECRET, **overrides: float) -> AmiSett
     return AmiSettings(host="127.0.0.1", port=port, username="salespulse", secret=secret, **options)
 
 
-async def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    step = 0.02
-    for _ in range(int(seconds / step)):
-        if condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not true within {seconds} s")
-
-
 Seen = tuple[bytes | None, bytes, dict[str, bytes]]  # key, value, headers
 
 
@@ -294,7 +285,7 @@ async def test_every_cdr_arrives_as_sent_across_a_dropped_connection(stack: Loca
             )
             try:
                 seen = await consume(settings, expected=4)
-                await eventually(lambda: asterisk.pings >= 1)
+                await until_true(lambda: asterisk.pings >= 1)
             finally:
                 stop.set()
                 await asyncio.wait_for(bridge, 10)
@@ -331,7 +322,7 @@ async def test_wrong_secret_is_logged_without_the_secret_and_retried(
             run_ami_bridge(ami_settings(asterisk.port, secret=wrong), producer, stop=stop)
         )
         try:
-            await eventually(lambda: asterisk.connections >= 3)
+            await until_true(lambda: asterisk.connections >= 3)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)  # stops cleanly: no exception escaped
@@ -375,7 +366,7 @@ async def test_a_peer_that_is_not_asterisk_is_a_protocol_error(
         producer = RawProducer(stack.settings.kafka, stack.settings.topics)
         bridge = asyncio.create_task(run_ami_bridge(ami_settings(peer.port), producer, stop=stop))
         try:
-            await eventually(lambda: peer.connections >= 2)
+            await until_true(lambda: peer.connections >= 2)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
@@ -442,7 +433,7 @@ async def test_a_write_kafka_refuses_for_a_while_is_retried() -> None:
             run_ami_bridge(ami_settings(asterisk.port), producer, stop=stop)  # type: ignore[arg-type]
         )
         try:
-            await eventually(lambda: bool(producer.written))
+            await until_true(lambda: bool(producer.written))
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
@@ -465,10 +456,10 @@ async def test_the_session_is_read_on_while_kafka_holds_a_write() -> None:
             pings = asterisk.pings
             for number in range(1, 20):
                 live.put_nowait(cdr(number))
-            await eventually(lambda: live.empty() and asterisk.pings >= pings + 3)
+            await until_true(lambda: live.empty() and asterisk.pings >= pings + 3)
             assert producer.written == []  # the first write is still held
             producer.release.set()
-            await eventually(lambda: len(producer.written) == 20)
+            await until_true(lambda: len(producer.written) == 20)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
@@ -497,8 +488,8 @@ async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() 
             await asyncio.wait_for(producer.called.wait(), 5)
             await asyncio.sleep(3 * ami.ping_timeout_seconds)
             producer.release.set()
-            await eventually(lambda: len(producer.written) == len(burst))
-            await eventually(lambda: asterisk.pings >= 3)
+            await until_true(lambda: len(producer.written) == len(burst))
+            await until_true(lambda: asterisk.pings >= 3)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
