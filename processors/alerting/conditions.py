@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting import messages, poisson
-from processors.alerting.activity import ActivitySnapshot, OpenTask
+from processors.alerting.activity import CHANNEL_UP_MAX, ActivitySnapshot, OpenTask
 from processors.alerting.baseline import Baselines
 from processors.alerting.engine import Verdict
 from processors.alerting.expectation import Expected, expected_count, projected_total
@@ -327,6 +327,7 @@ def _inputs(situation: Situation, rule: Rule, subject: _Subject) -> tuple[object
         snapshot.minutes.get(manager_id),
         snapshot.days.get(manager_id),
         snapshot.last_active.get(manager_id),
+        snapshot.busy.get(manager_id),
         situation.loading(subject) if rule.kind is RuleKind.INACTIVITY else None,
     )
 
@@ -640,6 +641,11 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     if loading is not None:
         # Today's earlier hours are being loaded: no activity yet may be activity on its way.
         return Verdict(key, rule, None), loading + LOAD_SETTLE
+    busy = situation.snapshot.busy_since(manager.id, now)
+    if busy is not None:
+        # On a call now (a channel up, its CDR not written yet): not idle. Judged again when
+        # the call ends (the snapshot changes) or, if its Hangup was lost, when it is capped.
+        return Verdict(key, rule, False), busy + CHANNEL_UP_MAX
     last = _last_active(situation.snapshot, manager.id, rule.activity_metrics)
     started = last is not None and last > subject.day_start
     since = (

@@ -84,8 +84,13 @@ class FakeAsterisk:
         pong: bool = True,
         banner: bytes = b"Asterisk Call Manager/9.0.0\r\n",
         before_first_pong: bytes | None = None,
+        channels: list[str] | None = None,
     ) -> None:
         self.scripts = scripts
+        # The channels up, as CoreShowChannels lists them: each the fields of one
+        # CoreShowChannel event, without its Event and ActionID lines.
+        self.channels = channels or []
+        self.channel_listings = 0
         self.pong = pong
         # An event raised between the first Ping and its Pong, which follows a moment later.
         self.before_first_pong = before_first_pong
@@ -186,6 +191,22 @@ class FakeAsterisk:
                     await asyncio.sleep(0.05)
                 if self.pong:
                     writer.write(respond(action_id, "Success", "Ping: Pong\r\nTimestamp: 1.5"))
+            elif name == "coreshowchannels":
+                self.channel_listings += 1
+                writer.write(
+                    respond(
+                        action_id, "Success", "EventList: start\r\nMessage: Channels will follow"
+                    )
+                )
+                for fields in self.channels:
+                    writer.write(
+                        f"Event: CoreShowChannel\r\nActionID: {action_id}\r\n{fields}\r\n".encode()
+                    )
+                writer.write(
+                    f"Event: CoreShowChannelsComplete\r\nActionID: {action_id}\r\n"
+                    f"EventList: Complete\r\nListItems: {len(self.channels)}\r\n\r\n".encode()
+                )
+                await writer.drain()
             elif name == "logoff":
                 self.logoffs += 1
                 writer.write(respond(action_id, "Goodbye", "Message: Thanks for all the fish."))

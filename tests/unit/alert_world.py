@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import LOADED_AFTER, ActivitySnapshot, HourRow, OpenTask
+from processors.alerting.activity import (
+    CHANNEL_UP_MAX,
+    LOADED_AFTER,
+    ActivitySnapshot,
+    HourRow,
+    OpenTask,
+)
 from processors.alerting.baseline import build_baselines, local_today
 from processors.alerting.conditions import QuietBook, Situation, gone_reason, judge, with_onsets
 from processors.alerting.engine import AlertEngine
@@ -95,6 +101,8 @@ class World:
     completed: dict[str, datetime] = field(default_factory=dict)
     # When the evaluator began (``restart``); None: it has run all along.
     started: datetime | None = None
+    # PBX channels of managers: (manager, up, down or None: its Hangup never came).
+    channels: list[tuple[str, datetime, datetime | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._first = False
@@ -152,7 +160,16 @@ class World:
             if (task.known_at or task.created_at) <= now
             and self.completed.get(task.task_id, FOREVER) > now
         )
-        return ActivitySnapshot(now, minutes, last, tasks, loading=loading)
+        busy: dict[str, datetime] = {}
+        for manager, up, down in self.channels:
+            # As the snapshot's query reads them: up and not down by now, up within the cap.
+            if up > now:
+                continue
+            seen = up if down is None or down > now else down
+            last[manager] = max(last.get(manager, seen), seen)
+            if (down is None or down > now) and now - up <= CHANNEL_UP_MAX:
+                busy[manager] = min(busy.get(manager, up), up)
+        return ActivitySnapshot(now, minutes, last, tasks, loading=loading, busy=busy)
 
     def restart(self, now: datetime) -> None:
         """A new leader (or the worker restarted) at ``now``: a new engine that knows only the
