@@ -13,7 +13,7 @@ of their managers, and dip where any of them does. Nothing here reads ClickHouse
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -150,6 +150,40 @@ class TodayBoard:
         return found.zone if found is not None else ZoneInfo("UTC")
 
 
+@dataclass
+class DipBook:
+    """The dips of the last board, given again while what they depend on stays the same.
+
+    A scan judges the windows that end at the last whole minute, so it comes out the same for
+    every board of that minute unless the manager's activity changed (the reader of today's
+    activity keeps a manager's series objects while their data does not change) or a record
+    of the minute under way counts in it. The pages read every few seconds: without this, each
+    reading would scan every manager's every metric again, about a millisecond each for a
+    metric of many events. Entries not used by a board are dropped with the next one."""
+
+    _kept: dict[tuple[str, str], tuple[tuple[object, ...], Dip | None]] = field(
+        default_factory=dict
+    )
+    _used: dict[tuple[str, str], tuple[tuple[object, ...], Dip | None]] = field(
+        default_factory=dict
+    )
+
+    def find(self, key: tuple[str, str], inputs: tuple[object, ...]) -> tuple[bool, Dip | None]:
+        kept = self._kept.get(key)
+        # Tuples compare item by item, each first by identity: the same objects match at once.
+        if kept is None or kept[0] != inputs:
+            return False, None
+        self._used[key] = kept
+        return True, kept[1]
+
+    def keep(self, key: tuple[str, str], inputs: tuple[object, ...], dip: Dip | None) -> None:
+        self._used[key] = (inputs, dip)
+
+    def turn(self) -> None:
+        """A board is done: what it used is what the next one may find."""
+        self._kept, self._used = self._used, {}
+
+
 @dataclass(frozen=True)
 class _Inputs:
     now: datetime
@@ -159,6 +193,7 @@ class _Inputs:
     baselines: Baselines
     metrics: Sequence[str]
     alerts: Sequence[Alert]
+    dips: DipBook | None = None
 
 
 def today_board(
@@ -170,12 +205,14 @@ def today_board(
     baselines: Baselines,
     open_alerts: Iterable[Alert] = (),
     metrics: Sequence[str] = HEADLINE_METRICS,
+    dips: DipBook | None = None,
 ) -> TodayBoard:
     """Every manager of ``directory`` on their local today, as of ``now``; ``open_alerts`` are
-    the alerts open now (from the history), handed to their manager and department."""
+    the alerts open now (from the history), handed to their manager and department. ``dips``:
+    the caller's, kept from board to board (the same board with or without it)."""
     alerts = sorted(open_alerts, key=lambda a: (a.fired_at, a.key), reverse=True)
     alerts.sort(key=lambda a: _SEVERITY_RANK.get(a.severity, 3))
-    inputs = _Inputs(now, rules, workdays, snapshot, baselines, metrics, alerts)
+    inputs = _Inputs(now, rules, workdays, snapshot, baselines, metrics, alerts, dips)
     members: dict[str, list[ManagerEntry]] = {}
     for manager in directory.managers.values():
         members.setdefault(manager.department, []).append(manager)
@@ -198,6 +235,8 @@ def today_board(
                 alerts=tuple(a for a in alerts if a.department_id == department.id),
             )
         )
+    if dips is not None:
+        dips.turn()
     return TodayBoard(now, tuple(departments), tuple(alerts))
 
 
@@ -275,6 +314,32 @@ def _dip(
     rule = drop_rule_for(inputs.rules, metric, department.id, manager.role)
     if rule is None:
         return None
+    book, now = inputs.dips, inputs.now
+    series = inputs.snapshot.minutes.get(manager.id, {}).get(metric)
+    minute = now.replace(second=0, microsecond=0)
+    # A record of the minute under way (or stamped ahead of the clock) enters the count as the
+    # clock moves: such a series is judged afresh.
+    if book is None or (series and series[-1][0] >= minute):
+        return _judge_dip(inputs, department, zone, manager, metric, rule)
+    key = (manager.id, metric)
+    facts: tuple[object, ...] = (minute, rule, inputs.rules, inputs.workdays, inputs.baselines)
+    facts += (department.id, zone, manager, series)
+    found, dip = book.find(key, facts)
+    if not found:
+        dip = _judge_dip(inputs, department, zone, manager, metric, rule)
+        book.keep(key, facts, dip)
+    return dip
+
+
+def _judge_dip(
+    inputs: _Inputs,
+    department: DepartmentEntry,
+    zone: ZoneInfo,
+    manager: ManagerEntry,
+    metric: str,
+    rule: Rule,
+) -> Dip | None:
+    """``drop.judge_drop`` by ``rule``, as the rule judges (its expectations too)."""
 
     def expect(start: datetime, end: datetime) -> Expected | None:
         return expected_count(

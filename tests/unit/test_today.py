@@ -12,10 +12,13 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from processors.alerting import today as today_module
 from processors.alerting.conditions import Situation, judge
 from processors.alerting.model import Alert, Severity
+from processors.alerting.rules import Rule
 from processors.alerting.today import (
     HEADLINE_METRICS,
+    DipBook,
     MetricToday,
     TodayBoard,
     drop_rule_for,
@@ -363,3 +366,47 @@ def test_the_page_and_the_drop_rule_agree_on_random_days(seed: int) -> None:
         now += timedelta(minutes=1)
     assert breaches > 0  # ivanova's silence at least
     assert clear > 0
+
+
+def test_a_dip_book_gives_the_same_boards_with_a_scan_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pages read every 5 seconds: a manager's metric is scanned once a minute unless its
+    activity changed, and every board is the one computed without the book."""
+    world = silent_from_10_27()
+    scans = []
+    real = today_module.judge_drop
+
+    def counting(*args: object, **kwargs: object) -> object:
+        rule = args[6]
+        assert isinstance(rule, Rule)
+        if rule.metric == "calls_out":
+            scans.append(args[2])  # the manager
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    book = DipBook()
+    now, seen = at(TODAY, "10:58"), []
+    while now < at(TODAY, "11:08"):
+        if now == at(TODAY, "11:06:30"):
+            world.calls["ivanova"].append(at(TODAY, "11:06:30"))  # a call in the minute under way
+        snapshot = world.snapshot(now)
+        args = (now, world.rules, world.directory, world.workdays, snapshot, world.baselines)
+        with monkeypatch.context() as patch:
+            patch.setattr(today_module, "judge_drop", counting)
+            kept = today_board(*args, dips=book)
+        fresh = today_board(*args)
+        for manager in ("ivanova", "petrov"):
+            kept_row, fresh_row = kept.manager(manager), fresh.manager(manager)
+            assert kept_row is not None
+            assert fresh_row is not None
+            assert kept_row.metrics == fresh_row.metrics, (manager, now)
+        ivanova = kept.manager("ivanova")
+        assert ivanova is not None
+        seen.append(ivanova.metric("calls_out").dip is not None)
+        now += timedelta(seconds=5)
+    assert seen.index(True) == 6 * 12  # 11:04, as without the book
+    # 120 boards over 10 minutes; outgoing calls are scanned once a minute, and at each board
+    # of a minute whose record already counts: ivanova's 11:06:30 call (the boards 11:06:30 to
+    # 11:06:55) and petrov's 11:00 call (11:00:00 to 11:00:55).
+    assert scans.count("ivanova") == 10 + 6
+    assert scans.count("petrov") == 9 + 12
