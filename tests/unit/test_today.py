@@ -259,13 +259,15 @@ def test_a_manager_whose_calls_stop_dips_the_minute_the_drop_rule_finds_it() -> 
 
 def test_the_budget_is_the_rules_files_drop_rule_for_the_metric_if_there_is_one() -> None:
     world = silent_from_10_27(DROP_RULES % "1m")
-    # A budget four times larger lowers the level to 0.2 / 480 / 6: the 30-minute window,
-    # 10:28-10:58, expecting 10, shows nothing at P = e^-10 = 4.5e-5 < 6.9e-5 at 10:58.
+    # A budget four times larger raises the level to 0.2 / 480 / 7 = 6.0e-5 (the 7 windows of
+    # 30 minutes and longer expect over ln(7 / α) = 9.7): at 10:58 the 30 minutes from 10:28,
+    # expecting 10, hold nothing, P = e^-10 = 4.5e-5.
     assert calls_out(world, "10:57").dip is None
     calls = calls_out(world, "10:58")
     assert calls.dip is not None
     assert (calls.dip.rule, calls.dip.false_alarms) == ("calls_drop", "1 per 5 working days")
     assert calls.dip.worked_seconds == 30 * 60
+    assert calls.dip.threshold == pytest.approx(0.2 / 480 / 7)
     # A rule for another department leaves the page to its own budget.
     elsewhere = (DROP_RULES % "1m").replace("hold: 1m", "hold: 1m, departments: [spb]")
     world = silent_from_10_27(elsewhere)
