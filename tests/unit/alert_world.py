@@ -89,6 +89,8 @@ class World:
     history_days: int = 56
     ivanova_per_hour: int = 10  # her usual outgoing calls in a working hour
     calls: dict[str, list[datetime]] = field(default_factory=dict)
+    # Events of other metrics (offers, missed calls, ...): (manager, metric) → moments.
+    events: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
     tasks: list[OpenTask] = field(default_factory=list)
     engine: AlertEngine = field(default_factory=AlertEngine)
     # As the evaluator runs: verdicts that cannot turn into breaches yet are given again.
@@ -154,6 +156,12 @@ class World:
             minutes[manager] = {"calls_out": tuple(sorted(per_minute.items()))}
             if done:
                 last[manager] = done[-1] + timedelta(minutes=3)  # a three-minute call
+        for (manager, metric), moments in self.events.items():
+            counts: dict[datetime, int] = {}
+            for moment in sorted(m for m in moments if m <= now):
+                minute = moment.replace(second=0, microsecond=0)
+                counts[minute] = counts.get(minute, 0) + 1
+            minutes.setdefault(manager, {})[metric] = tuple(sorted(counts.items()))
         tasks = tuple(
             task
             for task in self.tasks
