@@ -23,6 +23,7 @@ from ingest.cdr_table_settings import CdrTableError
 from ingest.receiver_auth import ReceiverNotSecured
 from ingest.tailer_state import TailerStateError
 from processors.alerting.rules import RulesError
+from salespulse import __version__
 from salespulse.alert_commands import add_alert_commands
 from salespulse.bridge_commands import BridgeNotConfigured, add_bridge_commands
 from salespulse.calendar import CalendarError
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="salespulse", description="Same-day activity intensity of sales managers."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="local Kafka-protocol broker, ClickHouse, Alertmanager")
