@@ -114,6 +114,9 @@ def test_the_installed_package_is_the_wheels(installed: Path, tmp_path: Path) ->
     # The defaults are the example files shipped in the wheel.
     assert "2 departments, 2 managers" in run(installed, tmp_path, "directory", "check")
     run(installed, tmp_path, "alerts", "check")
+    run(installed, tmp_path, "examples", "conf")
+    written = (tmp_path / "conf" / "alerts.yaml").read_bytes()
+    assert written == (REPO_ROOT / "salespulse" / "examples" / "alerts.example.yaml").read_bytes()
 
 
 def test_the_installed_package_applies_the_schema_and_counts_a_call(

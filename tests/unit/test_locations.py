@@ -50,3 +50,16 @@ def test_version_is_the_installed_distributions(capsys: pytest.CaptureFixture[st
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out == f"salespulse {__version__}\n"
+
+
+def test_the_examples_are_written_out_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["examples", str(tmp_path / "conf")]) == 0
+    shipped = REPO_ROOT / "salespulse" / "examples"
+    for name in ("directory", "alerts", "calendar"):
+        written = (tmp_path / "conf" / f"{name}.yaml").read_bytes()
+        assert written == (shipped / f"{name}.example.yaml").read_bytes()
+    capsys.readouterr()
+    assert main(["examples", str(tmp_path / "conf")]) == 2
+    assert "already has directory.yaml, alerts.yaml, calendar.yaml" in capsys.readouterr().err
