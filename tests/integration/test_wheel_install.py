@@ -163,6 +163,7 @@ def test_the_installed_package_applies_the_schema_and_counts_a_call(
     assert status in (0, -15), output
     # Its Faust data went under the working directory, not into the virtualenv.
     assert (tmp_path / ".state" / "worker").is_dir(), sorted(p.name for p in tmp_path.iterdir())
+    assert not any(installed.parent.rglob(".state"))
 
 
 def stored_calls(settings: Settings) -> int:
