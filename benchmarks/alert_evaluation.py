@@ -5,8 +5,8 @@ zones) for today up to a fixed "now" (Thursday 26 November 2026, 07:45 UTC: five
 zones at work, 09:45 to 17:45 local), stores it through the real parsers into a private
 ClickHouse, rebuilds the rollups and copies today's 15-minute rollup to the eight Thursdays
 before, so every manager has a baseline of today's weekday (the dip rules judge by baselines, as
-in production). Then, with the example rules and calendar (deploy/alerts.example.yaml,
-deploy/calendar.example.yaml), times in wall-clock and in this process's CPU
+in production). Then, with the example rules and calendar (salespulse/examples/alerts.example.yaml,
+salespulse/examples/calendar.example.yaml), times in wall-clock and in this process's CPU
 (``time.process_time``; ClickHouse runs in its own process):
 
 * ``query_activity_snapshot`` as a whole (what every re-read cost before incremental reads);

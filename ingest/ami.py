@@ -13,6 +13,14 @@ With CEL enabled (``CelOptions``) the bridge also asks for the ``call`` class, w
 bridge holds each call's events (by LinkedID) until its ``LINKEDID_END`` and then writes them as
 one record, format ``asterisk-cel-call``: the blocks exactly as received, in arrival order.
 
+With presence on (``AmiSettings.presence_enabled``) the bridge also asks for the ``call``
+class and writes each ``Newchannel``, ``Newstate`` and ``Hangup`` as one small JSON record,
+format ``asterisk-ami-presence`` (``presence_record``): which channel, in which state, when.
+That is what tells a manager on a call from an idle one before the call's CDR exists. At each
+login it asks ``CoreShowChannels``, so the channels that came up while no session was logged in
+(or before the bridge started) are announced too; Hangups missed meanwhile are not, and the
+worker caps how long a channel counts as up (docs/sources/asterisk.md).
+
 AMI has no replay: what Asterisk raises while no session is logged in is gone. So the bridge
 reconnects promptly (capped exponential backoff with jitter), pings the session so that a
 half-open TCP connection is noticed, and Master.csv stays the way to fill a gap (see
@@ -24,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
-import random
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +44,9 @@ from ingest.ami_settings import AmiSettings
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
+from processors.parsers.asterisk_ami_presence import PRESENCE_EVENTS, AsteriskAmiPresenceParser
 from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
+from salespulse.backoff import Backoff, backoff_delay
 from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
@@ -49,8 +60,8 @@ __all__ = [
     "AmiSettings",
     "CelCalls",
     "CelOptions",
-    "backoff_delay",
     "cdr_record",
+    "presence_record",
     "run_ami_bridge",
 ]
 
@@ -59,6 +70,7 @@ log = logging.getLogger(__name__)
 BRIDGE = "ami"
 _FORMAT = AsteriskAmiCdrParser.format_name
 _CEL_FORMAT = AsteriskCelCallParser.format_name
+_PRESENCE_FORMAT = AsteriskAmiPresenceParser.format_name
 # Records in one write: a failed write is retried whole, so this bounds the copies one
 # failure can leave on the topic.
 RECORDS_PER_WRITE = 500
@@ -166,17 +178,46 @@ class AmiKeepaliveError(AmiError):
     reason = "keepalive"
 
 
-def backoff_delay(failures: int, low: float, high: float) -> float:
-    """Capped exponential backoff with jitter: about ``low``·2^failures, never above ``high``,
-    randomised down to half so that bridges restarted together do not reconnect in step."""
-    ceiling = min(high, low * 2.0 ** min(failures, 32))
-    return ceiling * random.uniform(0.5, 1.0)
-
-
 def cdr_record(message: bytes, fields: dict[str, str]) -> RawRecordOut:
     """The raw record of one Cdr message: keyed so that every leg of a call shares a partition."""
     key = fields.get("linkedid") or fields.get("uniqueid") or fields.get("channel")
     return RawRecordOut(SourceFamily.PBX, _FORMAT, key.encode() if key else None, message)
+
+
+def presence_record(fields: dict[str, str], wall: float) -> RawRecordOut:
+    """The raw record of one channel event: its fields as Asterisk gave them, and its time.
+
+    ``wall`` (Unix seconds, when the event was read) stands for the time unless the event
+    carries its own ``Timestamp`` (manager.conf ``timestampevents = yes``). Keyed by the call,
+    like its Cdr events, so a channel's records stay in order with each other and its CDR.
+    """
+    state = fields.get("channelstate", "")
+    stamp = fields.get("timestamp", "")
+    try:
+        at = float(stamp) if stamp else wall
+    except ValueError:
+        at = wall
+    record = {
+        "event": fields.get("event", ""),
+        "channel": fields.get("channel", ""),
+        "uniqueid": fields.get("uniqueid", ""),
+        "linkedid": fields.get("linkedid") or None,
+        "channel_state": int(state) if state.isascii() and state.isdigit() else None,
+        "at": at,
+        "duration": _hms_seconds(fields.get("duration", "")),
+    }
+    key = fields.get("linkedid") or fields.get("uniqueid") or fields.get("channel")
+    value = json.dumps(record, separators=(",", ":")).encode() + b"\n"
+    return RawRecordOut(SourceFamily.PBX, _PRESENCE_FORMAT, key.encode() if key else None, value)
+
+
+def _hms_seconds(text: str) -> int | None:
+    """``CoreShowChannel``'s ``Duration`` (``HH:MM:SS``) in seconds; None if it is not that."""
+    parts = text.split(":")
+    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
+        return None
+    hours, minutes, seconds = (int(part) for part in parts)
+    return hours * 3600 + minutes * 60 + seconds
 
 
 class _Bridge:
@@ -191,11 +232,17 @@ class _Bridge:
     """
 
     def __init__(
-        self, ami: AmiSettings, producer: RawProducer, cel: CelOptions, buffer_max_bytes: int
+        self,
+        ami: AmiSettings,
+        producer: RawProducer,
+        cel: CelOptions,
+        buffer_max_bytes: int,
+        presence: bool = False,
     ) -> None:
         self.ami = ami
         self.producer = producer
         self.cel_options = cel
+        self.presence = presence
         self.buffer_max_bytes = buffer_max_bytes
         # Kept across sessions: a call's events before and after a reconnect still meet.
         self.cel = CelCalls(cel, asyncio.get_running_loop().time)
@@ -273,7 +320,7 @@ class _Bridge:
 
     async def _deliver(self, records: list[RawRecordOut]) -> bool:
         """Write ``records``, retrying while Kafka is away; False if stopped meanwhile."""
-        delay = self.ami.reconnect_min_seconds
+        waits = Backoff(first=self.ami.reconnect_min_seconds, cap=self.ami.reconnect_max_seconds)
         while True:
             try:
                 await self.producer.send_many(records)
@@ -289,11 +336,11 @@ class _Bridge:
                 if self.stopping:
                     log.error("AMI: Kafka did not take a write while stopping: %s", exc)
                     return False
+                delay = waits.next()
                 log.warning(
                     "AMI: %s; %d records held, retrying in %.2g s", exc, len(self._outbox), delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.ami.reconnect_max_seconds)
             else:
                 BRIDGE_RECORDS.labels(BRIDGE).inc(len(records))
                 return True
@@ -318,7 +365,7 @@ class _Session:
                     connection.login(
                         ami.username,
                         ami.secret.get_secret_value(),
-                        events="cdr,call" if self._bridge.cel_options.enabled else "cdr",
+                        events="cdr,call" if self._wants_calls() else "cdr",
                         seconds=ami.connect_timeout_seconds,
                     ),
                     ami.connect_timeout_seconds,
@@ -327,6 +374,11 @@ class _Session:
                 raise AmiError(f"no login answer within {ami.connect_timeout_seconds} s") from None
             self.logged_in = True
             log.info("AMI %s:%d: logged in as %r", ami.host, ami.port, ami.username)
+            if self._bridge.presence:
+                # The channels already up: those that came up while no session was logged in
+                # would otherwise be unknown until they hang up. Each comes back as a
+                # CoreShowChannel event, written like the live ones.
+                await connection.action("CoreShowChannels", seconds=ami.connect_timeout_seconds)
             await self._pump(connection)  # returns once the bridge is stopping
             await connection.logoff()
         except asyncio.CancelledError:
@@ -336,12 +388,16 @@ class _Session:
         finally:
             await connection.close()
 
+    def _wants_calls(self) -> bool:
+        return self._bridge.cel_options.enabled or self._bridge.presence
+
     async def _pump(self, connection: AmiConnection) -> None:
         ami = self._ami
         loop = asyncio.get_running_loop()
         next_ping = loop.time() + ami.ping_interval_seconds
         ping: str | None = None
         ping_deadline = 0.0
+        presence = self._bridge.presence
         while not self._bridge.stopping:
             batch: list[RawRecordOut] = []
             for message in connection.messages():
@@ -356,6 +412,8 @@ class _Session:
                         batch.append(cdr_record(message, fields))
                     elif event == "cel":
                         batch += self._bridge.cel.add(message, fields)
+                    elif presence and event in PRESENCE_EVENTS:
+                        batch.append(presence_record(fields, time.time()))
             batch += self._bridge.cel.expired()
             if batch:
                 await self._bridge.hand_over(batch)
@@ -383,17 +441,20 @@ async def run_ami_bridge(
     stop: asyncio.Event,
     cel: CelOptions | None = None,
     buffer_max_bytes: int | None = None,
+    presence: bool | None = None,
 ) -> None:
-    """Forward Cdr events (and CEL calls) from the AMI at ``ami`` through ``producer`` until
-    ``stop`` is set.
+    """Forward Cdr events (and CEL calls, and channels up and down) from the AMI at ``ami``
+    through ``producer`` until ``stop`` is set.
 
     Connection failures, refused logins and Kafka outages are logged and retried; only a bug
     escapes. The caller owns ``producer`` (started before, stopped after). On stop, a write in
     progress is finished first, then the session logs off, then CEL calls still open are
-    written incomplete. ``cel`` defaults to what ``ami`` says (``CelOptions.of``).
+    written incomplete. ``cel`` defaults to what ``ami`` says (``CelOptions.of``), and so does
+    ``presence`` (``ami.presence_enabled``: channels going up and down, ``presence_record``).
     """
     held = ami.buffer_max_bytes if buffer_max_bytes is None else buffer_max_bytes
-    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami), held)
+    live = ami.presence_enabled if presence is None else presence
+    bridge = _Bridge(ami, producer, cel or CelOptions.of(ami), held, live)
     runner = asyncio.create_task(bridge.run(), name="ami-bridge")
     stopped = asyncio.create_task(stop.wait(), name="ami-bridge-stop")
     try:

@@ -53,6 +53,11 @@ class AmiSettings(BaseModel):
     cel_enabled: bool = Field(
         default=False, description="log in with Events: cdr,call and forward CEL calls"
     )
+    presence_enabled: bool = Field(
+        default=False,
+        description="log in with Events: cdr,call and forward channels going up and down "
+        "(calls in progress), asking for CoreShowChannels at each login",
+    )
     cel_max_open_calls: int = Field(
         default=10_000, ge=1, le=1_000_000, description="calls whose CEL events are held at once"
     )

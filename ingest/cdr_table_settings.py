@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from ingest.setting_checks import one_line
 from salespulse.errors import ConfigurationError
+from salespulse.locations import state_root
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 
@@ -48,7 +49,7 @@ class CdrTableSettings(BaseModel):
         description="where a first run starts: the table's oldest row, or rows from now on",
     )
     source_key: str = Field(default="asteriskcdrdb", min_length=1, max_length=64)
-    state_dir: Path = Path(".state/cdr-table")
+    state_dir: Path = Field(default_factory=lambda: state_root() / "cdr-table")
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
 
     @field_validator("host", "user")

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, PRODUCED_MESSAGES
+from salespulse.backoff import Backoff
 from salespulse.errors import SourceError
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
@@ -181,7 +182,7 @@ async def start_when_reachable(producer: RawProducer, stop: asyncio.Event, bridg
     """Start ``producer``, retrying with backoff while the broker cannot be reached: a bridge
     may well start before Kafka (a host booting, a broker being upgraded). False if ``stop``
     was set first. Failures count under ``bridge`` as ``kafka_start`` errors."""
-    delay = 0.5
+    waits = Backoff(first=0.5, cap=_MAX_START_BACKOFF_SECONDS)
     while not stop.is_set():
         try:
             await producer.start()
@@ -190,10 +191,10 @@ async def start_when_reachable(producer: RawProducer, stop: asyncio.Event, bridg
             await producer.stop()  # closes the half-started client
             BRIDGE_ERRORS.labels(bridge, "kafka_start").inc()
             BRIDGE_RECONNECTS.labels(bridge).inc()
+            delay = waits.next()
             log.warning("cannot reach Kafka, retrying in %.1f s: %s", delay, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
-            delay = min(delay * 2, _MAX_START_BACKOFF_SECONDS)
     return False
 
 

@@ -43,6 +43,7 @@ from ingest.tailer_state import (
     same_file,
     state_name,
 )
+from salespulse.backoff import Backoff
 from salespulse.models import MAX_RECORDS_PER_MESSAGE
 
 __all__ = ["FileTailer", "TailerSettings", "run_tailer"]
@@ -233,7 +234,7 @@ class FileTailer:
         record = RawRecordOut(
             settings.family, settings.format, settings.source_key.encode(), chunk.value
         )
-        delay = settings.poll_interval_seconds
+        waits = Backoff(first=settings.poll_interval_seconds, cap=_MAX_BACKOFF_SECONDS)
         while True:
             try:
                 await self._producer.send(record)
@@ -242,8 +243,7 @@ class FileTailer:
                 log.warning("Kafka did not take a chunk of %s, retrying: %s", settings.path, exc)
                 if self._stop.is_set():
                     return False
-                await _pause(self._stop, delay)
-                delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
+                await _pause(self._stop, waits.next())
                 BRIDGE_RECONNECTS.labels("tailer").inc()
                 continue
             BRIDGE_RECORDS.labels("tailer").inc(chunk.lines)
@@ -251,7 +251,7 @@ class FileTailer:
 
     async def _save(self, opened: TailedFile) -> bool:
         """Record the position, retrying until it is durable; False if stopped first."""
-        delay = self.settings.poll_interval_seconds
+        waits = Backoff(first=self.settings.poll_interval_seconds, cap=_MAX_BACKOFF_SECONDS)
         failed = False
         while True:
             try:
@@ -263,8 +263,7 @@ class FileTailer:
                 if self._stop.is_set():
                     log.error("stopping with the last chunk unrecorded: a restart re-sends it")
                     return False
-                await _pause(self._stop, delay)
-                delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
+                await _pause(self._stop, waits.next())
                 continue
             if failed:
                 log.info("position saved again; shipping resumes")

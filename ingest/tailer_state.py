@@ -32,13 +32,12 @@ from pydantic import (
 )
 
 from salespulse.errors import ConfigurationError
+from salespulse.locations import state_root
 from salespulse.models import SourceFamily
 
 FINGERPRINT_BYTES = 256
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _FORMAT = re.compile(r"^[a-z0-9][a-z0-9.-]{0,63}$")
-# salespulse.settings.REPO_ROOT, not imported: the main Settings import this module.
-_REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class TailerSettings(BaseModel):
@@ -57,7 +56,7 @@ class TailerSettings(BaseModel):
         description="Kafka key: one PBX's lines stay in order on one partition",
     )
     state_dir: Path = Field(
-        default=_REPO_ROOT / ".state" / "tailer", description="where the position is kept"
+        default_factory=lambda: state_root() / "tailer", description="where the position is kept"
     )
     poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
     lines_per_message: int = Field(default=200, ge=1, le=100_000)

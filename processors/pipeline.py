@@ -158,9 +158,13 @@ def _late(events: Sequence[ActivityEvent], received_at: datetime, grace: timedel
     """Why the record is too late to count, or None.
 
     A record can exist only once its activity ended (a CDR at hangup, a chat session at close),
-    so lateness is measured from the end when there is one.
+    so lateness is measured from the end when there is one. A channel going up or down counts
+    nothing, so it is never too late: a channel announced again after a reconnect came up
+    long before it arrives.
     """
     for event in events:
+        if event.kind is ActivityKind.CHANNEL:
+            continue
         finished = event.ended_at or event.occurred_at
         if received_at - finished > grace:
             hours = (received_at - finished).total_seconds() / 3600
@@ -375,7 +379,8 @@ class BatchProcessor:
             department_id,
             "" if direction is None else direction._value_,
             1 if event.answered else 0,
-            1 if self._excluded and self._is_excluded(event) else 0,
+            # A channel going up or down is never counted: it only tells who is on a call now.
+            1 if kind == "channel" or (self._excluded and self._is_excluded(event)) else 0,
             event.duration_seconds or 0,
             event.talk_seconds or 0,
             event.first_response_seconds,

@@ -84,6 +84,8 @@ class _App(faust.App):
 def build_app(settings: Settings) -> faust.App:
     worker = settings.worker
     state_dir = settings.stack.state_dir.parent / "worker"
+    # Faust creates only the last level: a first start in a fresh directory has no .state/ yet.
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
     app = _App(
         worker.app_id,
         broker=_broker_url(settings),

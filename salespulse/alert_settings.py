@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+from salespulse.locations import packaged_path
 
 
 class AlertsSettings(BaseModel):
@@ -18,8 +18,13 @@ class AlertsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
-    rules_path: Path = _REPO_ROOT / "deploy" / "alerts.example.yaml"
-    calendar_path: Path | None = _REPO_ROOT / "deploy" / "calendar.example.yaml"
+    # The shipped examples (package data), until the operator names their own files.
+    rules_path: Path = Field(
+        default_factory=lambda: packaged_path("salespulse", "examples", "alerts.example.yaml")
+    )
+    calendar_path: Path | None = Field(
+        default_factory=lambda: packaged_path("salespulse", "examples", "calendar.example.yaml")
+    )
     holidays_ics_path: Path | None = None
     tick_seconds: float = Field(default=1.0, gt=0, le=60, description="evaluation interval")
     # Evaluation shares the worker's interpreter (one core) with the stream: the next tick starts

@@ -19,11 +19,13 @@ from pathlib import Path
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from salespulse import __version__
 from salespulse.alert_commands import add_alert_commands
 from salespulse.bridge_commands import add_bridge_commands
 from salespulse.demo_worker import stop_demo_worker
 from salespulse.directory import load_directory
 from salespulse.errors import ConfigurationError, SalespulseError
+from salespulse.locations import packaged
 from salespulse.reports.commands import add_report_commands
 from salespulse.secret_config import (
     environment_secrets,
@@ -252,6 +254,28 @@ def cmd_sources(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if troubled else 0
 
 
+# The shipped examples, written out under the names an operator's own copies would have.
+EXAMPLE_FILES = {
+    "directory.example.yaml": "directory.yaml",
+    "alerts.example.yaml": "alerts.yaml",
+    "calendar.example.yaml": "calendar.yaml",
+}
+
+
+def cmd_examples(args: argparse.Namespace, settings: Settings) -> int:
+    """Copies of the example directory, rules and calendar, to edit and point the settings at."""
+    target: Path = args.target
+    existing = [name for name in EXAMPLE_FILES.values() if (target / name).exists()]
+    if existing:
+        raise UsageError(f"{target} already has {', '.join(existing)}; nothing was written")
+    target.mkdir(parents=True, exist_ok=True)
+    examples = packaged("salespulse", "examples")
+    for shipped, name in EXAMPLE_FILES.items():
+        (target / name).write_bytes(examples.joinpath(shipped).read_bytes())
+        print(target / name)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.demo import run_demo
 
@@ -263,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="salespulse", description="Same-day activity intensity of sales managers."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="local Kafka-protocol broker, ClickHouse, Alertmanager")
@@ -339,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", help="the files' format (default: told from their records)")
     check.add_argument("--directory", type=Path, help="manager directory (default: settings)")
     check.set_defaults(func=cmd_sources)
+    examples = sub.add_parser(
+        "examples", help="write copies of the example directory, alert rules and calendar"
+    )
+    examples.add_argument("target", type=Path, metavar="DIR", help="where (created if missing)")
+    examples.set_defaults(func=cmd_examples)
     demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
     _add_traffic_arguments(demo)
     demo.add_argument(

@@ -22,7 +22,8 @@ import yaml
 
 from ingest.crm_records import crm_event_record
 from ingest.raw_producer import RawProducer, RawRecordOut
-from salespulse.settings import REPO_ROOT, Settings
+from salespulse.locations import packaged
+from salespulse.settings import Settings
 
 DUTY_DEPARTMENT = {"id": "duty", "name": "Duty desk", "timezone": "Europe/Moscow"}
 DUTY_MANAGER = {
@@ -49,14 +50,16 @@ def add_duty_desk(directory_path: Path) -> None:
 def write_alert_files(demo_dir: Path) -> tuple[Path, Path]:
     """The example calendar and rules, with the duty desk working 24/7 and overdue tasks
     judged for it alone (the generated history holds hundreds of never-closed tasks)."""
-    calendar = yaml.safe_load((REPO_ROOT / "deploy" / "calendar.example.yaml").read_text())
+    examples = packaged("salespulse", "examples")
+    calendar_example = examples.joinpath("calendar.example.yaml").read_text(encoding="utf-8")
+    calendar = yaml.safe_load(calendar_example)
     every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
     calendar["departments"] = {
         "duty": {"workdays": every_day, "hours": "00:00-24:00", "lunch": None}
     }
     calendar_path = demo_dir / "calendar.yaml"
     calendar_path.write_text(yaml.safe_dump(calendar, sort_keys=False), encoding="utf-8")
-    rules = yaml.safe_load((REPO_ROOT / "deploy" / "alerts.example.yaml").read_text())
+    rules = yaml.safe_load(examples.joinpath("alerts.example.yaml").read_text(encoding="utf-8"))
     for rule in rules["rules"]:
         if rule["kind"] == "overdue_task":
             rule["departments"] = ["duty"]

@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from prometheus_client import Counter
 
+from salespulse.backoff import Backoff
 from salespulse.calendar_file import Absence
 from salespulse.directory import DirectoryError, DirectoryFile
 from salespulse.directory_messages import (
@@ -192,7 +193,7 @@ class DirectoryTopic:
         started = time.monotonic()
         reading: dict[str, bytes | None] = {}
         remaining = dict(ends)
-        delay = 1.0
+        waits = Backoff(first=1.0, cap=30.0)
         while True:
             try:
                 if remaining:
@@ -211,15 +212,15 @@ class DirectoryTopic:
                         changed = self._apply(target, record.key, record.value, tp, record.offset)
                         if changed and following:
                             self.version += 1
-                delay = 1.0
+                waits.reset()
             except Exception:
                 # aiokafka retries what it can by itself; whatever reaches here must not end
                 # the reading for good, and the entries read so far stay in force meanwhile.
+                delay = waits.next()
                 log.exception(
                     "directory topic %s: read failed, retrying in %.0f s", self.topic, delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
 
     def _loaded_from(self, reading: dict[str, bytes | None], seconds: float) -> None:
         self.entries = reading

@@ -38,6 +38,9 @@ class ActivityKind(StrEnum):
     TASK = "task"
     WORKDAY = "workday"
     VISIT = "visit"
+    # A PBX channel of a manager's going up (a call in progress) or down: not an activity of its
+    # own (never counted), only what tells the alerts a manager is on a call right now.
+    CHANNEL = "channel"
 
 
 class SourceFamily(StrEnum):
@@ -91,6 +94,7 @@ _KIND_REQUIREMENTS: dict[ActivityKind, tuple[str, ...]] = {
     ActivityKind.TASK: (),
     ActivityKind.WORKDAY: (),
     ActivityKind.VISIT: (),
+    ActivityKind.CHANNEL: (),
 }
 
 # Per kind: the actions a source may report. A CRM event whose action is not listed is invalid.
@@ -105,6 +109,7 @@ KIND_ACTIONS: dict[ActivityKind, frozenset[str]] = {
     ActivityKind.TASK: frozenset({"created", "completed"}),
     ActivityKind.WORKDAY: frozenset({"start", "pause", "resume", "stop"}),
     ActivityKind.VISIT: frozenset({"visit_start", "visit_end", "trip_start", "trip_end"}),
+    ActivityKind.CHANNEL: frozenset({"up", "down"}),
 }
 
 MAX_TEXT = 256

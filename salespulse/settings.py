@@ -43,6 +43,7 @@ from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import TailerSettings
 from salespulse.alert_settings import AlertsSettings
 from salespulse.config_file import ConfigFileSource
+from salespulse.locations import packaged_path, state_root
 from salespulse.models import MAX_RECORDS_PER_MESSAGE, SourceFamily, TimeZoneName
 from salespulse.reports.settings import ReportsSettings
 from salespulse.secret_config import (
@@ -60,6 +61,8 @@ from salespulse.setting_names import (
     section_model,
 )
 
+# The directory holding the packages: the source checkout in tests and benchmarks. The service
+# reads nothing through it (salespulse.locations finds shipped files and the state root).
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Meeting places (Bitrix24 activity LOCATION) that mean "in our office" or "by video"; anything
 # else is a visit to the client. Narrow on purpose: "офис клиента" is a visit.
@@ -280,7 +283,7 @@ class StackSettings(BaseModel):
 
     model_config = _SECTION
 
-    state_dir: Path = REPO_ROOT / ".state" / "stack"
+    state_dir: Path = Field(default_factory=lambda: state_root() / "stack")
     kafka_port: int = Field(default=19092, ge=1, le=65535)
     clickhouse_tcp_port: int = Field(default=19000, ge=1, le=65535)
     clickhouse_http_port: int = Field(default=18123, ge=1, le=65535)
@@ -419,17 +422,20 @@ class Settings(BaseSettings):
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     topics: TopicSettings = TopicSettings()
     worker: WorkerSettings = WorkerSettings()
-    stack: StackSettings = StackSettings()
+    # Factories: their defaults (state dirs, shipped files) are looked up when settings load.
+    stack: StackSettings = Field(default_factory=StackSettings)
     parsing: ParsingSettings = ParsingSettings()
-    directory_path: Path = REPO_ROOT / "deploy" / "directory.example.yaml"
+    directory_path: Path = Field(
+        default_factory=lambda: packaged_path("salespulse", "examples", "directory.example.yaml")
+    )
     counting: CountingSettings = CountingSettings()
     lateness: LatenessSettings = LatenessSettings()
-    tailer: TailerSettings = TailerSettings()
+    tailer: TailerSettings = Field(default_factory=TailerSettings)
     receiver: ReceiverSettings = ReceiverSettings()
     ami: AmiSettings | None = None
     cdr_table: CdrTableSettings | None = None
     bitrix24: Bitrix24Settings | None = None
-    alerts: AlertsSettings = AlertsSettings()
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     reports: ReportsSettings = ReportsSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

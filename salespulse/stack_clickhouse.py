@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import http.client
-import shutil
 import socket
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from string import Template
 from xml.sax.saxutils import escape
 
-from salespulse.settings import REPO_ROOT, StackSettings
+from salespulse.locations import packaged
+from salespulse.settings import StackSettings
 from salespulse.stack_packages import StackError as StackError
 from salespulse.stack_packages import find_binary
 
 CLICKHOUSE_PACKAGES = ("clickhouse-server", "clickhouse-client")
-TEMPLATE_DIR = REPO_ROOT / "deploy" / "clickhouse" / "server"
+TEMPLATE_DIR = packaged("salespulse", "stack_templates", "clickhouse")
 LISTEN_HOST = "127.0.0.1"
 # /usr/sbin is often missing from a non-root PATH, and Debian installs the server there.
 _WELL_KNOWN_PATHS = (Path("/usr/sbin/clickhouse-server"), Path("/usr/bin/clickhouse-server"))
@@ -47,15 +48,17 @@ def clickhouse_error_log_path(settings: StackSettings) -> Path:
     return clickhouse_dir(settings) / "clickhouse-server.err.log"
 
 
-def render_clickhouse_config(settings: StackSettings, *, template_dir: Path | None = None) -> Path:
+def render_clickhouse_config(
+    settings: StackSettings, *, template_dir: Traversable | None = None
+) -> Path:
     """Write config.xml and users.xml for the stack's ClickHouse; return the config.xml path."""
     source = template_dir or TEMPLATE_DIR
     target = clickhouse_dir(settings).resolve()
     data_dir = target / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     users_path = target / "users.xml"
-    shutil.copyfile(source / "users.xml", users_path)
-    template = Template((source / "config.xml.template").read_text(encoding="utf-8"))
+    users_path.write_bytes(source.joinpath("users.xml").read_bytes())
+    template = Template(source.joinpath("config.xml.template").read_text(encoding="utf-8"))
     rendered = template.substitute(
         # Paths are spliced into XML text, so a state dir containing & or < must stay valid XML.
         log_dir=escape(str(target)),

@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from processors.pipeline import DeadLetter
 from salespulse import metrics
+from salespulse.backoff import Backoff
 from salespulse.models import FORMAT_HEADER
 from salespulse.settings import KafkaSettings
 
@@ -77,7 +78,7 @@ class DeadLetterSink:
         over a hiccup; waiting keeps the batch uncommitted and the consumer paused, the same
         backpressure as a ClickHouse outage. A send that landed before a failed one is sent
         again: dead letters are at-least-once, keyed by their source coordinates."""
-        delay = 0.5
+        waits = Backoff(first=0.5, cap=self._retry_max)
         while True:
             try:
                 await self._send(letters)
@@ -87,9 +88,9 @@ class DeadLetterSink:
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise
                 metrics.DEAD_LETTER_RETRIES.labels(type(exc).__name__).inc()
+                delay = waits.next()
                 log.warning("dead letters not sent (%r); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max)
                 continue
             return
 

@@ -12,6 +12,18 @@ from salespulse.settings import Settings, StackSettings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import pointed_at_stack, private_stack
 
+_REAL_PEERS = ("integration", "faults")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs real services carries the ``integration`` marker, so that
+    ``pytest -m "not integration"`` is the fast suite: those under tests/integration and
+    tests/faults (real servers, browsers, processes), and any other that asks for the stack."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in _REAL_PEERS or "stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
+
 
 @dataclass(frozen=True)
 class LocalStack:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import aiohttp
 from ingest.bitrix24.limits import TtlCache
 from ingest.bitrix24.settings import Bitrix24Settings
 from ingest.pacing import TokenBucket
+from salespulse.backoff import backoff_delay
 from salespulse.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -182,9 +182,9 @@ class Bitrix24Client:
                 await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        delay = min(self.settings.backoff_max_seconds, self.settings.backoff_seconds * 2.0**attempt)
-        # Jitter keeps several bridges from retrying in lockstep.
-        return delay * random.uniform(0.5, 1.0)
+        return backoff_delay(
+            attempt, self.settings.backoff_seconds, self.settings.backoff_max_seconds
+        )
 
     async def _attempt(self, method: str, params: Mapping[str, str]) -> Any:
         if self._session is None:

@@ -19,6 +19,9 @@ MinuteCounts = tuple[tuple[datetime, int], ...]
 # A call or chat stored this long after it ended was loaded after the fact (an import, a
 # backfill, a bridge catching up), not reported as it happened.
 LOADED_AFTER = timedelta(minutes=10)
+# A PBX channel up for longer than this is no call in progress: its Hangup was lost (the bridge
+# was disconnected when it came). Longer calls than this are rare enough to look idle.
+CHANNEL_UP_MAX = timedelta(hours=4)
 
 
 def minute_counts(moments: Iterable[datetime]) -> MinuteCounts:
@@ -87,7 +90,11 @@ class ActivitySnapshot:
     * ``minutes``: manager → metric → ``(minute start, count)`` in time order, only minutes
       with a non-zero count. Minute starts are UTC instants of the manager's local minutes.
       They cover the local days around today in every time zone (see the query).
-    * ``last_active``: manager → when their latest call or chat session ended.
+    * ``last_active``: manager → when their latest call or chat session ended (or one of their
+      PBX channels went up or down, as the AMI bridge saw it).
+    * ``busy``: manager → since when they have had a PBX channel up without its Hangup: a call
+      in progress. Channels up for longer than ``CHANNEL_UP_MAX`` are left out when read; the
+      reader of the snapshot applies the same cap to its own clock (``busy_since``).
     * ``open_tasks``: tasks with a deadline and no completion, created in the last 45 days.
     * ``loading``: manager → (local date, when stored) of their latest call or chat stored
       long after it ended (``LOADED_AFTER``): their day is being loaded after the fact.
@@ -102,6 +109,7 @@ class ActivitySnapshot:
     open_tasks: tuple[OpenTask, ...] = ()
     days: dict[str, dict[date, dict[str, int]]] = field(default_factory=dict)
     loading: dict[str, tuple[date, datetime]] = field(default_factory=dict)
+    busy: dict[str, datetime] = field(default_factory=dict)
     _series: dict[tuple[str, str], _Series] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
@@ -132,6 +140,14 @@ class ActivitySnapshot:
             mine = self.minutes.get(manager_id, {}).get(metric)
             if mine is not None and mine is previous.minutes.get(manager_id, {}).get(metric):
                 self._series.setdefault(key, series)
+
+    def busy_since(self, manager_id: str, now: datetime) -> datetime | None:
+        """When the manager's call in progress began, if they are on one at ``now`` (a snapshot
+        may be judged for a while after it was read: the cap counts from ``now``)."""
+        since = self.busy.get(manager_id)
+        if since is None or now - since > CHANNEL_UP_MAX:
+            return None
+        return since
 
     def day_total(self, manager_id: str, metric: str, local_day: date) -> int:
         """The metric's total of one local day from the daily rollup; 0 when there is none."""

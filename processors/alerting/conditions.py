@@ -9,15 +9,15 @@ whatever fired that day.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting import messages, poisson
-from processors.alerting.activity import ActivitySnapshot, OpenTask
+from processors.alerting import messages
+from processors.alerting.activity import CHANNEL_UP_MAX, ActivitySnapshot, OpenTask
 from processors.alerting.baseline import Baselines
+from processors.alerting.drop import judge_drop
 from processors.alerting.engine import Verdict
 from processors.alerting.expectation import Expected, expected_count, projected_total
 from processors.alerting.model import Alert, Severity
@@ -47,9 +47,6 @@ class Situation:
     expected: dict[tuple[str, str, str, str, datetime, datetime], Expected | None] = field(
         default_factory=dict, repr=False, compare=False
     )  # expected counts of this instant, shared by the dip and drop rules
-    drop_windows: dict[tuple[str, str, str, str, timedelta, datetime], list[_DropWindow] | None] = (
-        field(default_factory=dict, repr=False, compare=False)
-    )  # the windows of this instant, shared by drop rules of one metric (budgets apart)
     _loading: dict[str, datetime | None] = field(default_factory=dict, repr=False, compare=False)
 
     def loading(self, subject: _Subject) -> datetime | None:
@@ -219,9 +216,7 @@ def with_onsets(
     back = ONSET_STEP
     while open_keys:
         moment = situation.now - back
-        earlier = replace(
-            situation, now=moment, quiet=None, expected={}, drop_windows={}, _loading={}
-        )
+        earlier = replace(situation, now=moment, quiet=None, expected={}, _loading={})
         breached = {verdict.key for verdict in judge(earlier) if verdict.breached}
         for key, hold in list(open_keys.items()):
             if key in breached:
@@ -332,6 +327,7 @@ def _inputs(situation: Situation, rule: Rule, subject: _Subject) -> tuple[object
         snapshot.minutes.get(manager_id),
         snapshot.days.get(manager_id),
         snapshot.last_active.get(manager_id),
+        snapshot.busy.get(manager_id),
         situation.loading(subject) if rule.kind is RuleKind.INACTIVITY else None,
     )
 
@@ -460,59 +456,43 @@ def _expected(
     return situation.expected[key]
 
 
-# The working-time lengths a drop rule looks back over, in minutes: about a third longer each,
-# so that a silence is judged over a window close to its own length (the window in the message)
-# while the number of windows, the Bonferroni factor, stays small.
-DROP_WINDOWS: tuple[int, ...] = (
-    *(5, 6, 8, 10, 12, 15, 20, 24, 30, 36, 48, 60, 75, 90, 120, 150, 180, 240, 300),
-    *(360, 480, 600, 720, 960, 1200, 1440),
-)
-
-
-@dataclass(frozen=True, slots=True)
-class _DropWindow:
-    start: datetime
-    worked: float
-    observed: int
-    expected: Expected
-
-
 def _drop(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Judged:
     """The count of the windows of working time ending at the last whole minute against the
     Poisson counts their expectations allow, at the level the false-alarm budget sets for each
-    of the day's working minutes (``docs/alerts.md``, the drop rule)."""
+    of the day's working minutes (``docs/alerts.md``, the drop rule; ``drop.judge_drop``, which
+    the head of sales' page calls too)."""
     assert rule.metric is not None
     assert subject.manager is not None
-    metric, now, workdays, manager = rule.metric, situation.now, situation.workdays, subject.manager
-    args = (manager.id, subject.department.id, subject.zone)
-    # One judgement a minute: the budget is spent per working minute of the day. A record of
-    # the minute under way already counts (it can only make the count less alarming).
-    end = now.replace(second=0, microsecond=0)
-    next_minute = end + timedelta(minutes=1)
-    tomorrow = local_midnight(subject.today + timedelta(days=1), subject.zone)
-    day_minutes = workdays.seconds(*args, subject.day_start, tomorrow) / 60
-    windows = _drop_windows(situation, rule, subject, end)
-    if windows is None or day_minutes <= 0:
-        return Verdict(key, rule, None), next_minute  # nothing to hold this manager against
-    alpha = poisson.evaluation_alpha(rule.false_alarms.per_working_day, day_minutes)
-    judged = [w for w in windows if w.expected.count >= rule.min_expected]
-    found = poisson.scan([(w.observed, w.expected.count) for w in judged], alpha)
-    if found.tested == 0:
-        # No window expects enough yet for any count to be rare enough: not judged, rather than
-        # "clear", so early in the day it neither clears nor holds anything.
-        return Verdict(key, rule, None), next_minute
+    metric, now, manager = rule.metric, situation.now, subject.manager
+    next_minute = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+    def expect(start: datetime, end: datetime) -> Expected | None:
+        return _expected(situation, manager, subject, metric, start, end)
+
+    found = judge_drop(
+        situation.workdays,
+        situation.snapshot,
+        manager.id,
+        subject.department.id,
+        subject.zone,
+        now,
+        rule,
+        expect,
+    )
     if not found.breached:
-        return Verdict(key, rule, False), next_minute
-    assert found.index is not None
-    assert found.log_p is not None
-    window = judged[found.index]
+        # Not judged (nothing to hold this manager against, or no window expects enough yet
+        # for any count to be rare: early in the day it neither clears nor holds anything),
+        # or clear.
+        return Verdict(key, rule, found.breached), next_minute
+    window = found.window
+    assert window is not None
     actual, expected = window.observed, window.expected.count
     details = {
         "window_start": window.start.isoformat(),
         "working_seconds": f"{window.worked:.0f}",
         "expected_from": window.expected.source,
-        "tail_probability": f"{math.exp(found.log_p):.3g}",
-        "threshold": f"{math.exp(found.log_threshold):.3g}",
+        "tail_probability": f"{found.tail_probability:.3g}",
+        "threshold": f"{found.threshold:.3g}",
         "windows_tested": str(found.tested),
         "false_alarms": str(rule.false_alarms),
     }
@@ -523,51 +503,6 @@ def _drop(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Jud
         return messages.drop(subject.who, metric, actual, expected, window.worked, clock)
 
     return Verdict(key, rule, True, draft, describe), None
-
-
-def _drop_windows(
-    situation: Situation, rule: Rule, subject: _Subject, end: datetime
-) -> list[_DropWindow] | None:
-    """The drop rule's windows ending at ``end``, shortest first: each length of
-    ``DROP_WINDOWS`` up to ``max_window``, and ``max_window`` itself, none reaching back before
-    today's local midnight (the last one is then today's working time so far). None when the
-    manager has neither a baseline nor a norm."""
-    assert rule.metric is not None
-    assert subject.manager is not None
-    manager, kept = subject.manager, situation.drop_windows
-    key = (manager.id, subject.department.id, subject.zone.key, rule.metric, rule.max_window, end)
-    if key not in kept:
-        kept[key] = _windows_of(situation, rule, subject, end)
-    return kept[key]
-
-
-def _windows_of(
-    situation: Situation, rule: Rule, subject: _Subject, end: datetime
-) -> list[_DropWindow] | None:
-    assert rule.metric is not None
-    assert subject.manager is not None
-    workdays, manager = situation.workdays, subject.manager
-    args = (manager.id, subject.department.id, subject.zone)
-    longest = rule.max_window.total_seconds() / 60
-    lengths = [minutes for minutes in DROP_WINDOWS if minutes < longest] + [longest]
-    windows: list[_DropWindow] = []
-    for minutes in lengths:
-        start = workdays.window_start(*args, end, timedelta(minutes=minutes), subject.day_start)
-        if start == subject.day_start:
-            # Today so far: from the start of work, so that calls before it are not counted
-            # against an expectation that leaves them out (nor shown as a window from midnight).
-            start = max(start, workdays.first_start(*args, subject.today) or start)
-        if windows and start >= windows[-1].start:
-            break  # today's working time so far is shorter than this window: it was the last
-        worked = workdays.seconds(*args, start, end)
-        if worked <= 0:
-            break
-        expected = _expected(situation, manager, subject, rule.metric, start, end)
-        if expected is None:
-            return None
-        observed = situation.snapshot.count(manager.id, rule.metric, start, situation.now)
-        windows.append(_DropWindow(start, worked, observed, expected))
-    return windows
 
 
 def _period(subject: _Subject, per: Period) -> tuple[date, date]:
@@ -657,6 +592,11 @@ def _inactivity(situation: Situation, rule: Rule, subject: _Subject, key: str) -
     if loading is not None:
         # Today's earlier hours are being loaded: no activity yet may be activity on its way.
         return Verdict(key, rule, None), loading + LOAD_SETTLE
+    busy = situation.snapshot.busy_since(manager.id, now)
+    if busy is not None:
+        # On a call now (a channel up, its CDR not written yet): not idle. Judged again when
+        # the call ends (the snapshot changes) or, if its Hangup was lost, when it is capped.
+        return Verdict(key, rule, False), busy + CHANNEL_UP_MAX
     last = _last_active(situation.snapshot, manager.id, rule.activity_metrics)
     started = last is not None and last > subject.day_start
     since = (

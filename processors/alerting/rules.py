@@ -157,7 +157,7 @@ def parse_false_alarms(value: object) -> FalseAlarms:
 
 
 FalseAlarmBudget = Annotated[FalseAlarms, PlainValidator(parse_false_alarms)]
-# The shortest window a drop rule looks at (processors.alerting.conditions.DROP_WINDOWS).
+# The shortest window a drop rule looks at (processors.alerting.drop.DROP_WINDOWS).
 _SHORTEST_DROP_WINDOW = timedelta(minutes=5)
 
 

@@ -3,22 +3,28 @@
 Pure computation over the same inputs the alert conditions judge by: for the headline metrics,
 the count since the manager's local midnight, the count expected by now (the dip rule's
 ``expected_count``: the baseline, or the role's day norm for a manager without enough history),
-the day norm, and the day's total at the pace so far. Departments are the sums of their
-managers. Nothing here reads ClickHouse; ``processors.web.source`` feeds it.
+the day norm, the day's total at the pace so far, and whether the manager is dipping now: the
+``drop`` rule's scan (``drop.judge_drop``) at the board's instant, by the rules file's drop rule
+for the metric or, without one, at the page's own false-alarm budget. Departments are the sums
+of their managers, and dip where any of them does. Nothing here reads ClickHouse;
+``processors.web.source`` feeds it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import ActivitySnapshot
 from processors.alerting.baseline import Baselines
-from processors.alerting.expectation import expected_count, projected_total
+from processors.alerting.drop import judge_drop
+from processors.alerting.expectation import Expected, expected_count, projected_total
+from processors.alerting.messages import is_duration
 from processors.alerting.model import Alert, Severity
-from processors.alerting.rules import Period, RulesFile
+from processors.alerting.rules import FalseAlarms, Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
 from salespulse.directory import DepartmentEntry, Directory, ManagerEntry
 
@@ -37,10 +43,31 @@ HEADLINE_METRICS: tuple[str, ...] = (
     "payments",
     "tasks_done",
 )
-# Doing less of these than expected is good news, not a warning.
+# Doing less of these than expected is good news, not a warning: they never dip.
 LOWER_IS_BETTER = frozenset({"missed"})
-BEHIND_SHARE = 0.5  # under half of the expected count by now is "behind"
+# The false-alarm budget of a dip on the page for a metric without a drop rule in the rules
+# file: the drop rule's own default.
+PAGE_FALSE_ALARMS = FalseAlarms(1, 20)
 _SEVERITY_RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Dip:
+    """A drop the ``drop`` rule's scan finds at the board's instant: in the window of working
+    time from ``start`` to the last whole minute (``worked_seconds`` of it) the manager did
+    ``observed`` where ``expected`` was expected (from ``expected_from``), a tail probability
+    under ``threshold`` at the budget ``false_alarms``. ``rule`` names the rules file's drop
+    rule it was judged by; ``""``: none applies, the page's own budget."""
+
+    start: datetime
+    worked_seconds: float
+    observed: int
+    expected: float
+    expected_from: str
+    tail_probability: float
+    threshold: float
+    false_alarms: str
+    rule: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +77,8 @@ class MetricToday:
     ``expected`` is the count expected by now and ``expected_from`` what it came from
     (``baseline``, ``norm``, both joined by ``+`` for a department, ``""`` for none); ``norm``
     is the day norm; ``projected`` the day's total at the pace so far (None before any working
-    time passed). Talk time is in seconds."""
+    time passed). Talk time is in seconds. ``dipping`` are the ids of the managers whose count
+    of it dips now (the manager, or a department's managers), ``dip`` the manager's window."""
 
     metric: str
     actual: int
@@ -58,6 +86,8 @@ class MetricToday:
     expected_from: str
     norm: float | None
     projected: float | None
+    dip: Dip | None = None
+    dipping: tuple[str, ...] = ()
 
     @property
     def share(self) -> float | None:
@@ -65,11 +95,6 @@ class MetricToday:
         if not self.expected:
             return None
         return self.actual / self.expected
-
-    @property
-    def behind(self) -> bool:
-        share = self.share
-        return share is not None and share < BEHIND_SHARE and self.metric not in LOWER_IS_BETTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +150,40 @@ class TodayBoard:
         return found.zone if found is not None else ZoneInfo("UTC")
 
 
+@dataclass
+class DipBook:
+    """The dips of the last board, given again while what they depend on stays the same.
+
+    A scan judges the windows that end at the last whole minute, so it comes out the same for
+    every board of that minute unless the manager's activity changed (the reader of today's
+    activity keeps a manager's series objects while their data does not change) or a record
+    of the minute under way counts in it. The pages read every few seconds: without this, each
+    reading would scan every manager's every metric again, about a millisecond each for a
+    metric of many events. Entries not used by a board are dropped with the next one."""
+
+    _kept: dict[tuple[str, str], tuple[tuple[object, ...], Dip | None]] = field(
+        default_factory=dict
+    )
+    _used: dict[tuple[str, str], tuple[tuple[object, ...], Dip | None]] = field(
+        default_factory=dict
+    )
+
+    def find(self, key: tuple[str, str], inputs: tuple[object, ...]) -> tuple[bool, Dip | None]:
+        kept = self._kept.get(key)
+        # Tuples compare item by item, each first by identity: the same objects match at once.
+        if kept is None or kept[0] != inputs:
+            return False, None
+        self._used[key] = kept
+        return True, kept[1]
+
+    def keep(self, key: tuple[str, str], inputs: tuple[object, ...], dip: Dip | None) -> None:
+        self._used[key] = (inputs, dip)
+
+    def turn(self) -> None:
+        """A board is done: what it used is what the next one may find."""
+        self._kept, self._used = self._used, {}
+
+
 @dataclass(frozen=True)
 class _Inputs:
     now: datetime
@@ -134,6 +193,7 @@ class _Inputs:
     baselines: Baselines
     metrics: Sequence[str]
     alerts: Sequence[Alert]
+    dips: DipBook | None = None
 
 
 def today_board(
@@ -145,12 +205,14 @@ def today_board(
     baselines: Baselines,
     open_alerts: Iterable[Alert] = (),
     metrics: Sequence[str] = HEADLINE_METRICS,
+    dips: DipBook | None = None,
 ) -> TodayBoard:
     """Every manager of ``directory`` on their local today, as of ``now``; ``open_alerts`` are
-    the alerts open now (from the history), handed to their manager and department."""
+    the alerts open now (from the history), handed to their manager and department. ``dips``:
+    the caller's, kept from board to board (the same board with or without it)."""
     alerts = sorted(open_alerts, key=lambda a: (a.fired_at, a.key), reverse=True)
     alerts.sort(key=lambda a: _SEVERITY_RANK.get(a.severity, 3))
-    inputs = _Inputs(now, rules, workdays, snapshot, baselines, metrics, alerts)
+    inputs = _Inputs(now, rules, workdays, snapshot, baselines, metrics, alerts, dips)
     members: dict[str, list[ManagerEntry]] = {}
     for manager in directory.managers.values():
         members.setdefault(manager.department, []).append(manager)
@@ -173,6 +235,8 @@ def today_board(
                 alerts=tuple(a for a in alerts if a.department_id == department.id),
             )
         )
+    if dips is not None:
+        dips.turn()
     return TodayBoard(now, tuple(departments), tuple(alerts))
 
 
@@ -185,6 +249,7 @@ def _manager_today(
     args = (manager.id, department.id, zone)
     worked = workdays.seconds(*args, day_start, now)
     day_seconds = workdays.seconds(*args, day_start, day_end)
+    working = workdays.is_working(*args, now)
     rows = []
     for metric in inputs.metrics:
         actual = inputs.snapshot.count(manager.id, metric, day_start, now)
@@ -193,6 +258,9 @@ def _manager_today(
             day_start, now,
         )  # fmt: skip
         norm = inputs.rules.norm_for(metric, Period.DAY, department.id, manager.role)
+        dip = None
+        if working and expected is not None:  # like the rule, judged only while at work
+            dip = _dip(inputs, department, zone, manager, metric)
         rows.append(
             MetricToday(
                 metric=metric,
@@ -201,17 +269,103 @@ def _manager_today(
                 expected_from=expected.source if expected is not None else "",
                 norm=norm.at_least if norm is not None else None,
                 projected=projected_total(actual, worked, day_seconds),
+                dip=dip,
+                dipping=(manager.id,) if dip is not None else (),
             )
         )
     return ManagerToday(
         manager=manager,
         zone=zone,
         local_date=today,
-        working=workdays.is_working(*args, now),
+        working=working,
         worked_seconds=worked,
         day_seconds=day_seconds,
         metrics=tuple(rows),
         alerts=tuple(a for a in inputs.alerts if a.manager_id == manager.id),
+    )
+
+
+def drop_rule_for(rules: RulesFile, metric: str, department_id: str, role: str) -> Rule | None:
+    """The drop rule a manager's metric is judged by on the page: the first active ``drop`` rule
+    of the rules file for the metric that applies to the manager, else one with the page's
+    budget and the rule's other defaults. None for a metric that cannot dip (fewer missed calls
+    are good news; a duration is not a count of events)."""
+    if metric in LOWER_IS_BETTER or is_duration(metric):
+        return None
+    for rule in rules.active_rules():
+        if (
+            rule.kind is RuleKind.DROP
+            and rule.metric == metric
+            and rule.applies_to(department_id, role)
+        ):
+            return rule
+    return _page_rule(metric)
+
+
+@cache
+def _page_rule(metric: str) -> Rule:
+    return Rule(name="page_dips", kind=RuleKind.DROP, metric=metric, false_alarms=PAGE_FALSE_ALARMS)
+
+
+def _dip(
+    inputs: _Inputs, department: DepartmentEntry, zone: ZoneInfo, manager: ManagerEntry, metric: str
+) -> Dip | None:
+    """The drop rule's judgement of the manager's metric at the board's instant, if it breaches."""
+    rule = drop_rule_for(inputs.rules, metric, department.id, manager.role)
+    if rule is None:
+        return None
+    book, now = inputs.dips, inputs.now
+    series = inputs.snapshot.minutes.get(manager.id, {}).get(metric)
+    minute = now.replace(second=0, microsecond=0)
+    # A record of the minute under way (or stamped ahead of the clock) enters the count as the
+    # clock moves: such a series is judged afresh.
+    if book is None or (series and series[-1][0] >= minute):
+        return _judge_dip(inputs, department, zone, manager, metric, rule)
+    key = (manager.id, metric)
+    facts: tuple[object, ...] = (minute, rule, inputs.rules, inputs.workdays, inputs.baselines)
+    facts += (department.id, zone, manager, series)
+    found, dip = book.find(key, facts)
+    if not found:
+        dip = _judge_dip(inputs, department, zone, manager, metric, rule)
+        book.keep(key, facts, dip)
+    return dip
+
+
+def _judge_dip(
+    inputs: _Inputs,
+    department: DepartmentEntry,
+    zone: ZoneInfo,
+    manager: ManagerEntry,
+    metric: str,
+    rule: Rule,
+) -> Dip | None:
+    """``drop.judge_drop`` by ``rule``, as the rule judges (its expectations too)."""
+
+    def expect(start: datetime, end: datetime) -> Expected | None:
+        return expected_count(
+            inputs.workdays, inputs.baselines, inputs.rules, manager, department.id, zone, metric,
+            start, end,
+        )  # fmt: skip
+
+    found = judge_drop(
+        inputs.workdays, inputs.snapshot, manager.id, department.id, zone, inputs.now, rule, expect
+    )
+    if not found.breached:
+        return None
+    window = found.window
+    assert window is not None
+    assert found.tail_probability is not None
+    assert found.threshold is not None
+    return Dip(
+        start=window.start,
+        worked_seconds=window.worked,
+        observed=window.observed,
+        expected=window.expected.count,
+        expected_from=window.expected.source,
+        tail_probability=found.tail_probability,
+        threshold=found.threshold,
+        false_alarms=str(rule.false_alarms),
+        rule="" if rule is _page_rule(metric) else rule.name,
     )
 
 
@@ -232,4 +386,5 @@ def _sum(metric: str, people: Sequence[ManagerToday]) -> MetricToday:
         expected_from="+".join(sources),
         norm=total(row.norm for row in rows),
         projected=total(row.projected for row in rows),
+        dipping=tuple(manager for row in rows for manager in row.dipping),
     )

@@ -6,6 +6,7 @@ from typing import TypedDict
 
 from processors.parsers._common import DEFAULT_MAX_RECORD_BYTES
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
+from processors.parsers.asterisk_ami_presence import AsteriskAmiPresenceParser
 from processors.parsers.asterisk_cdr_csv import AsteriskCdrCsvParser
 from processors.parsers.asterisk_cdr_db import AsteriskCdrDbParser
 from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
@@ -27,6 +28,7 @@ from salespulse.settings import ParsingSettings
 
 __all__ = [
     "AsteriskAmiCdrParser",
+    "AsteriskAmiPresenceParser",
     "AsteriskCdrCsvParser",
     "AsteriskCdrDbParser",
     "AsteriskCelCallParser",
@@ -66,6 +68,10 @@ def build_parsers(
             **pbx, columns=settings.asterisk_cdr_columns, encoding=settings.pbx_encoding
         ),
         AsteriskAmiCdrParser(**pbx, encoding=settings.pbx_encoding),
+        AsteriskAmiPresenceParser(
+            internal_extension_pattern=settings.internal_extension_pattern,
+            max_record_bytes=max_record_bytes,
+        ),
         # Rows arrive as UTF-8 JSON: the database client decoded them in the table's charset.
         AsteriskCdrDbParser(**pbx),
         AsteriskCelCallParser(

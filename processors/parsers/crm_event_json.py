@@ -33,8 +33,11 @@ from salespulse.models import (
 )
 
 # Calls and chat sessions come from their own systems; a CRM echo of them would double-count.
+# A PBX channel is the PBX's to tell.
 _CRM_KINDS = tuple(
-    kind for kind in ActivityKind if kind not in (ActivityKind.CALL, ActivityKind.CHAT_SESSION)
+    kind
+    for kind in ActivityKind
+    if kind not in (ActivityKind.CALL, ActivityKind.CHAT_SESSION, ActivityKind.CHANNEL)
 )
 EVENT_TYPES: dict[str, tuple[ActivityKind, str]] = {
     f"{kind.value}.{action}": (kind, action)

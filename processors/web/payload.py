@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from processors.alerting.messages import is_duration, metric_name
+from processors.alerting.messages import amount, is_duration, metric_name, span
 from processors.alerting.model import Alert
 from processors.alerting.today import (
     LOWER_IS_BETTER,
     DepartmentToday,
+    Dip,
     ManagerToday,
     MetricToday,
     TodayBoard,
@@ -48,7 +49,42 @@ def clock(moment: datetime, zone: ZoneInfo) -> str:
     return moment.astimezone(zone).strftime("%H:%M")
 
 
-def metric_payload(row: MetricToday) -> dict[str, Any]:
+def dip_text(metric: str, dip: Dip, zone: ZoneInfo) -> str:
+    """A manager's dip as the page's tooltip says it: "2 in the last 48 working minutes (from
+    10:16), about 14 expected"."""
+    return (
+        f"{amount(metric, dip.observed, 'en')} in the last {span(dip.worked_seconds, 'en')} "
+        f"(from {clock(dip.start, zone)}), about {amount(metric, dip.expected, 'en')} expected"
+    )
+
+
+def dipping_text(row: MetricToday, names: dict[str, str]) -> str:
+    """A department's dipping managers: "2 managers dipping: Anna Ivanova, Pavel Petrov"."""
+    who = [names.get(manager_id, manager_id) for manager_id in row.dipping]
+    if not who:
+        return ""
+    many = "managers" if len(who) > 1 else "manager"
+    return f"{len(who)} {many} dipping: {', '.join(who)}"
+
+
+def _dip_payload(dip: Dip | None) -> dict[str, Any] | None:
+    if dip is None:
+        return None
+    return {
+        "window_start": dip.start.isoformat(),
+        "working_seconds": dip.worked_seconds,
+        "observed": dip.observed,
+        "expected": dip.expected,
+        "expected_from": dip.expected_from,
+        "tail_probability": dip.tail_probability,
+        "threshold": dip.threshold,
+        "false_alarms": dip.false_alarms,
+        "rule": dip.rule,
+    }
+
+
+def metric_payload(row: MetricToday, dip: str = "") -> dict[str, Any]:
+    """One cell; ``dip`` is what its tooltip says of a dip ("" when none)."""
     share = row.share
     return {
         "label": metric_name(row.metric, "en"),
@@ -58,7 +94,9 @@ def metric_payload(row: MetricToday) -> dict[str, Any]:
         "norm": row.norm,
         "projected": row.projected,
         "share": share,
-        "behind": row.behind,
+        "dipping": bool(row.dipping),
+        "dipping_managers": len(row.dipping),
+        "dip": _dip_payload(row.dip),
         "lower_is_better": row.metric in LOWER_IS_BETTER,
         "bar": None if share is None else round(min(share, 1.0) * 100),
         "text": {
@@ -68,6 +106,7 @@ def metric_payload(row: MetricToday) -> dict[str, Any]:
             "projected": amount_text(row.metric, row.projected),
             "share": NO_VALUE if share is None else f"{share:.0%}",
             "expected_from": row.expected_from.replace("+", " + ") or "nothing to expect",
+            "dip": dip,
         },
     }
 
@@ -88,7 +127,12 @@ def manager_payload(row: ManagerToday, now: datetime) -> dict[str, Any]:
         "working": row.working,
         "worked_seconds": row.worked_seconds,
         "day_seconds": row.day_seconds,
-        "metrics": {metric.metric: metric_payload(metric) for metric in row.metrics},
+        "metrics": {
+            metric.metric: metric_payload(
+                metric, dip_text(metric.metric, metric.dip, row.zone) if metric.dip else ""
+            )
+            for metric in row.metrics
+        },
         "alerts": len(row.alerts),
         "text": {
             "clock": clock(now, row.zone),
@@ -102,13 +146,17 @@ def manager_payload(row: ManagerToday, now: datetime) -> dict[str, Any]:
 def department_payload(row: DepartmentToday, now: datetime) -> dict[str, Any]:
     department = row.department
     at_work = sum(manager.working for manager in row.managers)
+    names = {m.manager.id: m.manager.name or m.manager.id for m in row.managers}
     return {
         "id": department.id,
         "name": department.name or department.id,
         "timezone": row.zone.key,
         "local_date": row.local_date.isoformat(),
         "working": row.working,
-        "metrics": {metric.metric: metric_payload(metric) for metric in row.totals},
+        "metrics": {
+            metric.metric: metric_payload(metric, dipping_text(metric, names))
+            for metric in row.totals
+        },
         "managers": [manager_payload(manager, now) for manager in row.managers],
         "alerts": len(row.alerts),
         "text": {

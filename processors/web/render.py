@@ -27,7 +27,9 @@ from processors.web.payload import (
 
 LEGEND = (
     "Each cell: done today / expected by now (the manager's usual pace, or the norm for a new "
-    "manager) / the day's norm. Red: under half of what was expected by now."
+    "manager) / the day's norm. Red: dipping now, fewer in the last stretch of working time than "
+    "chance allows at the usual pace, as the drop alert judges it (point at the cell for the "
+    "stretch); for a department, any of its managers."
 )
 
 
@@ -62,8 +64,8 @@ def page(title: str, root: str, body: str, board: TodayBoard | None, error: str,
 def _classes(data: Mapping[str, Any], *first: str) -> str:
     """The classes the script toggles on a metric's element (see today.js)."""
     classes = list(first)
-    if data["behind"]:
-        classes.append("behind")
+    if data["dipping"]:
+        classes.append("dipping")
     if data["share"] is None:
         classes.append("unknown")
     if data["lower_is_better"]:
@@ -71,11 +73,17 @@ def _classes(data: Mapping[str, Any], *first: str) -> str:
     return " ".join(classes)
 
 
+def _title(data: Mapping[str, Any]) -> str:
+    """The tooltip of a dipping cell: the window and its counts (the script keeps it)."""
+    dip = data["text"]["dip"]
+    return f' title="{_attr(dip)}"' if dip else ""
+
+
 def _metric_cell(subject: str, metric: str, data: Mapping[str, Any]) -> str:
     text = data["text"]
     return (
         f'<td class="{_classes(data, "metric")}" data-subject="{_attr(subject)}" '
-        f'data-metric="{_attr(metric)}">'
+        f'data-metric="{_attr(metric)}"{_title(data)}>'
         f'<span class="actual" data-field="actual">{escape(text["actual"])}</span>'
         f'<span class="rest"> / <span data-field="expected">{escape(text["expected"])}</span>'
         f' / <span data-field="norm">{escape(text["norm"])}</span></span>'
@@ -192,10 +200,11 @@ def manager(board: TodayBoard, found: ManagerToday, error: str, refresh: float) 
         )
         rows.append(
             f'<tr class="{_classes(values)}" data-subject="{_attr(subject)}" '
-            f'data-metric="{_attr(metric)}">'
+            f'data-metric="{_attr(metric)}"{_title(values)}>'
             f"<th>{escape(values['label'].capitalize())}</th>{fields}"
             f'<td class="share"><span data-field="share">{escape(text["share"])}</span> '
             f'<small data-field="expected_from">{escape(text["expected_from"])}</small>'
+            f'<small class="dip" data-field="dip">{escape(text["dip"])}</small>'
             f'<span class="bar"><span data-field="bar" style="width:{values["bar"] or 0}%">'
             "</span></span></td></tr>"
         )

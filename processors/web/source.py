@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol
 from processors.alerting.baseline_keeper import BaselineKeeper
 from processors.alerting.rules import RulesError, RulesFile, load_rules
 from processors.alerting.service import AlertEvaluator, load_working_calendar
-from processors.alerting.today import TodayBoard, today_board
+from processors.alerting.today import DipBook, TodayBoard, today_board
 from processors.alerting.workdays import Workdays
 from salespulse.alert_settings import AlertsSettings
 from salespulse.calendar import Calendar, CalendarError, parse_calendar
@@ -103,6 +103,7 @@ class TodaySource:
         self._baselines = BaselineKeeper(connect)
         self._workdays: Workdays | None = None
         self._today = TodaysActivity(counting)
+        self._dips = DipBook()  # read() runs in the one thread of _executor
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="today-page")
         self._lock = asyncio.Lock()
         self._read_at: float | None = None  # time.monotonic() of the last attempt
@@ -146,6 +147,7 @@ class TodaySource:
             snapshot,
             baselines,
             [notice.alert for notice in notices],
+            dips=self._dips,
         )
 
     def close(self) -> None:

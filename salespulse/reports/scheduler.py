@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
+from salespulse.backoff import Backoff
 from salespulse.reports.data import ReportError
 from salespulse.reports.delivery import DirectoryDelivery, EmailDelivery
 from salespulse.reports.make import RenderedReport, make_report, render_both
@@ -146,7 +147,7 @@ class ReportScheduler:
     async def _attempt(self, what: str, action: Callable[[], _T], stop: asyncio.Event) -> _T | None:
         """``action`` in a thread, retried with backoff; None when it did not succeed."""
         settings = self.settings
-        delay = settings.retry_initial_seconds
+        waits = Backoff(first=settings.retry_initial_seconds, cap=settings.retry_max_seconds)
         for attempt in range(1, settings.delivery_attempts + 1):
             try:
                 return await asyncio.to_thread(action)
@@ -156,13 +157,13 @@ class ReportScheduler:
                 if last:
                     log.error("%s failed (attempt %d, giving up): %s", what, attempt, exc)
                     return None
+                delay = waits.next()
                 log.warning(
                     "%s failed (attempt %d, again in %.0f s): %s", what, attempt, delay, exc
                 )
             if await self._pause(delay, stop):
                 log.warning("%s not retried: stopping", what)
                 return None
-            delay = min(delay * 2, settings.retry_max_seconds)
         return None
 
     async def _pause(self, seconds: float, stop: asyncio.Event) -> bool:

@@ -25,13 +25,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
 from processors.alerting.model import Notice
+from salespulse.backoff import backoff_delay
 from salespulse.settings import Settings
 from sinks.alerts import metrics
 from sinks.alerts.alertmanager import AlertmanagerChannel
@@ -53,8 +53,7 @@ class Backoff:
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """The wait after failed attempt number ``attempt`` (1, 2...)."""
-        ceiling = min(self.cap, self.base * 2.0 ** min(attempt - 1, 30))
-        wait = ceiling * random.uniform(0.5, 1.0)
+        wait = backoff_delay(attempt - 1, self.base, self.cap)
         # A receiver that says how long to wait (429/503 Retry-After) is believed, up to the cap.
         return max(wait, min(retry_after, self.cap)) if retry_after else wait
 

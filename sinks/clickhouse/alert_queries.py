@@ -3,7 +3,7 @@
 ``query_hourly_history`` feeds the baselines (``processors.alerting.baseline``): weeks of hourly
 activity from the 15-minute rollup. ``query_activity_snapshot`` is today's activity at minute
 resolution from the exact events, read again and again while alerts are evaluated, so it is
-five date-restricted queries and nothing else (their cost: docs/benchmarks.md).
+six date-restricted queries and nothing else (their cost: docs/benchmarks.md).
 
 Times travel as Unix seconds (``toUInt32``): old servers cannot compare a DateTime with a time
 literal, and the two engines return DateTime values in different shapes.
@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import (
+    CHANNEL_UP_MAX,
     LOADED_AFTER,
     ActivitySnapshot,
     HourRow,
@@ -100,6 +101,7 @@ def _snapshot_params(now: datetime, counting: CountingSettings) -> dict[str, Any
         "tasks_utc_low": since.astimezone(UTC).date(),
         "tasks_since": int(since.timestamp()),
         "loaded_after": int(LOADED_AFTER.total_seconds()),
+        "busy_low": int((now - CHANNEL_UP_MAX).timestamp()),
     }
     return params
 
@@ -114,26 +116,53 @@ _LATEST = "argMax({column}, processed_at)"
 
 def _last_active(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
     # Per leg, not per consolidated call: each manager was busy until their own leg ended.
-    # Calls to service numbers (excluded) are not work with a customer.
+    # Calls to service numbers (excluded) are not work with a customer. A manager's channel
+    # going up or down (never counted, so stored as excluded) is activity at that moment: a
+    # Hangup seen before its CDR arrives ends the call as well.
     # Also, per manager, the latest of their records stored long after it ended (loaded after
-    # the fact) and its local day: while a day is being loaded, inactivity is not judged.
+    # the fact) and its local day: while a day is being loaded, inactivity is not judged. A
+    # channel announced again after a reconnect is stored long after it came up, and says
+    # nothing about a day being loaded.
     return ch.execute(
         "SELECT owner, max(busy_until), "
-        "maxIf(stored, stored > busy_until + %(loaded_after)s) AS loaded_at, "
-        "argMaxIf(owner_day, stored, stored > busy_until + %(loaded_after)s) AS loaded_day "
+        "maxIf(stored, presence = 0 AND stored > busy_until + %(loaded_after)s) AS loaded_at, "
+        "argMaxIf(owner_day, stored, presence = 0 AND stored > busy_until + %(loaded_after)s) "
+        "AS loaded_day "
         "FROM ("
         f"SELECT event_id, {_LATEST.format(column='manager_id')} AS owner, "
         f"{_LATEST.format(column='excluded')} AS not_counted, "
         f"{_LATEST.format(column='local_date')} AS owner_day, "
         "toUInt64(max(processed_at)) AS stored, "
+        "any(kind = 'channel') AS presence, "
         "any(if(kind = 'call', toUInt64(occurred_at) + duration_seconds, "
         "toUInt64(ifNull(ended_at, occurred_at)))) AS busy_until "
         f"FROM {ch.database}.events "
-        "WHERE kind IN ('call', 'chat_session') "
+        "WHERE kind IN ('call', 'chat_session', 'channel') "
         "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
         "GROUP BY event_id) AS latest "
-        "WHERE owner != '' AND not_counted = 0 "
+        "WHERE owner != '' AND (not_counted = 0 OR presence = 1) "
         "AND owner_day >= %(low)s AND owner_day <= %(high)s GROUP BY owner",
+        params,
+    )
+
+
+def _busy(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
+    # Per manager, since when the earliest of their channels still up came up: a channel with an
+    # up row and no down row, up for less than CHANNEL_UP_MAX (a lost Hangup must not keep a
+    # manager busy for ever). Channels are told apart by their uniqueid (external_ref); rows of
+    # one channel are few, so no FINAL: duplicates change neither count being zero nor the min.
+    return ch.execute(
+        "SELECT owner, min(up_at) FROM ("
+        "SELECT external_ref AS line, "
+        f"{_LATEST.format(column='manager_id')} AS owner, "
+        "minIf(toUInt64(occurred_at), action = 'up') AS up_at, "
+        "countIf(action = 'up') AS ups, countIf(action = 'down') AS downs "
+        f"FROM {ch.database}.events "
+        "WHERE kind = 'channel' "
+        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
+        "AND toUInt64(occurred_at) >= %(busy_low)s "
+        "GROUP BY line) AS lines "
+        "WHERE ups > 0 AND downs = 0 AND owner != '' GROUP BY owner",
         params,
     )
 
@@ -371,6 +400,7 @@ class TodaysActivity:
             minutes=self._read_minutes(ch, directory, now, params),
             last_active=self._parse("last_active", last_active, _ends),
             loading=self._parse("loading", last_active, _loading),
+            busy=self._parse("busy", _busy(ch, params), _ends),
             open_tasks=self._parse("open_tasks", _open_tasks(ch, params), _tasks),
             days=self._parse(
                 "days",

@@ -1,6 +1,7 @@
 """Versioned, idempotent schema migrations, recorded in ``schema_migrations``.
 
-Migrations are SQL files ``NNNN_name.sql`` in ``deploy/clickhouse/migrations``; statements are
+Migrations are SQL files ``NNNN_name.sql`` shipped in ``sinks/clickhouse/sql`` (package data,
+read through ``importlib.resources``, so an installed wheel finds them); statements are
 separated by a line ending in ``;`` and may use ``{database}``. Every statement is written to be
 re-runnable (``IF NOT EXISTS``), and the record table is a ReplacingMergeTree, so two workers
 starting at once both succeed and leave one record per version.
@@ -14,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 from salespulse.errors import StorageError
-from salespulse.settings import REPO_ROOT, sql_identifier
+from salespulse.locations import packaged
+from salespulse.settings import sql_identifier
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
-MIGRATIONS_DIR = REPO_ROOT / "deploy" / "clickhouse" / "migrations"
+# Anchored at the regular package ``sinks``: ``sinks.clickhouse`` is a namespace package.
+MIGRATIONS_DIR = packaged("sinks", "clickhouse", "sql")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -40,15 +43,18 @@ class Migration:
         return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
 
 
-def discover(directory: Path = MIGRATIONS_DIR, *, server_major: int = 99) -> list[Migration]:
+def discover(directory: Traversable = MIGRATIONS_DIR, *, server_major: int = 99) -> list[Migration]:
+    files = {entry.name: entry for entry in directory.iterdir() if entry.is_file()}
     migrations: list[Migration] = []
-    for path in sorted(directory.glob("*.sql")):
-        match = _NAME.match(path.name)
+    for name in sorted(files):
+        match = _NAME.match(name)
         if not match:
             continue  # variants (NNNN_name.v18.sql) are picked up next to their main file
-        variant = path.with_name(path.stem + ".v18.sql")
-        chosen = variant if server_major < 19 and variant.exists() else path
-        migrations.append(Migration(int(match.group(1)), match.group(2), chosen.read_text()))
+        variant = files.get(name.removesuffix(".sql") + ".v18.sql")
+        chosen = variant if server_major < 19 and variant is not None else files[name]
+        # UTF-8 whatever the locale: the checksum recorded in databases is of these characters.
+        text = chosen.read_text(encoding="utf-8")
+        migrations.append(Migration(int(match.group(1)), match.group(2), text))
     versions = [m.version for m in migrations]
     if len(versions) != len(set(versions)):
         raise ValueError(f"duplicate migration versions in {directory}")
@@ -84,7 +90,7 @@ def applied_versions(ch: ClickHouse) -> dict[int, str]:
     return {int(version): str(checksum) for version, checksum in rows}
 
 
-def apply_migrations(ch: ClickHouse, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+def apply_migrations(ch: ClickHouse, directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
     """Bring the schema up to date; returns the migrations applied by this call."""
     # The settings check the name when they load; a client built with another name (tests,
     # benchmarks) is checked here, before the first statement that writes it into SQL.

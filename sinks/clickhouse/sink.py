@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 
 from processors.pipeline import EVENT_COLUMNS
 from salespulse import metrics
+from salespulse.backoff import Backoff
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class ClickHouseSink:
         if not rows:
             return
         columns: list[Sequence[Any]] = [list(column) for column in zip(*rows, strict=True)]
-        delay = 0.5
+        waits = Backoff(first=0.5, cap=self._retry_max)
         while True:
             started = time.perf_counter()
             try:
@@ -116,9 +117,9 @@ class ClickHouseSink:
                 if not exc.retriable:
                     raise
                 metrics.CLICKHOUSE_RETRIES.labels(table, exc.reason).inc()
+                delay = waits.next()
                 log.warning("ClickHouse insert failed (%s); retrying in %.1f s", exc, delay)
                 await self._sleep(delay)
-                delay = min(delay * 2, self._retry_max)
                 continue
             metrics.CLICKHOUSE_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
             return

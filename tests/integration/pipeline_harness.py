@@ -13,7 +13,6 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,8 @@ from salespulse.worker_process import start_worker
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
 from sinks.clickhouse.rollup import DAILY_TABLE
 from tests.conftest import LocalStack
+from tests.polling import eventually as eventually
+from tests.polling import until as until
 
 # A fixed week in the past: the same traffic on every run, whatever today is.
 WEEK_END = datetime(2026, 11, 21, tzinfo=UTC)
@@ -182,28 +183,6 @@ class RunningWorker:
 
 def launch(settings: Settings, log_path: Path) -> RunningWorker:
     return RunningWorker(settings, start_worker(settings, log_path))
-
-
-def eventually(check: Callable[[], Any], seconds: float = 90.0) -> Any:
-    """``check()`` once it is truthy (polled twice a second), or its last falsy value after
-    ``seconds``: the caller asserts on it, so a timeout fails with what was seen."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
-
-
-async def until(check: Callable[[], Any], seconds: float = 90.0) -> Any:
-    """``eventually`` for async tests: the event loop (traffic being sent, say) runs on while
-    ``check`` is polled."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.5)
 
 
 def worker_name(worker: RunningWorker) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -14,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 
-from ingest.ami import AmiBridge, backoff_delay, run_ami_bridge
+from ingest.ami import AmiBridge, run_ami_bridge
 from ingest.ami_settings import AmiSettings
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
@@ -22,6 +21,7 @@ from salespulse.models import SourceRef
 from salespulse.settings import Settings, TopicSettings
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
+from tests.polling import until_true
 
 SECRET = "s3cret-Mgr-Pass"
 _runs = itertools.count(1)
@@ -84,8 +84,13 @@ class FakeAsterisk:
         pong: bool = True,
         banner: bytes = b"Asterisk Call Manager/9.0.0\r\n",
         before_first_pong: bytes | None = None,
+        channels: list[str] | None = None,
     ) -> None:
         self.scripts = scripts
+        # The channels up, as CoreShowChannels lists them: each the fields of one
+        # CoreShowChannel event, without its Event and ActionID lines.
+        self.channels = channels or []
+        self.channel_listings = 0
         self.pong = pong
         # An event raised between the first Ping and its Pong, which follows a moment later.
         self.before_first_pong = before_first_pong
@@ -186,6 +191,22 @@ class FakeAsterisk:
                     await asyncio.sleep(0.05)
                 if self.pong:
                     writer.write(respond(action_id, "Success", "Ping: Pong\r\nTimestamp: 1.5"))
+            elif name == "coreshowchannels":
+                self.channel_listings += 1
+                writer.write(
+                    respond(
+                        action_id, "Success", "EventList: start\r\nMessage: Channels will follow"
+                    )
+                )
+                for fields in self.channels:
+                    writer.write(
+                        f"Event: CoreShowChannel\r\nActionID: {action_id}\r\n{fields}\r\n".encode()
+                    )
+                writer.write(
+                    f"Event: CoreShowChannelsComplete\r\nActionID: {action_id}\r\n"
+                    f"EventList: Complete\r\nListItems: {len(self.channels)}\r\n\r\n".encode()
+                )
+                await writer.drain()
             elif name == "logoff":
                 self.logoffs += 1
                 writer.write(respond(action_id, "Goodbye", "Message: Thanks for all the fish."))
@@ -234,15 +255,6 @@ def ami_settings(port: int, secret: str = SECRET, **overrides: float) -> AmiSett
         **overrides,
     }
     return AmiSettings(host="127.0.0.1", port=port, username="salespulse", secret=secret, **options)
-
-
-async def eventually(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    step = 0.02
-    for _ in range(int(seconds / step)):
-        if condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not true within {seconds} s")
 
 
 Seen = tuple[bytes | None, bytes, dict[str, bytes]]  # key, value, headers
@@ -294,7 +306,7 @@ async def test_every_cdr_arrives_as_sent_across_a_dropped_connection(stack: Loca
             )
             try:
                 seen = await consume(settings, expected=4)
-                await eventually(lambda: asterisk.pings >= 1)
+                await until_true(lambda: asterisk.pings >= 1)
             finally:
                 stop.set()
                 await asyncio.wait_for(bridge, 10)
@@ -331,7 +343,7 @@ async def test_wrong_secret_is_logged_without_the_secret_and_retried(
             run_ami_bridge(ami_settings(asterisk.port, secret=wrong), producer, stop=stop)
         )
         try:
-            await eventually(lambda: asterisk.connections >= 3)
+            await until_true(lambda: asterisk.connections >= 3)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)  # stops cleanly: no exception escaped
@@ -375,7 +387,7 @@ async def test_a_peer_that_is_not_asterisk_is_a_protocol_error(
         producer = RawProducer(stack.settings.kafka, stack.settings.topics)
         bridge = asyncio.create_task(run_ami_bridge(ami_settings(peer.port), producer, stop=stop))
         try:
-            await eventually(lambda: peer.connections >= 2)
+            await until_true(lambda: peer.connections >= 2)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
@@ -442,7 +454,7 @@ async def test_a_write_kafka_refuses_for_a_while_is_retried() -> None:
             run_ami_bridge(ami_settings(asterisk.port), producer, stop=stop)  # type: ignore[arg-type]
         )
         try:
-            await eventually(lambda: bool(producer.written))
+            await until_true(lambda: bool(producer.written))
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
@@ -465,10 +477,10 @@ async def test_the_session_is_read_on_while_kafka_holds_a_write() -> None:
             pings = asterisk.pings
             for number in range(1, 20):
                 live.put_nowait(cdr(number))
-            await eventually(lambda: live.empty() and asterisk.pings >= pings + 3)
+            await until_true(lambda: live.empty() and asterisk.pings >= pings + 3)
             assert producer.written == []  # the first write is still held
             producer.release.set()
-            await eventually(lambda: len(producer.written) == 20)
+            await until_true(lambda: len(producer.written) == 20)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
@@ -497,18 +509,10 @@ async def test_a_session_is_not_judged_by_the_time_kafka_kept_the_bridge_busy() 
             await asyncio.wait_for(producer.called.wait(), 5)
             await asyncio.sleep(3 * ami.ping_timeout_seconds)
             producer.release.set()
-            await eventually(lambda: len(producer.written) == len(burst))
-            await eventually(lambda: asterisk.pings >= 3)
+            await until_true(lambda: len(producer.written) == len(burst))
+            await until_true(lambda: asterisk.pings >= 3)
         finally:
             stop.set()
             await asyncio.wait_for(bridge, 5)
     assert [record.value for record in producer.written] == burst
     assert asterisk.connections == 1
-
-
-@pytest.mark.parametrize("failures", [0, 1, 3, 10, 100])
-def test_backoff_doubles_up_to_the_cap_with_jitter(failures: int) -> None:
-    ceiling = min(30.0, 0.5 * 2**failures)
-    for _ in range(50):
-        delay = backoff_delay(failures, 0.5, 30.0)
-        assert ceiling / 2 <= delay <= ceiling

@@ -19,9 +19,9 @@ from tests.integration.test_ami_bridge import (
     ami_settings,
     cdr,
     consume,
-    eventually,
     own_topics,
 )
+from tests.polling import until_true
 from tests.unit.test_asterisk_cel import INCOMING_EVENTS, INTERNAL, RING_GROUP, events_of
 
 CEL_HEADERS = {"sp-format": b"asterisk-cel-call"}
@@ -54,7 +54,7 @@ async def test_each_call_is_one_record_at_linkedid_end_and_cdrs_pass_as_before(
             )
             try:
                 # A Ping goes out only once everything received before it was written.
-                await eventually(lambda: asterisk.pings >= 1)
+                await until_true(lambda: asterisk.pings >= 1)
             finally:
                 stop.set()
                 await asyncio.wait_for(bridge, 10)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from salespulse.directory_topic import DirectoryTopic, absences_of
 from salespulse.models import Actor, SourceFamily
 from salespulse.settings import KafkaSettings, to_environment
 from tests.conftest import LocalStack
+from tests.polling import until_true
 from tests.unit.test_directory import YAML
 
 pytestmark = pytest.mark.integration
@@ -93,16 +93,6 @@ async def send_raw(
         await producer.stop()
 
 
-async def eventually(check: Callable[[], bool], seconds: float = 15.0) -> float:
-    """Wait until ``check()`` holds; returns the seconds it took."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"not true within {seconds} s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 async def test_entries_published_before_start_are_merged_over_the_file(
     kafka: KafkaSettings, topic: str, directory_file: Path, reader: DirectoryTopic
 ) -> None:
@@ -151,7 +141,7 @@ async def test_changes_while_running_reach_the_watcher(
 
     # An update, as the worker sees it: refresh() before each batch.
     await publish(kafka, topic, "manager:petrov", manager("petrov", "vvo", ("chat", "op-9")))
-    await eventually(watcher.refresh)
+    await until_true(watcher.refresh)
     assert watcher.current.resolve(Actor(SourceFamily.CHAT, "op-9"), NOON) == ("petrov", "vvo")
     version = reader.version
 
@@ -160,7 +150,7 @@ async def test_changes_while_running_reach_the_watcher(
     await send_raw(kafka, topic, b"manager:petrov", b'{"id": "petrov", "department": ')
     await send_raw(kafka, topic, None, b"{}")
     await send_raw(kafka, topic, b"\xff\xfe", b"{}")
-    await eventually(lambda: updates("invalid") == invalid_before + 3)
+    await until_true(lambda: updates("invalid") == invalid_before + 3)
     assert updates("ok") == ok_before
     assert reader.version == version
     assert not watcher.refresh()
@@ -168,7 +158,7 @@ async def test_changes_while_running_reach_the_watcher(
 
     # An update that would give extension 101 two holders is refused; the last good stays.
     await publish(kafka, topic, "manager:sidorova", manager("sidorova", "msk", ("pbx", "101")))
-    await eventually(lambda: reader.version > version)
+    await until_true(lambda: reader.version > version)
     assert not watcher.refresh()
     assert watcher.last_error is not None
     assert "sidorova" in watcher.last_error
@@ -178,9 +168,9 @@ async def test_changes_while_running_reach_the_watcher(
     # Kafka's null tombstone deletes too: Sidorova's refused entry and Petrov's file entry.
     await send_raw(kafka, topic, b"manager:sidorova", None)
     await send_raw(kafka, topic, b"manager:petrov", None)
-    await eventually(watcher.refresh)
+    await until_true(watcher.refresh)
     if "petrov" in watcher.current.managers:  # the two deletions arrived in two refreshes
-        await eventually(watcher.refresh)
+        await until_true(watcher.refresh)
     assert watcher.last_error is None
     assert "petrov" not in watcher.current.managers
     assert "sidorova" not in watcher.current.managers
@@ -312,6 +302,6 @@ async def test_absences_published_with_the_cli_are_read_back_and_deleted(
     version = reader.version
     assert await salespulse("--delete-absence", "hr-4711") == 0
     assert capsys.readouterr().out.strip() == f"published absence:hr-4711 on {topic}"
-    await eventually(lambda: reader.version > version)
+    await until_true(lambda: reader.version > version)
     assert reader.entries["absence:hr-4711"] is None
     assert [absence.manager for absence in absences_of(reader.entries)] == ["petrov"]

@@ -178,7 +178,7 @@ def worker_port(stack: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> 
     answering = settings.worker.model_copy(update={"web_hosts": ["fuzz"]})
     settings = settings.model_copy(update={"worker": answering})
     settings.directory_path.write_bytes(
-        (REPO_ROOT / "deploy" / "directory.example.yaml").read_bytes()
+        (REPO_ROOT / "salespulse" / "examples" / "directory.example.yaml").read_bytes()
     )
     worker = launch(settings, tmp_path / "worker.log")
     try:

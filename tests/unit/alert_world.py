@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting.activity import (
+    CHANNEL_UP_MAX,
     LOADED_AFTER,
     ActivitySnapshot,
     HourRow,
@@ -90,6 +91,8 @@ class World:
     history_days: int = 56
     ivanova_per_hour: int = 10  # her usual outgoing calls in a working hour
     calls: dict[str, list[datetime]] = field(default_factory=dict)
+    # Events of other metrics (offers, missed calls, ...): (manager, metric) → moments.
+    events: dict[tuple[str, str], list[datetime]] = field(default_factory=dict)
     tasks: list[OpenTask] = field(default_factory=list)
     engine: AlertEngine = field(default_factory=AlertEngine)
     # As the evaluator runs: verdicts that cannot turn into breaches yet are given again.
@@ -102,6 +105,8 @@ class World:
     completed: dict[str, datetime] = field(default_factory=dict)
     # When the evaluator began (``restart``); None: it has run all along.
     started: datetime | None = None
+    # PBX channels of managers: (manager, up, down or None: its Hangup never came).
+    channels: list[tuple[str, datetime, datetime | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._first = False
@@ -149,13 +154,25 @@ class World:
             minutes[manager] = {"calls_out": minute_counts(done)}
             if done:
                 last[manager] = done[-1] + timedelta(minutes=3)  # a three-minute call
+        for (manager, metric), moments in self.events.items():
+            done = sorted(m for m in moments if m <= now)
+            minutes.setdefault(manager, {})[metric] = minute_counts(done)
         tasks = tuple(
             task
             for task in self.tasks
             if (task.known_at or task.created_at) <= now
             and self.completed.get(task.task_id, FOREVER) > now
         )
-        return ActivitySnapshot(now, minutes, last, tasks, loading=loading)
+        busy: dict[str, datetime] = {}
+        for manager, up, down in self.channels:
+            # As the snapshot's query reads them: up and not down by now, up within the cap.
+            if up > now:
+                continue
+            seen = up if down is None or down > now else down
+            last[manager] = max(last.get(manager, seen), seen)
+            if (down is None or down > now) and now - up <= CHANNEL_UP_MAX:
+                busy[manager] = min(busy.get(manager, up), up)
+        return ActivitySnapshot(now, minutes, last, tasks, loading=loading, busy=busy)
 
     def restart(self, now: datetime) -> None:
         """A new leader (or the worker restarted) at ``now``: a new engine that knows only the

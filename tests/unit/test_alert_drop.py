@@ -162,7 +162,7 @@ def test_a_new_manager_is_held_against_the_norm() -> None:
 
 
 def test_the_example_rules_file_loads_with_its_drop_rule_commented_out_or_in() -> None:
-    path = Path(__file__).parents[2] / "deploy" / "alerts.example.yaml"
+    path = Path(__file__).parents[2] / "salespulse" / "examples" / "alerts.example.yaml"
     text = path.read_text()
     assert all(rule.kind is not RuleKind.DROP for rule in load_rules(path).rules)
     enabled = text.replace("  # - name: outgoing_calls_drop", "  - name: outgoing_calls_drop")

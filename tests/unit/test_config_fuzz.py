@@ -27,7 +27,7 @@ from salespulse.settings import REPO_ROOT, Settings
 from salespulse.yaml_limits import MAX_DEPTH
 from tests.unit.fuzzing import fuzz_settings, json_values, mutated, reshaped, truncated
 
-DEPLOY = REPO_ROOT / "deploy"
+EXAMPLES = REPO_ROOT / "salespulse" / "examples"
 SAMPLES = REPO_ROOT / "tests" / "samples" / "calendar"
 # Bytes that change a YAML document's structure: anchors and aliases, flow brackets,
 # indentation, tags, merge keys, document markers, quotes and non-UTF-8.
@@ -59,17 +59,23 @@ class ConfigFile:
 
 FILES = {
     "directory-yaml": ConfigFile(
-        ".yaml", [(DEPLOY / "directory.example.yaml").read_bytes()], load_directory, DirectoryError
+        ".yaml",
+        [(EXAMPLES / "directory.example.yaml").read_bytes()],
+        load_directory,
+        DirectoryError,
     ),
     "directory-csv": ConfigFile(".csv", [DIRECTORY_CSV], load_directory, DirectoryError),
     "calendar": ConfigFile(
         ".yaml",
-        [(DEPLOY / "calendar.example.yaml").read_bytes(), (SAMPLES / "calendar.yaml").read_bytes()],
+        [
+            (EXAMPLES / "calendar.example.yaml").read_bytes(),
+            (SAMPLES / "calendar.yaml").read_bytes(),
+        ],
         load_calendar,
         CalendarError,
     ),
     "rules": ConfigFile(
-        ".yaml", [(DEPLOY / "alerts.example.yaml").read_bytes()], load_rules, RulesError
+        ".yaml", [(EXAMPLES / "alerts.example.yaml").read_bytes()], load_rules, RulesError
     ),
     "holidays-ics": ConfigFile(
         ".ics",
@@ -211,7 +217,7 @@ def test_aliases_within_the_bound_still_load() -> None:
 
 # --- the directory topic ----------------------------------------------------------------------
 
-BASE = parse_directory_file((DEPLOY / "directory.example.yaml").read_text(), suffix=".yaml")
+BASE = parse_directory_file((EXAMPLES / "directory.example.yaml").read_text(), suffix=".yaml")
 ENTRY_VALUES = [encode_value(entry) for entry in (*BASE.managers, *BASE.departments)]
 KEYS = st.one_of(
     st.sampled_from(["manager:ivanova", "manager:petrov", "department:msk", "absence:hr-1"]),

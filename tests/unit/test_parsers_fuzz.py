@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from processors.parsers import (
     AsteriskAmiCdrParser,
+    AsteriskAmiPresenceParser,
     AsteriskCdrCsvParser,
     AsteriskCdrDbParser,
     AsteriskCelCallParser,
@@ -66,6 +67,12 @@ SAMPLES: dict[str, list[bytes]] = {
     # they take the same generic mutations as every other format.
     "asterisk-ami-cdr": test_asterisk_ami_cdr.SAMPLES,
     "asterisk-cel-call": test_asterisk_cel.SAMPLES,
+    "asterisk-ami-presence": [
+        b'{"event":"Newstate","channel":"PJSIP/101-0000001a","uniqueid":"1795680000.7",'
+        b'"linkedid":"1795680000.6","channel_state":6,"at":1795680000.0,"duration":null}',
+        b'{"event":"CoreShowChannel","channel":"SIP/102-00000003","uniqueid":"1795680000.9",'
+        b'"linkedid":null,"channel_state":6,"at":1795680100.5,"duration":100}',
+    ],
     "asterisk-cdr-db": [json.dumps(test_asterisk_cdr_db.ROW).encode()],
     "asterisk-cdr-csv": [
         ASTERISK_INCOMING_CSV,
@@ -127,6 +134,7 @@ NOT_ALL_ACTIVITY = {
 PARSERS: dict[str, Parser] = {
     "asterisk-ami-cdr": AsteriskAmiCdrParser(timezone="Europe/Berlin"),
     "asterisk-cel-call": AsteriskCelCallParser(timezone="Europe/Moscow"),
+    "asterisk-ami-presence": AsteriskAmiPresenceParser(),
     "asterisk-cdr-csv": AsteriskCdrCsvParser(timezone="Europe/Berlin"),
     "asterisk-cdr-db": AsteriskCdrDbParser(timezone="Europe/Moscow"),
     "chat-session-json": ChatSessionJsonParser(),

@@ -29,7 +29,7 @@ from tests.unit.fuzzing import INTERESTING, fuzz_settings, mutated
 from tests.unit.test_parsers_fuzz import SAMPLES
 
 PARSERS = build_parsers(ParsingSettings())
-DIRECTORY = load_directory(REPO_ROOT / "deploy" / "directory.example.yaml")
+DIRECTORY = load_directory(REPO_ROOT / "salespulse" / "examples" / "directory.example.yaml")
 # The samples' activity is on 2026-11-26; some mutations move it into the future or far back.
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 MAX_MESSAGE_BYTES = WorkerSettings().max_message_bytes

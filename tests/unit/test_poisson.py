@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from processors.alerting import poisson
-from processors.alerting.conditions import DROP_WINDOWS
+from processors.alerting.drop import DROP_WINDOWS
 
 
 def test_the_cdf_of_small_means_is_the_textbook_sum() -> None:

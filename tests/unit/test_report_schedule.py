@@ -154,7 +154,10 @@ async def test_each_entry_runs_at_its_time_and_is_delivered(tmp_path: Path) -> N
 
 async def test_failed_deliveries_are_retried_with_backoff_then_given_up(
     caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Each wait at its ceiling (no jitter): the doubling is what is checked here.
+    monkeypatch.setattr("salespulse.backoff.random.uniform", lambda _low, high: high)
     clock = MovedClock(utc("2026-11-20T15:59:00"), until=utc("2026-11-21T00:00:00"))
     recorder = Recorder()
     recorder.failures = [

@@ -92,18 +92,65 @@ def test_the_manager_page_shows_actual_expected_norm_and_pace(world: World) -> N
     assert 'src="../assets/today.js"' in page
 
 
-def test_under_half_of_expected_is_marked(world: World) -> None:
-    board = board_of(world, at(TODAY, "14:30"))  # petrov: 10 of 22.5
+def test_a_dip_is_marked_with_its_window(world: World) -> None:
+    # petrov's last call was at 10:48: by 14:30 the 150 working minutes 11:00-13:00 and
+    # 14:00-14:30 held none where his norm expects 12.5, and the drop rule's scan breaches.
+    board = board_of(world, at(TODAY, "14:30"))
     petrov = board.manager("petrov")
     assert petrov is not None
     page = render.manager(board, petrov, "", 5)
-    assert '<tr class="behind" data-subject="manager:petrov" data-metric="calls_out">' in page
+    tooltip = "0 in the last 150 working minutes (from 11:00), about 12 expected"
+    assert (
+        '<tr class="dipping" data-subject="manager:petrov" data-metric="calls_out" '
+        f'title="{tooltip}"><th>Outgoing calls</th>'
+    ) in page
+    assert f'<small class="dip" data-field="dip">{tooltip}</small>' in page
     department = board.department("msk")
     assert department is not None
     page = render.department(board, department, "", 5)
-    assert 'class="metric behind" data-subject="manager:petrov" data-metric="calls_out"' in page
+    assert (
+        'class="metric dipping" data-subject="manager:petrov" data-metric="calls_out" '
+        f'title="{tooltip}"><span class="actual" data-field="actual">10</span>'
+    ) in page
+    # ivanova has called as usual: no mark, no tooltip.
+    assert 'class="metric" data-subject="manager:ivanova" data-metric="calls_out">' in page
+    # The department dips where one of its managers does, and says who.
+    dipping = 'title="1 manager dipping: Pavel Petrov"'
+    assert (
+        f'class="metric dipping" data-subject="department:msk" data-metric="calls_out" {dipping}>'
+    ) in page
+    overview = render.overview(board, "", 5)
+    assert (
+        f'class="metric dipping" data-subject="department:msk" data-metric="calls_out" {dipping}>'
+    ) in overview
     # Fewer missed calls than expected is not a warning.
     assert 'class="metric unknown lower" data-subject="manager:petrov" data-metric="missed"' in page
+    payload = board_payload(board, "", 5)
+    (msk,) = payload["departments"]
+    calls = msk["managers"][1]["metrics"]["calls_out"]
+    assert (calls["dipping"], calls["dipping_managers"], calls["text"]["dip"]) == (
+        True,
+        1,
+        tooltip,
+    )
+    assert calls["dip"]["window_start"] == at(TODAY, "11:00").isoformat()
+    assert (calls["dip"]["observed"], calls["dip"]["expected"]) == (0, 12.5)
+    assert calls["dip"]["false_alarms"] == "1 per 20 working days"
+    assert msk["metrics"]["calls_out"]["dipping_managers"] == 1
+    assert msk["metrics"]["calls_out"]["dip"] is None
+
+
+def test_a_small_count_under_half_of_expected_is_no_dip(world: World) -> None:
+    # One call by 10:20 where his norm expects 6.7 (15%) was red under the whole-day ratio.
+    # No window of today expects more than ln(1 / α) = 9.2, the least for even none observed
+    # to be rare enough at 1 per 20 working days: nothing to mark yet.
+    world.calls["petrov"] = [at(TODAY, "09:40")]
+    board = board_of(world, at(TODAY, "10:20"))
+    petrov = board.manager("petrov")
+    assert petrov is not None
+    page = render.manager(board, petrov, "", 5)
+    assert '<tr class="" data-subject="manager:petrov" data-metric="calls_out">' in page
+    assert '<span data-field="share">15%</span>' in page
 
 
 def test_names_and_alert_texts_from_data_are_escaped(world: World) -> None:
@@ -148,6 +195,10 @@ def test_the_json_carries_numbers_and_texts(world: World) -> None:
     assert calls["text"]["projected"] == "107"  # 30 x 8/3 + 10 x 8/3
     petrov = msk["managers"][1]
     assert petrov["metrics"]["calls_out"]["bar"] == 67
+    # 10 of 15 and calling every 12 minutes until 11:00: no dip, nothing to say of one.
+    calls = petrov["metrics"]["calls_out"]
+    assert (calls["dipping"], calls["dipping_managers"], calls["dip"]) == (False, 0, None)
+    assert calls["text"]["dip"] == ""
     (alert,) = payload["alerts"]
     assert alert["link"] == "managers/petrov"
     assert alert["text"]["when"] == "since 11:50, fired 12:00"  # Moscow time

@@ -41,7 +41,14 @@
         setText(field, metric.text[name]);
       }
     });
-    el.classList.toggle("behind", metric.behind);
+    el.classList.toggle("dipping", metric.dipping);
+    if (metric.text.dip) {
+      if (el.title !== metric.text.dip) {
+        el.title = metric.text.dip;
+      }
+    } else if (el.hasAttribute("title")) {
+      el.removeAttribute("title");
+    }
     el.classList.toggle("unknown", metric.share === null);
   }
 
