@@ -136,7 +136,7 @@ The traffic is a model, not a recording: bursty on purpose (gaps between calls g
 nobody wants to be paged about. Calls reach a manager through a queue, so a silent manager has
 no missed calls counting as activity. The replay ticks once a minute (the worker every second:
 a delay here may be up to a minute longer than the worker's). 36 managers, the team of the
-issue, over 12 working days take about 8 minutes of CPU here (longer on the wall clock when
+issue, over 12 working days take about 5 minutes of CPU here (longer on the wall clock when
 the machine is shared), most of it the drop rules' windows. Measure your own rules file with
 `--rules`: your team's traffic may be steadier or burstier than this one.
 """
