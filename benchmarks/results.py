@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from salespulse.settings import REPO_ROOT, ClickHouseSettings, Settings
-from salespulse.stack import interrupts_held, running_stack
+from salespulse.stack import running_stack
+from salespulse.stack_processes import interrupts_held
 from salespulse.stack_settings import private_stack
 from salespulse.worker_process import start_worker, stop_worker
 from sinks.clickhouse.client import NativeClickHouse

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 # Far deeper than any of our files (a directory is four levels), far shallower than the stack.
@@ -26,6 +27,12 @@ class BoundedLoaderMixin:
     """Put before ``yaml.SafeLoader`` (or a subclass of it) in the bases."""
 
     _depth = 0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A date YAML recognises but Python cannot hold (0000-00-00, 2026-02-30) raised a bare
+        # ValueError that no caller reported as a bad file: a YAMLError that says where.
+        cls.add_constructor(_TIMESTAMP, _checked_timestamp)  # type: ignore[attr-defined]
 
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         self._depth += 1
@@ -47,6 +54,18 @@ class BoundedLoaderMixin:
                 node.start_mark,
             )
         return super().construct_document(node)  # type: ignore[misc]
+
+
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def _checked_timestamp(loader: yaml.SafeLoader, node: Node) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)  # type: ignore[arg-type]
+    except (ValueError, OverflowError) as exc:
+        raise ConstructorError(
+            None, None, f"{node.value!r} is not a valid date or time ({exc})", node.start_mark
+        ) from None
 
 
 class BoundedLoader(BoundedLoaderMixin, yaml.SafeLoader):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 
@@ -84,6 +85,31 @@ class MigrationError(StorageError):
     """The database's schema history disagrees with the migration files."""
 
 
+# Workers starting together on an empty database each run every migration. One that is a
+# migration ahead may find a table another has just dropped to recreate it (0010 recreates the
+# rollups that 0012 alters): the table is back a moment later. Statements are idempotent, so
+# a failed one is tried again for this long before the error stands.
+_RACE_SECONDS = 10.0
+_RACE_PAUSE = 0.2
+_RACE_SIGNS = re.compile(r"doesn't exist|already exists", re.IGNORECASE)
+
+
+def _execute_beside_others(ch: ClickHouse, statement: str) -> None:
+    deadline = time.monotonic() + _RACE_SECONDS
+    while not _already_done(ch, statement):
+        try:
+            ch.execute(statement)
+            return
+        except ClickHouseError as exc:
+            # Another worker added the column between the check and this statement, or holds
+            # the table between its DROP and its CREATE. Any other error is no race: it stands.
+            if _already_done(ch, statement):
+                return
+            if not _RACE_SIGNS.search(str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(_RACE_PAUSE)
+
+
 def applied_versions(ch: ClickHouse) -> dict[int, str]:
     """Applied migration versions and the checksums of the SQL they ran."""
     rows = ch.execute(f"SELECT version, checksum FROM {ch.database}.schema_migrations FINAL")
@@ -116,15 +142,7 @@ def apply_migrations(ch: ClickHouse, directory: Traversable = MIGRATIONS_DIR) ->
                 )
             continue
         for statement in migration.statements(ch.database):
-            if _already_done(ch, statement):
-                continue
-            try:
-                ch.execute(statement)
-            except ClickHouseError:
-                # Workers starting together: another one added the column between the check
-                # and this statement.
-                if not _already_done(ch, statement):
-                    raise
+            _execute_beside_others(ch, statement)
         ch.execute(
             f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum, applied_at) "
             "SELECT %(version)s, %(name)s, %(checksum)s, now()",

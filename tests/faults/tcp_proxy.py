@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from salespulse.stack import find_tansu, kafka_answers
 from salespulse.stack_settings import free_ports
+from salespulse.stack_tansu import find_tansu, kafka_answers
 
 _CHUNK = 65536
 

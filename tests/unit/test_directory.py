@@ -84,6 +84,8 @@ def test_overlapping_holders_are_rejected_with_both_names() -> None:
         ("departments: [{id: d, timezone: Mars/Olympus}]\nmanagers: []", "unknown time zone"),
         # A folder of the tz database, as a file cut short after "Europe" reads.
         ("departments: [{id: d, timezone: Europe}]\nmanagers: []", "unknown time zone"),
+        # A date YAML recognises that Python cannot hold (what a fuzzer found): a parse error.
+        ("0000-00-00", "'0000-00-00' is not a valid date or time"),
         ("- just a list", "must be a mapping"),
         ("departments: [\n", "does not parse"),
         (
