@@ -32,22 +32,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import time
-from collections import OrderedDict, deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
 
+from ingest.ami_cel import CelCalls, CelOptions
 from ingest.ami_protocol import AmiAuthError, AmiConnection, AmiError, AmiProtocolError, fields_of
+from ingest.ami_records import cdr_record, presence_record
 from ingest.ami_settings import AmiSettings
 from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECORDS
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
-from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
-from processors.parsers.asterisk_ami_presence import PRESENCE_EVENTS, AsteriskAmiPresenceParser
-from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
+from processors.parsers.asterisk_ami_presence import PRESENCE_EVENTS
 from salespulse.backoff import Backoff, backoff_delay
-from salespulse.models import SourceFamily
 from salespulse.settings import KafkaSettings, TopicSettings
 
 __all__ = [
@@ -68,156 +64,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BRIDGE = "ami"
-_FORMAT = AsteriskAmiCdrParser.format_name
-_CEL_FORMAT = AsteriskCelCallParser.format_name
-_PRESENCE_FORMAT = AsteriskAmiPresenceParser.format_name
 # Records in one write: a failed write is retried whole, so this bounds the copies one
 # failure can leave on the topic.
 RECORDS_PER_WRITE = 500
 
 
-@dataclass(frozen=True)
-class CelOptions:
-    """Whether the bridge asks for CEL events, and how much of them it may hold.
-
-    ``max_open_calls`` and ``max_age_seconds`` bound the memory: past either, the oldest call is
-    written as it is, incomplete. ``max_call_bytes`` keeps one call within what the parser and
-    Kafka accept; a call that outgrows it is written and its later events start a new record.
-    """
-
-    enabled: bool = False
-    max_open_calls: int = 10_000
-    max_age_seconds: float = 6 * 3600.0
-    max_call_bytes: int = CEL_MAX_RECORD_BYTES
-
-    @classmethod
-    def of(cls, ami: AmiSettings) -> CelOptions:
-        return cls(
-            enabled=ami.cel_enabled,
-            max_open_calls=ami.cel_max_open_calls,
-            max_age_seconds=ami.cel_max_age_seconds,
-            max_call_bytes=ami.cel_max_call_bytes,
-        )
-
-
-@dataclass
-class _OpenCall:
-    opened: float  # clock time of its first event
-    messages: list[bytes]
-    size: int
-
-
-class CelCalls:
-    """CEL events held per LinkedID until the call ends; each method returns what to write."""
-
-    def __init__(self, options: CelOptions, clock: Callable[[], float]) -> None:
-        self._options = options
-        self._clock = clock
-        # Insertion order is age order: the first entry is the oldest open call.
-        self._open: OrderedDict[str, _OpenCall] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def add(self, message: bytes, fields: dict[str, str]) -> list[RawRecordOut]:
-        linkedid = fields.get("linkedid")
-        if not linkedid:
-            # Nothing to group by: written alone, so the worker reports it instead of it
-            # vanishing here.
-            return [_cel_record(fields.get("uniqueid"), [message])]
-        out: list[RawRecordOut] = []
-        call = self._open.get(linkedid)
-        if call is not None and call.size + len(message) > self._options.max_call_bytes:
-            limit = self._options.max_call_bytes
-            log.warning(
-                "AMI: CEL of call %s exceeds %d bytes; writing it in parts", linkedid, limit
-            )
-            out.append(self._close(linkedid))
-            call = None
-        if call is None:
-            call = self._open[linkedid] = _OpenCall(self._clock(), [], 0)
-        call.messages.append(message)
-        call.size += len(message)
-        if fields.get("eventname", "").upper() == "LINKEDID_END":
-            out.append(self._close(linkedid))
-        elif len(self._open) > self._options.max_open_calls:
-            oldest = next(iter(self._open))
-            limit = self._options.max_open_calls
-            log.warning("AMI: more than %d calls open; writing call %s incomplete", limit, oldest)
-            out.append(self._close(oldest))
-        return out
-
-    def expired(self) -> list[RawRecordOut]:
-        """Calls open longer than ``max_age_seconds``: their LINKEDID_END was lost (the bridge
-        was disconnected) or the call is improbably long."""
-        deadline = self._clock() - self._options.max_age_seconds
-        out: list[RawRecordOut] = []
-        while self._open:
-            linkedid, call = next(iter(self._open.items()))
-            if call.opened > deadline:
-                break
-            log.warning("AMI: call %s open too long; writing it incomplete", linkedid)
-            out.append(self._close(linkedid))
-        return out
-
-    def drain(self) -> list[RawRecordOut]:
-        """Every open call, incomplete: on stop, what is held is written rather than lost."""
-        return [self._close(linkedid) for linkedid in list(self._open)]
-
-    def _close(self, linkedid: str) -> RawRecordOut:
-        return _cel_record(linkedid, self._open.pop(linkedid).messages)
-
-
-def _cel_record(key: str | None, messages: list[bytes]) -> RawRecordOut:
-    # Each message keeps its closing empty line, so joined they stay blank-line separated.
-    value = b"".join(messages)
-    return RawRecordOut(SourceFamily.PBX, _CEL_FORMAT, key.encode() if key else None, value)
-
-
 class AmiKeepaliveError(AmiError):
     reason = "keepalive"
-
-
-def cdr_record(message: bytes, fields: dict[str, str]) -> RawRecordOut:
-    """The raw record of one Cdr message: keyed so that every leg of a call shares a partition."""
-    key = fields.get("linkedid") or fields.get("uniqueid") or fields.get("channel")
-    return RawRecordOut(SourceFamily.PBX, _FORMAT, key.encode() if key else None, message)
-
-
-def presence_record(fields: dict[str, str], wall: float) -> RawRecordOut:
-    """The raw record of one channel event: its fields as Asterisk gave them, and its time.
-
-    ``wall`` (Unix seconds, when the event was read) stands for the time unless the event
-    carries its own ``Timestamp`` (manager.conf ``timestampevents = yes``). Keyed by the call,
-    like its Cdr events, so a channel's records stay in order with each other and its CDR.
-    """
-    state = fields.get("channelstate", "")
-    stamp = fields.get("timestamp", "")
-    try:
-        at = float(stamp) if stamp else wall
-    except ValueError:
-        at = wall
-    record = {
-        "event": fields.get("event", ""),
-        "channel": fields.get("channel", ""),
-        "uniqueid": fields.get("uniqueid", ""),
-        "linkedid": fields.get("linkedid") or None,
-        "channel_state": int(state) if state.isascii() and state.isdigit() else None,
-        "at": at,
-        "duration": _hms_seconds(fields.get("duration", "")),
-    }
-    key = fields.get("linkedid") or fields.get("uniqueid") or fields.get("channel")
-    value = json.dumps(record, separators=(",", ":")).encode() + b"\n"
-    return RawRecordOut(SourceFamily.PBX, _PRESENCE_FORMAT, key.encode() if key else None, value)
-
-
-def _hms_seconds(text: str) -> int | None:
-    """``CoreShowChannel``'s ``Duration`` (``HH:MM:SS``) in seconds; None if it is not that."""
-    parts = text.split(":")
-    if len(parts) != 3 or not all(part.isascii() and part.isdigit() for part in parts):
-        return None
-    hours, minutes, seconds = (int(part) for part in parts)
-    return hours * 3600 + minutes * 60 + seconds
 
 
 class _Bridge:
