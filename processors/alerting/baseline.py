@@ -54,12 +54,33 @@ class Baselines:
         *,
         weeks: int,
         min_periods: int,
+        dispersions: dict[str, dict[str, float]] | None = None,
     ) -> None:
         self.metrics = frozenset(metrics)
         self.weeks = weeks
         self.min_periods = min_periods
         self._periods = periods
         self._rates = rates
+        self._dispersions = dispersions or {}
+        self._typical: dict[str, float] = {}
+        by_metric: dict[str, list[float]] = {}
+        for per_metric in self._dispersions.values():
+            for metric, value in per_metric.items():
+                by_metric.setdefault(metric, []).append(value)
+        for metric, values in by_metric.items():
+            values.sort()
+            self._typical[metric] = values[len(values) // 2]
+
+    def dispersion(self, manager_id: str, metric: str) -> float:
+        """How much more the manager's hourly counts of ``metric`` vary than Poisson counts
+        would (variance ÷ mean, at least 1; see ``_Dispersion``). Without enough history of
+        their own, the median of the managers who have it; 1 (Poisson) without any."""
+        own = self._dispersions.get(manager_id, {}).get(metric)
+        return own if own is not None else self.typical_dispersion(metric)
+
+    def typical_dispersion(self, metric: str) -> float:
+        """The median dispersion of ``metric`` over the managers with enough history, or 1."""
+        return self._typical.get(metric, 1.0)
 
     def periods(self, manager_id: str, weekday: int, hour: int) -> int:
         """How many past days fed the baseline of this weekday and hour (0 to ``weeks``)."""
@@ -110,6 +131,7 @@ def build_baselines(
     today_of: Callable[[str], date | None] = today.get if isinstance(today, Mapping) else today
     periods: dict[str, list[int]] = {}
     rates: dict[str, dict[str, list[float]]] = {}
+    dispersions: dict[str, dict[str, float]] = {}
     for manager_id, manager in directory.managers.items():
         first, local_day = first_day.get(manager_id), today_of(manager_id)
         if first is None or local_day is None:
@@ -117,6 +139,7 @@ def build_baselines(
         tz = directory.timezone_of(manager.department)
         slots = [0] * _SLOTS
         positive: dict[tuple[str, int], list[float]] = {}  # (metric, slot) -> rates above 0
+        spread = _Dispersion()
         for back in range(1, weeks * 7 + 1):
             day = local_day - timedelta(days=back)
             if day < first:
@@ -126,7 +149,9 @@ def build_baselines(
             for hour, seconds in _split_by_hour(intervals, tz, day).items():
                 slot = day.weekday() * 24 + hour
                 slots[slot] += 1
+                spread.period(slot, seconds)
                 for metric, value in counts.get((manager_id, day, hour), {}).items():
+                    spread.count(metric, slot, value, seconds)
                     found = positive.get((metric, slot))
                     if found is None:
                         positive[(metric, slot)] = [value / seconds]
@@ -139,7 +164,73 @@ def build_baselines(
                 by_slot = medians.setdefault(metric, [0.0] * _SLOTS)
                 by_slot[slot] = _median_with_zeros(values, slots[slot])
         rates[manager_id] = medians
-    return Baselines(wanted, periods, rates, weeks=weeks, min_periods=min_periods)
+        fitted = [slot for slot in range(_SLOTS) if slots[slot] >= min_periods]
+        measured = spread.per_metric(fitted)
+        if measured:
+            dispersions[manager_id] = measured
+    return Baselines(
+        wanted, periods, rates, weeks=weeks, min_periods=min_periods, dispersions=dispersions
+    )
+
+
+# Dispersions are measured from at least this many events and this many periods beyond the
+# slots fitted, and kept within these bounds: a few quiet weeks must not make a manager's
+# every silence look ordinary.
+_MIN_DISPERSION_EVENTS = 30
+_MIN_DISPERSION_FREEDOM = 10
+MAX_DISPERSION = 8.0
+
+
+class _Dispersion:
+    """Pearson's estimate of how overdispersed a manager's hourly counts are, per metric.
+
+    Each past working hour (a period, as the baseline counts them) expected μ = the mean rate
+    of its weekday-and-hour slot × its working seconds; φ = Σ (k - μ)² / Σ μ × n / (n - p), with
+    n periods and p slots fitted: 1 for Poisson counts, more when calls come in bursts, meetings
+    empty whole hours and some days are busier than others (docs/baselines.md, dispersion).
+    The sums are kept per slot so that only the hours with events are visited per metric:
+    Σ (k - μ)² = Σ k² - 2 Σ_s m_s Σ k·t + Σ_s m_s² Σ t², m_s = Σ k / Σ t over slot s."""
+
+    def __init__(self) -> None:
+        self.periods = [0] * _SLOTS
+        self.seconds = [0.0] * _SLOTS
+        self.seconds_squared = [0.0] * _SLOTS
+        # metric -> slot -> [Σ k, Σ k², Σ k·t]
+        self.sums: dict[str, dict[int, list[float]]] = {}
+
+    def period(self, slot: int, seconds: float) -> None:
+        self.periods[slot] += 1
+        self.seconds[slot] += seconds
+        self.seconds_squared[slot] += seconds * seconds
+
+    def count(self, metric: str, slot: int, value: int, seconds: float) -> None:
+        sums = self.sums.setdefault(metric, {}).setdefault(slot, [0.0, 0.0, 0.0])
+        sums[0] += value
+        sums[1] += value * value
+        sums[2] += value * seconds
+
+    def per_metric(self, slots: list[int]) -> dict[str, float]:
+        """φ per metric over ``slots`` (those with a baseline), for the metrics with enough
+        events and periods to say."""
+        n = sum(self.periods[slot] for slot in slots)
+        freedom = n - len(slots)
+        if freedom < _MIN_DISPERSION_FREEDOM:
+            return {}
+        found = {}
+        for metric, by_slot in self.sums.items():
+            events, squares = 0.0, 0.0
+            for slot in slots:
+                sums = by_slot.get(slot)
+                if sums is None or self.seconds[slot] <= 0:
+                    continue
+                k, k2, kt = sums
+                mean_rate = k / self.seconds[slot]
+                events += k
+                squares += k2 - 2 * mean_rate * kt + mean_rate**2 * self.seconds_squared[slot]
+            if events >= _MIN_DISPERSION_EVENTS:
+                phi = squares / events * n / freedom
+                found[metric] = min(MAX_DISPERSION, max(1.0, phi))
+        return found
 
 
 def _index(

@@ -494,6 +494,7 @@ def _drop(situation: Situation, rule: Rule, subject: _Subject, key: str) -> _Jud
         "tail_probability": f"{found.tail_probability:.3g}",
         "threshold": f"{found.threshold:.3g}",
         "windows_tested": str(found.tested),
+        "dispersion": f"{found.dispersion:.2f}",
         "false_alarms": str(rule.false_alarms),
     }
     draft = _draft(situation, rule, subject, key, metric, actual, expected, now, details)

@@ -1,7 +1,8 @@
 """The drop rule's judgement of one manager's metric at an instant, for the rule and the page.
 
 The windows of working time ending at the last whole minute, each with the count it holds and
-the count expected there, judged by ``poisson.scan`` at the level the false-alarm budget sets
+the count expected there, judged by ``poisson.scan`` (with the manager's measured dispersion,
+or the rule's) at the level the false-alarm budget sets
 for each of the day's working minutes (``docs/alerts.md``, the ``drop`` rule). The ``drop``
 rule (``conditions._drop``) and the head of sales' page (``today.py``) both call ``judge_drop``,
 so that a cell the page marks as dipping is a drop the rule finds on the same inputs.
@@ -56,6 +57,7 @@ class DropFinding:
     window: DropWindow | None = None
     log_p: float | None = None
     log_threshold: float | None = None
+    dispersion: float = 1.0
 
     @property
     def tail_probability(self) -> float | None:
@@ -120,13 +122,26 @@ def judge_drop(
         observed = snapshot.count(manager_id, rule.metric, start, now)
         windows.append(DropWindow(start, worked, observed, expected))
     judged = [w for w in windows if w.expected.count >= rule.min_expected]
-    found = poisson.scan([(w.observed, w.expected.count) for w in judged], alpha)
+    dispersion = _dispersion(rule, judged)
+    found = poisson.scan([(w.observed, w.expected.count) for w in judged], alpha, dispersion)
     if found.tested == 0:
         return DropFinding(None)
     if not found.breached:
-        return DropFinding(False, found.tested, log_threshold=found.log_threshold)
+        return DropFinding(
+            False, found.tested, log_threshold=found.log_threshold, dispersion=dispersion
+        )
     assert found.index is not None
-    return DropFinding(True, found.tested, judged[found.index], found.log_p, found.log_threshold)
+    return DropFinding(
+        True, found.tested, judged[found.index], found.log_p, found.log_threshold, dispersion
+    )
+
+
+def _dispersion(rule: Rule, windows: list[DropWindow]) -> float:
+    """The rule's ``dispersion`` when it sets one, else the manager's measured one (the largest
+    among the windows, should a window held against the norm carry another)."""
+    if rule.dispersion is not None:
+        return rule.dispersion
+    return max((window.expected.dispersion for window in windows), default=1.0)
 
 
 def _too_small(
@@ -141,12 +156,14 @@ def _too_small(
     """Whether the longest window, from ``start``, settles that no window can be tested: it has
     no working time, or it is held against a baseline (so every shorter window is too, over
     part of its hours, and expects no more) and expects under ``min_expected`` or no more than
-    -ln(alpha), the least a window must expect before nothing observed in it would be rare
-    enough (``poisson.testable_count`` with m = 1). The usual case for small counts, settled in
+    the least a window must expect before nothing observed in it would be rare enough at
+    alpha (``poisson.testable_count`` with m = 1). The usual case for small counts, settled in
     one look instead of one per window."""
     if workdays.seconds(*args, start, end) <= 0:
         return True
     whole = expect(start, end)
     if whole is None or whole.source != "baseline":
         return False  # judged window by window, as a norm's windows may mix with baselines
-    return whole.count < rule.min_expected or whole.count <= -math.log(alpha)
+    dispersion = whole.dispersion if rule.dispersion is None else rule.dispersion
+    floor = poisson.log_floor(whole.count, dispersion)
+    return whole.count < rule.min_expected or floor >= math.log(alpha)

@@ -20,10 +20,12 @@ from salespulse.directory import ManagerEntry
 
 @dataclass(frozen=True, slots=True)
 class Expected:
-    """An expected count and what it came from: ``"baseline"`` or ``"norm"``."""
+    """An expected count, what it came from (``"baseline"`` or ``"norm"``), and how much more
+    than Poisson the manager's counts vary (``Baselines.dispersion``; 1 = Poisson)."""
 
     count: float
     source: str
+    dispersion: float = 1.0
 
 
 def day_norm_rate(
@@ -72,12 +74,15 @@ def expected_count(
             break
         total += rate * seconds
     else:
-        return Expected(total, "baseline")
+        return Expected(total, "baseline", baselines.dispersion(manager.id, metric))
     day = start.astimezone(zone).date()
     norm_rate = day_norm_rate(workdays, rules, manager, department_id, zone, metric, day)
     if norm_rate is None:
         return None
-    return Expected(norm_rate * sum(seconds for _, _, seconds in pieces), "norm")
+    seconds = sum(seconds for _, _, seconds in pieces)
+    # Held against the norm, a manager is as bursty as their own history says, or as the
+    # managers with history are.
+    return Expected(norm_rate * seconds, "norm", baselines.dispersion(manager.id, metric))
 
 
 def projected_total(actual: float, elapsed_seconds: float, total_seconds: float) -> float | None:

@@ -69,6 +69,77 @@ def cdf(k: int, lam: float) -> float:
     return math.exp(log_cdf(k, lam))
 
 
+# A dispersion this close to 1 is Poisson: the negative binomial's shape λ/(φ-1) would be huge.
+_POISSON_DISPERSION = 1 + 1e-9
+
+
+def log_floor(lam: float, dispersion: float = 1.0) -> float:
+    """log P(X = 0): the smallest tail probability a window expecting ``lam`` can show.
+
+    Poisson: -λ. Negative binomial with mean λ and variance φλ (shape r = λ/(φ-1), success
+    probability 1/φ): P(X = 0) = φ^-r, so its log is -λ ln φ / (φ - 1), which is -λ as φ → 1
+    and shrinks in size as φ grows: the burstier the counts, the more a window must expect
+    before an empty one is rare."""
+    if dispersion <= _POISSON_DISPERSION:
+        return -lam
+    return -lam * math.log(dispersion) / (dispersion - 1)
+
+
+def log_pmf_dispersed(k: int, lam: float, dispersion: float) -> float:
+    """log P(X = k) for X negative binomial with mean ``lam`` and variance ``dispersion × lam``
+    (Poisson when ``dispersion`` is 1)."""
+    if dispersion <= _POISSON_DISPERSION:
+        return log_pmf(k, lam)
+    if k < 0:
+        return -math.inf
+    if lam == 0:
+        return 0.0 if k == 0 else -math.inf
+    r = lam / (dispersion - 1)
+    return (
+        math.lgamma(k + r)
+        - math.lgamma(r)
+        - math.lgamma(k + 1)
+        + log_floor(lam, dispersion)
+        + k * math.log1p(-1 / dispersion)
+    )
+
+
+def log_cdf_dispersed(k: int, lam: float, dispersion: float) -> float:
+    """log P(X ≤ k) for X negative binomial with mean ``lam`` and variance ``dispersion × lam``
+    (``log_cdf`` when ``dispersion`` is 1).
+
+    Summed downwards from P(X = k), each term P(X = i - 1) = P(X = i) × i / ((i - 1 + r) q) with
+    q = 1 - 1/φ, so nothing under- or overflows. The drop rule asks only about counts well under
+    the mean, where the sum is short; at or above the mean the complement is summed upwards
+    (each term (i + r) q / (i + 1) of the previous), which is under about one half there."""
+    if dispersion <= _POISSON_DISPERSION:
+        return log_cdf(k, lam)
+    if not lam >= 0 or math.isinf(lam) or math.isinf(dispersion):
+        raise ValueError(f"a mean and a dispersion must be finite, not {lam!r}, {dispersion!r}")
+    if k < 0:
+        return -math.inf
+    if lam == 0:
+        return 0.0
+    r, q = lam / (dispersion - 1), 1 - 1 / dispersion
+    log_k = log_pmf_dispersed(k, lam, dispersion)
+    if k < lam:
+        total, term = 1.0, 1.0
+        for i in range(k, 0, -1):
+            term *= i / ((i - 1 + r) * q)
+            total += term
+            if term < total * _NEGLIGIBLE:
+                break
+        return log_k + math.log(total)
+    total, term, i = 0.0, 1.0, k
+    while True:
+        term *= (i + r) * q / (i + 1)
+        i += 1
+        total += term
+        if term < total * _NEGLIGIBLE:
+            break
+    return math.log1p(-min(1.0, math.exp(log_k + math.log(total))))
+
+
 def evaluation_alpha(alarms_per_working_day: float, evaluations_per_working_day: float) -> float:
     """The per-evaluation level that keeps a normal stream's expected false alarms per working
     day at or under the budget: each evaluation breaches with probability at most ``alpha``, and
@@ -79,17 +150,18 @@ def evaluation_alpha(alarms_per_working_day: float, evaluations_per_working_day:
     return min(1.0, alarms_per_working_day / evaluations_per_working_day)
 
 
-def testable_count(expected: Sequence[float], alpha: float) -> int:
+def testable_count(floors: Sequence[float], alpha: float) -> int:
     """Tarone's m: the smallest m ≥ 1 such that at most m windows could go under ``alpha / m``.
 
-    The smallest tail probability a window can show is P(X ≤ 0) = e^-λ (nothing observed), so a
-    window with e^-λ ≥ alpha/m can never breach at that level and needs no share of ``alpha``.
-    Which windows those are depends on the expectations alone, never on the counts, so the
-    Bonferroni bound over the others still holds."""
+    ``floors`` are the windows' ``log_floor``: the log of the smallest tail probability each
+    can show, P(X ≤ 0) (nothing observed), so a window whose floor is at or above
+    log(alpha/m) can never breach at that level and needs no share of ``alpha``. Which windows
+    those are depends on the expectations alone, never on the counts, so the Bonferroni bound
+    over the others still holds."""
     m = 1
     while True:
-        floor = math.log(m / alpha)
-        if sum(lam > floor for lam in expected) <= m:
+        level = math.log(alpha / m)
+        if sum(floor < level for floor in floors) <= m:
             return m
         m += 1
 
@@ -109,27 +181,30 @@ class Scan:
     log_p: float | None = None
 
 
-def scan(windows: Sequence[tuple[int, float]], alpha: float) -> Scan:
+def scan(windows: Sequence[tuple[int, float]], alpha: float, dispersion: float = 1.0) -> Scan:
     """Judge ``(observed, expected)`` windows ending at one instant at per-evaluation level
     ``alpha``: breached when some window's P(X ≤ observed | expected) is under alpha/m, m from
-    ``testable_count``. Under a Poisson stream at the expected rates, P(breached) ≤ alpha."""
+    ``testable_count``. The counts are Poisson, or with ``dispersion`` φ > 1 negative binomial
+    with variance φ × expected (bursty activity: ``baseline.Baselines.dispersion``). Under a
+    stream whose counts have that distribution, P(breached) ≤ alpha."""
     if not 0 < alpha <= 1:
         raise ValueError(f"alpha must be in (0, 1], not {alpha!r}")
-    expected = [lam for _, lam in windows]
-    m = testable_count(expected, alpha)
-    floor = math.log(m / alpha)
+    if not dispersion >= 1 or math.isinf(dispersion):
+        raise ValueError(f"a dispersion is at least 1 and finite, not {dispersion!r}")
+    floors = [log_floor(lam, dispersion) for _, lam in windows]
+    m = testable_count(floors, alpha)
     log_threshold = math.log(alpha / m)
     tested = 0
     best: tuple[float, int] | None = None
     for index, (observed, lam) in enumerate(windows):
-        if lam <= floor:
+        if floors[index] >= log_threshold:
             continue  # cannot go under the level even with nothing observed
         tested += 1
         # P(X ≤ k) ≥ P(X = k): one lgamma rules out the usual window, near its mean, where the
         # whole sum would take the most terms.
-        if log_pmf(observed, lam) >= log_threshold:
+        if log_pmf_dispersed(observed, lam, dispersion) >= log_threshold:
             continue
-        log_p = log_cdf(observed, lam)
+        log_p = log_cdf_dispersed(observed, lam, dispersion)
         if log_p < log_threshold and (best is None or log_p < best[0]):
             best = (log_p, index)
     if best is None:

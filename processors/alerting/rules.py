@@ -183,6 +183,9 @@ class Rule(_Strict):
     min_expected: float = Field(default=0.0, ge=0)  # dip, drop: too little expected to judge
     max_window: Duration = timedelta(hours=8)  # drop: the longest window of working time
     false_alarms: FalseAlarmBudget = FalseAlarms(1, 20)  # drop: per manager
+    # drop: variance ÷ mean of the counts; None: each manager's own, measured on their history
+    # (baseline.Baselines.dispersion); 1: Poisson.
+    dispersion: float | None = Field(default=None, ge=1, le=100, allow_inf_nan=False)
     per: Period = Period.DAY  # pace: the norm's period
     after: Duration = timedelta(hours=1)  # pace: working time into the period before judging
     idle: Duration | None = None  # inactivity: working time without activity
@@ -225,6 +228,8 @@ class Rule(_Strict):
             raise ValueError("window must be positive")
         if self.kind is RuleKind.DROP:
             self._drop_fields()
+        elif self.dispersion is not None:
+            raise ValueError("dispersion belongs to a drop rule")
         return self
 
     def _drop_fields(self) -> None:

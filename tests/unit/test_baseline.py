@@ -9,7 +9,8 @@ Berlin (CET/CEST), and Weber in Berlin around the clock, every day. Today is Mon
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -262,3 +263,43 @@ def test_calendar_working_intervals_sum_to_the_days_working_time() -> None:
     total = sum((e - s for s, e in intervals), start=day_end - day_end)
     assert total == cal.working_time("ivanova", "msk", MSK, day_start, day_end)
     assert cal.working_intervals("sidorova", "msk", MSK, date(2026, 11, 16)) == []
+
+
+def _every_working_hour(manager: str, calls: Callable[[int], int]) -> list[HourRow]:
+    """Rows for each working hour (09-13, 14-18) of the four working weeks from 2 November,
+    ``calls(week)`` outgoing calls in each hour of week 0 to 3."""
+    rows = []
+    for offset in range(26):
+        day = date(2026, 11, 2) + timedelta(days=offset)
+        if day.weekday() < 5:
+            for hour in (9, 10, 11, 12, 14, 15, 16, 17):
+                rows.append(row(manager, day.isoformat(), hour, calls_out=calls(offset // 7)))
+    return rows
+
+
+def test_dispersion_is_one_for_steady_hours_and_measured_for_bursty_weeks() -> None:
+    # Ivanova makes 5 calls in every working hour: no spread at all, so Poisson (1) at least.
+    # Novikova makes 10 an hour in weeks 0 and 2 and none in weeks 1 and 3. Each of the 40
+    # weekday-and-hour slots has 4 periods with mean 5, each 5 away from it: Σ (k - μ)² =
+    # 160 × 25 = 4000 over Σ μ = 800 events, times n / (n - p) = 160 / 120 for the 40 slots
+    # fitted: φ = 5 × 4/3 = 6.67.
+    baselines = build(
+        *_every_working_hour("ivanova", lambda week: 5),
+        *_every_working_hour("novikova", lambda week: 10 if week % 2 == 0 else 0),
+    )
+    assert baselines.dispersion("ivanova", "calls_out") == 1.0
+    assert baselines.dispersion("novikova", "calls_out") == pytest.approx(20 / 3)
+    # A manager without history of their own is held to be as bursty as the middle of those
+    # with it (of two, the higher: fewer false alarms); a metric nobody has is Poisson.
+    assert baselines.dispersion("sidorova", "calls_out") == pytest.approx(20 / 3)
+    assert baselines.dispersion("ivanova", "chats") == 1.0
+
+
+def test_too_few_events_say_nothing_about_a_managers_dispersion() -> None:
+    # Ivanova's 20 calls in four weeks (under 30) cannot tell her spread: she is held to be
+    # as bursty as Novikova, the one manager measured.
+    baselines = build(
+        row("ivanova", "2026-11-02", 10, calls_out=20),
+        *_every_working_hour("novikova", lambda week: 10 if week % 2 == 0 else 0),
+    )
+    assert baselines.dispersion("ivanova", "calls_out") == pytest.approx(20 / 3)

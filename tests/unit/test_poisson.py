@@ -75,7 +75,7 @@ def test_windows_that_cannot_be_rare_enough_take_no_share_of_the_level() -> None
     alpha = 1e-4
     # A window expecting 3 can show at most e^-3 ≈ 0.05 of rarity: never under 1e-4, so it
     # does not count. Those expecting 12, 14, 30 (e^-12 ≈ 6e-6) can: m = 3, level 3.3e-5.
-    assert poisson.testable_count([3, 12, 14, 30], alpha) == 3
+    assert poisson.testable_count([-3, -12, -14, -30], alpha) == 3
     found = poisson.scan([(0, 3.0), (0, 12.0), (2, 14.0), (10, 30.0)], alpha)
     assert found.tested == 3
     assert math.exp(found.log_threshold) == pytest.approx(alpha / 3)
@@ -102,16 +102,50 @@ def _poisson_sample(rng: random.Random, lam: float) -> int:
     return k
 
 
-def _false_alarms(per_hour: float, days: int, budget: float, seed: int) -> int:
+def _bursts(rng: random.Random, per_minute: float, dispersion: float) -> int:
+    """One minute of a compound Poisson stream whose bursts hold log-series numbers of calls:
+    the count of any window is negative binomial with variance ``dispersion`` × mean."""
+    q = 1 - 1 / dispersion
+    burst_mean = -q / ((1 - q) * math.log(1 - q))
+    calls = 0
+    for _ in range(_poisson_sample(rng, per_minute / burst_mean)):
+        # Inversion of P(K = k) = -q^k / (k ln(1 - q)), k ≥ 1.
+        u, k, term = rng.random(), 1, -q / math.log(1 - q)
+        total = term
+        while u > total:
+            term *= q * k / (k + 1)
+            k += 1
+            total += term
+        calls += k
+    return calls
+
+
+def _false_alarms(
+    per_hour: float,
+    days: int,
+    budget: float,
+    seed: int,
+    *,
+    dispersion: float = 1.0,
+    judged_as: float | None = None,
+) -> int:
     """Alarms (breaches after a clear minute) in ``days`` simulated 8-hour working days of
-    calls at exactly the expected rate, judged each minute over the drop rule's windows."""
+    calls at exactly the expected rate, judged each minute over the drop rule's windows. With
+    ``dispersion`` above 1 the calls come in bursts (``_bursts``), judged as counts of the
+    dispersion ``judged_as`` (by default the true one)."""
     rng = random.Random(seed)
     per_minute, day_minutes = per_hour / 60, 480
     alpha = poisson.evaluation_alpha(budget, day_minutes)
     lengths = [minutes for minutes in DROP_WINDOWS if minutes < day_minutes] + [day_minutes]
+    assumed = dispersion if judged_as is None else judged_as
     alarms = 0
     for _ in range(days):
-        calls = (_poisson_sample(rng, per_minute) for _ in range(day_minutes))
+        calls = (
+            _bursts(rng, per_minute, dispersion)
+            if dispersion > 1
+            else _poisson_sample(rng, per_minute)
+            for _ in range(day_minutes)
+        )
         totals = list(accumulate(calls, initial=0))
         before = False
         for end in range(1, day_minutes + 1):
@@ -121,7 +155,7 @@ def _false_alarms(per_hour: float, days: int, budget: float, seed: int) -> int:
                 windows.append((totals[end] - totals[end - length], per_minute * length))
                 if length == end:
                     break
-            breached = poisson.scan(windows, alpha).breached
+            breached = poisson.scan(windows, alpha, assumed).breached
             alarms += breached and not before
             before = breached
     return alarms
@@ -139,3 +173,52 @@ def test_a_loose_budget_is_kept_too_and_shows_the_detector_is_not_just_mute() ->
     # almost all their calls), so the budget is an upper limit, not the expected rate.
     alarms = _false_alarms(60, days=40, budget=1.0, seed=2)
     assert 0 < alarms <= 40
+
+
+def test_negative_binomial_by_hand() -> None:
+    # Mean 4, variance 8 (φ = 2): shape r = 4, success probability 1/2, so
+    # P(0) = 2^-4 = 0.0625, P(1) = 4 × 2^-5 = 0.125, P(2) = C(5, 2) × 2^-6 = 0.15625.
+    assert math.exp(poisson.log_cdf_dispersed(0, 4, 2)) == pytest.approx(0.0625, rel=1e-13)
+    assert math.exp(poisson.log_cdf_dispersed(1, 4, 2)) == pytest.approx(0.1875, rel=1e-13)
+    assert math.exp(poisson.log_cdf_dispersed(2, 4, 2)) == pytest.approx(0.34375, rel=1e-13)
+    assert poisson.log_floor(4, 2) == pytest.approx(-4 * math.log(2))
+    # φ = 1 is Poisson.
+    assert poisson.log_cdf_dispersed(3, 7.5, 1.0) == poisson.log_cdf(3, 7.5)
+    assert poisson.log_floor(7.5) == -7.5
+
+
+@pytest.mark.parametrize(("lam", "phi"), [(0.7, 1.5), (12.0, 3.0), (40.0, 8.0), (300.0, 1.2)])
+def test_negative_binomial_has_the_stated_mean_and_variance(lam: float, phi: float) -> None:
+    pmf = [math.exp(poisson.log_pmf_dispersed(k, lam, phi)) for k in range(4000)]
+    assert sum(pmf) == pytest.approx(1, abs=1e-9)
+    mean = sum(k * p for k, p in enumerate(pmf))
+    assert mean == pytest.approx(lam, rel=1e-6)
+    assert sum((k - mean) ** 2 * p for k, p in enumerate(pmf)) == pytest.approx(phi * lam, rel=1e-6)
+    # Both ways of summing the tail (below the mean, and the complement above it) agree with
+    # the plain sum.
+    for k in (0, 1, int(lam / 2), int(lam), int(lam * 2) + 3):
+        plain = sum(pmf[: k + 1])
+        assert math.exp(poisson.log_cdf_dispersed(k, lam, phi)) == pytest.approx(plain, rel=1e-9)
+
+
+def test_bursty_counts_need_more_expected_before_an_empty_window_is_rare() -> None:
+    # Nothing in a window expecting 12 is rare for Poisson counts (e^-12 = 6.1e-6) but not when
+    # calls come in bursts with variance three times the mean: 3^-6 = 1.4e-3.
+    assert poisson.scan([(0, 12.0)], 1e-4).breached
+    bursty = poisson.scan([(0, 12.0)], 1e-4, dispersion=3.0)
+    assert not bursty.breached
+    assert bursty.tested == 0
+    # 12 × ln 3 / 2 = 6.6 of rarity; to reach ln(1e4) = 9.2 the window must expect 16.8.
+    assert poisson.scan([(0, 17.0)], 1e-4, dispersion=3.0).breached
+    with pytest.raises(ValueError, match="dispersion"):
+        poisson.scan([(0, 17.0)], 1e-4, dispersion=0.5)
+
+
+def test_bursty_calls_break_a_poisson_budget_and_keep_a_dispersed_one() -> None:
+    # A manager at 20 calls an hour whose calls come in bursts (variance 3 × the mean): judged
+    # as if Poisson, 1 per working day over 30 days (30 allowed) is broken several times over;
+    # judged with the dispersion it stays within it.
+    as_poisson = _false_alarms(20, days=30, budget=1.0, seed=3, dispersion=3.0, judged_as=1.0)
+    dispersed = _false_alarms(20, days=30, budget=1.0, seed=3, dispersion=3.0)
+    assert as_poisson > 30
+    assert dispersed <= 30
