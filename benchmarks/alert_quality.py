@@ -35,10 +35,11 @@ import os
 import platform
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,7 @@ from benchmarks.alert_traffic import (
     hour_rows,
     manager_day,
     profiles,
+    silences,
 )
 from processors.alerting.activity import ActivitySnapshot, HourRow, minute_counts
 from processors.alerting.baseline import build_baselines, local_today
@@ -79,7 +81,7 @@ JUDGED_KINDS = frozenset(
 # rule here when the file has none (the drop rule, commented out in the shipped file).
 SWEEPS: dict[RuleKind, tuple[str, tuple[object, ...]]] = {
     RuleKind.DIP: ("below", (0.3, 0.4, 0.5, 0.6, 0.7)),
-    RuleKind.INACTIVITY: ("idle", tuple(timedelta(minutes=m) for m in (15, 20, 30, 45, 60))),
+    RuleKind.INACTIVITY: ("idle", tuple(timedelta(minutes=m) for m in (15, 30, 45, 60, 90))),
     RuleKind.DROP: (
         "false_alarms",
         tuple(FalseAlarms(1, days) for days in (1, 5, 20, 100)),
@@ -103,6 +105,8 @@ TEMPLATES = {
         {"name": "outgoing_calls_drop", "kind": "drop", "metric": "calls_out"}
     ),
 }
+# The lengths of silence counted in the usual traffic (the table of silences).
+SILENCE_MINUTES = (15, 20, 30, 45, 60, 90)
 # The issue's targets.
 MAX_FALSE_PER_100H = 1.0
 SILENT_AT_LEAST, SILENT_WITHIN = 6.0, 20.0  # activities an hour; median minutes
@@ -179,6 +183,7 @@ class Result:
     profiles: list[Profile]
     outcomes: list[Outcome]
     false_alarms: dict[str, dict[str, int]]  # rule → level → fires without a dip
+    silences: dict[str, dict[int, int]]  # level → minutes → stretches that long, outside dips
     exposure: dict[str, float]  # level → manager-hours at work outside dips
     department_hours: float
     seconds: float
@@ -319,6 +324,7 @@ def run(config: Config, rules_path: Path = SHIPPED_RULES) -> Result:
     outcomes: list[Outcome] = []
     false_alarms: dict[str, dict[str, int]] = {m.rule.name: {} for m in measured}
     exposure: dict[str, float] = {}
+    quiet_stretches: dict[str, dict[int, int]] = {}
     department_hours = 0.0
     engine, quiet = AlertEngine(), QuietBook()
     for day in days:
@@ -375,6 +381,13 @@ def run(config: Config, rules_path: Path = SHIPPED_RULES) -> Result:
                 end = dip.end + MATCH_AFTER
                 worked -= workdays.seconds(person.manager_id, DEPARTMENT, ZONE, dip.start, end)
             exposure[person.level] = exposure.get(person.level, 0.0) + worked / 3600
+            _count_silences(
+                quiet_stretches.setdefault(person.level, {}),
+                activities[person.manager_id],
+                (first, last),
+                dip,
+                partial(workdays.seconds, person.manager_id, DEPARTMENT, ZONE),
+            )
         department_hours += workdays.seconds("", DEPARTMENT, ZONE, first, last) / 3600
         for person in people:
             rows = hour_rows(person.manager_id, DEPARTMENT, ZONE, activities[person.manager_id])
@@ -390,11 +403,32 @@ def run(config: Config, rules_path: Path = SHIPPED_RULES) -> Result:
         people,
         outcomes,
         false_alarms,
+        quiet_stretches,
         exposure,
         department_hours,
         time.perf_counter() - started,
         time.process_time() - cpu,
     )
+
+
+def _count_silences(
+    counts: dict[int, int],
+    activities: Sequence[Activity],
+    day: tuple[datetime, datetime],
+    dip: Dip | None,
+    working_seconds: Callable[[datetime, datetime], float],
+) -> None:
+    """Add the day's silences of at least each of ``SILENCE_MINUTES`` to ``counts``, leaving
+    out the dip and the half hour after it (a silence there is not a false alarm's)."""
+    spans = [day] if dip is None else [(day[0], dip.start), (dip.end + MATCH_AFTER, day[1])]
+    for start, end in spans:
+        if end <= start:
+            continue
+        inside = [a for a in activities if a.end > start and a.start < end]
+        for minutes in silences(inside, start, end, working_seconds):
+            for at_least in SILENCE_MINUTES:
+                if minutes >= at_least:
+                    counts[at_least] = counts.get(at_least, 0) + 1
 
 
 # The report. Delays are in minutes; a missed dip is a delay of "never" (inf), so a median is
@@ -535,6 +569,17 @@ def sweep_table(result: Result) -> str:
     return "\n".join(lines)
 
 
+def silence_table(result: Result) -> str:
+    head = " | ".join(f"≥ {minutes} min" for minutes in SILENCE_MINUTES)
+    lines = [f"| managers | {head} |", "|---|" + "---|" * len(SILENCE_MINUTES)]
+    for level in [*(level for level in ("low", "medium", "high") if level in result.exposure)]:
+        hours = result.exposure[level]
+        counts = result.silences.get(level, {})
+        cells = " | ".join(f"{100 * counts.get(m, 0) / hours:.1f}" for m in SILENCE_MINUTES)
+        lines.append(f"| {level} | {cells} |")
+    return "\n".join(lines)
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -584,6 +629,13 @@ Sweeps: one threshold of the file's first rule of a kind moved, the rest of the 
 Targets (median with misses as "never"):
 
 {targets_table(result)}
+
+Silences of the usual traffic: stretches of working time without a call or chat in progress,
+per 100 manager-hours outside the dips (a meeting, a break, a lull). A rule that tells a
+silence of N minutes cannot raise fewer false alarms than the column for N, whatever its
+maths, as long as nothing tells it the manager is in a meeting:
+
+{silence_table(result)}
 
 {NOTES}"""
 

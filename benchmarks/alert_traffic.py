@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -251,6 +251,26 @@ def manager_day(
     rng = random.Random(f"day:{seed}:{profile.manager_id}:{day.isoformat()}")
     today = _Day(profile, intervals, dips, rng, zone)
     return sorted([*today.calls(), *today.chats()], key=lambda activity: activity.start)
+
+
+def silences(
+    activities: Sequence[Activity],
+    start: datetime,
+    end: datetime,
+    working_seconds: Callable[[datetime, datetime], float],
+) -> list[float]:
+    """Working minutes of each stretch from ``start`` to ``end`` without a call or chat in
+    progress: what any rule telling a silence sees on a usual day (meetings, breaks, lulls)."""
+    found: list[float] = []
+    cursor = start
+    for activity in sorted(activities, key=lambda a: a.start):
+        if activity.start > cursor:
+            found.append(working_seconds(cursor, min(activity.start, end)) / 60)
+        cursor = max(cursor, activity.end)
+        if cursor >= end:
+            return found
+    found.append(working_seconds(cursor, end) / 60)
+    return found
 
 
 def hour_rows(
