@@ -244,7 +244,10 @@ class ReceiverSettings(BaseModel):
     basic_password: SecretStr | None = None
     bitrix24_application_token: SecretStr | None = None
     bitrix24_raw_events: dict[str, str] = Field(
-        default_factory=lambda: {"ONVOXIMPLANTCALLEND": "bitrix24-call-end-event"},
+        default_factory=lambda: {
+            "ONVOXIMPLANTCALLEND": "bitrix24-call-end-event",
+            "ONVOXIMPLANTCALLSTART": "bitrix24-call-start-event",
+        },
         description="Bitrix24 events written as received, with this format, never transformed",
     )
     routes: list[RouteSettings] = Field(default_factory=lambda: list(DEFAULT_ROUTES))

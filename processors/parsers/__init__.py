@@ -11,6 +11,7 @@ from processors.parsers.asterisk_cdr_csv import AsteriskCdrCsvParser
 from processors.parsers.asterisk_cdr_db import AsteriskCdrDbParser
 from processors.parsers.asterisk_cel import CEL_MAX_RECORD_BYTES, AsteriskCelCallParser
 from processors.parsers.base import Parser, RecordError
+from processors.parsers.bitrix24_call_start import Bitrix24CallStartEventParser
 from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
 from processors.parsers.bitrix24_openlines import Bitrix24OpenLinesParser
 from processors.parsers.bitrix24_telephony import (
@@ -33,6 +34,7 @@ __all__ = [
     "AsteriskCdrDbParser",
     "AsteriskCelCallParser",
     "Bitrix24CallEndEventParser",
+    "Bitrix24CallStartEventParser",
     "Bitrix24CrmRestParser",
     "Bitrix24OpenLinesParser",
     "Bitrix24VoximplantStatisticParser",
@@ -96,6 +98,7 @@ def build_parsers(
         Bitrix24CallEndEventParser(
             portal_timezone=settings.bitrix24_portal_timezone, max_record_bytes=max_record_bytes
         ),
+        Bitrix24CallStartEventParser(max_record_bytes=max_record_bytes),
         Bitrix24OpenLinesParser(max_record_bytes=max_record_bytes),
         Bitrix24CrmRestParser(
             max_record_bytes=max_record_bytes,

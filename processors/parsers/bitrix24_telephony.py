@@ -14,8 +14,16 @@ statistic row: its direction is ``INCOMING`` (same values as ``CALL_TYPE``) and 
 time at the end of its ``externalCall.<md5>.<unix time>`` id, which is when
 ``telephony.externalcall.register`` ran: the start itself unless the integration passed another.
 
-Both derive the event id from the call id and the user, not from the format, so a call delivered
+Both derive the event ids from the call id and the user, not from the format, so a call delivered
 by the event *and* by the export is stored once.
+
+A call that ended also ends its user's presence on it: besides the ``call`` event, both give a
+``channel`` event ``down`` (never counted), ``external_ref`` the ``CALL_ID``, at the call's end
+(start plus ``CALL_DURATION``). It closes the ``up`` that ``bitrix24-call-start-event``
+(``processors.parsers.bitrix24_call_start``) reads from ``OnVoximplantCallStart``, so a manager
+on a call is not idle until Bitrix24 says the call ended (``sinks.clickhouse.alert_queries``).
+Emitting it from the export too keeps the two ways in reading a call into the same events, and
+lets a later export close a call whose end event was lost.
 
 The manager is the Bitrix24 user, ``Actor(crm, PORTAL_USER_ID)``: a Bitrix24 user id is the
 user's CRM id, which the directory already maps to a manager. The handler's ``auth[...]``
@@ -26,8 +34,8 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, tzinfo
-from typing import Annotated, Any, ClassVar
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Annotated, Any, ClassVar, NamedTuple
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -55,7 +63,6 @@ from salespulse.models import (
     derive_event_id,
 )
 
-CALL_END_EVENT = "ONVOXIMPLANTCALLEND"
 # 1 outgoing, 2 incoming, 3 incoming redirected to a mobile or landline, 4 callback, 5 info call.
 CALL_TYPES: dict[int, Direction] = {
     1: Direction.OUTGOING,
@@ -146,13 +153,14 @@ class _CallParser(Bitrix24Framing, RecordParser):
         external_ref = (
             f"{call.CRM_ENTITY_TYPE}:{entity_id}" if call.CRM_ENTITY_TYPE and entity_id else None
         )
+        actor = Actor(SourceFamily.CRM, user)
         try:
             event = ActivityEvent.checked(
                 event_id=derive_event_id("bitrix24", call.CALL_ID, user),
                 kind=ActivityKind.CALL,
                 action="leg",
                 occurred_at=occurred_at,
-                actor=Actor(SourceFamily.CRM, user),
+                actor=actor,
                 source=source,
                 direction=direction,
                 answered=answered,
@@ -162,9 +170,15 @@ class _CallParser(Bitrix24Framing, RecordParser):
                 external_ref=external_ref,
                 call_id=call.CALL_ID,
             )
+            # The call is over: whoever was on it is no longer (see the module's docstring).
+            down = channel_event(
+                call.CALL_ID, user, "down", occurred_at + timedelta(seconds=duration), source
+            )
         except ValidationError as exc:
             raise RecordError("invalid", summarize(exc)) from None
-        return [event]
+        except OverflowError:
+            raise RecordError("bad_time", "CALL_DURATION: the call would end after 9999") from None
+        return [event, down]
 
     def _start(self, value: str) -> datetime:
         """ISO 8601 with an offset (what REST returns), or the portal's local display format,
@@ -195,8 +209,7 @@ class Bitrix24CallEndEventParser(_CallParser):
     format_name: ClassVar[str] = "bitrix24-call-end-event"
 
     def parse_record(self, record: bytes, source: SourceRef) -> list[ActivityEvent]:
-        text = decode(record)
-        fields = _json_fields(text) if text.lstrip()[:1] == "{" else _form_fields(text)
+        fields = read_event(decode(record), "OnVoximplantCallEnd", flat=True).data
         for finish_name, name in FINISH_ALIASES.items():
             if name not in fields and finish_name in fields:
                 fields[name] = fields[finish_name]
@@ -219,9 +232,44 @@ def registration_time(call_id: str) -> datetime:
     return datetime.fromtimestamp(int(match.group(1)), UTC)
 
 
-def _form_fields(text: str) -> dict[str, Any]:
-    """``data[...]`` of an outbound event body; everything else (``auth[...]``, ``ts``) is
-    dropped here, so credentials cannot reach an event."""
+def channel_event(
+    call_id: str, user: str, action: str, at: datetime, source: SourceRef
+) -> ActivityEvent:
+    """A Bitrix24 user's presence on a call going ``up`` or ``down``: one of each per call and
+    user, whichever record says it, so copies and the export's rows are one row each.
+    ValidationError for values an event cannot hold."""
+    return ActivityEvent.checked(
+        event_id=derive_event_id("bitrix24", call_id, user, action),
+        kind=ActivityKind.CHANNEL,
+        action=action,
+        occurred_at=at,
+        actor=Actor(SourceFamily.CRM, user),
+        source=source,
+        external_ref=call_id,
+        call_id=call_id,
+    )
+
+
+class EventBody(NamedTuple):
+    """What is read of an outbound event: its ``data[...]`` fields and its ``ts`` (None when
+    absent). Everything else (``auth[...]``, ``event_handler_id``) is dropped as it is read, so
+    credentials cannot reach an event."""
+
+    data: dict[str, Any]
+    ts: object
+
+
+def read_event(text: str, event: str, *, flat: bool = False) -> EventBody:
+    """The body Bitrix24 POSTs for ``event`` (``OnVoximplantCallEnd``), as a form or as the
+    JSON envelope its documentation shows; another event's body is ``invalid``. ``flat``: a
+    JSON object without ``data`` is itself the fields (``telephony.externalcall.finish``
+    parameters)."""
+    if text.lstrip()[:1] == "{":
+        return _json_fields(text, event, flat)
+    return _form_fields(text, event)
+
+
+def _form_fields(text: str, event: str) -> EventBody:
     try:
         form = parse_qs(
             text,
@@ -234,17 +282,17 @@ def _form_fields(text: str) -> dict[str, Any]:
         raise RecordError("decode_error", "form value: encoded bytes are not UTF-8") from None
     except ValueError:
         raise RecordError("malformed", "not an application/x-www-form-urlencoded body") from None
-    _check_event(form.get("event", [None])[-1])
+    _check_event(form.get("event", [None])[-1], event)
     # Of a repeated key the last value counts, as of a duplicated JSON key.
-    return {
+    data = {
         match.group(1): values[-1]
         for key, values in form.items()
         if (match := _DATA_KEY.fullmatch(key)) is not None
     }
+    return EventBody(data, form.get("ts", [None])[-1])
 
 
-def _json_fields(text: str) -> dict[str, Any]:
-    """An event as JSON (``{"event": ..., "data": {...}}``) or flat finish parameters."""
+def _json_fields(text: str, event: str, flat: bool) -> EventBody:
     try:
         document = json.loads(text)
     except (ValueError, RecursionError):
@@ -253,15 +301,17 @@ def _json_fields(text: str) -> dict[str, Any]:
         raise RecordError("malformed", "JSON is not an object")
     data = document.get("data")
     if isinstance(data, dict):
-        _check_event(document.get("event"))
-        return dict(data)
-    return document
+        _check_event(document.get("event"), event)
+        return EventBody(dict(data), document.get("ts"))
+    if not flat:
+        raise RecordError("invalid", f"no data object: not an {event} body")
+    return EventBody(document, None)
 
 
-def _check_event(name: object) -> None:
-    if not isinstance(name, str) or name.upper() != CALL_END_EVENT:
+def _check_event(name: object, event: str) -> None:
+    if not isinstance(name, str) or name.upper() != event.upper():
         shown = redact(name) if isinstance(name, str) else "missing"
-        raise RecordError("invalid", f"event {shown} is not OnVoximplantCallEnd")
+        raise RecordError("invalid", f"event {shown} is not {event}")
 
 
 def _text(value: str | int | None) -> str:

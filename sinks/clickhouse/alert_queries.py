@@ -149,8 +149,10 @@ def _last_active(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
 def _busy(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
     # Per manager, since when the earliest of their channels still up came up: a channel with an
     # up row and no down row, up for less than CHANNEL_UP_MAX (a lost Hangup must not keep a
-    # manager busy for ever). Channels are told apart by their uniqueid (external_ref); rows of
-    # one channel are few, so no FINAL: duplicates change neither count being zero nor the min.
+    # manager busy for ever). Channels are told apart by external_ref: an Asterisk channel's
+    # uniqueid, a Bitrix24 CALL_ID (whose end, from the call-end event or the export, is its
+    # down). Rows of one channel are few, so no FINAL: duplicates change neither count being
+    # zero nor the min.
     return ch.execute(
         "SELECT owner, min(up_at) FROM ("
         "SELECT external_ref AS line, "

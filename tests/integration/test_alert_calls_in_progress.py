@@ -16,7 +16,7 @@ from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.alert_settings import AlertsSettings
-from salespulse.directory import parse_directory
+from salespulse.directory import Directory, parse_directory
 from salespulse.settings import CountingSettings, ParsingSettings
 from sinks.clickhouse.alert_queries import query_activity_snapshot
 from sinks.clickhouse.client import ClickHouse
@@ -55,14 +55,15 @@ class Pbx:
     """Records stored as the worker stores them, each at its own moment, with the batch log
     that tells the evaluator to read again."""
 
-    def __init__(self, ch: ClickHouse) -> None:
+    def __init__(self, ch: ClickHouse, directory: Directory = DIRECTORY) -> None:
         self._ch = ch
+        self._directory = directory
         self._offset = 0
 
     async def store(self, now: datetime, fmt: str, payload: bytes) -> None:
         processor = BatchProcessor(
             build_parsers(ParsingSettings()),
-            lambda: DIRECTORY,
+            lambda: self._directory,
             PhoneProtector(b"k"),
             max_message_bytes=1 << 20,
             clock=lambda: now,
@@ -77,7 +78,7 @@ class Pbx:
         self._offset += 1
 
 
-def evaluator(ch: ClickHouse, tmp_path: Path) -> AlertEvaluator:
+def evaluator(ch: ClickHouse, tmp_path: Path, directory: Directory = DIRECTORY) -> AlertEvaluator:
     rules = tmp_path / "rules.yaml"
     rules.write_text(
         "rules:\n  - {name: idle, kind: inactivity, idle: 45m, metrics: [calls_in, calls_out]}\n"
@@ -85,7 +86,7 @@ def evaluator(ch: ClickHouse, tmp_path: Path) -> AlertEvaluator:
     calendar = tmp_path / "calendar.yaml"
     calendar.write_text('defaults: {workdays: [mon, tue, wed, thu, fri], hours: "09:00-18:00"}\n')
     settings = AlertsSettings(rules_path=rules, calendar_path=calendar)
-    return AlertEvaluator(settings, CountingSettings(), lambda: ch, lambda: DIRECTORY, "http://x")
+    return AlertEvaluator(settings, CountingSettings(), lambda: ch, lambda: directory, "http://x")
 
 
 @pytest.mark.parametrize("on_a_call", [True, False], ids=["on-a-call", "silent"])

@@ -267,14 +267,23 @@ async def test_bitrix24_transform_writes_what_it_returns(settings: Settings) -> 
         ).encode()
         response = await client.post("/ingest/bitrix24/event", data=call_end)
         assert response.status == 200, await response.text()
+        # So does a call being answered (a manager on a call is not idle).
+        call_start = (
+            "event=ONVOXIMPLANTCALLSTART&data%5BCALL_ID%5D=externalCall.1&ts=1732605300"
+            "&auth%5Bapplication_token%5D=" + BITRIX_TOKEN
+        ).encode()
+        response = await client.post("/ingest/bitrix24/event", data=call_start)
+        assert response.status == 200, await response.text()
     assert calls == [body]
     stored = b"event=ONVOXIMPLANTCALLEND&data%5BCALL_ID%5D=externalCall.1&ts=1732605400"
-    seen = await read(settings, settings.topics.raw_crm, b'{"entity":"deal"}', stored)
+    started = b"event=ONVOXIMPLANTCALLSTART&data%5BCALL_ID%5D=externalCall.1&ts=1732605300"
+    seen = await read(settings, settings.topics.raw_crm, b'{"entity":"deal"}', stored, started)
     assert set(seen) == {
         Seen(b"42", b'{"entity":"deal"}', b"bitrix24-crm-rest"),
         Seen(None, stored, b"bitrix24-call-end-event"),
+        Seen(None, started, b"bitrix24-call-start-event"),
     }
-    assert len(seen) == 2
+    assert len(seen) == 3
 
 
 async def test_generic_route_takes_json_lines_for_allowed_formats(

@@ -57,7 +57,9 @@ def test_a_saved_statistic_answer_is_its_two_rows_as_the_file_holds_them() -> No
     assert len(rows) == 2
     assert all(row in saved for row in rows)  # slices of the file, line breaks and all
     assert [json.loads(row)["ID"] for row in rows] == ["1", "7"]
-    first, second = (event for events in parse(STATISTIC, saved) for event in events)
+    first, second = (
+        event for events in parse(STATISTIC, saved) for event in events if event.kind == "call"
+    )
     assert (first.actor.id, first.direction, first.answered) == ("1", "outgoing", False)
     assert (second.actor.id, second.direction, second.talk_seconds) == ("1269", "incoming", 95)
 
@@ -105,7 +107,8 @@ def test_what_is_and_is_not_a_rest_answer(payload: bytes, records: list[bytes]) 
 def test_a_pretty_event_body_is_one_record() -> None:
     saved = real("onvoximplantcallend.event.json")
     assert CALL_END.split(saved) == [saved.strip()]
-    [[event]] = parse(CALL_END, saved)
+    [[event, down]] = parse(CALL_END, saved)
+    assert (down.kind, down.action, down.external_ref) == ("channel", "down", event.call_id)
     assert (event.actor.id, event.direction, event.answered) == ("1269", "outgoing", False)
 
 

@@ -9,6 +9,7 @@ telephony.externalcall.finish parameters of a call placed through a third-party 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -55,11 +56,25 @@ def row(index: int, **changes: Any) -> bytes:
 
 
 def statistic(record: bytes, **options: Any) -> list[ActivityEvent]:
-    return Bitrix24VoximplantStatisticParser(**options).parse(record, SOURCE)
+    return calls(Bitrix24VoximplantStatisticParser(**options).parse(record, SOURCE))
 
 
 def event(record: bytes, **options: Any) -> list[ActivityEvent]:
-    return Bitrix24CallEndEventParser(**options).parse(record, SOURCE)
+    return calls(Bitrix24CallEndEventParser(**options).parse(record, SOURCE))
+
+
+def calls(events: list[ActivityEvent]) -> list[ActivityEvent]:
+    """The call events of a parse, once checked that each call comes with its user's presence
+    on it going down at its end (``test_a_call_ends_its_presence`` shows one in full)."""
+    if not events:
+        return events  # a NoActivity stays one
+    found = [e for e in events if e.kind is ActivityKind.CALL]
+    downs = [e for e in events if e.kind is ActivityKind.CHANNEL]
+    ends = [c.occurred_at + timedelta(seconds=c.duration_seconds or 0) for c in found]
+    assert [(e.action, e.external_ref, e.call_id, e.actor, e.occurred_at) for e in downs] == [
+        ("down", c.call_id, c.call_id, c.actor, end) for c, end in zip(found, ends, strict=True)
+    ]
+    return found
 
 
 def form(**data: str) -> bytes:
@@ -219,6 +234,30 @@ def test_form_event_is_the_same_event_as_the_statistic_row() -> None:
     [from_export] = statistic(rows()[1])
     # Same id: a call delivered both ways is stored once.
     assert from_event == from_export
+
+
+def test_a_call_ends_its_presence() -> None:
+    # The down that closes the up of OnVoximplantCallStart (bitrix24-call-start-event): the
+    # same from the event and from the export, so a call delivered both ways ends once.
+    from_event = Bitrix24CallEndEventParser().parse(FORM, SOURCE)
+    from_export = Bitrix24VoximplantStatisticParser().parse(rows()[1], SOURCE)
+    assert from_event == from_export
+    call, down = from_event
+    assert down == ActivityEvent.checked(
+        event_id=derive_event_id("bitrix24", CALL["CALL_ID"], "17", "down"),
+        kind=ActivityKind.CHANNEL,
+        action="down",
+        occurred_at=utc("2026-11-26T06:17:33"),  # 09:15:02 Moscow and 151 s
+        actor=Actor(SourceFamily.CRM, "17"),
+        source=SOURCE,
+        external_ref=CALL["CALL_ID"],
+        call_id=CALL["CALL_ID"],
+    )
+    assert down.event_id != call.event_id
+
+
+def test_a_call_nobody_took_ends_no_presence() -> None:
+    assert Bitrix24VoximplantStatisticParser().parse(row(1, PORTAL_USER_ID="0"), SOURCE) == []
 
 
 def test_auth_values_never_reach_an_event() -> None:

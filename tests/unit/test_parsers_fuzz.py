@@ -19,6 +19,7 @@ from processors.parsers import (
     AsteriskCdrDbParser,
     AsteriskCelCallParser,
     Bitrix24CallEndEventParser,
+    Bitrix24CallStartEventParser,
     Bitrix24CrmRestParser,
     Bitrix24OpenLinesParser,
     Bitrix24VoximplantStatisticParser,
@@ -62,6 +63,16 @@ OPENLINES_SAMPLES = sorted(
     if path.name != "expected.json"
 )
 
+# OnVoximplantCallStart as Bitrix24's documentation shows the body.
+CALL_START_JSON = {
+    "event": "ONVOXIMPLANTCALLSTART",
+    "event_handler_id": "1059",
+    "data": {
+        "CALL_ID": "externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327",
+        "USER_ID": "1269",
+    },
+    "ts": "1773239326",
+}
 SAMPLES: dict[str, list[bytes]] = {
     # The AMI formats have fuzz tests of their own (field reshuffles, CEL event orders); here
     # they take the same generic mutations as every other format.
@@ -109,6 +120,10 @@ SAMPLES: dict[str, list[bytes]] = {
         (SAMPLES_DIR / "bitrix24" / "onvoximplantcallend.form").read_bytes(),
         (SAMPLES_DIR / "bitrix24" / "externalcall-finish.json").read_bytes().strip(),
     ],
+    "bitrix24-call-start-event": [
+        (SAMPLES_DIR / "bitrix24" / "onvoximplantcallstart.form").read_bytes(),
+        compact(CALL_START_JSON),
+    ],
     "bitrix24-crm-rest": [
         compact(
             {
@@ -145,6 +160,7 @@ PARSERS: dict[str, Parser] = {
         portal_timezone="Europe/Moscow"
     ),
     "bitrix24-call-end-event": Bitrix24CallEndEventParser(portal_timezone="Europe/Moscow"),
+    "bitrix24-call-start-event": Bitrix24CallStartEventParser(),
     "bitrix24-crm-rest": Bitrix24CrmRestParser(),
     "bitrix24-openlines-session": Bitrix24OpenLinesParser(),
 }
@@ -246,6 +262,11 @@ FLAT_JSON: dict[str, tuple[list[bytes], list[str]]] = {
     ),
     # Flat finish parameters, under either name of a field.
     "bitrix24-call-end-event": (SAMPLES["bitrix24-voximplant-statistic"], BITRIX24_CALL_FIELDS),
+    # The envelope's members; the data's own shapes: tests/unit/test_bitrix24_call_start.py.
+    "bitrix24-call-start-event": (
+        [compact(CALL_START_JSON)],
+        ["event", "event_handler_id", "data", "ts"],
+    ),
     "bitrix24-openlines-session": (
         SAMPLES["bitrix24-openlines-session"],
         sorted(
