@@ -161,15 +161,18 @@ def test_a_new_manager_is_held_against_the_norm() -> None:
     assert alarm.alert.since.astimezone(MSK).strftime("%H:%M") == "10:51"
 
 
-def test_the_example_rules_file_loads_with_its_drop_rule_commented_out_or_in() -> None:
+def test_the_example_rules_file_ships_the_drop_rule_and_its_dip_alternative_commented() -> None:
     path = Path(__file__).parents[2] / "salespulse" / "examples" / "alerts.example.yaml"
     text = path.read_text()
-    assert all(rule.kind is not RuleKind.DROP for rule in load_rules(path).rules)
-    enabled = text.replace("  # - name: outgoing_calls_drop", "  - name: outgoing_calls_drop")
-    enabled = re.sub(r"(?m)^  #   (\w+: )", r"    \1", enabled)
-    [drop] = [rule for rule in parse_rules(enabled).rules if rule.kind is RuleKind.DROP]
+    [drop] = [rule for rule in load_rules(path).rules if rule.kind is RuleKind.DROP]
     assert drop.name == "outgoing_calls_drop"
     assert drop.false_alarms == FalseAlarms(1, 20)
+    assert drop.dispersion is None  # each manager's own, measured
+    assert all(rule.kind is not RuleKind.DIP for rule in load_rules(path).rules)
+    enabled = text.replace("  # - name: outgoing_calls_dip", "  - name: outgoing_calls_dip")
+    enabled = re.sub(r"(?m)^  #   (\w+: )", r"    \1", enabled)
+    [dip] = [rule for rule in parse_rules(enabled).rules if rule.kind is RuleKind.DIP]
+    assert (dip.name, dip.below) == ("outgoing_calls_dip", 0.5)
 
 
 def test_calls_again_resolve_the_drop_after_the_resolve_hold() -> None:
