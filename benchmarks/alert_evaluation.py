@@ -35,15 +35,16 @@ from results import run_on_scratch, write_section  # the sibling module: run as 
 
 from ingest.generator import directory_yaml, make_population, simulate
 from ingest.generator.render import Traffic
+from processors.alert_service import AlertEvaluator
 from processors.alerting.conditions import judged_metrics
-from processors.alerting.service import AlertEvaluator
 from processors.direct_load import store_traffic
+from queries.alerting import TodaysActivity, query_activity_snapshot
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import Directory, parse_directory
-from salespulse.settings import CountingSettings
-from sinks.clickhouse.alert_queries import TodaysActivity, query_activity_snapshot
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import NativeClickHouse
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, rebuild
+from sinks.clickhouse.rollup import rebuild
 
 SHARE = AlertsSettings().max_cpu_share  # the default cadence bound
 
@@ -66,7 +67,7 @@ verdict). After: a read decodes the groups of the last five minutes and one fing
 manager (34 ms); judging is about two thirds of what is left, mostly the dip rules (judged every
 tick: their window slides), then the subjects' calendars and the engine.
 
-What changed: today's activity is read incrementally (`processors/alerting/minute_book.py`: the
+What changed: today's activity is read incrementally (`queries/minute_book.py`: the
 minutes from five minutes back in full, earlier ones checked by a per-manager fingerprint of
 `cityHash64` group hashes and re-read only for managers whose fingerprint moved) and only for
 the metrics the rules name; unchanged managers keep their series objects, indexes and all. A

@@ -40,7 +40,8 @@ from ingest.crm_records import crm_event_record
 from ingest.generator import make_population, send_to_kafka, simulate, write_directory_yaml
 from ingest.raw_producer import RawProducer, RawRecordOut
 from salespulse.alert_settings import AlertsSettings
-from salespulse.settings import Settings, WorkerSettings
+from salespulse.sections import WorkerSettings
+from salespulse.settings import Settings
 from salespulse.stack import running_stack
 from salespulse.stack_settings import free_ports, pointed_at_stack, private_stack
 

@@ -53,17 +53,17 @@ from benchmarks.alert_traffic import (
     profiles,
     silences,
 )
-from processors.alerting.activity import ActivitySnapshot, HourRow, minute_counts
 from processors.alerting.baseline import build_baselines, local_today
 from processors.alerting.conditions import QuietBook, Situation, judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
-from processors.alerting.model import AlertState
 from processors.alerting.rules import FalseAlarms, Rule, RuleKind, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
+from salespulse.activity import ActivitySnapshot, HourRow, minute_counts
+from salespulse.alert_model import AlertState
 from salespulse.calendar import load_calendar
 from salespulse.directory import Directory, parse_directory
-from salespulse.settings import REPO_ROOT
+from salespulse.sections import REPO_ROOT
 
 SHIPPED_RULES = REPO_ROOT / "salespulse" / "examples" / "alerts.example.yaml"
 CALENDAR = REPO_ROOT / "salespulse" / "examples" / "calendar.example.yaml"

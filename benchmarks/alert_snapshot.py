@@ -32,14 +32,14 @@ from results import run_on_scratch, write_section  # the sibling module: run as 
 from ingest.generator import directory_yaml, make_population, simulate
 from processors.alerting.baseline import build_baselines, local_today
 from processors.direct_load import store_traffic
-from salespulse.calendar import parse_calendar
-from salespulse.directory import parse_directory
-from salespulse.settings import CountingSettings
-from sinks.clickhouse.alert_queries import (
+from queries.alerting import (
     TodaysActivity,
     query_activity_snapshot,
     query_hourly_history,
 )
+from salespulse.calendar import parse_calendar
+from salespulse.directory import parse_directory
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import NativeClickHouse, Row
 from sinks.clickhouse.rollup import rebuild
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import HourRow
 from processors.alerting.workdays import Workdays
+from salespulse.activity import HourRow
 
 LEVELS: dict[str, tuple[float, float]] = {"low": (2, 3), "medium": (6, 8), "high": (15, 20)}
 INGEST_DELAY = timedelta(seconds=5)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from results import write_section  # the sibling module: run as a script
 
-from salespulse.settings import REPO_ROOT
+from salespulse.sections import REPO_ROOT
 
 SECTION = "## Batch processor cost per event"
 

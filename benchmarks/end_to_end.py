@@ -25,7 +25,8 @@ from results import RESULTS, running_worker, write_section  # the sibling module
 
 from ingest.generator import make_population, send_to_kafka, simulate, write_directory_yaml
 from salespulse.lag import wait_for_zero_lag
-from salespulse.settings import Settings, TopicSettings, WorkerSettings
+from salespulse.sections import TopicSettings, WorkerSettings
+from salespulse.settings import Settings
 from salespulse.stack import running_stack
 from salespulse.stack_settings import free_ports, pointed_at_stack, private_stack
 from sinks.clickhouse.client import NativeClickHouse

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from salespulse.settings import REPO_ROOT, ClickHouseSettings, Settings
+from salespulse.sections import REPO_ROOT, ClickHouseSettings
+from salespulse.settings import Settings
 from salespulse.stack import running_stack
 from salespulse.stack_processes import interrupts_held
 from salespulse.stack_settings import private_stack

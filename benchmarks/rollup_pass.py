@@ -36,7 +36,7 @@ from results import run_on_scratch, write_section  # the sibling module: run as 
 from ingest.generator import directory_yaml, make_population, simulate
 from processors.direct_load import store_traffic
 from salespulse.directory import parse_directory
-from salespulse.settings import REPO_ROOT
+from salespulse.sections import REPO_ROOT
 from sinks.clickhouse import rollup
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 

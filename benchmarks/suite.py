@@ -63,7 +63,8 @@ from ingest.generator.output import FILE_NAMES
 from ingest.tailer_state import Position, StateStore, TailerSettings, state_name
 from salespulse.lag import group_lag, wait_for_zero_lag
 from salespulse.models import SourceFamily
-from salespulse.settings import LatenessSettings, Settings, TopicSettings
+from salespulse.sections import LatenessSettings, TopicSettings
+from salespulse.settings import Settings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import free_ports, pointed_at_stack, private_stack
 from salespulse.topics import ensure_topics

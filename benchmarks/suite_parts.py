@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from end_to_end import cpu_seconds, peak_rss_mb  # sibling modules: run as a script
 
 from ingest.generator import Population, Traffic, frame_messages, simulate
-from salespulse.settings import KafkaSettings, Settings, to_environment
+from salespulse.sections import KafkaSettings
+from salespulse.settings import Settings, to_environment
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
 
 # A fixed working week in the past: the same records on every run, whatever today is.

@@ -44,7 +44,7 @@ from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, BRIDGE_RECOR
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_presence import PRESENCE_EVENTS
 from salespulse.backoff import Backoff, backoff_delay
-from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
 
 __all__ = [
     "RECORDS_PER_WRITE",

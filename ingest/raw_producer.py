@@ -25,7 +25,7 @@ from ingest.bridge_metrics import BRIDGE_ERRORS, BRIDGE_RECONNECTS, PRODUCED_MES
 from salespulse.backoff import Backoff
 from salespulse.errors import SourceError
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER, SourceFamily
-from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from ingest.receiver_auth import (
 from ingest.receiver_body import BodyNotDecoded, BodyTooLarge, read_body
 from salespulse.http_server import guard, server_options
 from salespulse.models import SourceFamily
-from salespulse.settings import TopicSettings
+from salespulse.sections import TopicSettings
 
 __all__ = [
     "ReceiverNotSecured",

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from processors.pipeline import RawMessage
-from salespulse.settings import KafkaSettings, WorkerSettings
+from salespulse.sections import KafkaSettings, WorkerSettings
 
 log = logging.getLogger(__name__)
 Prepared = TypeVar("Prepared")

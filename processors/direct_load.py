@@ -15,7 +15,7 @@ from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory
 from salespulse.models import FORMAT_HEADER
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 from sinks.clickhouse.client import ClickHouse
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from salespulse.settings import ClickHouseSettings, KafkaSettings
+from salespulse.sections import ClickHouseSettings, KafkaSettings
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
 
 CHECK_TIMEOUT_SECONDS = 2.0

@@ -23,7 +23,7 @@ from faust.web.base import Web
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import generate_latest
 
-from processors.alerting.service import AlertEvaluator, DeliveryLog, run_alerting
+from processors.alert_service import AlertEvaluator, DeliveryLog, run_alerting
 from processors.batch_consumer import BatchConsumer
 from processors.consumer_lag import LAG_UPDATE_SECONDS, LagGauge
 from processors.health import readiness
@@ -194,7 +194,9 @@ def _add_alerting(
     async def evaluate_alerts() -> None:
         probe = LagProbe(settings.kafka, settings.worker.app_id, settings.topics.raw_topics())
         log_delivery = DeliveryLog(lambda: NativeClickHouse(settings.clickhouse))
-        dispatcher = AlertDispatcher.from_settings(settings, log_delivery=log_delivery)
+        dispatcher = AlertDispatcher.from_settings(
+            settings.alerts, settings.kafka, settings.topics.alerts, log_delivery=log_delivery
+        )
         async with probe, dispatcher:
             await run_alerting(evaluator, dispatcher, is_leader, probe.behind_seconds)
 

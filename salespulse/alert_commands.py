@@ -6,8 +6,8 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from processors.alert_service import load_working_calendar
 from processors.alerting.rules import load_rules
-from processors.alerting.service import load_working_calendar
 from salespulse.settings import Settings
 from sinks.clickhouse.alert_history import recent_notices
 from sinks.clickhouse.client import NativeClickHouse

@@ -12,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from salespulse.settings import StackSettings
+from salespulse.sections import StackSettings
 
 STOP_TIMEOUT_SECONDS = 30.0
 

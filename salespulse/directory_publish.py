@@ -35,7 +35,7 @@ from salespulse.directory_messages import (
     split_key,
 )
 from salespulse.directory_topic import DirectoryTopic, ensure_directory_topic
-from salespulse.settings import KafkaSettings
+from salespulse.sections import KafkaSettings
 
 log = logging.getLogger(__name__)
 

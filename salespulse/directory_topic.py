@@ -35,7 +35,7 @@ from salespulse.directory_messages import (
     merge,
     parse_message,
 )
-from salespulse.settings import KafkaSettings
+from salespulse.sections import KafkaSettings
 
 # The message format, for callers that know the topic by this module's name.
 __all__ = [

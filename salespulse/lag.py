@@ -14,7 +14,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from salespulse.settings import KafkaSettings
+from salespulse.sections import KafkaSettings
 
 
 class LagProbe:

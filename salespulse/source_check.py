@@ -31,7 +31,7 @@ from salespulse.history_import import (
     is_line_framed,
 )
 from salespulse.models import BACKFILL_HEADER, FORMAT_HEADER
-from salespulse.settings import ParsingSettings, WorkerSettings
+from salespulse.sections import ParsingSettings, WorkerSettings
 
 # Dead-letter line numbers shown per reason; the rest are counted.
 LINES_SHOWN = 10

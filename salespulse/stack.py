@@ -27,7 +27,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from salespulse.settings import StackSettings
+from salespulse.sections import StackSettings
 from salespulse.stack_alertmanager import (
     alertmanager_answers,
     alertmanager_argv,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 from pathlib import Path
 
-from salespulse.settings import StackSettings
+from salespulse.sections import StackSettings
 from salespulse.stack_clickhouse import LISTEN_HOST
 from salespulse.stack_packages import find_binary
 

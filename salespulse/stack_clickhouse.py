@@ -10,7 +10,7 @@ from string import Template
 from xml.sax.saxutils import escape
 
 from salespulse.locations import packaged
-from salespulse.settings import StackSettings
+from salespulse.sections import StackSettings
 from salespulse.stack_packages import StackError as StackError
 from salespulse.stack_packages import find_binary
 

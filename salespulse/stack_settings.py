@@ -6,7 +6,8 @@ import contextlib
 import socket
 from pathlib import Path
 
-from salespulse.settings import Settings, StackSettings
+from salespulse.sections import StackSettings
+from salespulse.settings import Settings
 
 
 def free_ports(count: int) -> list[int]:

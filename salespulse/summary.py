@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from processors.alerting.messages import is_duration
+from salespulse.activity_metrics import is_duration
 from salespulse.directory import Directory
-from salespulse.settings import CountingSettings
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, as_date
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,

@@ -21,7 +21,7 @@ from processors.pipeline import DeadLetter
 from salespulse import metrics
 from salespulse.backoff import Backoff
 from salespulse.models import FORMAT_HEADER
-from salespulse.settings import KafkaSettings
+from salespulse.sections import KafkaSettings
 
 MAX_DETAIL = 512
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from processors.alerting.model import Alert, AlertState, Notice, Severity, Suppression
+from salespulse.alert_model import Alert, AlertState, Notice, Severity, Suppression
 
 _numbers = itertools.count(1)
 

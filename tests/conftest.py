@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from salespulse.settings import Settings, StackSettings
+from salespulse.sections import StackSettings
+from salespulse.settings import Settings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import pointed_at_stack, private_stack
 

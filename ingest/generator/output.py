@@ -22,7 +22,7 @@ from ingest.generator.truth import Expected
 from ingest.pacing import TokenBucket
 from ingest.raw_producer import RawProducer, RawRecordOut
 from salespulse.models import SourceFamily
-from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
 
 FILE_NAMES: dict[SourceFamily, str] = {
     SourceFamily.PBX: "Master.csv",

@@ -1,6 +1,6 @@
 """A manager's baseline: how much they usually do in an hour of a weekday, per working second.
 
-Pure computation over the hourly history (``sinks.clickhouse.alert_queries``), the working
+Pure computation over the hourly history (``queries.alerting``), the working
 calendar and the directory. The rules, so that a person can check a number by hand:
 
 For a manager, a metric, a weekday W and a local hour H (H:00 to H+1:00 on the wall clock of
@@ -33,13 +33,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import HourRow
+from salespulse.activity import HourRow
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.calendar import Calendar
 from salespulse.directory import Directory
-from sinks.clickhouse.queries import ACTIVITY_METRICS, CALL_METRICS
 
-# Every metric of the hourly rollup (plain names; importing them loads no ClickHouse client).
-HOURLY_METRICS: tuple[str, ...] = tuple(name for name, _ in CALL_METRICS + ACTIVITY_METRICS)
+# Every metric of the hourly rollup.
+HOURLY_METRICS: tuple[str, ...] = ACTIVITY_METRIC_NAMES
 _SLOTS = 7 * 24  # weekday * 24 + hour
 
 

@@ -15,15 +15,15 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting import messages
-from processors.alerting.activity import CHANNEL_UP_MAX, ActivitySnapshot, OpenTask
 from processors.alerting.baseline import Baselines
 from processors.alerting.drop import judge_drop
 from processors.alerting.engine import Verdict
 from processors.alerting.expectation import Expected, expected_count, projected_total
-from processors.alerting.model import Alert, Severity
 from processors.alerting.rules import Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
 from processors.page_links import department_link, manager_link
+from salespulse.activity import CHANNEL_UP_MAX, ActivitySnapshot, OpenTask
+from salespulse.alert_model import Alert, Severity
 from salespulse.directory import DepartmentEntry, Directory, ManagerEntry
 
 WORKDAY_OVER = "workday_over"

@@ -17,10 +17,10 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting import poisson
-from processors.alerting.activity import ActivitySnapshot
 from processors.alerting.expectation import Expected
 from processors.alerting.rules import Rule
 from processors.alerting.workdays import Workdays, local_midnight
+from salespulse.activity import ActivitySnapshot
 
 # The working-time lengths a drop rule looks back over, in minutes: about a third longer each,
 # so that a silence is judged over a window close to its own length (the window in the message)

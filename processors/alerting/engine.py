@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from processors.alerting.messages import Text
-from processors.alerting.model import Alert, AlertState, Notice, Suppression
 from processors.alerting.rules import Rule, RulesFile
+from salespulse.alert_model import Alert, AlertState, Notice, Suppression
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """One evaluation tick, as the worker runs it: every rule judged at an instant, the engine's
 notices out.
 
-Shared by the worker's evaluator (``processors.alerting.service``), which reads the situation
+Shared by the worker's evaluator (``processors.alert_service``), which reads the situation
 from ClickHouse, and by anything that replays alerting on a controlled clock with hand-made
 situations (the unit-test world, benchmarks/alert_quality.py), so that both run the very same
 sequence.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from processors.alerting.conditions import Situation, gone_reason, judge, with_onsets
 from processors.alerting.engine import AlertEngine
-from processors.alerting.model import Notice
+from salespulse.alert_model import Notice
 
 
 def evaluate(engine: AlertEngine, situation: Situation, *, resumed: bool = False) -> list[Notice]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from salespulse.activity_metrics import is_duration
+
 # metric -> (English, Russian), both as "what was counted", lower case.
 METRIC_NAMES: dict[str, tuple[str, str]] = {
     "calls_in": ("incoming calls", "входящие звонки"),
@@ -39,11 +41,6 @@ METRIC_NAMES: dict[str, tuple[str, str]] = {
     "tasks_done": ("tasks done", "выполненные задачи"),
     "tasks_done_late": ("tasks done late", "задачи, выполненные с опозданием"),
 }
-
-
-def is_duration(metric: str) -> bool:
-    """Metrics measured in seconds say so in their name (``talk_seconds``, ``…_seconds``)."""
-    return metric.endswith("_seconds")
 
 
 def metric_name(metric: str, language: str) -> str:

@@ -26,12 +26,11 @@ from pydantic import (
     model_validator,
 )
 
-from processors.alerting.messages import is_duration
-from processors.alerting.model import Severity
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES, is_duration
+from salespulse.alert_model import Severity
 from salespulse.config_text import describe_validation, read_config_text
 from salespulse.errors import ConfigurationError
 from salespulse.yaml_limits import safe_load, yaml_problem
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 
 MAX_RULES_BYTES = 1024 * 1024
 _DURATION = re.compile(r"^(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?$")

@@ -18,14 +18,14 @@ from datetime import date, datetime, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import ActivitySnapshot
 from processors.alerting.baseline import Baselines
 from processors.alerting.drop import judge_drop
 from processors.alerting.expectation import Expected, expected_count, projected_total
-from processors.alerting.messages import is_duration
-from processors.alerting.model import Alert, Severity
 from processors.alerting.rules import FalseAlarms, Period, Rule, RuleKind, RulesFile
 from processors.alerting.workdays import Workdays, local_midnight
+from salespulse.activity import ActivitySnapshot
+from salespulse.activity_metrics import is_duration
+from salespulse.alert_model import Alert, Severity
 from salespulse.directory import DepartmentEntry, Directory, ManagerEntry
 
 # What a head of sales looks at first, in this order (labels: messages.METRIC_NAMES).

@@ -25,7 +25,7 @@ from processors.parsers.freeswitch_json_cdr import (
     JSON_CDR_MAX_RECORD_BYTES,
     FreeswitchJsonCdrParser,
 )
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 
 __all__ = [
     "AsteriskAmiCdrParser",

@@ -38,7 +38,7 @@ from salespulse.models import (
     SourceRef,
     derive_event_id,
 )
-from salespulse.settings import text_encoding
+from salespulse.sections import text_encoding
 
 # Every value ast_cdr_disp2str() can produce except its "UNKNOWN" fallback.
 DISPOSITIONS = frozenset({"ANSWERED", "NO ANSWER", "BUSY", "FAILED", "CONGESTION"})

@@ -25,7 +25,7 @@ from processors.parsers.asterisk_cdr_common import (
 )
 from processors.parsers.base import RecordError
 from salespulse.models import ActivityEvent, SourceRef
-from salespulse.settings import AsteriskCdrColumns
+from salespulse.sections import AsteriskCdrColumns
 
 __all__ = [
     "DISPOSITIONS",

@@ -30,7 +30,7 @@ from processors.parsers.asterisk_ami_cdr import message_fields, split_blocks
 from processors.parsers.asterisk_cdr_common import CdrFields, CdrInterpreter
 from processors.parsers.base import RecordError
 from salespulse.models import ActivityEvent, SourceRef
-from salespulse.settings import text_encoding
+from salespulse.sections import text_encoding
 
 # A call's events are a few hundred bytes each; half a megabyte is about a thousand of them and
 # stays below Kafka's default 1 MB message limit.

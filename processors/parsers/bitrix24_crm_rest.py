@@ -54,7 +54,7 @@ from salespulse.models import (
     SourceRef,
     derive_event_id,
 )
-from salespulse.settings import OFFICE_LOCATION_KEYWORDS, REMOTE_LOCATION_KEYWORDS
+from salespulse.sections import OFFICE_LOCATION_KEYWORDS, REMOTE_LOCATION_KEYWORDS
 
 Entity = Literal["lead", "deal", "activity"]
 

@@ -41,7 +41,7 @@ from processors.parsers.freeswitch_common import (
     seconds,
 )
 from salespulse.models import ActivityEvent, SourceRef
-from salespulse.settings import text_encoding
+from salespulse.sections import text_encoding
 
 # The template's variables; those parse_record does not read are None (any bytes will do).
 _TEMPLATE: tuple[str | None, ...] = (

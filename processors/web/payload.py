@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from processors.alerting.messages import amount, is_duration, metric_name, span
-from processors.alerting.model import Alert
+from processors.alerting.messages import amount, metric_name, span
 from processors.alerting.today import (
     LOWER_IS_BETTER,
     DepartmentToday,
@@ -25,6 +24,8 @@ from processors.alerting.today import (
     TodayBoard,
 )
 from processors.page_links import department_link, manager_link
+from salespulse.activity_metrics import is_duration
+from salespulse.alert_model import Alert
 
 NO_VALUE = "—"
 

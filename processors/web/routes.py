@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from processors.alerting.service import AlertEvaluator
+from processors.alert_service import AlertEvaluator
 from processors.web import render
 from processors.web.payload import board_payload
 from processors.web.source import EvaluatorConfig, FileConfig, TodaySource

@@ -20,17 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from processors.alerting.baseline_keeper import BaselineKeeper
+from processors.alert_service import AlertEvaluator, load_working_calendar
 from processors.alerting.rules import RulesError, RulesFile, load_rules
-from processors.alerting.service import AlertEvaluator, load_working_calendar
 from processors.alerting.today import DipBook, TodayBoard, today_board
 from processors.alerting.workdays import Workdays
+from processors.baseline_keeper import BaselineKeeper
+from queries.alerting import TodaysActivity
 from salespulse.alert_settings import AlertsSettings
 from salespulse.calendar import Calendar, CalendarError, parse_calendar
 from salespulse.directory import Directory
-from salespulse.settings import CountingSettings
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.alert_history import open_notices
-from sinks.clickhouse.alert_queries import TodaysActivity
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 
 from salespulse.errors import DeliveryError
+from salespulse.report_settings import ReportsSettings
 from salespulse.reports.files import write_atomically
 from salespulse.reports.make import RenderedReport
-from salespulse.reports.settings import ReportsSettings
 
 log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")

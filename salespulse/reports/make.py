@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from processors.alert_service import load_working_calendar
 from processors.alerting.rules import load_rules
-from processors.alerting.service import load_working_calendar
 from salespulse.directory import load_directory
 from salespulse.reports.csv_table import render_csv
 from salespulse.reports.data import Progress, Report, query_report

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from salespulse.reports.settings import PeriodName
+from salespulse.report_settings import PeriodName
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from salespulse.backoff import Backoff
+from salespulse.report_settings import WEEKDAY_NAMES, ReportsSettings, ScheduleEntry
 from salespulse.reports.data import ReportError
 from salespulse.reports.delivery import DirectoryDelivery, EmailDelivery
 from salespulse.reports.make import RenderedReport, make_report, render_both
 from salespulse.reports.period import ReportPeriod
-from salespulse.reports.settings import WEEKDAY_NAMES, ReportsSettings, ScheduleEntry
 from salespulse.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from processors.alerting.model import AlertState, Notice
+from salespulse.alert_model import AlertState, Notice
 from sinks.alerts import metrics
 from sinks.alerts.channel import AlertDeliveryError, post
 from sinks.alerts.payload import rfc3339

@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
-from processors.alerting.model import Notice
+from salespulse.alert_model import Notice
 from salespulse.errors import DeliveryError
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,10 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from processors.alerting.model import Notice
+from salespulse.alert_model import Notice
+from salespulse.alert_settings import AlertsSettings
 from salespulse.backoff import backoff_delay
-from salespulse.settings import Settings
+from salespulse.sections import KafkaSettings
 from sinks.alerts import metrics
 from sinks.alerts.alertmanager import AlertmanagerChannel
 from sinks.alerts.channel import AlertDeliveryError, Channel, Resumable
@@ -204,18 +205,20 @@ class AlertDispatcher:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings,
+        alerts: AlertsSettings,
+        kafka: KafkaSettings,
+        topic: str,
         *,
         backoff_base: float = 1.0,
         backoff_cap: float | None = None,
         log_delivery: DeliveryLog | None = None,
     ) -> AlertDispatcher:
-        """The Kafka topic always; Alertmanager and the webhook when their URL is set."""
-        alerts = settings.alerts
+        """The Kafka topic (``topic`` on the broker of ``kafka``) always; Alertmanager and the
+        webhook when their URL is set in ``alerts``."""
         channels: list[Channel] = [
             KafkaTopicChannel(
-                settings.kafka,
-                settings.topics.alerts,
+                kafka,
+                topic,
                 timeout_seconds=alerts.delivery_timeout_seconds,
             )
         ]

@@ -15,8 +15,8 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from processors.alerting.model import Notice
-from salespulse.settings import KafkaSettings
+from salespulse.alert_model import Notice
+from salespulse.sections import KafkaSettings
 from sinks.alerts.channel import AlertDeliveryError
 from sinks.alerts.payload import encode_payload
 

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.alerting.model import Alert, Notice
+from salespulse.alert_model import Alert, Notice
 
 SCHEMA = "salespulse.alert-notice/1"
 

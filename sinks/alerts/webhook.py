@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from processors.alerting.model import Notice
+from salespulse.alert_model import Notice
 from sinks.alerts.channel import post
 from sinks.alerts.payload import encode_payload
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from processors.alerting.model import Alert, AlertState, Notice, Severity, Suppression
+from salespulse.alert_model import Alert, AlertState, Notice, Severity, Suppression
 from sinks.alerts.payload import utc
 from sinks.clickhouse.client import ClickHouse, Row, as_datetime
 

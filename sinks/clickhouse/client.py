@@ -18,7 +18,7 @@ from clickhouse_driver import Client
 from clickhouse_driver import errors as driver_errors
 
 from salespulse.errors import StorageError
-from salespulse.settings import ClickHouseSettings, sql_identifier
+from salespulse.sections import ClickHouseSettings, sql_identifier
 
 Row = tuple[Any, ...]
 

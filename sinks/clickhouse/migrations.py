@@ -20,7 +20,7 @@ from importlib.resources.abc import Traversable
 
 from salespulse.errors import StorageError
 from salespulse.locations import packaged
-from salespulse.settings import sql_identifier
+from salespulse.sections import sql_identifier
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 # Anchored at the regular package ``sinks``: ``sinks.clickhouse`` is a namespace package.

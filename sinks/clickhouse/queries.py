@@ -14,7 +14,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from salespulse.settings import CountingSettings
+from salespulse.activity_metrics import CALL_METRIC_NAMES, OTHER_METRIC_NAMES
+from salespulse.sections import CountingSettings
 
 # A manager's consolidated call counts as their incoming call when they answered it, or when it
 # reached them alone and nobody answered it: a ring group's members who did not answer did not
@@ -84,6 +85,13 @@ ACTIVITY_METRICS: tuple[tuple[str, str], ...] = (
         "countIf(kind = 'task' AND action = 'completed' AND ifNull(occurred_at > due_at, 0))",
     ),
 )
+
+# The SQL above defines the metrics the core names, in the core's order.
+if (
+    tuple(name for name, _ in CALL_METRICS) != CALL_METRIC_NAMES
+    or tuple(name for name, _ in ACTIVITY_METRICS) != OTHER_METRIC_NAMES
+):
+    raise ImportError("sinks.clickhouse.queries and salespulse.activity_metrics disagree")
 
 
 def utc_day_range(first: date, last: date) -> tuple[date, date]:

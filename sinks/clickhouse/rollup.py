@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from salespulse.settings import CountingSettings
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, as_date
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
@@ -41,7 +42,6 @@ ACTIVITY_TABLE = "activity_15m"
 DAILY_TABLE = "activity_daily"
 PAYMENTS_TABLE = "payments_daily"
 STATE_TABLE = "rollup_state"
-ACTIVITY_METRIC_NAMES: tuple[str, ...] = tuple(n for n, _ in CALL_METRICS + ACTIVITY_METRICS)
 _BUCKET = "toStartOfFifteenMinutes(local_time)"
 # A backfill's days are recomputed ten at a time. Each pass is one statement per table, whose
 # parts (the consolidated calls with their join, the other events, reading events FINAL) run

@@ -29,7 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from processors.alerting.model import Notice
+from salespulse.alert_model import Notice
 from salespulse.settings import Settings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import free_ports

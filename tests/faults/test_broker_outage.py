@@ -40,7 +40,7 @@ from ingest.ami import RECORDS_PER_WRITE
 from ingest.raw_producer import STALL_WARNING_SECONDS
 from ingest.receiver_auth import ReceiverSettings
 from ingest.tailer_state import Position, StateStore, state_name
-from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.faults.mode import scaled

@@ -32,7 +32,8 @@ from pathlib import Path
 import pytest
 
 from ingest.generator import Traffic
-from salespulse.settings import Settings, WorkerSettings
+from salespulse.sections import WorkerSettings
+from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from salespulse.worker_process import stop_worker
 from sinks.clickhouse.client import NativeClickHouse

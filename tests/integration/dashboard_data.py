@@ -24,14 +24,14 @@ from typing import Any
 
 from ingest.generator import RawRecord, make_population, simulate
 from ingest.generator.population import Department, Manager, Population, directory_yaml
-from processors.alerting.model import Alert, Notice, Severity, Suppression
 from processors.parsers import Parser, build_parsers
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from processors.runtime import batch_log
+from salespulse.alert_model import Alert, Notice, Severity, Suppression
 from salespulse.directory import Directory, parse_directory
 from salespulse.models import SourceFamily
-from salespulse.settings import CountingSettings, LatenessSettings, ParsingSettings, TopicSettings
+from salespulse.sections import CountingSettings, LatenessSettings, ParsingSettings, TopicSettings
 from sinks.clickhouse.alert_history import record_notices
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations

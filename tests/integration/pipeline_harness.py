@@ -26,7 +26,8 @@ from ingest.generator import Expected, SendReport, Traffic, send_to_kafka
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
 from salespulse.lag import wait_for_zero_lag
-from salespulse.settings import Settings, TopicSettings, WorkerSettings
+from salespulse.sections import TopicSettings, WorkerSettings
+from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from salespulse.summary import query_summary
 from salespulse.worker_process import start_worker

@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from processors.alerting.model import AlertState
+from queries.alerting import query_activity_snapshot
+from salespulse.alert_model import AlertState
 from salespulse.directory import parse_directory
-from salespulse.settings import CountingSettings
-from sinks.clickhouse.alert_queries import query_activity_snapshot
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from tests.integration.test_alert_calls_in_progress import Pbx, evaluator, msk

@@ -10,15 +10,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ingest.ami import presence_record
-from processors.alerting.model import AlertState
-from processors.alerting.service import AlertEvaluator
+from processors.alert_service import AlertEvaluator
 from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
+from queries.alerting import query_activity_snapshot
+from salespulse.alert_model import AlertState
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import Directory, parse_directory
-from salespulse.settings import CountingSettings, ParsingSettings
-from sinks.clickhouse.alert_queries import query_activity_snapshot
+from salespulse.sections import CountingSettings, ParsingSettings
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from sinks.clickhouse.sink import ClickHouseSink

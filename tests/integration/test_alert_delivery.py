@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from processors.alerting.model import Alert, Notice, Suppression
+from salespulse.alert_model import Alert, Notice, Suppression
 from salespulse.alert_settings import AlertsSettings
 from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
@@ -303,7 +303,9 @@ async def test_every_notice_lands_on_the_alerts_topic_keyed_by_alert(stack: Loca
     settings = await own_alerts_topic(stack)
     alert = sample_alert()
     notices = [fired(alert), resolved(alert), fired(sample_alert(), Suppression.RATE_LIMITED)]
-    async with AlertDispatcher.from_settings(settings) as dispatcher:
+    async with AlertDispatcher.from_settings(
+        settings.alerts, settings.kafka, settings.topics.alerts
+    ) as dispatcher:
         assert [c.name for c in dispatcher.channels] == ["kafka"]
         dispatcher.submit(notices)
         await asyncio.wait_for(dispatcher.drain(), 30)
@@ -329,7 +331,9 @@ async def test_suppressed_notices_reach_kafka_but_not_people(stack: LocalStack) 
     settings = await own_alerts_topic(stack, alerts)
     silenced, loud = fired(own_alert(), Suppression.SILENCED), fired(own_alert())
     try:
-        async with AlertDispatcher.from_settings(settings, backoff_base=0.02) as dispatcher:
+        async with AlertDispatcher.from_settings(
+            settings.alerts, settings.kafka, settings.topics.alerts, backoff_base=0.02
+        ) as dispatcher:
             assert [c.name for c in dispatcher.channels] == ["kafka", "alertmanager", "webhook"]
             dispatcher.submit([silenced, loud])
             await asyncio.wait_for(dispatcher.drain(), 30)

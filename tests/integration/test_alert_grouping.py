@@ -23,8 +23,8 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 
-from processors.alerting.model import AlertState
-from salespulse.settings import StackSettings
+from salespulse.alert_model import AlertState
+from salespulse.sections import StackSettings
 from salespulse.stack_alertmanager import (
     alertmanager_answers,
     alertmanager_argv,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
-from processors.alerting.model import Suppression
+from salespulse.alert_model import Suppression
 from sinks.clickhouse.alert_history import (
     open_alerts,
     open_notices,

@@ -13,18 +13,19 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import HourRow, OpenTask
 from processors.pipeline import RawMessage
-from salespulse.settings import CountingSettings
-from sinks.clickhouse.alert_queries import (
+from queries.alerting import (
     TodaysActivity,
     _WallClock,
     query_activity_snapshot,
     query_hourly_history,
 )
+from salespulse.activity import HourRow, OpenTask
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, as_date
 from sinks.clickhouse.migrations import apply_migrations
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, rebuild
+from sinks.clickhouse.rollup import rebuild
 from sinks.clickhouse.sink import ClickHouseSink
 from tests.integration.test_rollups import process
 from tests.integration.test_worked_examples import DIRECTORY, cdr, chat, crm

@@ -18,7 +18,8 @@ from ingest.ami_settings import AmiSettings
 from ingest.raw_producer import ProduceError, RawProducer, RawRecordOut
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser
 from salespulse.models import SourceRef
-from salespulse.settings import Settings, TopicSettings
+from salespulse.sections import TopicSettings
+from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
 from tests.polling import until_true

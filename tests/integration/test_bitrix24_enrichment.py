@@ -35,7 +35,7 @@ from ingest.receiver import ReceiverSettings, build_receiver_app
 from processors.parsers.bitrix24_crm_rest import Bitrix24CrmRestParser
 from processors.parsers.bitrix24_openlines import Bitrix24OpenLinesParser
 from salespulse.models import SourceFamily, SourceRef, derive_event_id
-from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack

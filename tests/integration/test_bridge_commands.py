@@ -17,7 +17,8 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import SecretStr
 
 from ingest.ami_settings import AmiSettings
-from salespulse.settings import KafkaSettings, Settings, TopicSettings, to_environment
+from salespulse.sections import KafkaSettings, TopicSettings
+from salespulse.settings import Settings, to_environment
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack

@@ -13,7 +13,8 @@ from processors.privacy import PhoneProtector
 from salespulse.cli import main
 from salespulse.directory import load_directory
 from salespulse.models import SourceRef
-from salespulse.settings import ParsingSettings, Settings, to_environment
+from salespulse.sections import ParsingSettings
+from salespulse.settings import Settings, to_environment
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.sink import ClickHouseSink
 from tests.conftest import LocalStack

@@ -16,7 +16,7 @@ from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import parse_directory
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
 from sinks.clickhouse.migrations import MigrationError, apply_migrations, discover

@@ -8,7 +8,7 @@ from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import parse_directory
-from salespulse.settings import CountingSettings, ParsingSettings
+from salespulse.sections import CountingSettings, ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations

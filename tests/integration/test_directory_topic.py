@@ -29,7 +29,8 @@ from salespulse.directory_publish import (
 )
 from salespulse.directory_topic import DirectoryTopic, absences_of
 from salespulse.models import Actor, SourceFamily
-from salespulse.settings import KafkaSettings, to_environment
+from salespulse.sections import KafkaSettings
+from salespulse.settings import to_environment
 from tests.conftest import LocalStack
 from tests.polling import until_true
 from tests.unit.test_directory import YAML

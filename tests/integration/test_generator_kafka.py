@@ -10,7 +10,8 @@ from aiokafka import AIOKafkaConsumer
 
 from ingest.generator import make_population, send_to_kafka, simulate
 from salespulse.models import SourceFamily
-from salespulse.settings import Settings, TopicSettings
+from salespulse.sections import TopicSettings
+from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
 

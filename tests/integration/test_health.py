@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from processors.health import readiness
-from salespulse.settings import ClickHouseSettings, KafkaSettings
+from salespulse.sections import ClickHouseSettings, KafkaSettings
 from salespulse.stack_settings import free_ports
 from tests.conftest import LocalStack
 

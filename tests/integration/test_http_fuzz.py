@@ -29,7 +29,8 @@ from pydantic import SecretStr
 
 from ingest.raw_producer import RawProducer
 from ingest.receiver import ReceiverSettings, run_receiver
-from salespulse.settings import REPO_ROOT, Settings, TopicSettings
+from salespulse.sections import REPO_ROOT, TopicSettings
+from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from salespulse.worker_process import stop_worker

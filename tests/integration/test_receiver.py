@@ -30,7 +30,8 @@ from ingest import receiver_auth
 from ingest.raw_producer import RawProducer, RawRecordOut
 from ingest.receiver import ReceiverSettings, Transform, build_receiver_app, run_receiver
 from salespulse.models import SourceFamily
-from salespulse.settings import KafkaSettings, Settings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
+from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack

@@ -23,8 +23,8 @@ from aiosmtpd.controller import Controller
 
 from ingest.generator import Traffic
 from salespulse.directory import load_directory
+from salespulse.report_settings import ReportsSettings, ScheduleEntry
 from salespulse.reports.scheduler import build_scheduler
-from salespulse.reports.settings import ReportsSettings, ScheduleEntry
 from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from tests.conftest import LocalStack

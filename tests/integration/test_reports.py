@@ -15,6 +15,7 @@ import pytest
 
 from ingest.generator import Traffic
 from processors.alerting.rules import parse_rules
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.calendar import parse_calendar
 from salespulse.cli import main
 from salespulse.directory import Directory, load_directory
@@ -23,7 +24,6 @@ from salespulse.reports.period import ReportPeriod
 from salespulse.settings import Settings, to_environment
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse, NativeClickHouse
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES
 from tests.conftest import LocalStack
 from tests.integration.report_data import load_week, week_database
 

@@ -14,13 +14,14 @@ from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, BatchResult, RawMessage
 from processors.privacy import PhoneProtector
 from processors.runtime import batch_log
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.directory import Directory, load_directory, parse_directory
-from salespulse.settings import CountingSettings, ParsingSettings
+from salespulse.sections import CountingSettings, ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import MIGRATIONS_DIR, apply_migrations
 from sinks.clickhouse.queries import day_params
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, RollupUpdater, rebuild, recompute_days
+from sinks.clickhouse.rollup import RollupUpdater, rebuild, recompute_days
 from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
 from sinks.clickhouse.worktime import WORKTIME_METRICS, query_working_time
 from tests.grafana_macros import QueryContext, expand

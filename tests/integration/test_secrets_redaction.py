@@ -153,7 +153,9 @@ async def test_a_failed_webhook_logs_no_secret_and_urls_show_redacted(
     settings = Settings().model_copy(update={"kafka": stack.settings.kafka, "topics": topics})
     install_log_redaction(secret_values(settings))
     caplog.set_level(logging.DEBUG)
-    dispatcher = AlertDispatcher.from_settings(settings, backoff_base=0.05, backoff_cap=0.1)
+    dispatcher = AlertDispatcher.from_settings(
+        settings.alerts, settings.kafka, settings.topics.alerts, backoff_base=0.05, backoff_cap=0.1
+    )
     errors: list[str] = []
     await dispatcher.start()
     try:

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from clickhouse_driver import Client
 
-from salespulse.settings import StackSettings
+from salespulse.sections import StackSettings
 from salespulse.stack import (
     StackError,
     StackStatus,

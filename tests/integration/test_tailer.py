@@ -20,7 +20,8 @@ from prometheus_client import REGISTRY
 from ingest.raw_producer import RawProducer
 from ingest.tailer import FileTailer, TailerSettings, run_tailer
 from ingest.tailer_state import Position, StateStore, TailerStateError
-from salespulse.settings import Settings, TopicSettings
+from salespulse.sections import TopicSettings
+from salespulse.settings import Settings
 from salespulse.topics import ensure_topics
 from tests.conftest import LocalStack
 

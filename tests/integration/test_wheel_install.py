@@ -20,12 +20,13 @@ from pathlib import Path
 import pytest
 
 from salespulse import __version__
-from salespulse.settings import REPO_ROOT, Settings, to_environment
+from salespulse.sections import REPO_ROOT
+from salespulse.settings import Settings, to_environment
 from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
 from tests.integration.pipeline_harness import eventually, isolated_settings, query
 
-PACKAGES = ("salespulse", "ingest", "processors", "sinks")
+PACKAGES = ("salespulse", "ingest", "processors", "sinks", "queries")
 PROJECT_FILES = ("pyproject.toml", "README.md", "LICENSE")
 # The settings that point the install at the test stack and this test's own topics and database.
 STACK_SECTIONS = ("SALESPULSE_KAFKA__", "SALESPULSE_CLICKHOUSE__", "SALESPULSE_TOPICS__")

@@ -32,7 +32,7 @@ from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import parse_directory
-from salespulse.settings import CountingSettings, LatenessSettings, ParsingSettings
+from salespulse.sections import CountingSettings, LatenessSettings, ParsingSettings
 from salespulse.summary import UNATTRIBUTED, query_summary
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations

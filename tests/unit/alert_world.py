@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import (
+from processors.alerting.baseline import build_baselines, local_today
+from processors.alerting.conditions import QuietBook, Situation
+from processors.alerting.engine import AlertEngine
+from processors.alerting.evaluation import evaluate
+from processors.alerting.rules import RulesFile, parse_rules
+from processors.alerting.today import TodayBoard, today_board
+from processors.alerting.workdays import Workdays
+from salespulse.activity import (
     CHANNEL_UP_MAX,
     LOADED_AFTER,
     ActivitySnapshot,
@@ -20,14 +27,7 @@ from processors.alerting.activity import (
     OpenTask,
     minute_counts,
 )
-from processors.alerting.baseline import build_baselines, local_today
-from processors.alerting.conditions import QuietBook, Situation
-from processors.alerting.engine import AlertEngine
-from processors.alerting.evaluation import evaluate
-from processors.alerting.model import Alert, Notice
-from processors.alerting.rules import RulesFile, parse_rules
-from processors.alerting.today import TodayBoard, today_board
-from processors.alerting.workdays import Workdays
+from salespulse.alert_model import Alert, Notice
 from salespulse.calendar import Calendar, parse_calendar
 from salespulse.directory import Directory, parse_directory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import ActivitySnapshot
+from salespulse.activity import ActivitySnapshot
 
 T0 = datetime(2026, 11, 30, 7, 0, tzinfo=UTC)
 

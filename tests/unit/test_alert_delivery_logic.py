@@ -17,7 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from processors.alerting.model import Alert, AlertState, Notice, Severity, Suppression
+from salespulse.alert_model import Alert, AlertState, Notice, Severity, Suppression
 from salespulse.alert_settings import AlertsSettings
 from salespulse.settings import Settings
 from sinks.alerts import (
@@ -326,8 +326,12 @@ def test_channel_names_must_differ() -> None:
         AlertDispatcher([FakeChannel("same"), FakeChannel("same")])
 
 
+def _from_settings(settings: Settings) -> AlertDispatcher:
+    return AlertDispatcher.from_settings(settings.alerts, settings.kafka, settings.topics.alerts)
+
+
 def test_channels_come_from_the_settings() -> None:
-    plain = AlertDispatcher.from_settings(Settings())
+    plain = _from_settings(Settings())
     assert [type(c) for c in plain.channels] == [KafkaTopicChannel]
     alerts = AlertsSettings(
         alertmanager_url="http://127.0.0.1:9093/",
@@ -335,7 +339,7 @@ def test_channels_come_from_the_settings() -> None:
         webhook_secret=SecretStr("s3cret"),
         delivery_queue_max=50,
     )
-    full = AlertDispatcher.from_settings(Settings(alerts=alerts))
+    full = _from_settings(Settings(alerts=alerts))
     assert [c.name for c in full.channels] == ["kafka", "alertmanager", "webhook"]
     webhook = full.channels[2]
     assert isinstance(webhook, WebhookChannel)

@@ -15,8 +15,8 @@ import pytest
 
 from processors.alerting.conditions import Situation, judge
 from processors.alerting.engine import Verdict
-from processors.alerting.model import AlertState, Notice
 from processors.alerting.rules import FalseAlarms, RuleKind, RulesError, load_rules, parse_rules
+from salespulse.alert_model import AlertState, Notice
 from tests.unit.alert_world import MSK, TODAY, World, at
 
 DROP = """

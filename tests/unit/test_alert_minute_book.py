@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.alerting.minute_book import Group, MinuteBook, fingerprint
+from queries.minute_book import Group, MinuteBook, fingerprint
 
 CUT = {"msk": 600}
 LATER = {"msk": 900}

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from processors.alerting.activity import OpenTask
-from processors.alerting.model import AlertState, Notice, Severity
-from processors.alerting.service import run_alerting
+from processors.alert_service import run_alerting
+from salespulse.activity import OpenTask
+from salespulse.alert_model import AlertState, Notice, Severity
 from salespulse.alert_settings import AlertsSettings
 from tests.unit.alert_world import TODAY, World, at
 

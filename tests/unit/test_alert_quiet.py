@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from processors.alerting.activity import OpenTask
+from salespulse.activity import OpenTask
 from tests.unit.alert_world import TODAY, World, at
 
 RULES = """

@@ -11,10 +11,10 @@ import urllib.parse
 from datetime import date, timedelta
 from pathlib import Path
 
-from processors.alerting.activity import OpenTask
 from processors.alerting.engine import AlertEngine, Verdict
-from processors.alerting.model import Alert, AlertState, Suppression
 from processors.alerting.rules import RulesError, load_rules, parse_rules
+from salespulse.activity import OpenTask
+from salespulse.alert_model import Alert, AlertState, Suppression
 from salespulse.directory import parse_directory
 from salespulse.watched_file import WatchedFile
 from tests.unit.alert_world import DIRECTORY, RULES, TODAY, World, at

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from processors.parsers import AsteriskCdrCsvParser, RecordError
 from processors.parsers.asterisk_ami_cdr import AsteriskAmiCdrParser, message_fields, split_blocks
 from salespulse.models import ActivityEvent, Actor, Direction, SourceFamily, derive_event_id
-from salespulse.settings import AsteriskCdrColumns
+from salespulse.sections import AsteriskCdrColumns
 from tests.unit.fuzzing import check, fuzz_settings, mutated
 from tests.unit.parsing_helpers import (
     ASTERISK_INCOMING_CSV,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from processors.parsers import AsteriskCdrCsvParser
 from salespulse.models import ActivityEvent, Direction, derive_event_id
-from salespulse.settings import AsteriskCdrColumns
+from salespulse.sections import AsteriskCdrColumns
 from tests.unit.fuzzing import check, fuzz_settings, mutated
 from tests.unit.parsing_helpers import (
     ASTERISK_INCOMING_CSV,

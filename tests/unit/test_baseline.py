@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from processors.alerting.activity import HourRow
 from processors.alerting.baseline import (
     Baselines,
     build_baselines,
@@ -23,6 +22,7 @@ from processors.alerting.baseline import (
     local_today,
     working_window_start,
 )
+from salespulse.activity import HourRow
 from salespulse.calendar import Calendar, parse_calendar
 from salespulse.directory import parse_directory
 

@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 
 from processors.batch_consumer import BatchConsumer, next_offsets, raw_message
 from processors.pipeline import RawMessage
-from salespulse.settings import KafkaSettings, WorkerSettings
+from salespulse.sections import KafkaSettings, WorkerSettings
 
 
 def _message(topic: str, partition: int, offset: int) -> RawMessage:

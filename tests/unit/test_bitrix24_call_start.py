@@ -19,7 +19,7 @@ from processors.parsers.base import NoActivity
 from processors.parsers.bitrix24_call_start import Bitrix24CallStartEventParser
 from processors.parsers.bitrix24_telephony import Bitrix24CallEndEventParser
 from salespulse.models import ActivityEvent, ActivityKind, Actor, SourceFamily, derive_event_id
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 from tests.unit.fuzzing import FUZZ, check, json_values
 from tests.unit.parsing_helpers import SAMPLES_DIR, record_error, source_of, utc
 

@@ -27,7 +27,7 @@ from salespulse.history_import import (
     describe_choice,
 )
 from salespulse.models import FORMAT_HEADER, SourceRef
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 from tests.unit.fuzzing import FUZZ, check, mutated
 from tests.unit.parsing_helpers import SAMPLES_DIR, compact, record_error
 

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingest.ami import presence_record
-from processors.alerting.activity import CHANNEL_UP_MAX, ActivitySnapshot
-from processors.alerting.model import AlertState
 from processors.parsers import build_parsers
 from processors.parsers.asterisk_ami_presence import AsteriskAmiPresenceParser
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
+from salespulse.activity import CHANNEL_UP_MAX, ActivitySnapshot
+from salespulse.alert_model import AlertState
 from salespulse.directory import parse_directory
 from salespulse.models import ActivityKind, Actor, SourceFamily, SourceRef
-from salespulse.settings import LatenessSettings, ParsingSettings
+from salespulse.sections import LatenessSettings, ParsingSettings
 from tests.unit.alert_world import TODAY, World, at
 
 PARSER = AsteriskAmiPresenceParser()

@@ -23,7 +23,8 @@ from salespulse.calendar import CalendarError, load_calendar
 from salespulse.calendar_ics import holidays_from_ics
 from salespulse.directory import DirectoryError, load_directory, parse_directory_file
 from salespulse.directory_messages import encode_value, merge, parse_message
-from salespulse.settings import REPO_ROOT, Settings
+from salespulse.sections import REPO_ROOT
+from salespulse.settings import Settings
 from salespulse.yaml_limits import MAX_DEPTH
 from tests.unit.fuzzing import fuzz_settings, json_values, mutated, reshaped, truncated
 

@@ -10,11 +10,12 @@ from collections import defaultdict
 
 import ingest
 import processors
+import queries
 import salespulse
 import sinks
 from salespulse.errors import SalespulseError
 
-PACKAGES = (salespulse, ingest, processors, sinks)
+PACKAGES = (salespulse, ingest, processors, sinks, queries)
 
 
 def error_classes() -> list[type[BaseException]]:

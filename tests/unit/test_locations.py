@@ -8,7 +8,8 @@ import pytest
 
 from salespulse import __version__, locations
 from salespulse.cli import main
-from salespulse.settings import REPO_ROOT, Settings
+from salespulse.sections import REPO_ROOT
+from salespulse.settings import Settings
 from sinks.clickhouse.migrations import MIGRATIONS_DIR, discover
 
 

@@ -12,7 +12,7 @@ from processors.parsers.freeswitch_common import NOBODYS_LEG
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import parse_directory
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 
 # CGRateS's 2013 a-leg: SIP user "usr" calls out; by the default pattern "usr" is no extension.
 REAL = Path(__file__).resolve().parents[1] / "samples" / "real"

@@ -30,7 +30,7 @@ from processors.parsers import (
     Parser,
     build_parsers,
 )
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 from tests.unit import test_asterisk_ami_cdr, test_asterisk_cdr_db, test_asterisk_cel
 from tests.unit.fuzzing import FUZZ, SOURCE, check, json_values, mutated, reshaped, truncated
 from tests.unit.parsing_helpers import ASTERISK_INCOMING_CSV, SAMPLES_DIR, compact, json_sample

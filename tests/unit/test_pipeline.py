@@ -12,7 +12,7 @@ from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import parse_directory
 from salespulse.models import SourceFamily
-from salespulse.settings import LatenessSettings, ParsingSettings
+from salespulse.sections import LatenessSettings, ParsingSettings
 
 DIRECTORY = parse_directory(
     "departments: [{id: vvo, timezone: Asia/Vladivostok}]\n"

@@ -24,7 +24,7 @@ from processors.pipeline import (
 from processors.privacy import PhoneProtector
 from salespulse.directory import load_directory
 from salespulse.models import FORMAT_HEADER, SourceRef
-from salespulse.settings import REPO_ROOT, LatenessSettings, ParsingSettings, WorkerSettings
+from salespulse.sections import REPO_ROOT, LatenessSettings, ParsingSettings, WorkerSettings
 from tests.unit.fuzzing import INTERESTING, fuzz_settings, mutated
 from tests.unit.test_parsers_fuzz import SAMPLES
 

@@ -19,7 +19,7 @@ from ingest.bitrix24.enrich import WebhookEvent, WebhookRejected, check_token
 from ingest.raw_producer import RawProducer, RawRecordOut
 from ingest.receiver import ReceiverNotSecured, build_receiver_app
 from ingest.receiver_auth import Credentials, ReceiverSettings, matches
-from salespulse.settings import KafkaSettings, TopicSettings
+from salespulse.sections import KafkaSettings, TopicSettings
 
 TOKEN = "s3cret-token"
 BITRIX_TOKEN = "bx-app-token"

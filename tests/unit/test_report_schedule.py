@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from salespulse.report_settings import ReportsSettings, ScheduleEntry
 from salespulse.reports.data import ReportError
 from salespulse.reports.delivery import DirectoryDelivery, ReportDeliveryError
 from salespulse.reports.make import RenderedReport
@@ -22,7 +23,6 @@ from salespulse.reports.scheduler import (
     next_run,
     period_of_run,
 )
-from salespulse.reports.settings import ReportsSettings, ScheduleEntry
 from salespulse.settings import Settings
 
 MSK = ZoneInfo("Europe/Moscow")

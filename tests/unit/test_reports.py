@@ -15,6 +15,7 @@ from processors.alerting.rules import parse_rules
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
 from salespulse.progress import Progress
+from salespulse.report_settings import ReportsSettings, ScheduleEntry
 from salespulse.reports.csv_table import CSV_COLUMNS, render_csv
 from salespulse.reports.data import (
     METRICS,
@@ -28,7 +29,6 @@ from salespulse.reports.files import report_stem, write_atomically
 from salespulse.reports.html import render_html
 from salespulse.reports.make import render_both
 from salespulse.reports.period import ReportPeriod
-from salespulse.reports.settings import ReportsSettings, ScheduleEntry
 from salespulse.settings import Settings, to_environment
 
 BOSS = 'Ann <b>"Boss"</b> & Co'

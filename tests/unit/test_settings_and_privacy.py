@@ -15,7 +15,8 @@ from processors.privacy import PhoneProtector
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import load_directory
 from salespulse.secret_config import Redactor, secret_values
-from salespulse.settings import ClickHouseSettings, Settings, StackSettings, environment_names
+from salespulse.sections import ClickHouseSettings, StackSettings
+from salespulse.settings import Settings, environment_names
 from salespulse.stack_settings import pointed_at_stack
 
 

@@ -10,8 +10,9 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from salespulse.secret_config import CREDENTIAL_URLS, secret_paths
+from salespulse.sections import REPO_ROOT
 from salespulse.setting_names import NOT_SETTINGS, KnownNames, section_model
-from salespulse.settings import REPO_ROOT, Settings, to_environment
+from salespulse.settings import Settings, to_environment
 
 VALUE = "value-S3CRET-never-shown"
 SECTIONS = {

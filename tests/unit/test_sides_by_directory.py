@@ -17,7 +17,7 @@ from processors.parsers import build_parsers
 from processors.pipeline import EVENT_COLUMNS, BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
 from salespulse.directory import Directory, parse_directory
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 
 REAL = Path(__file__).resolve().parents[1] / "samples" / "real"
 OFFICE = parse_directory(

@@ -23,7 +23,7 @@ import pytest
 
 from salespulse.cli import main
 from salespulse.directory import parse_directory
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 from salespulse.source_check import SourceReport, check_file, render
 
 DIRECTORY_YAML = (

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from salespulse.settings import ClickHouseSettings, Settings
+from salespulse.sections import ClickHouseSettings
+from salespulse.settings import Settings
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import MigrationError, apply_migrations
 
@@ -102,7 +103,7 @@ SQL_TEXT_NAMES = {
 # Calls that turn a value into text: a value formatted into SQL all the same.
 CONVERSIONS = {"str", "repr", "int", "float", "format", "ascii"}
 SQL = re.compile(r"\b(SELECT|INSERT INTO|ALTER TABLE|CREATE|DROP|WHERE|countIf|sumIf)\b")
-SCANNED = ("sinks", "processors", "salespulse", "ingest")
+SCANNED = ("sinks", "queries", "processors", "salespulse", "ingest")
 
 
 def _sql_fstring_values() -> Iterator[tuple[str, str]]:

@@ -25,7 +25,7 @@ from salespulse.column_limits import (
     is_no_deadline,
 )
 from salespulse.directory import parse_directory
-from salespulse.settings import LatenessSettings, ParsingSettings
+from salespulse.sections import LatenessSettings, ParsingSettings
 
 NOW = datetime(2026, 11, 26, 18, 0, tzinfo=UTC)
 CRM = [("sp-format", b"crm-event-json")]

@@ -14,7 +14,6 @@ import pytest
 
 from processors.alerting import today as today_module
 from processors.alerting.conditions import Situation, judge
-from processors.alerting.model import Alert, Severity
 from processors.alerting.rules import Rule
 from processors.alerting.today import (
     HEADLINE_METRICS,
@@ -24,6 +23,7 @@ from processors.alerting.today import (
     drop_rule_for,
     today_board,
 )
+from salespulse.alert_model import Alert, Severity
 from tests.unit.alert_world import RULES, TODAY, World, at
 
 

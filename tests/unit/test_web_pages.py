@@ -11,15 +11,15 @@ from datetime import datetime
 
 import pytest
 
-from processors.alerting.model import Alert, Severity
 from processors.alerting.rules import RulesFile
 from processors.alerting.today import TodayBoard
 from processors.web import render
 from processors.web.payload import amount_text, board_payload, layout_of
 from processors.web.source import TodaySource
+from salespulse.alert_model import Alert, Severity
 from salespulse.calendar import Calendar, parse_calendar
 from salespulse.directory import Directory, parse_directory
-from salespulse.settings import CountingSettings
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 from tests.unit.alert_world import DIRECTORY, TODAY, World, at
 

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from processors.worker import build_app
 from salespulse.http_log import MalformedRequestFilter
 from salespulse.http_server import ANY_HOST, host_allowed, host_name
-from salespulse.settings import Settings, WorkerSettings
+from salespulse.sections import WorkerSettings
+from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
 from tests.http_probes import gzip_bomb, gzip_head, inflate_seconds, send
 

@@ -20,7 +20,7 @@ from processors.parsers import RecordError, build_parsers
 from processors.parsers.base import NoActivity
 from processors.pipeline import settle_sides
 from salespulse.models import SourceRef
-from salespulse.settings import ParsingSettings
+from salespulse.sections import ParsingSettings
 
 HERE = Path(__file__).resolve().parent
 A, F, B = "asterisk-cdr-csv", "freeswitch-json-cdr", "bitrix24"

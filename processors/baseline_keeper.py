@@ -17,9 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from processors.alerting.baseline import Baselines, build_baselines, local_today
+from queries.alerting import query_hourly_history
 from salespulse.calendar import Calendar
 from salespulse.directory import Directory
-from sinks.clickhouse.alert_queries import query_hourly_history
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)

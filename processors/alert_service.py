@@ -21,19 +21,20 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from processors.alerting.baseline_keeper import BaselineKeeper
 from processors.alerting.conditions import QuietBook, Situation, judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
-from processors.alerting.model import Notice
 from processors.alerting.rules import RuleKind, RulesError, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
+from processors.baseline_keeper import BaselineKeeper
+from queries.alerting import TodaysActivity
 from salespulse import metrics
+from salespulse.alert_model import Notice
 from salespulse.alert_settings import AlertsSettings
 from salespulse.calendar import Absence, Calendar, CalendarError, load_calendar, parse_calendar
 from salespulse.calendar_ics import holidays_from_ics
 from salespulse.directory import Directory
-from salespulse.settings import CountingSettings
+from salespulse.sections import CountingSettings
 from salespulse.watched_file import WatchedFile
 from sinks.alerts.dispatch import AlertDispatcher
 from sinks.clickhouse.alert_history import (
@@ -42,7 +43,6 @@ from sinks.clickhouse.alert_history import (
     record_notices,
     undelivered_notices,
 )
-from sinks.clickhouse.alert_queries import TodaysActivity
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)

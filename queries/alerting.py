@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from processors.alerting.activity import (
+from queries.minute_book import Group, MinuteBook
+from salespulse.activity import (
     CHANNEL_UP_MAX,
     LOADED_AFTER,
     ActivitySnapshot,
@@ -25,9 +26,9 @@ from processors.alerting.activity import (
     MinuteCounts,
     OpenTask,
 )
-from processors.alerting.minute_book import Group, MinuteBook
+from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.directory import Directory
-from salespulse.settings import CountingSettings
+from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, Row, as_date
 from sinks.clickhouse.queries import (
     ACTIVITY_METRICS,
@@ -36,7 +37,7 @@ from sinks.clickhouse.queries import (
     conversation_threshold,
     day_params,
 )
-from sinks.clickhouse.rollup import ACTIVITY_METRIC_NAMES, DAILY
+from sinks.clickhouse.rollup import DAILY
 
 # An open task older than this is a CRM's forgotten leftover, not today's work.
 OPEN_TASK_DAYS = 45
@@ -274,7 +275,7 @@ def _offset(tz: ZoneInfo, wall: int) -> int:
 
 
 # Minutes before now read in full at every read; the earlier ones are checked by fingerprint
-# (processors.alerting.minute_book). Most records arrive within this of their minute; a later
+# (queries.minute_book). Most records arrive within this of their minute; a later
 # one (a long call's CDR) costs a full read of that manager only.
 RECENT_MINUTES = 5
 
@@ -358,7 +359,7 @@ class TodaysActivity:
     Read again only when a batch was stored since (the batch log grew), and then
     incrementally: the minutes from a few minutes back in full, the earlier ones checked by a
     fingerprint per manager and read again only for the managers whose fingerprint moved
-    (``processors.alerting.minute_book``). A manager whose minutes did not change keeps the
+    (``queries.minute_book``). A manager whose minutes did not change keeps the
     very same series objects, so their window sums stay indexed. The UTC day or the directory
     changing starts from scratch. ``metrics`` limits the minute series to those (the alert
     evaluator asks for the metrics its rules name; default: all).
