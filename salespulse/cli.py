@@ -14,7 +14,9 @@ import sys
 import traceback
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TypeAlias
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
@@ -22,7 +24,6 @@ from pydantic_settings import SettingsError
 from salespulse import __version__
 from salespulse.alert_commands import add_alert_commands
 from salespulse.bridge_commands import add_bridge_commands
-from salespulse.demo_worker import stop_demo_worker
 from salespulse.directory import load_directory
 from salespulse.errors import ConfigurationError, SalespulseError
 from salespulse.locations import packaged
@@ -34,10 +35,15 @@ from salespulse.secret_config import (
     secret_values,
 )
 from salespulse.settings import Settings
-from salespulse.stack import stack_down, stack_status, stack_up
 from sinks.clickhouse.client import NativeClickHouse
 
 log = logging.getLogger("salespulse")
+
+# Commands that packages add to ``salespulse``: entry points naming a function that takes the
+# subparsers. The development tools (local stack, generator, demo) come this way, so that
+# nothing of the product imports them (tests/unit/test_layers.py).
+COMMAND_PLUGINS = "salespulse.commands"
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 class UsageError(ConfigurationError):
@@ -54,21 +60,6 @@ def _parse_day(text: str, now: datetime) -> date | None:
         return date.fromisoformat(text)
     except ValueError as exc:
         raise UsageError(f"--date must be today, yesterday or YYYY-MM-DD, not {text!r}") from exc
-
-
-def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
-    if args.action == "up":
-        status = stack_up(settings.stack)
-    elif args.action == "down":
-        worker = stop_demo_worker(settings.stack)
-        stopped = [f"demo worker (pid {worker})"] if worker else []
-        stopped += stack_down(settings.stack)
-        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
-        return 0
-    else:
-        status = stack_status(settings.stack)
-    print(status.describe())
-    return 0
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
@@ -97,12 +88,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     run_worker(settings)
     return 0
-
-
-def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from salespulse.demo import generate_command
-
-    return generate_command(args, settings)
 
 
 def cmd_summary(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,12 +261,6 @@ def cmd_examples(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from salespulse.demo import run_demo
-
-    return run_demo(args, settings)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="salespulse", description="Same-day activity intensity of sales managers."
@@ -289,10 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    stack = sub.add_parser("stack", help="local Kafka-protocol broker, ClickHouse, Alertmanager")
-    stack.add_argument("action", choices=["up", "down", "status"])
-    stack.set_defaults(func=cmd_stack)
 
     schema = sub.add_parser("schema", help="ClickHouse schema migrations")
     schema.add_argument("action", choices=["apply"])
@@ -304,13 +279,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run the stream worker")
     worker.set_defaults(func=cmd_worker)
-
-    generate = sub.add_parser("generate", help="realistic generated traffic, to Kafka or files")
-    _add_traffic_arguments(generate)
-    generate.add_argument("--to", choices=["kafka", "files"], default="kafka")
-    generate.add_argument("--out", type=Path, help="output folder for --to files")
-    generate.add_argument("--rate", type=float, help="records per second (default: max)")
-    generate.set_defaults(func=cmd_generate)
 
     summary = sub.add_parser("summary", help="per-manager counts read back from ClickHouse")
     summary.add_argument("--date", default="today", help="today, yesterday or YYYY-MM-DD")
@@ -369,21 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     examples.add_argument("target", type=Path, metavar="DIR", help="where (created if missing)")
     examples.set_defaults(func=cmd_examples)
-    demo = sub.add_parser("demo", help="the whole pipeline end to end on the local stack")
-    _add_traffic_arguments(demo)
-    demo.add_argument(
-        "--stop-worker", action="store_true", help="stop the worker at the end (default: keep it)"
-    )
-    demo.set_defaults(func=cmd_demo)
+    for plugin in entry_points(group=COMMAND_PLUGINS):
+        add_commands: Callable[[Subcommands], None] = plugin.load()
+        add_commands(sub)
     return parser
-
-
-def _add_traffic_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--managers", type=int, default=40)
-    parser.add_argument("--departments", type=int, default=5)
-    parser.add_argument("--days", type=int, default=7, help="simulated days ending now")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--malformed-share", type=float, default=0.005)
 
 
 # What an operator can act on: salespulse's own errors (salespulse.errors draws their tree),
