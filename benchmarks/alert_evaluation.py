@@ -38,7 +38,7 @@ from ingest.generator.render import Traffic
 from processors.alert_service import AlertEvaluator
 from processors.alerting.conditions import judged_metrics
 from processors.direct_load import store_traffic
-from queries.alerting import TodaysActivity, query_activity_snapshot
+from queries.todays_activity import TodaysActivity, query_activity_snapshot
 from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import Directory, parse_directory

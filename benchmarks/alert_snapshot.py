@@ -32,11 +32,8 @@ from results import run_on_scratch, write_section  # the sibling module: run as 
 from ingest.generator import directory_yaml, make_population, simulate
 from processors.alerting.baseline import build_baselines, local_today
 from processors.direct_load import store_traffic
-from queries.alerting import (
-    TodaysActivity,
-    query_activity_snapshot,
-    query_hourly_history,
-)
+from queries.history import query_hourly_history
+from queries.todays_activity import TodaysActivity, query_activity_snapshot
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
 from salespulse.sections import CountingSettings

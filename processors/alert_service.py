@@ -27,7 +27,8 @@ from processors.alerting.evaluation import evaluate
 from processors.alerting.rules import RuleKind, RulesError, RulesFile, load_rules
 from processors.alerting.workdays import Workdays
 from processors.baseline_keeper import BaselineKeeper
-from queries.alerting import TodaysActivity
+from queries.alert_history import open_notices, undelivered_notices
+from queries.todays_activity import TodaysActivity
 from salespulse import metrics
 from salespulse.alert_model import Notice
 from salespulse.alert_settings import AlertsSettings
@@ -37,12 +38,7 @@ from salespulse.directory import Directory
 from salespulse.sections import CountingSettings
 from salespulse.watched_file import WatchedFile
 from sinks.alerts.dispatch import AlertDispatcher
-from sinks.clickhouse.alert_history import (
-    open_notices,
-    record_delivery,
-    record_notices,
-    undelivered_notices,
-)
+from sinks.clickhouse.alert_history import record_delivery, record_notices
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from processors.alerting.baseline import Baselines, build_baselines, local_today
-from queries.alerting import query_hourly_history
+from queries.history import query_hourly_history
 from salespulse.calendar import Calendar
 from salespulse.directory import Directory
 from sinks.clickhouse.client import ClickHouse, ClickHouseError

@@ -10,7 +10,7 @@ it holds before the cut make; where the server's differs (something before the c
 that manager is read again in full. Exact up to a 64-bit hash collision, whatever changed: late
 records, replays, a manager's activity attributed to someone else.
 
-Pure bookkeeping: ``queries.alerting`` does the reading. Wall-clock minutes are
+Pure bookkeeping: ``queries.todays_activity`` does the reading. Wall-clock minutes are
 the local ``local_time`` minutes as stored (Unix seconds of the wall clock read as UTC); a cut
 is given per department, on that department's wall clock, as the server compares them.
 """

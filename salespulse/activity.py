@@ -1,6 +1,6 @@
 """What the alert engine judges with: a manager's activity so far today, and their hourly history.
 
-Pure data, filled by ``queries.alerting``; nothing here talks to ClickHouse, so the
+Pure data, filled by ``queries.todays_activity``; nothing here talks to ClickHouse, so the
 engine and its tests run on hand-made values. Times are UTC-aware datetimes. Unattributed
 activity (no manager) is never in here: an alert is about a person.
 """

@@ -1,7 +1,7 @@
 """The names of the activity metrics: what a rule, the page, a report or the summary may name.
 
 Core: the names only. What each one counts is SQL over the stored events, defined once in
-``sinks.clickhouse.queries`` (docs/metrics.md) in this very order, which the hourly and daily
+``sinks.clickhouse.metric_sql`` (docs/metrics.md) in this very order, which the hourly and daily
 rollups keep as their columns.
 """
 

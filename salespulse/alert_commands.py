@@ -8,8 +8,8 @@ from pathlib import Path
 
 from processors.alert_service import load_working_calendar
 from processors.alerting.rules import load_rules
+from queries.alert_history import recent_notices
 from salespulse.settings import Settings
-from sinks.clickhouse.alert_history import recent_notices
 from sinks.clickhouse.client import NativeClickHouse
 
 

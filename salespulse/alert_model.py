@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -86,3 +86,8 @@ class Notice:
     @property
     def delivered_to_people(self) -> bool:
         return self.suppressed is Suppression.NONE
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime; naive values are UTC already (the model says so)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -15,7 +15,7 @@ from salespulse.activity_metrics import is_duration
 from salespulse.directory import Directory
 from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, as_date
-from sinks.clickhouse.queries import (
+from sinks.clickhouse.metric_sql import (
     ACTIVITY_METRICS,
     CALL_METRICS,
     day_params,
@@ -24,7 +24,7 @@ from sinks.clickhouse.queries import (
 
 UNATTRIBUTED = "(unattributed)"
 
-# The table's columns: (metric name from sinks.clickhouse.queries, short title).
+# The table's columns: (metric name from sinks.clickhouse.metric_sql, short title).
 # Incoming calls show answered and missed apart, outgoing calls all attempts and those that
 # reached someone; talks and talk are with customers, internal calls are counted apart.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -1,6 +1,6 @@
 """A manager's baseline: how much they usually do in an hour of a weekday, per working second.
 
-Pure computation over the hourly history (``queries.alerting``), the working
+Pure computation over the hourly history (``queries.history``), the working
 calendar and the directory. The rules, so that a person can check a number by hand:
 
 For a manager, a metric, a weekday W and a local hour H (H:00 to H+1:00 on the wall clock of

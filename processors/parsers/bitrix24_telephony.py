@@ -21,7 +21,7 @@ A call that ended also ends its user's presence on it: besides the ``call`` even
 ``channel`` event ``down`` (never counted), ``external_ref`` the ``CALL_ID``, at the call's end
 (start plus ``CALL_DURATION``). It closes the ``up`` that ``bitrix24-call-start-event``
 (``processors.parsers.bitrix24_call_start``) reads from ``OnVoximplantCallStart``, so a manager
-on a call is not idle until Bitrix24 says the call ended (``queries.alerting``).
+on a call is not idle until Bitrix24 says the call ended (``queries.manager_state``).
 Emitting it from the export too keeps the two ways in reading a call into the same events, and
 lets a later export close a call whose end event was lost.
 

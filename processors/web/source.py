@@ -25,12 +25,12 @@ from processors.alerting.rules import RulesError, RulesFile, load_rules
 from processors.alerting.today import DipBook, TodayBoard, today_board
 from processors.alerting.workdays import Workdays
 from processors.baseline_keeper import BaselineKeeper
-from queries.alerting import TodaysActivity
+from queries.alert_history import open_notices
+from queries.todays_activity import TodaysActivity
 from salespulse.alert_settings import AlertsSettings
 from salespulse.calendar import Calendar, CalendarError, parse_calendar
 from salespulse.directory import Directory
 from salespulse.sections import CountingSettings
-from sinks.clickhouse.alert_history import open_notices
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 
 log = logging.getLogger(__name__)

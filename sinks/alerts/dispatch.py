@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
-from salespulse.alert_model import Notice
+from salespulse.alert_model import Notice, utc
 from salespulse.alert_settings import AlertsSettings
 from salespulse.backoff import backoff_delay
 from salespulse.sections import KafkaSettings
@@ -38,7 +38,6 @@ from sinks.alerts import metrics
 from sinks.alerts.alertmanager import AlertmanagerChannel
 from sinks.alerts.channel import AlertDeliveryError, Channel, Resumable
 from sinks.alerts.kafka_topic import KafkaTopicChannel
-from sinks.alerts.payload import utc
 from sinks.alerts.webhook import WebhookChannel
 
 log = logging.getLogger(__name__)

@@ -9,17 +9,12 @@ seconds (the precision the history table keeps, so every copy of a notice reads 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from salespulse.alert_model import Alert, Notice
+from salespulse.alert_model import Alert, Notice, utc
 
 SCHEMA = "salespulse.alert-notice/1"
-
-
-def utc(value: datetime) -> datetime:
-    """``value`` as an aware UTC datetime; naive values are UTC already (the model says so)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def rfc3339(value: datetime) -> str:

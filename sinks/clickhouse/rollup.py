@@ -27,7 +27,7 @@ from typing import Any
 from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.sections import CountingSettings
 from sinks.clickhouse.client import ClickHouse, as_date
-from sinks.clickhouse.queries import (
+from sinks.clickhouse.metric_sql import (
     ACTIVITY_METRICS,
     CALL_METRICS,
     consolidated_calls,

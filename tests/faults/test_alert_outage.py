@@ -29,12 +29,12 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from queries.alert_history import recent_notices, undelivered_notices
 from salespulse.alert_model import Notice
 from salespulse.settings import Settings
 from salespulse.stack import stack_down, stack_up
 from salespulse.stack_settings import free_ports
 from salespulse.worker_process import stop_worker
-from sinks.clickhouse.alert_history import recent_notices, undelivered_notices
 from sinks.clickhouse.client import NativeClickHouse
 from tests.conftest import LocalStack
 from tests.faults.mode import scaled

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from queries.alerting import query_activity_snapshot
+from queries.todays_activity import query_activity_snapshot
 from salespulse.alert_model import AlertState
 from salespulse.directory import parse_directory
 from salespulse.sections import CountingSettings

@@ -14,7 +14,7 @@ from processors.alert_service import AlertEvaluator
 from processors.parsers import build_parsers
 from processors.pipeline import BatchProcessor, RawMessage
 from processors.privacy import PhoneProtector
-from queries.alerting import query_activity_snapshot
+from queries.todays_activity import query_activity_snapshot
 from salespulse.alert_model import AlertState
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory import Directory, parse_directory

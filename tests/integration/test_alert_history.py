@@ -5,13 +5,9 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+from queries.alert_history import open_alerts, open_notices, recent_notices
 from salespulse.alert_model import Suppression
-from sinks.clickhouse.alert_history import (
-    open_alerts,
-    open_notices,
-    recent_notices,
-    record_notices,
-)
+from sinks.clickhouse.alert_history import record_notices
 from sinks.clickhouse.client import ClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from tests.alert_samples import fired, resolved, sample_alert

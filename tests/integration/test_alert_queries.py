@@ -14,12 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.pipeline import RawMessage
-from queries.alerting import (
-    TodaysActivity,
-    _WallClock,
-    query_activity_snapshot,
-    query_hourly_history,
-)
+from queries.history import query_hourly_history
+from queries.todays_activity import TodaysActivity, _WallClock, query_activity_snapshot
 from salespulse.activity import HourRow, OpenTask
 from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.sections import CountingSettings

@@ -24,11 +24,12 @@ import yaml
 
 from ingest.crm_records import crm_event_record
 from ingest.raw_producer import RawProducer, RawRecordOut
+from queries.alert_history import recent_notices
 from salespulse.alert_settings import AlertsSettings
 from salespulse.directory_publish import publish_absence_from_file, publish_deletion
 from salespulse.settings import Settings
 from salespulse.worker_process import stop_worker
-from sinks.clickhouse.alert_history import recent_notices, record_notices
+from sinks.clickhouse.alert_history import record_notices
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
 from tests.alert_samples import fired, resolved, sample_alert

@@ -22,7 +22,7 @@ from salespulse.settings import Settings
 from salespulse.summary import UNATTRIBUTED, query_summary
 from salespulse.worker_process import stop_worker
 from sinks.clickhouse.client import NativeClickHouse
-from sinks.clickhouse.queries import ACTIVITY_METRICS, CALL_METRICS
+from sinks.clickhouse.metric_sql import ACTIVITY_METRICS, CALL_METRICS
 from tests.conftest import LocalStack
 from tests.integration.pipeline_harness import (
     RunningWorker,

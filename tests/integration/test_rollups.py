@@ -19,8 +19,8 @@ from salespulse.directory import Directory, load_directory, parse_directory
 from salespulse.sections import CountingSettings, ParsingSettings
 from salespulse.summary import query_summary
 from sinks.clickhouse.client import ClickHouse
+from sinks.clickhouse.metric_sql import day_params
 from sinks.clickhouse.migrations import MIGRATIONS_DIR, apply_migrations
-from sinks.clickhouse.queries import day_params
 from sinks.clickhouse.rollup import RollupUpdater, rebuild, recompute_days
 from sinks.clickhouse.sink import BATCH_COLUMNS, BATCHES_TABLE, ClickHouseSink
 from sinks.clickhouse.worktime import WORKTIME_METRICS, query_working_time

@@ -1,9 +1,6 @@
-"""The numbers the alert engine judges with, read from ClickHouse.
-
-``query_hourly_history`` feeds the baselines (``processors.alerting.baseline``): weeks of hourly
-activity from the 15-minute rollup. ``query_activity_snapshot`` is today's activity at minute
-resolution from the exact events, read again and again while alerts are evaluated, so it is
-six date-restricted queries and nothing else (their cost: docs/benchmarks.md).
+"""Today's activity at minute resolution from the exact events, for the alert rules and the
+page: read again and again while alerts are evaluated, so it is a few date-restricted queries
+brought up to date by what changed (their cost: docs/benchmarks.md).
 
 Times travel as Unix seconds (``toUInt32``): old servers cannot compare a DateTime with a time
 literal, and the two engines return DateTime values in different shapes.
@@ -12,68 +9,40 @@ literal, and the two engines return DateTime values in different shapes.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Collection, Iterable
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from queries.minute_book import Group, MinuteBook
-from salespulse.activity import (
-    CHANNEL_UP_MAX,
-    LOADED_AFTER,
-    ActivitySnapshot,
-    HourRow,
-    MinuteCounts,
-    OpenTask,
+from queries.manager_state import (
+    parse_day_totals,
+    parse_ends,
+    parse_loading,
+    parse_tasks,
+    read_busy,
+    read_day_totals,
+    read_last_active,
+    read_open_tasks,
+    snapshot_params,
 )
-from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
+from queries.minute_book import Group, MinuteBook
+from salespulse.activity import ActivitySnapshot, MinuteCounts
 from salespulse.directory import Directory
 from salespulse.sections import CountingSettings
-from sinks.clickhouse.client import ClickHouse, Row, as_date
-from sinks.clickhouse.queries import (
+from sinks.clickhouse.client import ClickHouse, Row
+from sinks.clickhouse.metric_sql import (
     ACTIVITY_METRICS,
     CALL_METRICS,
     consolidated_calls,
     conversation_threshold,
-    day_params,
 )
 from sinks.clickhouse.rollup import DAILY
 
-# An open task older than this is a CRM's forgotten leftover, not today's work.
-OPEN_TASK_DAYS = 45
-# Daily rollup rows in the snapshot: a week back from every time zone's today.
-SNAPSHOT_DAYS = 8
 # Minute groups as Unix seconds of the local wall-clock minute (local_time is stored as UTC).
 _MINUTE = "toUInt32(toStartOfMinute(local_time))"
+
+
 _T = TypeVar("_T")
-
-
-def query_hourly_history(ch: ClickHouse, first_day: date, last_day: date) -> list[HourRow]:
-    """Every manager's activity per local hour of local days ``first_day``..``last_day``.
-
-    Hours without activity and unattributed activity are left out.
-    """
-    sums = ", ".join(f"sum({name})" for name in ACTIVITY_METRIC_NAMES)
-    # The hour of a bucket from its seconds: bucket is wall-clock time stored as UTC, so this is
-    # the local hour without any time-zone function (whose handling differs across versions).
-    rows = ch.execute(
-        f"SELECT manager_id, department_id, local_date, "
-        f"intDiv(modulo(toUInt32(bucket), 86400), 3600) AS local_hour, {sums} "
-        f"FROM {ch.database}.activity_15m FINAL "
-        "WHERE local_date >= %(first)s AND local_date <= %(last)s AND manager_id != '' "
-        "GROUP BY manager_id, department_id, local_date, local_hour",
-        {"first": first_day, "last": last_day},
-    )
-    history = []
-    for manager_id, department_id, day, hour, *values in rows:
-        counts = {
-            name: int(value)
-            for name, value in zip(ACTIVITY_METRIC_NAMES, values, strict=True)
-            if value
-        }
-        if counts:  # zero rows are left by activity that moved to another manager
-            history.append(HourRow(manager_id, department_id, as_date(day), int(hour), counts))
-    return history
 
 
 def query_activity_snapshot(
@@ -89,155 +58,6 @@ def query_activity_snapshot(
     Local days from UTC yesterday to UTC tomorrow hold today of every time zone on Earth.
     """
     return TodaysActivity(counting, metrics).read(ch, directory, now, check_marker=False)
-
-
-def _snapshot_params(now: datetime, counting: CountingSettings) -> dict[str, Any]:
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must carry a time zone; naive times are ambiguous")
-    utc_today = now.astimezone(UTC).date()
-    params = day_params(utc_today - timedelta(days=1), utc_today + timedelta(days=1), counting)
-    since = now - timedelta(days=OPEN_TASK_DAYS)
-    params |= {
-        "days_low": utc_today - timedelta(days=SNAPSHOT_DAYS),
-        "tasks_utc_low": since.astimezone(UTC).date(),
-        "tasks_since": int(since.timestamp()),
-        "loaded_after": int(LOADED_AFTER.total_seconds()),
-        "busy_low": int((now - CHANNEL_UP_MAX).timestamp()),
-    }
-    return params
-
-
-# The latest version of an event without FINAL, which old servers run in one thread (over 45
-# days of task events at 200 managers: 580 ms with FINAL, 86 ms without): group by event id and
-# take each field by the highest processed_at, as ReplacingMergeTree(processed_at) keeps it.
-# Only fields a replay can change (attribution, exclusion, local day) need it; every copy of an
-# event agrees on the rest.
-_LATEST = "argMax({column}, processed_at)"
-
-
-def _last_active(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
-    # Per leg, not per consolidated call: each manager was busy until their own leg ended.
-    # Calls to service numbers (excluded) are not work with a customer. A manager's channel
-    # going up or down (never counted, so stored as excluded) is activity at that moment: a
-    # Hangup seen before its CDR arrives ends the call as well.
-    # Also, per manager, the latest of their records stored long after it ended (loaded after
-    # the fact) and its local day: while a day is being loaded, inactivity is not judged. A
-    # channel announced again after a reconnect is stored long after it came up, and says
-    # nothing about a day being loaded.
-    return ch.execute(
-        "SELECT owner, max(busy_until), "
-        "maxIf(stored, presence = 0 AND stored > busy_until + %(loaded_after)s) AS loaded_at, "
-        "argMaxIf(owner_day, stored, presence = 0 AND stored > busy_until + %(loaded_after)s) "
-        "AS loaded_day "
-        "FROM ("
-        f"SELECT event_id, {_LATEST.format(column='manager_id')} AS owner, "
-        f"{_LATEST.format(column='excluded')} AS not_counted, "
-        f"{_LATEST.format(column='local_date')} AS owner_day, "
-        "toUInt64(max(processed_at)) AS stored, "
-        "any(kind = 'channel') AS presence, "
-        "any(if(kind = 'call', toUInt64(occurred_at) + duration_seconds, "
-        "toUInt64(ifNull(ended_at, occurred_at)))) AS busy_until "
-        f"FROM {ch.database}.events "
-        "WHERE kind IN ('call', 'chat_session', 'channel') "
-        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
-        "GROUP BY event_id) AS latest "
-        "WHERE owner != '' AND (not_counted = 0 OR presence = 1) "
-        "AND owner_day >= %(low)s AND owner_day <= %(high)s GROUP BY owner",
-        params,
-    )
-
-
-def _busy(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
-    # Per manager, since when the earliest of their channels still up came up: a channel with an
-    # up row and no down row, up for less than CHANNEL_UP_MAX (a lost Hangup must not keep a
-    # manager busy for ever). Channels are told apart by external_ref: an Asterisk channel's
-    # uniqueid, a Bitrix24 CALL_ID (whose end, from the call-end event or the export, is its
-    # down). Rows of one channel are few, so no FINAL: duplicates change neither count being
-    # zero nor the min.
-    return ch.execute(
-        "SELECT owner, min(up_at) FROM ("
-        "SELECT external_ref AS line, "
-        f"{_LATEST.format(column='manager_id')} AS owner, "
-        "minIf(toUInt64(occurred_at), action = 'up') AS up_at, "
-        "countIf(action = 'up') AS ups, countIf(action = 'down') AS downs "
-        f"FROM {ch.database}.events "
-        "WHERE kind = 'channel' "
-        "AND toDate(occurred_at) >= %(utc_low)s AND toDate(occurred_at) <= %(utc_high)s "
-        "AND toUInt64(occurred_at) >= %(busy_low)s "
-        "GROUP BY line) AS lines "
-        "WHERE ups > 0 AND downs = 0 AND owner != '' GROUP BY owner",
-        params,
-    )
-
-
-def _ends(rows: list[Row]) -> dict[str, datetime]:
-    return {row[0]: datetime.fromtimestamp(int(row[1]), UTC) for row in rows}
-
-
-def _loading(rows: list[Row]) -> dict[str, tuple[date, datetime]]:
-    return {
-        row[0]: (as_date(row[3]), datetime.fromtimestamp(int(row[2]), UTC))
-        for row in rows
-        if int(row[2])
-    }
-
-
-def _open_tasks(ch: ClickHouse, params: dict[str, Any]) -> list[Row]:
-    # A task is its CRM entity (external_ref); without one its events cannot be tied together.
-    # Without FINAL (see _LATEST): copies of one event agree on everything but attribution, so
-    # the owner is taken by event time, then processed_at; the rest is unaffected by copies.
-    # argMaxIf picks the deadline of the latest event that carries one (0: none did).
-    latest = "toUInt64(toUInt32(occurred_at)) * 4294967296 + toUInt32(processed_at)"
-    return ch.execute(
-        f"SELECT external_ref AS task_ref, argMax(manager_id, {latest}) AS owner, "
-        f"argMax(department_id, {latest}) AS owner_department, "
-        "argMaxIf(ifNull(toUInt32(due_at), 0), occurred_at, isNotNull(due_at)) AS deadline, "
-        "toUInt32(min(occurred_at)) AS first_seen, "
-        "toUInt32(min(processed_at)) AS known, "
-        "countIf(action = 'completed') AS completions "
-        f"FROM {ch.database}.events "
-        "WHERE kind = 'task' AND external_ref != '' AND toDate(occurred_at) >= %(tasks_utc_low)s "
-        "GROUP BY task_ref "
-        "HAVING completions = 0 AND deadline > 0 AND owner != '' "
-        "AND first_seen >= %(tasks_since)s "
-        "ORDER BY deadline, task_ref",
-        params,
-    )
-
-
-def _tasks(rows: list[Row]) -> tuple[OpenTask, ...]:
-    return tuple(
-        OpenTask(
-            task_id=task_id,
-            manager_id=manager_id,
-            department_id=department_id,
-            due_at=datetime.fromtimestamp(int(due), UTC),
-            created_at=datetime.fromtimestamp(int(created), UTC),
-            known_at=datetime.fromtimestamp(int(known), UTC),
-        )
-        for task_id, manager_id, department_id, due, created, known, _ in rows
-    )
-
-
-def _days(ch: ClickHouse, params: dict[str, Any], names: Sequence[str]) -> list[Row]:
-    if not names:
-        return []
-    sums = ", ".join(f"sum({name})" for name in names)
-    return ch.execute(
-        f"SELECT manager_id, local_date, {sums} FROM {ch.database}.{DAILY.table} FINAL "
-        "WHERE local_date >= %(days_low)s AND local_date <= %(high)s AND manager_id != '' "
-        "GROUP BY manager_id, local_date",
-        params,
-    )
-
-
-def _day_totals(rows: list[Row], names: Sequence[str]) -> dict[str, dict[date, dict[str, int]]]:
-    days: dict[str, dict[date, dict[str, int]]] = defaultdict(dict)
-    for manager_id, day, *values in rows:
-        days[manager_id][as_date(day)] = {
-            name: int(value) for name, value in zip(names, values, strict=True) if value
-        }
-    return dict(days)
 
 
 def ingest_marker(ch: ClickHouse) -> int:
@@ -389,7 +209,7 @@ class TodaysActivity:
     def read(
         self, ch: ClickHouse, directory: Directory, now: datetime, *, check_marker: bool = True
     ) -> ActivitySnapshot:
-        params = _snapshot_params(now, self._counting)
+        params = snapshot_params(now, self._counting)
         scope = (now.astimezone(UTC).date(), id(directory))
         key = (ingest_marker(ch) if check_marker else None, *scope)
         if check_marker and self._snapshot is not None and key == self._key:
@@ -397,18 +217,18 @@ class TodaysActivity:
         if scope != self._scope:
             self._reset()
             self._scope = scope
-        last_active = _last_active(ch, params)
+        last_active = read_last_active(ch, params)
         snapshot = ActivitySnapshot(
             taken_at=now,
             minutes=self._read_minutes(ch, directory, now, params),
-            last_active=self._parse("last_active", last_active, _ends),
-            loading=self._parse("loading", last_active, _loading),
-            busy=self._parse("busy", _busy(ch, params), _ends),
-            open_tasks=self._parse("open_tasks", _open_tasks(ch, params), _tasks),
+            last_active=self._parse("last_active", last_active, parse_ends),
+            loading=self._parse("loading", last_active, parse_loading),
+            busy=self._parse("busy", read_busy(ch, params), parse_ends),
+            open_tasks=self._parse("open_tasks", read_open_tasks(ch, params), parse_tasks),
             days=self._parse(
                 "days",
-                _days(ch, params, self._days_metrics),
-                lambda rows: _day_totals(rows, self._days_metrics),
+                read_day_totals(ch, params, self._days_metrics),
+                lambda rows: parse_day_totals(rows, self._days_metrics),
             ),
         )
         if self._snapshot is not None:

@@ -91,7 +91,7 @@ if (
     tuple(name for name, _ in CALL_METRICS) != CALL_METRIC_NAMES
     or tuple(name for name, _ in ACTIVITY_METRICS) != OTHER_METRIC_NAMES
 ):
-    raise ImportError("sinks.clickhouse.queries and salespulse.activity_metrics disagree")
+    raise ImportError("sinks.clickhouse.metric_sql and salespulse.activity_metrics disagree")
 
 
 def utc_day_range(first: date, last: date) -> tuple[date, date]:
