@@ -54,10 +54,11 @@ from benchmarks.alert_traffic import (
     silences,
 )
 from processors.alerting.baseline import build_baselines, local_today
-from processors.alerting.conditions import QuietBook, Situation, judged_metrics
+from processors.alerting.conditions import judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
 from processors.alerting.rules import FalseAlarms, Rule, RuleKind, RulesFile, load_rules
+from processors.alerting.situation import QuietBook, Situation
 from processors.alerting.workdays import Workdays
 from salespulse.activity import ActivitySnapshot, HourRow, minute_counts
 from salespulse.alert_model import AlertState

@@ -21,10 +21,11 @@ from typing import Protocol
 
 from aiokafka.errors import KafkaError
 
-from processors.alerting.conditions import QuietBook, Situation, judged_metrics
+from processors.alerting.conditions import judged_metrics
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
 from processors.alerting.rules import RuleKind, RulesError, RulesFile, load_rules
+from processors.alerting.situation import QuietBook, Situation
 from processors.alerting.workdays import Workdays
 from processors.baseline_keeper import BaselineKeeper
 from queries.alert_history import open_notices, undelivered_notices

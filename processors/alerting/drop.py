@@ -4,7 +4,7 @@ The windows of working time ending at the last whole minute, each with the count
 the count expected there, judged by ``poisson.scan`` (with the manager's measured dispersion,
 or the rule's) at the level the false-alarm budget sets
 for each of the day's working minutes (``docs/alerts.md``, the ``drop`` rule). The ``drop``
-rule (``conditions._drop``) and the head of sales' page (``today.py``) both call ``judge_drop``,
+rule (``judge_activity.drop``) and the head of sales' page (``today.py``) both call ``judge_drop``,
 so that a cell the page marks as dipping is a drop the rule finds on the same inputs.
 """
 

@@ -9,8 +9,9 @@ sequence.
 
 from __future__ import annotations
 
-from processors.alerting.conditions import Situation, gone_reason, judge, with_onsets
+from processors.alerting.conditions import gone_reason, judge, with_onsets
 from processors.alerting.engine import AlertEngine
+from processors.alerting.situation import Situation
 from salespulse.alert_model import Notice
 
 

@@ -13,10 +13,10 @@ from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from processors.alerting.baseline import build_baselines, local_today
-from processors.alerting.conditions import QuietBook, Situation
 from processors.alerting.engine import AlertEngine
 from processors.alerting.evaluation import evaluate
 from processors.alerting.rules import RulesFile, parse_rules
+from processors.alerting.situation import QuietBook, Situation
 from processors.alerting.today import TodayBoard, today_board
 from processors.alerting.workdays import Workdays
 from salespulse.activity import (

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from processors.alerting.conditions import Situation, judge
+from processors.alerting.conditions import judge
 from processors.alerting.engine import Verdict
 from processors.alerting.rules import FalseAlarms, RuleKind, RulesError, load_rules, parse_rules
+from processors.alerting.situation import Situation
 from salespulse.alert_model import AlertState, Notice
 from tests.unit.alert_world import MSK, TODAY, World, at
 

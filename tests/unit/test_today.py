@@ -13,8 +13,9 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from processors.alerting import today as today_module
-from processors.alerting.conditions import Situation, judge
+from processors.alerting.conditions import judge
 from processors.alerting.rules import Rule
+from processors.alerting.situation import Situation
 from processors.alerting.today import (
     HEADLINE_METRICS,
     DipBook,
