@@ -115,6 +115,10 @@ def test_the_installed_package_is_the_wheels(installed: Path, tmp_path: Path) ->
     # The defaults are the example files shipped in the wheel.
     assert "2 departments, 2 managers" in run(installed, tmp_path, "directory", "check")
     run(installed, tmp_path, "alerts", "check")
+    # The development tools' commands reach the command line through the wheel's entry point
+    # (the product does not import them: tests/unit/test_layers.py).
+    commands = run(installed, tmp_path, "--help").split("positional arguments:")[0]
+    assert {"stack", "generate", "demo"} <= set(commands.split("{")[1].split("}")[0].split(","))
     run(installed, tmp_path, "examples", "conf")
     written = (tmp_path / "conf" / "alerts.yaml").read_bytes()
     assert written == (REPO_ROOT / "salespulse" / "examples" / "alerts.example.yaml").read_bytes()
