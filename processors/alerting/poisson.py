@@ -14,7 +14,7 @@ working day's evaluations. The derivation is in ``docs/alerts.md`` (the ``drop``
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 # A term smaller than this share of the sum so far changes no bit of a double.
@@ -45,23 +45,37 @@ def log_cdf(k: int, lam: float) -> float:
         return -math.inf
     if lam == 0:
         return 0.0
-    log_k = log_pmf(k, lam)
-    if k < lam:
+    return _log_cdf_from(log_pmf(k, lam), k, k < lam, lambda i: i / lam, lambda i: lam / (i + 1))
+
+
+def _log_cdf_from(
+    log_k: float,
+    k: int,
+    below_mean: bool,
+    down: Callable[[int], float],
+    up: Callable[[int], float],
+) -> float:
+    """log P(X ≤ k) from log P(X = k) and the ratios of neighbouring terms, ``down(i)`` =
+    P(X = i - 1) / P(X = i) and ``up(i)`` = P(X = i + 1) / P(X = i): summed relative to
+    P(X = k), so nothing under- or overflows. Below the mean the terms shrink going down, and
+    are summed down to 0; at or above it the complement P(X > k), under about one half there,
+    is summed upwards and ``log1p`` keeps its precision."""
+    if below_mean:
         total, term = 1.0, 1.0
         for i in range(k, 0, -1):
-            term *= i / lam
+            term *= down(i)
             total += term
             if term < total * _NEGLIGIBLE:
                 break
         return log_k + math.log(total)
     total, term, i = 0.0, 1.0, k
     while True:
+        term *= up(i)
         i += 1
-        term *= lam / i
         total += term
         if term < total * _NEGLIGIBLE:
             break
-    return math.log1p(-math.exp(log_k + math.log(total)))
+    return math.log1p(-min(1.0, math.exp(log_k + math.log(total))))
 
 
 def cdf(k: int, lam: float) -> float:
@@ -121,23 +135,13 @@ def log_cdf_dispersed(k: int, lam: float, dispersion: float) -> float:
     if lam == 0:
         return 0.0
     r, q = lam / (dispersion - 1), 1 - 1 / dispersion
-    log_k = log_pmf_dispersed(k, lam, dispersion)
-    if k < lam:
-        total, term = 1.0, 1.0
-        for i in range(k, 0, -1):
-            term *= i / ((i - 1 + r) * q)
-            total += term
-            if term < total * _NEGLIGIBLE:
-                break
-        return log_k + math.log(total)
-    total, term, i = 0.0, 1.0, k
-    while True:
-        term *= (i + r) * q / (i + 1)
-        i += 1
-        total += term
-        if term < total * _NEGLIGIBLE:
-            break
-    return math.log1p(-min(1.0, math.exp(log_k + math.log(total))))
+    return _log_cdf_from(
+        log_pmf_dispersed(k, lam, dispersion),
+        k,
+        k < lam,
+        lambda i: i / ((i - 1 + r) * q),
+        lambda i: (i + r) * q / (i + 1),
+    )
 
 
 def evaluation_alpha(alarms_per_working_day: float, evaluations_per_working_day: float) -> float:
