@@ -15,6 +15,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -38,9 +39,12 @@ from salespulse.topics import ensure_topics
 from sinks.alerts.dispatch import AlertDispatcher
 from sinks.clickhouse.client import ClickHouseError, NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations
+from sinks.clickhouse.retention import DailyRetention
 from sinks.clickhouse.rollup import RollupUpdater
 
 log = logging.getLogger(__name__)
+# How often the leader looks whether today's retention run is due (it runs once a UTC day).
+RETENTION_CHECK_SECONDS = 3600.0
 
 
 def _broker_url(settings: Settings) -> str:
@@ -123,17 +127,35 @@ def build_app(settings: Settings) -> faust.App:
     app.task(consume_raw)
 
     rollups = RollupUpdater(NativeClickHouse(settings.clickhouse), settings.counting)
+    # A rollup pass and a retention run never overlap: a pass that read which days are frozen
+    # before a drop could otherwise recompute a day whose events the drop just removed.
+    storage_duty = asyncio.Lock()
 
     async def update_rollups() -> None:
         # Only the group leader recomputes: the work is idempotent but need not be done twice.
         if not consumer.is_leader():
             return
         try:
-            await asyncio.to_thread(rollups.run_once)
+            async with storage_duty:
+                await asyncio.to_thread(rollups.run_once)
         except ClickHouseError as exc:
             log.warning("rollups not updated this time: %s", exc)
 
     app.timer(worker.rollup_interval_seconds)(update_rollups)
+
+    if settings.retention.apply_in_worker:
+        retention = DailyRetention(NativeClickHouse(settings.clickhouse), settings.retention)
+
+        async def apply_retention() -> None:
+            if not consumer.is_leader():
+                return
+            try:
+                async with storage_duty:
+                    await asyncio.to_thread(retention.run_if_due, datetime.now(UTC))
+            except ClickHouseError as exc:
+                log.warning("retention not applied this time: %s", exc)
+
+        app.timer(RETENTION_CHECK_SECONDS)(apply_retention)
 
     # Every worker, not only the leader: each reports the lag of its own partitions.
     lag = LagGauge(

@@ -28,6 +28,7 @@ from salespulse.directory import load_directory
 from salespulse.errors import ConfigurationError, SalespulseError
 from salespulse.locations import packaged
 from salespulse.reports.commands import add_report_commands
+from salespulse.retention_commands import add_retention_commands
 from salespulse.secret_config import (
     environment_secrets,
     install_log_redaction,
@@ -288,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bridge_commands(sub)
     add_alert_commands(sub)
     add_report_commands(sub)
+    add_retention_commands(sub)
 
     directory = sub.add_parser("directory", help="the manager directory")
     directory.add_argument(

@@ -38,6 +38,7 @@ from salespulse.alert_settings import AlertsSettings
 from salespulse.config_file import ConfigFileSource
 from salespulse.locations import packaged_path
 from salespulse.report_settings import ReportsSettings
+from salespulse.retention_settings import RetentionSettings
 from salespulse.secret_config import (
     EnvironmentSource,
     SecretFilesSource,
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     bitrix24: Bitrix24Settings | None = None
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     reports: ReportsSettings = ReportsSettings()
+    retention: RetentionSettings = RetentionSettings()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @classmethod

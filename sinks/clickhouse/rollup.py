@@ -13,11 +13,16 @@ whole of today every 5 s.)
 Which days changed is durable: every batch logs its local days in ``ingest_batches``, and
 ``RollupUpdater`` advances a watermark over that log, so days touched just before a crash are
 recomputed after the restart.
+
+Days whose events the retention dropped (``sinks.clickhouse.retention``) are never recomputed:
+their rollups are all that is left of them, and a recomputation would find no events and write
+zeros (or only a late record's numbers) over them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ from typing import Any
 
 from salespulse.activity_metrics import ACTIVITY_METRIC_NAMES
 from salespulse.sections import CountingSettings
-from sinks.clickhouse.client import ClickHouse, as_date
+from sinks.clickhouse.client import ClickHouse, ClickHouseError, as_date
 from sinks.clickhouse.metric_sql import (
     ACTIVITY_METRICS,
     CALL_METRICS,
@@ -42,6 +47,8 @@ ACTIVITY_TABLE = "activity_15m"
 DAILY_TABLE = "activity_daily"
 PAYMENTS_TABLE = "payments_daily"
 STATE_TABLE = "rollup_state"
+# What the retention dropped, written before it drops (migration 0013).
+RETENTION_LOG = "retention_log"
 _BUCKET = "toStartOfFifteenMinutes(local_time)"
 # A backfill's days are recomputed ten at a time. Each pass is one statement per table, whose
 # parts (the consolidated calls with their join, the other events, reading events FINAL) run
@@ -186,6 +193,41 @@ def _params(days: Sequence[date], counting: CountingSettings) -> dict[str, Any]:
     return {**day_params(min(days), max(days), counting), "days": tuple(days)}
 
 
+def frozen_through(ch: ClickHouse) -> date | None:
+    """The last local day whose rollups must never be recomputed, because the retention dropped
+    events it needs; None while no events were dropped.
+
+    Events are partitioned by UTC month; a local day starts up to 14 hours before its UTC day
+    (UTC+14), so the first kept UTC day is not whole in every zone: it is frozen too."""
+    try:
+        ((kept_from,),) = ch.execute(
+            f"SELECT toUInt32(max(kept_from)) FROM {ch.database}.{RETENTION_LOG} "
+            "WHERE table_name = 'events'"
+        )
+    except ClickHouseError as exc:
+        # A schema from before migration 0013 (the rollups of an upgrade in progress): no
+        # retention has run on it.
+        if _NO_TABLE.search(str(exc)):
+            return None
+        raise
+    # max() of no rows is the zero date (day 0), which also means "nothing dropped".
+    return date.fromordinal(_EPOCH + int(kept_from)) if int(kept_from) else None
+
+
+_EPOCH = date(1970, 1, 1).toordinal()
+_NO_TABLE = re.compile(r"doesn't exist|UNKNOWN_TABLE")
+
+
+def watermark(ch: ClickHouse, name: str = "activity") -> int | None:
+    """The rollup watermark (Unix seconds of ``ingest_batches.inserted_at`` consumed), or None
+    before the first pass (or after a migration recreated ``rollup_state``)."""
+    state = ch.execute(
+        f"SELECT toUInt32(watermark) FROM {ch.database}.{STATE_TABLE} FINAL WHERE name = %(name)s",
+        {"name": name},
+    )
+    return int(state[0][0]) if state else None
+
+
 def recompute_days(
     ch: ClickHouse,
     days: Iterable[date],
@@ -194,8 +236,19 @@ def recompute_days(
 ) -> int:
     """Recompute every rollup for the given local days; returns the rows written.
 
+    Days the retention froze (``frozen_through``) are left as they are.
     ``progress(days done, days in all)`` is called after each pass (up to a month of days)."""
     ordered = sorted(set(days))
+    frozen = frozen_through(ch) if ordered else None
+    if frozen is not None and ordered[0] <= frozen:
+        kept = [day for day in ordered if day <= frozen]
+        log.info(
+            "rollups of %d days from %s to %s left as they are: their events were dropped",
+            len(kept),
+            kept[0],
+            kept[-1],
+        )
+        ordered = ordered[len(kept) :]
     written = 0
     counting = counting or CountingSettings()
     db = ch.database
@@ -229,18 +282,14 @@ class RollupUpdater:
         """One pass; returns the rollup rows written."""
         ch = self._ch
         db = ch.database
-        state = ch.execute(
-            f"SELECT toUInt32(watermark) FROM {db}.{STATE_TABLE} FINAL WHERE name = %(name)s",
-            {"name": self.name},
-        )
-        watermark = int(state[0][0]) if state else 0
+        consumed = watermark(ch, self.name) or 0
         # The watermark's own second is read again: batches logged in it after the last pass
         # would otherwise be skipped. Recomputing a day twice is harmless. Times travel as Unix
         # seconds: old servers cannot compare a time literal with a partition key.
         ((latest, days),) = ch.execute(
             "SELECT toUInt32(max(inserted_at)), groupUniqArrayArray(local_dates) "
             f"FROM {db}.ingest_batches WHERE inserted_at >= toDateTime(%(watermark)s)",
-            {"watermark": watermark},
+            {"watermark": consumed},
         )
         if not days:
             return 0
