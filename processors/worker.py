@@ -151,9 +151,13 @@ def build_app(settings: Settings) -> faust.App:
                 return
             try:
                 async with storage_duty:
-                    await asyncio.to_thread(retention.run_if_due, datetime.now(UTC))
+                    done = await asyncio.to_thread(retention.run_if_due, datetime.now(UTC))
             except ClickHouseError as exc:
+                metrics.RETENTION_RUNS.labels("error").inc()
                 log.warning("retention not applied this time: %s", exc)
+                return
+            if done is not None:
+                metrics.RETENTION_RUNS.labels("refused" if done.failed else "ok").inc()
 
         app.timer(RETENTION_CHECK_SECONDS)(apply_retention)
 

@@ -128,3 +128,15 @@ HTTP_MALFORMED_REQUESTS = Counter(
     "salespulse_http_malformed_requests_total",
     "Requests answered 400 by the HTTP server before any handler: not HTTP it can parse.",
 )
+# Retention (docs/retention.md).
+RETENTION_DROPPED_PARTITIONS = Counter(
+    "salespulse_retention_dropped_partitions_total",
+    "Partitions the retention dropped, by table.",
+    ["table"],
+)
+RETENTION_RUNS = Counter(
+    "salespulse_retention_runs_total",
+    "Retention runs of the worker's leader: ok, refused (the server would not drop a "
+    "partition), error (the run could not be made).",
+    ["result"],
+)

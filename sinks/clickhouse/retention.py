@@ -24,6 +24,7 @@ from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from salespulse import metrics
 from salespulse.retention_settings import RetentionSettings
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
 from sinks.clickhouse.rollup import (
@@ -238,6 +239,7 @@ def apply(
                 "retention: %s %s not dropped: %s", partition.table, partition.partition, exc
             )
             continue
+        metrics.RETENTION_DROPPED_PARTITIONS.labels(partition.table).inc()
         log.info(
             "retention: dropped %s partition %s (%s to %s, %d rows)",
             partition.table,

@@ -23,6 +23,7 @@ from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 
 from processors.pipeline import RawMessage
 from salespulse.cli import main
@@ -95,6 +96,13 @@ def partitions(ch: ClickHouse) -> dict[str, list[str]]:
     return found
 
 
+def dropped_partitions(table: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "salespulse_retention_dropped_partitions_total", {"table": table}
+    )
+    return sample or 0.0
+
+
 def calls_out(ch: ClickHouse, day: date) -> dict[str, int]:
     """Ivanova's outgoing calls on ``day`` in the 15-minute and the daily rollups."""
     return {
@@ -125,8 +133,10 @@ async def test_exactly_the_expired_months_are_dropped_and_rollups_keep_their_num
     assert partitions(clickhouse) == before
     assert frozen_through(clickhouse) is None
 
+    counted = dropped_partitions("events")
     done = apply(clickhouse, SHORTEST, NOW)
     assert [(p.table, p.partition, p.rows) for p in done.drop] == EXPECTED_DROPS
+    assert dropped_partitions("events") == counted + 1
     assert done.failed == []
     after = partitions(clickhouse)
     assert after["events"] == ["202609", "202611"]
