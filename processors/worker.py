@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +85,30 @@ class _App(faust.App):
             guard(web.web_app)
 
 
+def retention_duty(
+    retention: DailyRetention,
+    is_leader: Callable[[], bool],
+    storage_duty: asyncio.Lock,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[], Awaitable[None]]:
+    """The leader's timer: today's retention run, if it is due (docs/retention.md)."""
+
+    async def apply_retention() -> None:
+        if not is_leader():
+            return
+        try:
+            async with storage_duty:
+                done = await asyncio.to_thread(retention.run_if_due, clock())
+        except ClickHouseError as exc:
+            metrics.RETENTION_RUNS.labels("error").inc()
+            log.warning("retention not applied this time: %s", exc)
+            return
+        if done is not None:
+            metrics.RETENTION_RUNS.labels("refused" if done.failed else "ok").inc()
+
+    return apply_retention
+
+
 def build_app(settings: Settings) -> faust.App:
     worker = settings.worker
     state_dir = settings.stack.state_dir.parent / "worker"
@@ -145,21 +169,8 @@ def build_app(settings: Settings) -> faust.App:
 
     if settings.retention.apply_in_worker:
         retention = DailyRetention(NativeClickHouse(settings.clickhouse), settings.retention)
-
-        async def apply_retention() -> None:
-            if not consumer.is_leader():
-                return
-            try:
-                async with storage_duty:
-                    done = await asyncio.to_thread(retention.run_if_due, datetime.now(UTC))
-            except ClickHouseError as exc:
-                metrics.RETENTION_RUNS.labels("error").inc()
-                log.warning("retention not applied this time: %s", exc)
-                return
-            if done is not None:
-                metrics.RETENTION_RUNS.labels("refused" if done.failed else "ok").inc()
-
-        app.timer(RETENTION_CHECK_SECONDS)(apply_retention)
+        duty = retention_duty(retention, consumer.is_leader, storage_duty)
+        app.timer(RETENTION_CHECK_SECONDS)(duty)
 
     # Every worker, not only the leader: each reports the lag of its own partitions.
     lag = LagGauge(

@@ -3,17 +3,20 @@ are refused, and that every table the migrations create has a retention or a rea
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from processors.worker import retention_duty
 from salespulse.retention_settings import RetentionSettings
 from salespulse.settings import Settings
-from sinks.clickhouse.client import Row
+from sinks.clickhouse.client import ClickHouseError, Row
 from sinks.clickhouse.migrations import MIGRATIONS_DIR
 from sinks.clickhouse.retention import (
     UNPARTITIONED,
@@ -142,3 +145,33 @@ def test_the_worker_applies_it_once_a_day() -> None:
     assert daily.run_if_due(NOW.replace(hour=23)) is None
     assert daily.run_if_due(datetime(2026, 12, 11, 0, 5, tzinfo=UTC)) is not None
     assert not any("DROP" in statement for statement in ch.statements)
+
+
+class _Unreachable(_Empty):
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> list[Row]:
+        raise ClickHouseError("ClickHouse unreachable: refused", retriable=True)
+
+
+def _runs(result: str) -> float:
+    return REGISTRY.get_sample_value("salespulse_retention_runs_total", {"result": result}) or 0.0
+
+
+async def test_only_the_leader_applies_it_and_a_failed_run_is_tried_again() -> None:
+    leading = False
+    clock = iter([NOW, NOW, NOW.replace(hour=13), NOW.replace(hour=14)])
+    broken = DailyRetention(_Unreachable(), RetentionSettings())
+    duty = retention_duty(broken, lambda: leading, asyncio.Lock(), lambda: next(clock))
+    ok, error = _runs("ok"), _runs("error")
+    await duty()  # not the leader: nothing asked of ClickHouse, no time read
+    assert _runs("error") == error
+
+    leading = True
+    await duty()  # the server is unreachable: counted, and tried again at the next look
+    await duty()
+    assert _runs("error") == error + 2
+
+    working = DailyRetention(_Empty(), RetentionSettings())
+    duty = retention_duty(working, lambda: leading, asyncio.Lock(), lambda: next(clock))
+    await duty()
+    await duty()  # done for today
+    assert _runs("ok") == ok + 1
