@@ -22,7 +22,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
 
-class ScheduleEntry(BaseModel):
+class ReportSchedule(BaseModel):
     """One scheduled report: which period, when (local wall clock) and for whom."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -87,7 +87,7 @@ class ReportsSettings(BaseModel):
     # A misspelt key is refused rather than ignored (SMTP_PASWORD: mail sent without a login).
     model_config = ConfigDict(extra="forbid")
 
-    schedule: list[ScheduleEntry] = Field(default_factory=list)
+    schedule: list[ReportSchedule] = Field(default_factory=list)
     timezone: TimeZoneName = "UTC"
     language: str = Field(default="en", pattern="^(en|ru)$")
     # Where reports are written (file names carry the period and its first date); None: not.

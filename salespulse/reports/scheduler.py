@@ -20,7 +20,7 @@ from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from salespulse.backoff import Backoff
-from salespulse.report_settings import WEEKDAY_NAMES, ReportsSettings, ScheduleEntry
+from salespulse.report_settings import WEEKDAY_NAMES, ReportSchedule, ReportsSettings
 from salespulse.reports.data import ReportError
 from salespulse.reports.delivery import DirectoryDelivery, EmailDelivery
 from salespulse.reports.make import RenderedReport, make_report, render_both
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _MAX_NAP_SECONDS = 60.0  # the wall clock is looked at again at least this often
 _MAX_LATE = timedelta(days=1)
-Render = Callable[[ScheduleEntry, ReportPeriod, datetime], RenderedReport]
+Render = Callable[[ReportSchedule, ReportPeriod, datetime], RenderedReport]
 
 
 class Clock(Protocol):
@@ -48,7 +48,7 @@ class SystemClock:
         await asyncio.sleep(seconds)
 
 
-def _runs_on(entry: ScheduleEntry, day: date) -> bool:
+def _runs_on(entry: ReportSchedule, day: date) -> bool:
     weekday = WEEKDAY_NAMES[day.weekday()]
     if entry.period == "day":
         return not entry.weekdays or weekday in entry.weekdays
@@ -57,7 +57,7 @@ def _runs_on(entry: ScheduleEntry, day: date) -> bool:
     return day.day == entry.day_of_month
 
 
-def next_run(entry: ScheduleEntry, zone: ZoneInfo, after: datetime) -> datetime:
+def next_run(entry: ReportSchedule, zone: ZoneInfo, after: datetime) -> datetime:
     """The first instant strictly after ``after`` at which the entry runs (UTC)."""
     day = after.astimezone(zone).date() - timedelta(days=1)
     for _ in range(32 + 2):
@@ -68,7 +68,7 @@ def next_run(entry: ScheduleEntry, zone: ZoneInfo, after: datetime) -> datetime:
     raise AssertionError("every entry runs at least once a month")  # pragma: no cover
 
 
-def period_of_run(entry: ScheduleEntry, zone: ZoneInfo, at: datetime) -> ReportPeriod:
+def period_of_run(entry: ReportSchedule, zone: ZoneInfo, at: datetime) -> ReportPeriod:
     period = ReportPeriod.containing(entry.period, at.astimezone(zone).date())
     return period.previous() if entry.previous else period
 
@@ -91,7 +91,7 @@ class ReportScheduler:
         # (entry name, period slug, channel) of every delivery made, for logs and tests.
         self.delivered: list[tuple[str, str, str]] = []
 
-    def zone(self, entry: ScheduleEntry) -> ZoneInfo:
+    def zone(self, entry: ReportSchedule) -> ZoneInfo:
         return ZoneInfo(entry.timezone or self.settings.timezone)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -121,7 +121,7 @@ class ReportScheduler:
             nap = (min(due.values()) - now).total_seconds()
             await self._pause(min(max(nap, 0.0), _MAX_NAP_SECONDS), stop)
 
-    async def run_entry(self, entry: ScheduleEntry, at: datetime, stop: asyncio.Event) -> None:
+    async def run_entry(self, entry: ReportSchedule, at: datetime, stop: asyncio.Event) -> None:
         """Make one run's report and deliver it everywhere configured; never raises."""
         period = period_of_run(entry, self.zone(entry), at)
         what = f"report {entry.name} ({period.slug})"
@@ -198,7 +198,7 @@ def build_scheduler(settings: Settings, *, clock: Clock | None = None) -> Report
         email = EmailDelivery(reports)
     folder = DirectoryDelivery(reports.directory) if reports.directory else None
 
-    def render(entry: ScheduleEntry, period: ReportPeriod, at: datetime) -> RenderedReport:
+    def render(entry: ReportSchedule, period: ReportPeriod, at: datetime) -> RenderedReport:
         report = make_report(
             settings, period, now=at, department=entry.department, manager=entry.manager
         )

@@ -7,7 +7,7 @@ docs/alert-delivery.md.
 
 from sinks.alerts.alertmanager import AlertmanagerChannel
 from sinks.alerts.channel import AlertDeliveryError, Channel, Resumable
-from sinks.alerts.dispatch import AlertDispatcher, Backoff
+from sinks.alerts.dispatch import AlertDispatcher, RetryPolicy
 from sinks.alerts.kafka_topic import KafkaTopicChannel
 from sinks.alerts.payload import SCHEMA, encode_payload, notice_payload
 from sinks.alerts.webhook import WebhookChannel, sign, verify_signature
@@ -17,10 +17,10 @@ __all__ = [
     "AlertDeliveryError",
     "AlertDispatcher",
     "AlertmanagerChannel",
-    "Backoff",
     "Channel",
     "KafkaTopicChannel",
     "Resumable",
+    "RetryPolicy",
     "WebhookChannel",
     "encode_payload",
     "notice_payload",

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Backoff:
+class RetryPolicy:
     """Waits between attempts: ``base`` doubled per attempt up to ``cap``, for ``max_seconds``."""
 
     base: float = 1.0
@@ -66,7 +66,11 @@ class _Lane:
     """One channel's queue and worker."""
 
     def __init__(
-        self, channel: Channel, queue_max: int, backoff: Backoff, log_delivery: DeliveryLog | None
+        self,
+        channel: Channel,
+        queue_max: int,
+        backoff: RetryPolicy,
+        log_delivery: DeliveryLog | None,
     ) -> None:
         self.channel = channel
         self._log_delivery = log_delivery
@@ -189,14 +193,14 @@ class AlertDispatcher:
         channels: Sequence[Channel],
         *,
         queue_max: int = 10_000,
-        backoff: Backoff | None = None,
+        backoff: RetryPolicy | None = None,
         stop_timeout_seconds: float = 5.0,
         log_delivery: DeliveryLog | None = None,
     ) -> None:
         names = [channel.name for channel in channels]
         if len(set(names)) != len(names):
             raise ValueError(f"channel names must differ: {names}")
-        backoff = backoff or Backoff()
+        backoff = backoff or RetryPolicy()
         self._lanes = [_Lane(channel, queue_max, backoff, log_delivery) for channel in channels]
         self._stop_timeout = stop_timeout_seconds
         self._workers: list[asyncio.Task[None]] = []
@@ -240,7 +244,7 @@ class AlertDispatcher:
                 )
             )
         cap = alerts.delivery_retry_cap_seconds if backoff_cap is None else backoff_cap
-        backoff = Backoff(backoff_base, cap, alerts.delivery_retry_max_seconds)
+        backoff = RetryPolicy(backoff_base, cap, alerts.delivery_retry_max_seconds)
         return cls(
             channels,
             queue_max=alerts.delivery_queue_max,

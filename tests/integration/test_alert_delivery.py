@@ -29,7 +29,7 @@ from salespulse.topics import ensure_topics
 from sinks.alerts import (
     AlertDispatcher,
     AlertmanagerChannel,
-    Backoff,
+    RetryPolicy,
     WebhookChannel,
     notice_payload,
     verify_signature,
@@ -37,7 +37,7 @@ from sinks.alerts import (
 from tests.alert_samples import fired, resolved, sample_alert
 from tests.conftest import LocalStack
 
-FAST = Backoff(base=0.02, cap=0.1, max_seconds=20)
+FAST = RetryPolicy(base=0.02, cap=0.1, max_seconds=20)
 SECRET = "s3cret"
 _runs = itertools.count(1)
 

@@ -32,7 +32,7 @@ from salespulse.stack_alertmanager import (
     find_alertmanager,
 )
 from salespulse.stack_settings import free_ports
-from sinks.alerts import AlertDispatcher, AlertmanagerChannel, Backoff
+from sinks.alerts import AlertDispatcher, AlertmanagerChannel, RetryPolicy
 from tests.smtp_inbox import Inbox
 from tests.unit.alert_world import TODAY, World, at
 
@@ -116,7 +116,7 @@ async def test_three_idle_managers_of_one_department_are_one_message(
         for n in idle
     ]
     channel = AlertmanagerChannel(alertmanager, resend_seconds=60)
-    async with AlertDispatcher([channel], backoff=Backoff(base=0.05, cap=0.2)) as dispatcher:
+    async with AlertDispatcher([channel], backoff=RetryPolicy(base=0.05, cap=0.2)) as dispatcher:
         dispatcher.submit(live)
         await asyncio.wait_for(dispatcher.drain(), 10)
         await mailbox.first(30)

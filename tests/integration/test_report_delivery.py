@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 
 from ingest.generator import Traffic
 from salespulse.directory import load_directory
-from salespulse.report_settings import ReportsSettings, ScheduleEntry
+from salespulse.report_settings import ReportSchedule, ReportsSettings
 from salespulse.reports.scheduler import build_scheduler
 from salespulse.settings import Settings
 from salespulse.stack_settings import free_ports
@@ -34,13 +34,13 @@ from tests.unit.test_report_schedule import MovedClock
 
 # Weekdays at 19:00 in Moscow, the day's report; Mondays at 09:00, last week's.
 ENTRIES = [
-    ScheduleEntry(
+    ReportSchedule(
         name="daily",
         period="day",
         at="19:00",
         weekdays=("mon", "tue", "wed", "thu", "fri"),
     ),
-    ScheduleEntry(name="weekly", period="week", at="09:00", weekday="mon"),
+    ReportSchedule(name="weekly", period="week", at="09:00", weekday="mon"),
 ]
 FRIDAY_1800_MSK = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 MONDAY_1000_MSK = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)

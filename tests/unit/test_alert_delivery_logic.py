@@ -24,8 +24,8 @@ from sinks.alerts import (
     AlertDeliveryError,
     AlertDispatcher,
     AlertmanagerChannel,
-    Backoff,
     KafkaTopicChannel,
+    RetryPolicy,
     WebhookChannel,
     encode_payload,
     notice_payload,
@@ -36,7 +36,7 @@ from sinks.alerts.alertmanager import alertmanager_alert
 from sinks.alerts.channel import http_error
 from tests.alert_samples import fired, resolved, sample_alert
 
-FAST = Backoff(base=0.001, cap=0.004, max_seconds=5)
+FAST = RetryPolicy(base=0.001, cap=0.004, max_seconds=5)
 FIRED_AT = datetime(2026, 11, 26, 10, 15, 0, tzinfo=UTC)
 
 
@@ -208,7 +208,7 @@ def test_a_department_alert_has_no_manager_label_and_no_empty_url() -> None:
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    backoff = Backoff(base=1, cap=60, max_seconds=3600)
+    backoff = RetryPolicy(base=1, cap=60, max_seconds=3600)
     for attempt, ceiling in [(1, 1), (2, 2), (3, 4), (6, 32), (7, 60), (50, 60)]:
         waits = [backoff.delay(attempt) for _ in range(200)]
         assert all(ceiling / 2 <= w <= ceiling for w in waits), (attempt, min(waits))
@@ -250,7 +250,7 @@ async def test_a_refused_notice_is_given_up_at_once_and_the_next_one_goes() -> N
 async def test_retries_stop_after_the_retry_time(caplog: pytest.LogCaptureFixture) -> None:
     channel = FakeChannel("fake-down")
     channel.always_failing = True
-    backoff = Backoff(base=0.01, cap=0.02, max_seconds=0.15)
+    backoff = RetryPolicy(base=0.01, cap=0.02, max_seconds=0.15)
     notice = fired(sample_alert())
     async with AlertDispatcher([channel], backoff=backoff) as dispatcher:
         dispatcher.submit([notice])
@@ -372,7 +372,7 @@ async def test_a_worker_that_stops_leading_leaves_its_backlog_to_the_new_leader(
     channel = FakeChannel("fake-handover")
     channel.always_failing = True
     backlog = [fired(sample_alert()) for _ in range(3)]
-    slow = Backoff(base=0.05, cap=0.05, max_seconds=60)
+    slow = RetryPolicy(base=0.05, cap=0.05, max_seconds=60)
     async with AlertDispatcher([channel], backoff=slow) as dispatcher:
         dispatcher.submit(backlog)
         for _ in range(500):

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from salespulse.report_settings import ReportsSettings, ScheduleEntry
+from salespulse.report_settings import ReportSchedule, ReportsSettings
 from salespulse.reports.data import ReportError
 from salespulse.reports.delivery import DirectoryDelivery, ReportDeliveryError
 from salespulse.reports.make import RenderedReport
@@ -26,9 +26,9 @@ from salespulse.reports.scheduler import (
 from salespulse.settings import Settings
 
 MSK = ZoneInfo("Europe/Moscow")
-DAILY = ScheduleEntry(name="daily", period="day", at="19:00")
-WEEKLY = ScheduleEntry(name="weekly", period="week", at="09:00", weekday="mon")
-MONTHLY = ScheduleEntry(name="monthly", period="month", at="09:00", day_of_month=1)
+DAILY = ReportSchedule(name="daily", period="day", at="19:00")
+WEEKLY = ReportSchedule(name="weekly", period="week", at="09:00", weekday="mon")
+MONTHLY = ReportSchedule(name="monthly", period="month", at="09:00", day_of_month=1)
 
 
 def utc(text: str) -> datetime:
@@ -64,7 +64,7 @@ class Recorder:
         self.mails: list[tuple[str, list[str]]] = []
         self.failures: list[Exception] = []  # raised by the next deliveries, in order
 
-    def render(self, entry: ScheduleEntry, period: ReportPeriod, at: datetime) -> RenderedReport:
+    def render(self, entry: ReportSchedule, period: ReportPeriod, at: datetime) -> RenderedReport:
         self.renders.append((entry.name, period.slug, at))
         return RenderedReport(f"salespulse-{period.slug}", f"report {period.slug}", "<p>", "a\r\n")
 
@@ -76,7 +76,7 @@ class Recorder:
 
 
 def scheduler(
-    entries: list[ScheduleEntry],
+    entries: list[ReportSchedule],
     clock: MovedClock,
     recorder: Recorder,
     folder: Path | None = None,
@@ -186,7 +186,7 @@ async def test_a_report_that_cannot_be_made_never_stops_the_schedule() -> None:
     recorder = Recorder()
     calls: list[str] = []
 
-    def flaky(entry: ScheduleEntry, period: ReportPeriod, at: datetime) -> RenderedReport:
+    def flaky(entry: ReportSchedule, period: ReportPeriod, at: datetime) -> RenderedReport:
         calls.append(period.slug)
         if period.slug == "day-2026-11-20":
             raise RuntimeError("ClickHouse is down")

@@ -15,7 +15,7 @@ from processors.alerting.rules import parse_rules
 from salespulse.calendar import parse_calendar
 from salespulse.directory import parse_directory
 from salespulse.progress import Progress
-from salespulse.report_settings import ReportsSettings, ScheduleEntry
+from salespulse.report_settings import ReportSchedule, ReportsSettings
 from salespulse.reports.csv_table import CSV_COLUMNS, render_csv
 from salespulse.reports.data import (
     METRICS,
@@ -253,8 +253,8 @@ def test_atomic_write_replaces_whole_files_and_leaves_no_temporaries(tmp_path: P
 def test_schedule_settings_travel_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     reports = ReportsSettings(
         schedule=[
-            ScheduleEntry(name="daily", period="day", at="19:00", weekdays=("mon", "fri")),
-            ScheduleEntry(name="monthly", period="month", at="09:00", to=("rop@example.com",)),
+            ReportSchedule(name="daily", period="day", at="19:00", weekdays=("mon", "fri")),
+            ReportSchedule(name="monthly", period="month", at="09:00", to=("rop@example.com",)),
         ],
         mail_to=["a@example.com"],
     )
