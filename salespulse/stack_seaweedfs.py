@@ -92,6 +92,9 @@ def seaweedfs_argv(binary: Path, settings: StackSettings) -> list[str]:
         f"-master.port={s.seaweedfs_master_port}",
         f"-master.port.grpc={s.seaweedfs_master_grpc_port}",
         "-master.telemetry=false",
+        # A lone master restarted on its own data waits a whole election timeout (10 s by
+        # default) before it leads and anything answers; a second is plenty on loopback.
+        "-master.electionTimeout=1s",
         f"-volume.port={s.seaweedfs_volume_port}",
         f"-volume.port.grpc={s.seaweedfs_volume_grpc_port}",
         # Its default 10 s pause before stopping lets a cluster move clients off; there is none.
