@@ -12,6 +12,7 @@ wheel, in the dev extras) is a ``StackError`` that errors these tests: they neve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import signal
@@ -30,8 +31,9 @@ from ingest.generator import SendReport, Traffic, send_to_kafka
 from salespulse.directory_publish import load_effective_directory, publish_from_file
 from salespulse.sections import StackSettings, WorkerSettings
 from salespulse.settings import Settings
-from salespulse.stack import stack_down, stack_status, stack_up
+from salespulse.stack import StackError, stack_down, stack_status, stack_up
 from salespulse.stack_processes import gone
+from salespulse.stack_seaweedfs import seaweedfs_ports
 from salespulse.stack_settings import pointed_at_stack, private_stack
 from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
@@ -64,6 +66,44 @@ def durable_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
         started = time.monotonic()
         stack_down(stack_settings)
         print(f"\ndurable stack down in {time.monotonic() - started:.1f} s")
+
+
+def listening_ports(pid: int) -> set[int]:
+    """The TCP ports ``pid`` listens on, from /proc (its sockets' inodes in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_seaweedfs_binds_exactly_the_configured_ports(durable_stack: LocalStack) -> None:
+    """A port SeaweedFS is not told about lands on its fixed default, where a second stack
+    (or anything else) collides with it."""
+    stack = durable_stack.settings.stack
+    status = stack_status(stack)
+    assert status.seaweedfs is not None
+    assert status.seaweedfs.pid is not None
+    assert status.seaweedfs.answering
+    configured = {port for port, _ in seaweedfs_ports(stack)}
+    assert listening_ports(status.seaweedfs.pid) == configured
+
+
+def test_a_running_durable_broker_is_not_taken_for_a_memory_one(durable_stack: LocalStack) -> None:
+    memory = durable_stack.settings.stack.model_copy(update={"broker_storage": "memory"})
+
+    with pytest.raises(StackError, match=r"s3://salespulse/.*stack down"):
+        stack_up(memory)
+
+    assert stack_status(durable_stack.settings.stack).kafka.answering
 
 
 async def kill_and_restart_broker(stack: StackSettings) -> float:
