@@ -16,6 +16,12 @@ from salespulse.settings import Settings
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     stack = sub.add_parser("stack", help="local Kafka-protocol broker, ClickHouse, Alertmanager")
     stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument(
+        "--durable",
+        action="store_true",
+        help="the broker stores in SeaweedFS (S3) and survives a restart; the same as "
+        "SALESPULSE_STACK__BROKER_STORAGE=s3",
+    )
     stack.set_defaults(func=cmd_stack)
 
     generate = sub.add_parser("generate", help="realistic generated traffic, to Kafka or files")
@@ -45,6 +51,10 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     from salespulse.demo_worker import stop_demo_worker
     from salespulse.stack import stack_down, stack_status, stack_up
 
+    if args.durable:
+        settings = settings.model_copy(
+            update={"stack": settings.stack.model_copy(update={"broker_storage": "s3"})}
+        )
     if args.action == "up":
         status = stack_up(settings.stack)
     elif args.action == "down":

@@ -242,8 +242,8 @@ class WorkerSettings(BaseModel):
 
 
 class StackSettings(BaseModel):
-    """The local development/CI stack: Tansu, ClickHouse and Alertmanager as plain processes
-    on loopback."""
+    """The local development/CI stack: Tansu, ClickHouse and Alertmanager (and, for a durable
+    broker, SeaweedFS) as plain processes on loopback."""
 
     model_config = _SECTION
 
@@ -252,6 +252,23 @@ class StackSettings(BaseModel):
     clickhouse_tcp_port: int = Field(default=19000, ge=1, le=65535)
     clickhouse_http_port: int = Field(default=18123, ge=1, le=65535)
     alertmanager_port: int = Field(default=19093, ge=1, le=65535)
+    # memory: Tansu keeps topics and offsets in memory, a broker restart empties them.
+    # s3: Tansu stores them in a SeaweedFS bucket the stack also runs, so they survive one.
+    broker_storage: Literal["memory", "s3"] = "memory"
+    # SeaweedFS binds all of these; each is set, or some would land on SeaweedFS's fixed defaults.
+    seaweedfs_s3_port: int = Field(default=18333, ge=1, le=65535)
+    seaweedfs_s3_grpc_port: int = Field(default=18334, ge=1, le=65535)
+    seaweedfs_master_port: int = Field(default=18335, ge=1, le=65535)
+    seaweedfs_master_grpc_port: int = Field(default=18336, ge=1, le=65535)
+    seaweedfs_volume_port: int = Field(default=18337, ge=1, le=65535)
+    seaweedfs_volume_grpc_port: int = Field(default=18338, ge=1, le=65535)
+    seaweedfs_filer_port: int = Field(default=18339, ge=1, le=65535)
+    seaweedfs_filer_grpc_port: int = Field(default=18340, ge=1, le=65535)
+
+    @property
+    def durable(self) -> bool:
+        """Whether the broker stores on S3 (SeaweedFS) rather than in memory."""
+        return self.broker_storage == "s3"
 
     @property
     def alertmanager_url(self) -> str:

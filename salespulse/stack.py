@@ -1,11 +1,12 @@
 """The local stack behind ``salespulse stack up|down|status``: Tansu, ClickHouse and Alertmanager
-on loopback.
+on loopback, and SeaweedFS when the broker is durable (``broker_storage=s3``).
 
 All run as plain detached processes with their files under ``StackSettings.state_dir``
-(``kafka/``, ``clickhouse/`` and ``alertmanager/``). Each service has a pid file plus a record of
-the exact command line it was started with; a pid is only reused or signalled while its live
-command line and working directory still match that record, so a recycled pid is never mistaken
-for ours.
+(``kafka/``, ``clickhouse/``, ``alertmanager/``, ``seaweedfs/``). A durable Tansu needs its
+S3 store: SeaweedFS starts first and Tansu only once the bucket exists, and Tansu stops first.
+Each service has a pid file plus a record of the exact command line it was started with; a pid
+is only reused or signalled while its live command line and working directory still match that
+record, so a recycled pid is never mistaken for ours.
 
 A private stack lives in a temporary folder that its owner removes on the way out, sometimes
 before ``stack_down`` ran or after it was cut short. So ``stack_down`` also finds a service whose
@@ -21,9 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import socket
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,9 +62,23 @@ from salespulse.stack_processes import (
     terminate,
     unrecorded_pids,
 )
+from salespulse.stack_seaweedfs import (
+    BUCKET,
+    create_bucket,
+    find_weed,
+    s3_answers,
+    s3_endpoint,
+    seaweedfs_argv,
+    seaweedfs_dir,
+    seaweedfs_log_path,
+    seaweedfs_ports,
+    tansu_s3_env,
+)
+from salespulse.stack_seaweedfs import STOP_SECONDS as SEAWEEDFS_STOP_SECONDS
 from salespulse.stack_tansu import find_tansu, kafka_answers, tansu_argv
 
 START_TIMEOUT_SECONDS = 30.0
+SEAWEEDFS_START_SECONDS = 90.0
 STOP_TIMEOUT_SECONDS = 15.0
 
 
@@ -92,9 +108,12 @@ class StackStatus:
     kafka: ServiceStatus
     clickhouse: ServiceStatus
     alertmanager: ServiceStatus
+    # Only for a durable broker, or while one of ours runs.
+    seaweedfs: ServiceStatus | None = None
 
     def __iter__(self) -> Iterator[ServiceStatus]:
-        return iter((self.kafka, self.clickhouse, self.alertmanager))
+        services = (self.kafka, self.clickhouse, self.alertmanager, self.seaweedfs)
+        return iter(service for service in services if service is not None)
 
     @property
     def all_answering(self) -> bool:
@@ -105,8 +124,10 @@ class StackStatus:
         return "\n".join(service.describe() for service in self)
 
 
-def _services(settings: StackSettings) -> tuple[Service, Service, Service]:
+def _services(settings: StackSettings) -> tuple[Service, Service, Service, Service]:
+    """Kafka, ClickHouse, Alertmanager and SeaweedFS, in the order they are stopped."""
     kafka_dir = settings.state_dir / "kafka"
+    bucket = BUCKET if settings.durable else None
     kafka = Service(
         name="kafka",
         directory=kafka_dir,
@@ -115,7 +136,8 @@ def _services(settings: StackSettings) -> tuple[Service, Service, Service]:
         log_path=kafka_dir / "kafka.stdout.log",
         extra_logs=(),
         answers=lambda: kafka_answers(settings.kafka_port),
-        args=tuple(tansu_argv(Path("tansu"), settings.kafka_port)[1:]),
+        args=tuple(tansu_argv(Path("tansu"), settings.kafka_port, s3_bucket=bucket)[1:]),
+        env=tuple(tansu_s3_env(settings).items()) if settings.durable else (),
     )
     clickhouse = Service(
         name="clickhouse",
@@ -141,7 +163,24 @@ def _services(settings: StackSettings) -> tuple[Service, Service, Service]:
         args=tuple(alertmanager_argv(Path("alertmanager"), settings)[1:]),
         url=settings.alertmanager_url,
     )
-    return kafka, clickhouse, alertmanager
+    seaweedfs = Service(
+        name="seaweedfs",
+        directory=seaweedfs_dir(settings),
+        port=settings.seaweedfs_s3_port,
+        bound_ports=seaweedfs_ports(settings),
+        log_path=seaweedfs_log_path(settings),
+        extra_logs=(),
+        answers=lambda: s3_answers(settings),
+        args=tuple(seaweedfs_argv(Path("weed"), settings)[1:]),
+        url=s3_endpoint(settings),
+        stop_seconds=SEAWEEDFS_STOP_SECONDS,
+    )
+    return kafka, clickhouse, alertmanager, seaweedfs
+
+
+def _wanted(settings: StackSettings) -> list[Service]:
+    """The services this stack runs: SeaweedFS only for a durable broker."""
+    return [s for s in _services(settings) if s.name != "seaweedfs" or settings.durable]
 
 
 @contextlib.contextmanager
@@ -185,6 +224,19 @@ def _wait_until_answering(service: Service, pid: int, deadline: float, timeout: 
         time.sleep(POLL_SECONDS)
 
 
+def _check_broker_unchanged(kafka: Service, pid: int | None) -> None:
+    """A running Tansu started with other arguments (memory vs S3 storage) is not reused."""
+    if pid is None:
+        return
+    recorded = [os.fsdecode(arg) for arg in kafka.cmdline_file.read_bytes().split(b"\0")[1:-1]]
+    if recorded != list(kafka.args):
+        raise StackError(
+            f"the running broker (pid {pid}) was started as `tansu {' '.join(recorded)}`, not as "
+            f"these settings ask (SALESPULSE_STACK__BROKER_STORAGE, --durable); run "
+            f"`salespulse stack down` first"
+        )
+
+
 def stack_up(
     settings: StackSettings,
     *,
@@ -192,43 +244,69 @@ def stack_up(
     tansu_bin: Path | None = None,
     clickhouse_bin: Path | None = None,
     alertmanager_bin: Path | None = None,
+    weed_bin: Path | None = None,
     timeout: float = START_TIMEOUT_SECONDS,
 ) -> StackStatus:
     """Start whatever part of the stack is not already running and wait until all of it answers.
 
-    ``tansu_bin``/``clickhouse_bin``/``alertmanager_bin`` override where the binaries are looked
-    up; ``install_missing`` lets ClickHouse and Alertmanager be installed with apt (as root).
+    ``tansu_bin``/``clickhouse_bin``/``alertmanager_bin``/``weed_bin`` override where the binaries
+    are looked up; ``install_missing`` lets ClickHouse and Alertmanager be installed with apt (as
+    root). A durable broker's SeaweedFS is started first and Tansu once its bucket exists.
     """
-    services = _services(settings)
-    kafka, clickhouse, alertmanager = services
+    services = _wanted(settings)
+    by_name = {service.name: service for service in services}
+    kafka, seaweedfs = by_name["kafka"], by_name.get("seaweedfs")
+    finders: dict[str, Callable[[], Path]] = {
+        "kafka": lambda: find_tansu(tansu_bin),
+        "clickhouse": lambda: find_clickhouse_server(
+            clickhouse_bin, install_missing=install_missing
+        ),
+        "alertmanager": lambda: find_alertmanager(
+            alertmanager_bin, install_missing=install_missing
+        ),
+        "seaweedfs": lambda: find_weed(weed_bin),
+    }
     with _state_lock(settings):
         pids = {service.name: recorded_pid(service, forget_stale=True) for service in services}
+        _check_broker_unchanged(kafka, pids[kafka.name])
         # Resolve every binary and check every port before launching anything, so that a
         # missing piece never leaves half a stack running.
-        planned: list[tuple[Service, Path]] = []
-        if pids[kafka.name] is None:
-            planned.append((kafka, find_tansu(tansu_bin)))
-        if pids[clickhouse.name] is None:
-            server = find_clickhouse_server(clickhouse_bin, install_missing=install_missing)
-            planned.append((clickhouse, server))
-        if pids[alertmanager.name] is None:
-            binary = find_alertmanager(alertmanager_bin, install_missing=install_missing)
-            planned.append((alertmanager, binary))
+        planned = [
+            (service, finders[service.name]()) for service in services if pids[service.name] is None
+        ]
         for service, _ in planned:
             _check_ports_free(service)
-        if pids[clickhouse.name] is None:
+        if pids["clickhouse"] is None:
             render_clickhouse_config(settings)
-        if pids[alertmanager.name] is None:
+        if pids["alertmanager"] is None:
             render_alertmanager_config(settings)
+        if seaweedfs is not None and pids[seaweedfs.name] is None:
+            (seaweedfs.directory / "data").mkdir(parents=True, exist_ok=True)
+            # SeaweedFS takes seconds to serve S3, more on a busy machine.
+            timeout = max(timeout, SEAWEEDFS_START_SECONDS)
 
         deadline = time.monotonic() + timeout
         launched: list[Service] = []  # pids of these are unreaped children, so surely ours
+
+        def start(service: Service, binary: Path) -> None:
+            # A Ctrl-C between the launch and its note in ``launched`` would orphan it.
+            with interrupts_held():
+                pids[service.name] = launch(service, binary)
+                launched.append(service)
+
         try:
+            # Tansu last: a durable one must find its bucket when it starts.
             for service, binary in planned:
-                # A Ctrl-C between the launch and its note in ``launched`` would orphan it.
-                with interrupts_held():
-                    pids[service.name] = launch(service, binary)
-                    launched.append(service)
+                if service is not kafka:
+                    start(service, binary)
+            if seaweedfs is not None:
+                pid = pids[seaweedfs.name]
+                assert pid is not None
+                _wait_until_answering(seaweedfs, pid, deadline, timeout)
+                create_bucket(settings)
+            for service, binary in planned:
+                if service is kafka:
+                    start(service, binary)
             for service in services:
                 pid = pids[service.name]
                 assert pid is not None
@@ -250,7 +328,8 @@ def _stop(service: Service, timeout: float) -> str | None:
     return f"{service.name} (pid {', '.join(map(str, pids))})" if pids else None
 
 
-SERVICE_NAMES = ("kafka", "clickhouse", "alertmanager")
+# The order they stop in: Tansu before the SeaweedFS it stores in.
+SERVICE_NAMES = ("kafka", "clickhouse", "alertmanager", "seaweedfs")
 
 
 def stack_down(
@@ -288,8 +367,8 @@ def running_stack(settings: StackSettings) -> Iterator[StackStatus]:
 
 
 def stack_status(settings: StackSettings) -> StackStatus:
-    kafka, clickhouse, alertmanager = (
-        ServiceStatus(
+    statuses = {
+        service.name: ServiceStatus(
             name=service.name,
             pid=recorded_pid(service, forget_stale=False),
             port=service.port,
@@ -298,5 +377,12 @@ def stack_status(settings: StackSettings) -> StackStatus:
             url=service.url,
         )
         for service in _services(settings)
+    }
+    seaweedfs = statuses["seaweedfs"]
+    return StackStatus(
+        kafka=statuses["kafka"],
+        clickhouse=statuses["clickhouse"],
+        alertmanager=statuses["alertmanager"],
+        # A memory stack shows SeaweedFS only while one of ours still runs.
+        seaweedfs=seaweedfs if settings.durable or seaweedfs.pid else None,
     )
-    return StackStatus(kafka=kafka, clickhouse=clickhouse, alertmanager=alertmanager)

@@ -53,6 +53,10 @@ class Service:
     # working directory it tells this stack's server from any other.
     args: tuple[str, ...]
     url: str | None = None
+    # Set in the server's environment on top of ours (Tansu's S3 endpoint and keys).
+    env: tuple[tuple[str, str], ...] = ()
+    # A floor under the stop timeout, for a server known to take longer to exit cleanly.
+    stop_seconds: float = 0.0
 
     @property
     def pid_file(self) -> Path:
@@ -181,6 +185,7 @@ def launch(service: Service, binary: Path) -> int:
             argv,
             cwd=service.directory,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **dict(service.env)} if service.env else None,
             stdout=log,
             stderr=subprocess.STDOUT,
             # Its own session: the server outlives the CLI and ignores the terminal's Ctrl-C.
@@ -194,6 +199,7 @@ def launch(service: Service, binary: Path) -> int:
 
 
 def terminate(service: Service, pid: int, timeout: float) -> None:
+    timeout = max(timeout, service.stop_seconds)
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)

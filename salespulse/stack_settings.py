@@ -21,15 +21,23 @@ def free_ports(count: int) -> list[int]:
         return ports
 
 
-def private_stack(state_dir: Path) -> StackSettings:
-    """A stack of its own in ``state_dir`` on free ports, beside any other running stack."""
-    kafka_port, tcp_port, http_port, alertmanager_port = free_ports(4)
+def private_stack(state_dir: Path, *, durable: bool = False) -> StackSettings:
+    """A stack of its own in ``state_dir`` on free ports, beside any other running stack;
+    ``durable``: its broker stores in its own SeaweedFS."""
+    kafka_port, tcp_port, http_port, alertmanager_port, *seaweedfs = free_ports(12)
+    names = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer")
+    seaweedfs_ports = {
+        f"seaweedfs_{name}_port": port
+        for name, port in zip((*names, "filer_grpc"), seaweedfs, strict=True)
+    }
     return StackSettings(
         state_dir=state_dir,
         kafka_port=kafka_port,
         clickhouse_tcp_port=tcp_port,
         clickhouse_http_port=http_port,
         alertmanager_port=alertmanager_port,
+        broker_storage="s3" if durable else "memory",
+        **seaweedfs_ports,
     )
 
 

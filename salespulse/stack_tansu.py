@@ -55,7 +55,10 @@ def find_tansu(explicit: Path | None = None) -> Path:
         raise StackError(f"no usable Tansu broker binary ({exc}); `{TANSU_INSTALL_HINT}`") from exc
 
 
-def tansu_argv(binary: Path, port: int) -> list[str]:
+def tansu_argv(binary: Path, port: int, *, s3_bucket: str | None = None) -> list[str]:
+    """Tansu on loopback ``port``, storing in memory, or in ``s3_bucket`` when one is given (the
+    S3 endpoint and keys then come from the environment, see ``stack_seaweedfs``)."""
     url = f"tcp://{LISTEN_HOST}:{port}"
     listeners = ("--listener-url", url, "--advertised-listener-url", url)
-    return [str(binary), "broker", *listeners, "--storage-engine", "memory://tansu/"]
+    storage = f"s3://{s3_bucket}/" if s3_bucket else "memory://tansu/"
+    return [str(binary), "broker", *listeners, "--storage-engine", storage]

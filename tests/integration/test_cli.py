@@ -165,3 +165,16 @@ def test_directory_publish_puts_a_checked_change_on_the_topic(
 
     assert main(["directory", "publish"]) == 2
     assert "needs --manager" in capsys.readouterr().err
+
+
+def test_stack_status_lists_seaweedfs_for_a_durable_broker_only(
+    cli_env: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["stack", "status"]) == 0
+    assert "seaweedfs" not in capsys.readouterr().out  # the session's broker keeps to memory
+
+    assert main(["stack", "status", "--durable"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "stopped" in lines["seaweedfs"]
+    assert "not answering" in lines["seaweedfs"]
+    assert f"http://127.0.0.1:{cli_env.stack.seaweedfs_s3_port}" in lines["seaweedfs"]

