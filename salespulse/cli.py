@@ -25,6 +25,7 @@ from salespulse import __version__
 from salespulse.alert_commands import add_alert_commands
 from salespulse.bridge_commands import add_bridge_commands
 from salespulse.directory import load_directory
+from salespulse.erase_commands import add_erase_commands
 from salespulse.errors import ConfigurationError, SalespulseError
 from salespulse.locations import packaged
 from salespulse.reports.commands import add_report_commands
@@ -290,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alert_commands(sub)
     add_report_commands(sub)
     add_retention_commands(sub)
+    add_erase_commands(sub)
 
     directory = sub.add_parser("directory", help="the manager directory")
     directory.add_argument(

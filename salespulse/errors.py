@@ -15,6 +15,7 @@ operator can act on; none quotes a secret. ::
     │   ├── BridgeNotConfigured     salespulse.bridge_commands: a bridge started without its source
     │   ├── ReceiverNotSecured      ingest.receiver_auth: a receiver open to anyone's posts
     │   ├── ImportRefused           salespulse.history_import: files not importable as asked
+    │   ├── ErasureRefused          salespulse.erase_commands: an erasure naming nobody
     │   └── StackError              salespulse.stack_packages: the local stack cannot be set up
     ├── SourceError             what a source sent or how it answered
     │   ├── RecordError             processors.parsers.base: one record, dead-lettered

@@ -6,8 +6,8 @@ Every table that grows is partitioned by month (``toYYYYMM`` of a time or a date
 dropped only when its last day is older than the retention, so nothing younger is lost and a
 month is kept up to a month longer than the retention says. Partitions by day
 (``toYYYYMMDD``, ``toDate``) are understood too; any other partition key is left alone, said in
-the plan. ``rollup_state``, ``schema_migrations`` and ``retention_log`` have no partition key:
-they are small and kept whole.
+the plan. ``rollup_state``, ``schema_migrations``, ``retention_log`` and ``erasure_log`` have no
+partition key: they are small and kept whole.
 
 Before a partition is dropped, a row naming it goes into ``retention_log`` (the audit, and what
 the rollups read: a day whose events were dropped is never recomputed, see
@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from salespulse import metrics
 from salespulse.retention_settings import RetentionSettings
 from sinks.clickhouse.client import ClickHouse, ClickHouseError
+from sinks.clickhouse.erasure import ERASURE_LOG
 from sinks.clickhouse.rollup import (
     ACTIVITY_TABLE,
     DAILY_TABLE,
@@ -43,6 +44,7 @@ UNPARTITIONED = {
     "rollup_state": "one row per rollup: its watermark",
     "schema_migrations": "one row per migration",
     RETENTION_LOG: "a few rows a month: what the retention dropped",
+    ERASURE_LOG: "a few rows per request: what erasures removed, the audit",
 }
 _MONTH = re.compile(r"[0-9]{6}")  # toYYYYMM
 _DAY = re.compile(r"[0-9]{8}")  # toYYYYMMDD
