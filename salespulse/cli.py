@@ -358,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # The ClickHouse driver logs every failed connection as a warning with its traceback;
+        # the command says "ClickHouse unreachable" in one line instead (-v shows it all).
+        logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
     # Before the settings load, so that even an error in them is redacted; then with every
     # secret they hold. Every log record of the command is redacted; the factory is put back
     # at the end for callers that run main() in their own process (tests).

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -95,6 +98,19 @@ def test_unreachable_clickhouse_is_reported_not_raised(
     monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PORT", "1")
     assert main(["schema", "apply"]) == 2
     assert "ClickHouse unreachable" in capsys.readouterr().err
+    # As a user sees it, in a process of its own: one line, no traceback from the driver.
+    done = subprocess.run(
+        [sys.executable, "-m", "salespulse", "summary"],
+        env={**os.environ, **to_environment(Settings())},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "salespulse summary: ClickHouse unreachable: Code: 210. Connection refused (127.0.0.1:1)"
+    ]
 
 
 def unknown_calls() -> list[tuple[object, ...]]:
