@@ -124,11 +124,12 @@ class BridgeProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    async def until_logged(self, text: str, seconds: float = 30) -> None:
+    async def until_logged(self, text: str, seconds: float = 30, times: int = 1) -> None:
+        """Until ``text`` is in the log ``times`` times (the bridge must stay up meanwhile)."""
         deadline = time.monotonic() + seconds
-        while text not in self.log():
+        while self.log().count(text) < times:
             assert self.process.returncode is None, self.log()
-            assert time.monotonic() < deadline, f"{text!r} not logged:\n{self.log()}"
+            assert time.monotonic() < deadline, f"{text!r} not logged {times}x:\n{self.log()}"
             await asyncio.sleep(0.05)
 
     def memory_kib(self, field: Literal["VmRSS", "VmHWM"]) -> int:
@@ -363,8 +364,8 @@ async def test_tailer_started_while_the_broker_is_unreachable_waits_for_it(
     await broker.proxy.refuse()
     try:
         async with cdr_file.tailer() as bridge:
-            await bridge.until_logged("cannot reach Kafka, retrying")
-            await asyncio.sleep(2)  # a few attempts
+            # A few attempts, counted in the log: however long they take on a busy machine.
+            await bridge.until_logged("cannot reach Kafka, retrying", 60, times=3)
             assert cdr_file.store.load() is None
             await broker.proxy.accept()
             await cdr_file.all_recorded(bridge)

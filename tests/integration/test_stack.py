@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import threading
-import time
 import urllib.request
 import uuid
 import xml.etree.ElementTree as ET
@@ -22,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from clickhouse_driver import Client
 
+from salespulse import stack_processes
 from salespulse.sections import StackSettings
 from salespulse.stack import (
     StackError,
@@ -31,6 +31,7 @@ from salespulse.stack import (
     stack_status,
     stack_up,
 )
+from salespulse.stack_processes import Service
 from salespulse.stack_settings import private_stack
 from tests.conftest import LocalStack
 
@@ -41,7 +42,7 @@ def _alive(pid: int) -> bool:
     """A zombie counts as dead: it no longer runs, it only waits for its parent to reap it."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # reaped between the open and the read
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
@@ -212,33 +213,43 @@ def test_stack_down_stops_a_stack_whose_folder_was_removed_first(
 
 
 def test_ctrl_c_while_the_stack_stops_is_raised_once_it_is_stopped(
-    tmp_path: Path, stack_settings_factory: Callable[[Path], StackSettings]
+    tmp_path: Path,
+    stack_settings_factory: Callable[[Path], StackSettings],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """An impatient second Ctrl-C lands while stack_down waits for a server to exit: the user
     still gets the KeyboardInterrupt, but only once every server is stopped."""
     settings = stack_settings_factory(tmp_path)
     started = stack_up(settings)
-    kafka = started.kafka.pid
-    assert kafka is not None
+    kafka_stopped = threading.Event()
+    interrupted = threading.Event()
+    stopped: list[str] = []
 
-    def interrupt_once_stopping_began() -> None:
-        # Kafka stops first: from then on stack_down is busy with the others.
-        deadline = time.monotonic() + 60
-        while _alive(kafka) and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(os.getpid(), signal.SIGINT)
+    def terminate(service: Service, pid: int, timeout: float) -> None:
+        # Kafka stops first; the next server waits until the Ctrl-C was sent, so that it lands
+        # while stack_down is busy however the two threads are scheduled (polling for Kafka's
+        # exit, a loaded machine let stack_down finish before the signal went out).
+        if service.name != "kafka":
+            assert interrupted.wait(60), "the Ctrl-C was never sent"
+        stack_processes.terminate(service, pid, timeout)
+        stopped.append(service.name)
+        if service.name == "kafka":
+            kafka_stopped.set()
 
-    def stop() -> None:
-        stack_down(settings)
-        # Had stack_down finished before the signal came, it is raised here instead.
-        interrupter.join()
-        time.sleep(1)
+    def interrupt_once_kafka_stopped() -> None:
+        # From another thread, as from the terminal: the signal arrives whenever it arrives.
+        if kafka_stopped.wait(60):
+            os.kill(os.getpid(), signal.SIGINT)
+            interrupted.set()
 
+    monkeypatch.setattr("salespulse.stack.terminate", terminate)
     with _killed_afterwards(started) as pids:
-        interrupter = threading.Thread(target=interrupt_once_stopping_began, daemon=True)
+        interrupter = threading.Thread(target=interrupt_once_kafka_stopped, daemon=True)
         interrupter.start()
         with pytest.raises(KeyboardInterrupt):
-            stop()
+            stack_down(settings)
+        interrupter.join()
+        assert stopped == ["kafka", "clickhouse", "alertmanager"]
         assert [pid for pid in pids if _alive(pid)] == []
     assert stack_status(settings).kafka.pid is None
 
