@@ -255,7 +255,7 @@ def prepare(settings: Settings) -> None:
         log.info("created topic %s (compacted)", topics.directory)
     client = NativeClickHouse(settings.clickhouse)
     try:
-        applied = apply_migrations(client)
+        applied = apply_migrations(client, cluster=settings.clickhouse.cluster)
     finally:
         client.close()
     for migration in applied:

@@ -1,4 +1,7 @@
-"""The local ClickHouse cluster: ZooKeeper and two 18.16 servers as one shard with two replicas.
+"""The local ClickHouse cluster: ZooKeeper and two 18.16 servers as one shard with two replicas;
+and the schema on it (``SALESPULSE_CLICKHOUSE__CLUSTER``): ``salespulse schema apply`` creates
+every table through the migrations' cluster variants, once, and events the sink writes on one
+replica are read on the other.
 
 The cluster is the module's own (its own state dir and free ports). A missing ZooKeeper (Debian's
 ``zookeeper``, which dev.sh installs) is a ``StackError`` that errors these tests: they never skip.
@@ -11,9 +14,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from processors.pipeline import RawMessage
+from salespulse.cli import main
 from salespulse.sections import ClickHouseSettings
 from salespulse.stack_cluster import ClusterNode, ClusterSettings, private_cluster, running_cluster
 from sinks.clickhouse.client import NativeClickHouse
+from sinks.clickhouse.migrations import discover
+from sinks.clickhouse.sink import ClickHouseSink
+from tests.integration.test_alert_queries import CDRS, CHATS, CRM
+from tests.integration.test_rollups import process
 from tests.polling import eventually
 
 pytestmark = pytest.mark.timeout(180)
@@ -28,8 +37,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSetting
         yield settings
 
 
-def connect(node: ClusterNode, database: str = "default") -> NativeClickHouse:
-    settings = ClickHouseSettings(port=node.stack.clickhouse_tcp_port, database=database)
+def connect(
+    node: ClusterNode, database: str = "default", cluster: str | None = None
+) -> NativeClickHouse:
+    settings = ClickHouseSettings(
+        port=node.stack.clickhouse_tcp_port, database=database, cluster=cluster
+    )
     return NativeClickHouse(settings)
 
 
@@ -60,3 +73,63 @@ def test_both_replicas_are_in_the_cluster_and_a_row_replicates(cluster: ClusterS
     finally:
         first.close()
         second.close()
+
+
+def tables(ch: NativeClickHouse) -> dict[str, str]:
+    rows = ch.execute(
+        "SELECT name, engine FROM system.tables WHERE database = %(db)s", {"db": ch.database}
+    )
+    return {str(name): str(engine) for name, engine in rows}
+
+
+async def test_the_schema_applies_once_on_the_cluster_and_events_replicate(
+    cluster: ClusterSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    first, second = cluster.nodes
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PORT", str(first.stack.clickhouse_tcp_port))
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__DATABASE", "clustered")
+    monkeypatch.setenv("SALESPULSE_CLICKHOUSE__CLUSTER", cluster.name)
+    assert main(["schema", "apply"]) == 0
+    assert "applied now: 0001_events" in capsys.readouterr().out
+    on_first, on_second = (connect(node, "clustered", cluster.name) for node in cluster.nodes)
+    try:
+        schema = tables(on_first)
+        # ON CLUSTER returned once every node had run each statement: the same tables on both.
+        assert tables(on_second) == schema
+        for table in ("events", "ingest_batches", "activity_15m", "activity_daily", "alerts"):
+            assert schema[table] == "Distributed"
+            assert schema[f"{table}_local"].startswith("Replicated")
+        assert schema["schema_migrations"] == "ReplicatedReplacingMergeTree"
+        versions = [m.version for m in discover(cluster=True)]
+        recorded = "SELECT version FROM clustered.schema_migrations FINAL ORDER BY version"
+        assert [v for (v,) in on_first.execute(recorded)] == versions
+        # Recorded once per cluster: the other node reads the same history, and so a second
+        # apply through it changes nothing.
+        assert eventually(lambda: [v for (v,) in on_second.execute(recorded)] == versions, 30)
+        monkeypatch.setenv("SALESPULSE_CLICKHOUSE__PORT", str(second.stack.clickhouse_tcp_port))
+        assert main(["schema", "apply"]) == 0
+        assert "applied now: nothing" in capsys.readouterr().out
+        assert tables(on_first) == schema
+
+        messages = [
+            RawMessage("pbx", 0, 0, [("sp-format", b"asterisk-cdr-csv")], b"\n".join(CDRS)),
+            RawMessage("chat", 0, 1, [("sp-format", b"chat-session-json")], b"\n".join(CHATS)),
+            RawMessage("crm", 0, 2, [("sp-format", b"crm-event-json")], b"\n".join(CRM)),
+        ]
+        result = process(messages)
+        assert not result.dead_letters
+        assert await ClickHouseSink(lambda: on_first).write_events(result.rows) == []
+        per_manager = (
+            "SELECT manager_id, count(), uniqExact(event_id) FROM clustered.events FINAL "
+            "GROUP BY manager_id ORDER BY manager_id"
+        )
+        written = on_first.execute(per_manager)
+        assert sum(int(row[1]) for row in written) == len({row[0] for row in result.rows})
+        assert eventually(lambda: on_second.execute(per_manager) == written, 30)
+        local = "SELECT count() FROM clustered.events_local"
+        assert eventually(lambda: on_second.execute(local) == on_first.execute(local), 30)
+    finally:
+        on_first.close()
+        on_second.close()
