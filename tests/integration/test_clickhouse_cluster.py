@@ -1,7 +1,7 @@
-"""The local ClickHouse cluster: ZooKeeper and two 18.16 servers as one shard with two replicas;
-and the schema on it (``SALESPULSE_CLICKHOUSE__CLUSTER``): ``salespulse schema apply`` creates
-every table through the migrations' cluster variants, once, and events the sink writes on one
-replica are read on the other.
+"""The local ClickHouse cluster: ZooKeeper and two 18.16 servers as one shard with two replicas
+(and as two shards); and the schema on it (``SALESPULSE_CLICKHOUSE__CLUSTER``): ``salespulse
+schema apply`` creates every table through the migrations' cluster variants, once, and events
+the sink writes on one replica are read on the other.
 
 The cluster is the module's own (its own state dir and free ports). A missing ZooKeeper (Debian's
 ``zookeeper``, which dev.sh installs) is a ``StackError`` that errors these tests: they never skip.
@@ -19,7 +19,7 @@ from salespulse.cli import main
 from salespulse.sections import ClickHouseSettings
 from salespulse.stack_cluster import ClusterNode, ClusterSettings, private_cluster, running_cluster
 from sinks.clickhouse.client import NativeClickHouse
-from sinks.clickhouse.migrations import discover
+from sinks.clickhouse.migrations import apply_migrations, discover
 from sinks.clickhouse.sink import ClickHouseSink
 from tests.integration.test_alert_queries import CDRS, CHATS, CRM
 from tests.integration.test_rollups import process
@@ -133,3 +133,59 @@ async def test_the_schema_applies_once_on_the_cluster_and_events_replicate(
     finally:
         on_first.close()
         on_second.close()
+
+
+@pytest.fixture(scope="module")
+def two_shards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterSettings]:
+    settings = private_cluster(tmp_path_factory.mktemp("shards"), shards=2, replicas=1)
+    with running_cluster(settings):
+        yield settings
+
+
+async def test_on_two_shards_each_managers_events_live_on_one_shard(
+    two_shards: ClusterSettings,
+) -> None:
+    nodes = [connect(node, "sharded", two_shards.name) for node in two_shards.nodes]
+    try:
+        apply_migrations(nodes[0], cluster=two_shards.name)
+        # The record table has no shard in its path: the other shard has the whole history.
+        recorded = "SELECT count() FROM sharded.schema_migrations FINAL"
+        expected = [(len(discover(cluster=True)),)]
+        assert eventually(lambda: nodes[1].execute(recorded) == expected, 30)
+        assert apply_migrations(nodes[1], cluster=two_shards.name) == []
+
+        messages = [
+            RawMessage("pbx", 0, 0, [("sp-format", b"asterisk-cdr-csv")], b"\n".join(CDRS)),
+            RawMessage("crm", 0, 2, [("sp-format", b"crm-event-json")], b"\n".join(CRM)),
+        ]
+        result = process(messages)
+        assert await ClickHouseSink(lambda: nodes[0]).write_events(result.rows) == []
+        # Synchronous inserts: both shards have their rows when the insert returns.
+        per_shard = [
+            dict(
+                node.execute(
+                    "SELECT manager_id, count() FROM sharded.events_local GROUP BY manager_id"
+                )
+            )
+            for node in nodes
+        ]
+        assert not set(per_shard[0]) & set(per_shard[1]), "a manager's rows on both shards"
+        assert all(per_shard), "the test data should reach both shards"
+        # Where the Distributed table's key sends each manager: shard (hash % 2) + 1.
+        for shard, managers in enumerate(per_shard):
+            for manager in managers:
+                ((index,),) = nodes[0].execute(
+                    "SELECT modulo(cityHash64(%(m)s), 2)", {"m": manager}
+                )
+                assert index == shard, manager
+        # Read through either node, the per-manager numbers are the whole cluster's.
+        per_manager = (
+            "SELECT manager_id, count() FROM sharded.events FINAL GROUP BY manager_id "
+            "ORDER BY manager_id"
+        )
+        merged = sorted({**per_shard[0], **per_shard[1]}.items())
+        assert nodes[0].execute(per_manager) == merged
+        assert nodes[1].execute(per_manager) == merged
+    finally:
+        for node in nodes:
+            node.close()
