@@ -180,6 +180,11 @@ def _node_service(node: ClusterNode) -> Service:
     )
 
 
+def node_pid(node: ClusterNode) -> int | None:
+    """The pid of the node's running server, if it is the one this stack started."""
+    return recorded_pid(_node_service(node), forget_stale=False)
+
+
 def _wait_until_answering(service: Service, pid: int, deadline: float) -> None:
     while not service.answers():
         if gone(pid):

@@ -9,6 +9,8 @@ The cluster is the module's own (its own state dir and free ports). A missing Zo
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 
@@ -17,7 +19,15 @@ import pytest
 from processors.pipeline import RawMessage
 from salespulse.cli import main
 from salespulse.sections import ClickHouseSettings
-from salespulse.stack_cluster import ClusterNode, ClusterSettings, private_cluster, running_cluster
+from salespulse.stack_cluster import (
+    ClusterNode,
+    ClusterSettings,
+    cluster_up,
+    node_pid,
+    private_cluster,
+    running_cluster,
+)
+from salespulse.stack_processes import gone
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.migrations import apply_migrations, discover
 from sinks.clickhouse.sink import ClickHouseSink
@@ -189,3 +199,38 @@ async def test_on_two_shards_each_managers_events_live_on_one_shard(
     finally:
         for node in nodes:
             node.close()
+
+
+async def test_a_replica_killed_with_sigkill_catches_up_after_restart(
+    cluster: ClusterSettings,
+) -> None:
+    first, second = cluster.nodes
+    on_first = connect(first, "catchup", cluster.name)
+    try:
+        apply_migrations(on_first, cluster=cluster.name)
+        pid = node_pid(second)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert eventually(lambda: gone(pid), 10)
+
+        # Writes go on through the live replica while the other is dead.
+        messages = [
+            RawMessage("pbx", 0, 0, [("sp-format", b"asterisk-cdr-csv")], b"\n".join(CDRS)),
+            RawMessage("crm", 0, 2, [("sp-format", b"crm-event-json")], b"\n".join(CRM)),
+        ]
+        result = process(messages)
+        assert await ClickHouseSink(lambda: on_first).write_events(result.rows) == []
+        count = "SELECT count() FROM catchup.events_local"
+        written = on_first.execute(count)
+        assert written[0][0] == len(result.rows)
+
+        started = time.monotonic()
+        cluster_up(cluster)  # starts only what is not running: the killed replica
+        on_second = connect(second, "catchup", cluster.name)
+        try:
+            assert eventually(lambda: on_second.execute(count) == written, 60)
+            print(f"\nkilled replica caught up in {time.monotonic() - started:.1f} s")
+        finally:
+            on_second.close()
+    finally:
+        on_first.close()
