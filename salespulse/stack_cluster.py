@@ -46,6 +46,7 @@ from salespulse.stack_processes import (
     log_tail,
     recorded_pid,
     terminate,
+    unrecorded_pids,
 )
 from salespulse.stack_settings import free_ports
 from salespulse.stack_zookeeper import (
@@ -264,9 +265,11 @@ def cluster_down(
     with interrupts_held():
         for label, service in services:
             pid = recorded_pid(service, forget_stale=True)
-            if pid is not None:
-                terminate(service, pid, timeout)
-                stopped.append(f"{label} (pid {pid})")
+            # A server whose pid file went with a removed folder is found by its arguments.
+            pids = [pid] if pid is not None else unrecorded_pids(service)
+            for each in pids:
+                terminate(service, each, timeout)
+                stopped.append(f"{label} (pid {each})")
             forget(service)
     return stopped
 
