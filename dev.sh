@@ -38,6 +38,9 @@ system_packages() {
     [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
     [ -x /usr/bin/chromium ] || missing+=(chromium)
     [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+    # The cluster tests run ClickHouse replicas coordinated by ZooKeeper (replicated tables,
+    # ON CLUSTER DDL).
+    [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
   fi
   "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
   if [ ${#missing[@]} -gt 0 ]; then

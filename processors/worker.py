@@ -167,7 +167,11 @@ def build_app(settings: Settings) -> faust.App:
 
     app.timer(worker.rollup_interval_seconds)(update_rollups)
 
-    if settings.retention.apply_in_worker:
+    if settings.retention.apply_in_worker and settings.clickhouse.cluster is not None:
+        log.warning(
+            "retention is not applied on a cluster yet (docs/adr/0019-clickhouse-cluster.md)"
+        )
+    elif settings.retention.apply_in_worker:
         retention = DailyRetention(NativeClickHouse(settings.clickhouse), settings.retention)
         duty = retention_duty(retention, consumer.is_leader, storage_duty)
         app.timer(RETENTION_CHECK_SECONDS)(duty)
@@ -255,7 +259,7 @@ def prepare(settings: Settings) -> None:
         log.info("created topic %s (compacted)", topics.directory)
     client = NativeClickHouse(settings.clickhouse)
     try:
-        applied = apply_migrations(client)
+        applied = apply_migrations(client, cluster=settings.clickhouse.cluster)
     finally:
         client.close()
     for migration in applied:

@@ -69,7 +69,7 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 
     client = NativeClickHouse(settings.clickhouse)
     try:
-        applied = apply_migrations(client)
+        applied = apply_migrations(client, cluster=settings.clickhouse.cluster)
     finally:
         client.close()
     names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied)

@@ -139,6 +139,12 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
         subjects = [phone_subject(args.phone, key)]
     if args.wait <= 0:
         raise ErasureRefused("--wait must be a number of seconds above 0")
+    if settings.clickhouse.cluster is not None:
+        # Its mutations address the Distributed tables, which take none.
+        raise ConfigurationError(
+            "erasure does not run on a cluster yet (SALESPULSE_CLICKHOUSE__CLUSTER is set); see "
+            "docs/adr/0019-clickhouse-cluster.md"
+        )
     client = NativeClickHouse(settings.clickhouse)
     try:
         if args.again:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from salespulse.errors import ConfigurationError
 from salespulse.settings import Settings
 from sinks.clickhouse.client import NativeClickHouse
 from sinks.clickhouse.retention import Plan, apply
@@ -28,6 +29,13 @@ def add_retention_commands(sub: argparse._SubParsersAction[argparse.ArgumentPars
 
 
 def cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    if settings.clickhouse.cluster is not None:
+        # It would read the parts of the Distributed tables, which have none, and drop nothing
+        # while saying all is well.
+        raise ConfigurationError(
+            "retention does not drop partitions on a cluster yet (SALESPULSE_CLICKHOUSE__CLUSTER "
+            "is set); see docs/adr/0019-clickhouse-cluster.md"
+        )
     client = NativeClickHouse(settings.clickhouse)
     try:
         result = apply(client, settings.retention, datetime.now(UTC), dry_run=args.dry_run)

@@ -152,12 +152,23 @@ class ClickHouseSettings(BaseModel):
     database: str = "salespulse"
     secure: bool = False
     connect_timeout_seconds: float = 5.0
+    cluster: str | None = Field(
+        default=None,
+        description="the ClickHouse cluster (remote_servers) the schema lives on: replicated "
+        "tables behind Distributed ones, DDL ON CLUSTER; none: a single server",
+    )
 
     @field_validator("database")
     @classmethod
     def _safe_identifier(cls, value: str) -> str:
         # The database name is written into every query (names cannot be parameters).
         return sql_identifier(value)
+
+    @field_validator("cluster")
+    @classmethod
+    def _safe_cluster(cls, value: str | None) -> str | None:
+        # Written into DDL like the database name.
+        return None if value is None else sql_identifier(value)
 
 
 class TopicSettings(BaseModel):

@@ -122,6 +122,9 @@ class NativeClickHouse:
     def __init__(self, settings: ClickHouseSettings, *, database: str | None = None) -> None:
         # A name given here bypasses the settings' check, and it is written into SQL.
         self.database = settings.database if database is None else sql_identifier(database)
+        # On a cluster an insert into a Distributed table returns only once every shard has
+        # its rows: offsets are committed after the rows are durable, not queued on this node.
+        options = {"insert_distributed_sync": 1} if settings.cluster else {}
         self._client = Client(
             host=settings.host,
             port=settings.port,
@@ -130,6 +133,7 @@ class NativeClickHouse:
             secure=settings.secure,
             connect_timeout=settings.connect_timeout_seconds,
             send_receive_timeout=60,
+            settings=options,
         )
 
     def _run(self, sql: str, params: Any = None, **options: Any) -> Any:

@@ -8,6 +8,15 @@ starting at once both succeed and leave one record per version.
 
 A file may have a variant for old servers, ``NNNN_name.v18.sql``, used when the server's major
 version is below 19 (our CI runs an 18.16 server); otherwise the plain file is used.
+
+On a cluster (``clickhouse.cluster`` set) every file has an explicit variant instead,
+``NNNN_name.cluster.sql`` (``NNNN_name.cluster.v18.sql`` for old servers), which may also use
+``{cluster}``: each table becomes a replicated ``<table>_local`` on every node plus a
+``Distributed`` table ``<table>`` over them, all DDL runs ``ON CLUSTER``, and the record table is
+replicated to every node of every shard, so a migration is recorded once per cluster
+(docs/adr/0019-clickhouse-cluster.md). ``{shard}`` and ``{replica}`` are the servers' own macros
+and are left for them to fill in. A cluster without a variant of some file is refused before
+anything runs: rewriting a single-node statement on the fly would be guessing.
 """
 
 from __future__ import annotations
@@ -38,21 +47,37 @@ class Migration:
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()[:16]
 
-    def statements(self, database: str) -> list[str]:
+    def statements(self, database: str, cluster: str | None = None) -> list[str]:
         text = self.sql.replace("{database}", database)
+        if cluster is not None:
+            text = text.replace("{cluster}", cluster)
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
 
 
-def discover(directory: Traversable = MIGRATIONS_DIR, *, server_major: int = 99) -> list[Migration]:
+def discover(
+    directory: Traversable = MIGRATIONS_DIR, *, server_major: int = 99, cluster: bool = False
+) -> list[Migration]:
+    """The migrations in ``directory``, in order, each as the file this server runs: the
+    ``.v18`` variant on an old server, the ``.cluster`` one on a cluster."""
     files = {entry.name: entry for entry in directory.iterdir() if entry.is_file()}
     migrations: list[Migration] = []
     for name in sorted(files):
         match = _NAME.match(name)
         if not match:
             continue  # variants (NNNN_name.v18.sql) are picked up next to their main file
-        variant = files.get(name.removesuffix(".sql") + ".v18.sql")
-        chosen = variant if server_major < 19 and variant is not None else files[name]
+        stem = name.removesuffix(".sql") + (".cluster" if cluster else "")
+        variant = files.get(stem + ".v18.sql")
+        if cluster:
+            main = files.get(stem + ".sql")
+            if main is None:
+                raise MigrationError(
+                    f"migration {name} has no cluster variant {stem}.sql; a clustered schema "
+                    f"needs one for every migration"
+                )
+        else:
+            main = files[name]
+        chosen = variant if server_major < 19 and variant is not None else main
         # UTF-8 whatever the locale: the checksum recorded in databases is of these characters.
         text = chosen.read_text(encoding="utf-8")
         migrations.append(Migration(int(match.group(1)), match.group(2), text))
@@ -62,7 +87,10 @@ def discover(directory: Traversable = MIGRATIONS_DIR, *, server_major: int = 99)
     return migrations
 
 
-_ADD_COLUMN = re.compile(r"^ALTER\s+TABLE\s+(?:\w+\.)?(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+_ADD_COLUMN = re.compile(
+    r"^ALTER\s+TABLE\s+(?:\w+\.)?(\w+)\s+(?:ON\s+CLUSTER\s+\w+\s+)?ADD\s+COLUMN\s+(\w+)",
+    re.IGNORECASE,
+)
 
 
 def _already_done(ch: ClickHouse, statement: str) -> bool:
@@ -116,23 +144,53 @@ def applied_versions(ch: ClickHouse) -> dict[int, str]:
     return {int(version): str(checksum) for version, checksum in rows}
 
 
-def apply_migrations(ch: ClickHouse, directory: Traversable = MIGRATIONS_DIR) -> list[Migration]:
-    """Bring the schema up to date; returns the migrations applied by this call."""
+def _create_record_table(ch: ClickHouse, cluster: str | None) -> None:
+    columns = "(version UInt32, name String, checksum String, applied_at DateTime)"
+    table = f"{ch.database}.schema_migrations"
+    if cluster is None:
+        ch.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} {columns} "
+            "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+        )
+        return
+    # One replica on every node of every shard (the path names no shard): each node reads the
+    # whole history locally, and a migration is recorded once for the cluster.
+    path_sql = f"/clickhouse/tables/all/{ch.database}/schema_migrations"
+    ch.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER {cluster} {columns} "
+        f"ENGINE = ReplicatedReplacingMergeTree('{path_sql}', '{{replica}}', applied_at) "
+        "ORDER BY version"
+    )
+
+
+def apply_migrations(
+    ch: ClickHouse, directory: Traversable = MIGRATIONS_DIR, *, cluster: str | None = None
+) -> list[Migration]:
+    """Bring the schema up to date; returns the migrations applied by this call.
+
+    ``cluster``: the schema lives on that cluster (``clickhouse.cluster``), through each file's
+    ``.cluster`` variant; ``ch`` may be any node of it."""
     # The settings check the name when they load; a client built with another name (tests,
     # benchmarks) is checked here, before the first statement that writes it into SQL.
     try:
         sql_identifier(ch.database)
     except ValueError as exc:
         raise MigrationError(f"database name {ch.database!r} {exc}") from None
-    ch.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}")
-    ch.execute(
-        f"CREATE TABLE IF NOT EXISTS {ch.database}.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime) "
-        "ENGINE = ReplacingMergeTree(applied_at) ORDER BY version"
+    if cluster is not None:
+        try:
+            sql_identifier(cluster)
+        except ValueError as exc:
+            raise MigrationError(f"cluster name {cluster!r} {exc}") from None
+    # Every file is chosen (and a missing cluster variant refused) before anything is created.
+    migrations = discover(
+        directory, server_major=ch.server_version()[0], cluster=cluster is not None
     )
+    on_cluster_sql = f" ON CLUSTER {cluster}" if cluster is not None else ""
+    ch.execute(f"CREATE DATABASE IF NOT EXISTS {ch.database}{on_cluster_sql}")
+    _create_record_table(ch, cluster)
     done = applied_versions(ch)
     applied: list[Migration] = []
-    for migration in discover(directory, server_major=ch.server_version()[0]):
+    for migration in migrations:
         if migration.version in done:
             # A migration edited after it ran would leave this database unlike any other.
             if done[migration.version] != migration.checksum:
@@ -141,7 +199,7 @@ def apply_migrations(ch: ClickHouse, directory: Traversable = MIGRATIONS_DIR) ->
                     f"applied to {ch.database}; add a new migration instead of editing it"
                 )
             continue
-        for statement in migration.statements(ch.database):
+        for statement in migration.statements(ch.database, cluster):
             _execute_beside_others(ch, statement)
         ch.execute(
             f"INSERT INTO {ch.database}.schema_migrations (version, name, checksum, applied_at) "

@@ -63,9 +63,11 @@ def test_hostile_topic_and_group_names_are_refused_at_load(
 
 
 # Names in SQL f-strings that hold SQL text or identifiers, never a value from data or a user:
-# the validated database name, table-name constants, and fragments assembled from constants.
+# the validated database and cluster names, table-name constants, and fragments assembled from
+# constants.
 SQL_TEXT_NAMES = {
     "database",
+    "cluster",
     "db",
     "table",
     "columns",
