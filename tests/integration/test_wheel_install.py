@@ -144,7 +144,9 @@ def test_the_installed_package_applies_the_schema_and_counts_a_call(
 
     run(installed, tmp_path, "schema", "apply", **environment)
     versions = query(settings, "SELECT count() FROM {db}.schema_migrations FINAL")
-    assert versions[0][0] == len(list((REPO_ROOT / "sinks" / "clickhouse" / "sql").glob("*.sql")))
+    # One version per NNNN_ prefix: the .v18 and .cluster files are variants of the same one.
+    shipped = {path.name[:4] for path in (REPO_ROOT / "sinks" / "clickhouse" / "sql").glob("*.sql")}
+    assert versions[0][0] == len(shipped)
 
     run(installed, tmp_path, "import", str(tmp_path / "Master.csv"), **environment)
     log = (tmp_path / "worker.log").open("wb")
